@@ -1,0 +1,1 @@
+"""Audio + text corpora -> codec tokens in ArrayRecord (TFDS builders) -> grain batches."""

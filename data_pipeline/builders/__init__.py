@@ -1,0 +1,1 @@
+"""TFDS builders (file_format='array_record'): librilight_medium, speech_folder, mini."""

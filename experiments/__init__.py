@@ -1,0 +1,1 @@
+"""Thin ``python -m experiments.<name>`` entry points: one config, one job each."""
