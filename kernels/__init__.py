@@ -1,0 +1,1 @@
+"""Sequence-mixing kernels used by the model (pure JAX, plus Pallas backends later)."""

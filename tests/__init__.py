@@ -1,0 +1,1 @@
+"""The test suite; mirrors the package layout (tests/kernels, tests/model, tests/codec, ...)."""

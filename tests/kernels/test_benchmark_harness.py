@@ -1,0 +1,54 @@
+"""The kernel benchmark runs end to end on a CPU and writes well-formed records.
+
+No timing is asserted: only that every figure is a positive number and the record carries its
+environment (device, versions, commit, date, command)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kernels.benchmarks import gla_bench
+from kernels.benchmarks.record import append_records, make_record
+
+FIELDS = {"name", "backend", "shape", "dtype", "fwd_tokens_per_s", "fwd_bwd_tokens_per_s",
+          "baseline", "device", "jax_version", "commit", "date", "command", "extra"}
+
+
+def test_benchmark_writes_one_record_per_backend(tmp_path, capsys):
+    out = tmp_path / "results.jsonl"
+    assert gla_bench.main(["--shapes", "cpu", "--backends", "scan,chunked", "--iters", "1",
+                           "--repeats", "1", "--no-fla", "--out", str(out)]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["backend"] for r in records] == ["scan", "chunked"]
+    for record in records:
+        assert set(record) == FIELDS
+        assert record["shape"] == {"B": 1, "T": 256, "H": 2, "Dk": 32, "Dv": 64}
+        assert record["fwd_tokens_per_s"] > 0 and record["fwd_bwd_tokens_per_s"] > 0
+        assert record["baseline"] is None  # FLA disabled: no made-up baseline
+        assert record["device"].startswith("cpu")
+        assert record["command"].startswith("python -m kernels.benchmarks.gla_bench") or \
+            "pytest" in record["command"]
+    table = capsys.readouterr().out
+    assert "| cpu_smoke | chunked |" in table
+
+
+def test_records_append_and_keep_missing_figures_null(tmp_path):
+    path = tmp_path / "sub" / "r.jsonl"
+    first = make_record(name="x", backend="b", shape={"B": 1}, dtype="float32",
+                        fwd_tokens_per_s=1.0, fwd_bwd_tokens_per_s=None,
+                        baseline={"name": "fla", "fwd_tokens_per_s": 2.0})
+    append_records([first], path)
+    append_records([first], path)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2
+    assert json.loads(lines[0])["fwd_bwd_tokens_per_s"] is None
+    assert json.loads(lines[1])["baseline"]["name"] == "fla"
+
+
+def test_unknown_shape_set_is_a_clear_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        gla_bench.main(["--shapes", "huge"])
+    assert exit_.value.code == 2
+    assert "unknown shape set(s) ['huge']" in capsys.readouterr().err
