@@ -5,8 +5,9 @@
 
 Forward+backward is one call that computes the output and the gradients of ``sum(o * do)``
 w.r.t. q, k, v and the gates (FLA: ``o.backward(do)``), so both sides do the same work. When
-``fla`` and a CUDA torch are importable, FLA is timed in the same process on the same GPU and
-every JAX line carries its figures as the baseline; otherwise the baseline is ``null``.
+``fla`` and a CUDA torch are importable, FLA is timed in the same run on the same GPU (in a
+child process with a time limit, ``kernels/benchmarks/fla_baseline.py``) and every JAX line
+carries its figures as the baseline; otherwise the baseline is ``null`` and the record says why.
 Tokens/s = B * T / seconds. Medians of ``--repeats`` timings, each of ``--iters`` calls, after
 warm-up (compilation and FLA's autotuning stay out of the numbers).
 """
@@ -14,11 +15,13 @@ warm-up (compilation and FLA's autotuning stay out of the numbers).
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 # When torch (FLA) shares the GPU, JAX must not grab 75% of the memory up front.
@@ -29,50 +32,13 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from kernels import gla as gla_kernels  # noqa: E402
+from kernels.benchmarks.fla_baseline import unavailable_reason as fla_unavailable_reason  # noqa: E402
 from kernels.benchmarks.record import DEFAULT_RESULTS, append_records, make_record  # noqa: E402
+from kernels.benchmarks.shapes import SHAPE_SETS, Shape, make_inputs  # noqa: E402
 
 
-@dataclasses.dataclass(frozen=True)
-class Shape:
-    """One GLA layer call: q, k ``[B, T, H, Dk]``, v ``[B, T, H, Dv]``."""
-
-    label: str
-    B: int
-    T: int
-    H: int
-    Dk: int
-    Dv: int
-
-    def as_dict(self) -> dict[str, int]:
-        return {"B": self.B, "T": self.T, "H": self.H, "Dk": self.Dk, "Dv": self.Dv}
-
-
-SMALL_E = Shape("small_e", 8, 4096, 4, 128, 256)
-SHAPE_SETS: dict[str, list[Shape]] = {
-    "small_e": [SMALL_E],
-    "sweep": [Shape(f"small_e_T{t}", 8, t, 4, 128, 256) for t in (1024, 2048, 8192, 16384)],
-    "fla": [Shape("fla_B8_T1024_H8_D64", 8, 1024, 8, 64, 64),
-            Shape("fla_B4_T4096_H64_D128", 4, 4096, 64, 128, 128)],
-    "cpu": [Shape("cpu_smoke", 1, 256, 2, 32, 64)],
-}
 # The token-by-token scan is only timed where it finishes in reasonable time.
 SCAN_MAX_TOKENS = 8 * 1024
-
-
-def make_inputs(shape: Shape, dtype: str, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random inputs in numpy (shared by JAX and FLA). Gates as Small-E makes them:
-    ``logsigmoid(x) / 16`` (fp32)."""
-    rng = np.random.default_rng(seed)
-    B, T, H, Dk, Dv = shape.B, shape.T, shape.H, shape.Dk, shape.Dv
-    np_dtype = jnp.dtype(dtype)
-    x = rng.standard_normal((B, T, H, Dk)).astype(np.float32)
-    return {
-        "q": rng.standard_normal((B, T, H, Dk)).astype(np_dtype),
-        "k": rng.standard_normal((B, T, H, Dk)).astype(np_dtype),
-        "v": rng.standard_normal((B, T, H, Dv)).astype(np_dtype),
-        "log_g": (-np.logaddexp(0.0, -x) / 16.0).astype(np.float32),
-        "do": rng.standard_normal((B, T, H, Dv)).astype(np_dtype),
-    }
 
 
 def time_calls(fn: Callable[[], Any], sync: Callable[[Any], Any], iters: int, repeats: int) -> float:
@@ -107,49 +73,32 @@ def time_jax_backend(backend: str, inputs: dict[str, np.ndarray], chunk_size: in
     return t_fwd, t_fwd_bwd
 
 
-def fla_available() -> Optional[str]:
-    """None if FLA can be timed here, else the reason it cannot."""
+def time_fla_subprocess(shape: Shape, dtype: str, repeats: int, timeout_s: float
+                        ) -> tuple[Optional[tuple[float, float]], Optional[str]]:
+    """FLA's (fwd, fwd+bwd) seconds from its own process, or (None, why not).
+
+    A separate process with a time limit: FLA's first call of a shape autotunes Triton kernels
+    for minutes (on an H100 one did not finish in 7 minutes), and a stall there must not cost
+    the JAX figures already measured. The GPU memory JAX holds stays capped
+    (XLA_PYTHON_CLIENT_MEM_FRACTION above) so that torch has room beside it.
+    """
+    command = [sys.executable, "-m", "kernels.benchmarks.fla_baseline", "--dtype", dtype,
+               "--repeats", str(repeats)]
+    for dim, size in shape.as_dict().items():
+        command += [f"--{dim}", str(size)]
     try:
-        import torch
-        from fla.ops.gla import chunk_gla  # noqa: F401
-    except Exception as err:  # ImportError, or a broken triton/torch install
-        return f"fla not importable ({type(err).__name__}: {err})"
-    if not torch.cuda.is_available():
-        return "no CUDA device for torch"
-    return None
-
-
-def time_fla(inputs: dict[str, np.ndarray], repeats: int) -> tuple[float, float]:
-    """Seconds per forward and forward+backward of FLA ``chunk_gla`` (median, CUDA events)."""
-    import torch
-    import triton
-    from fla.ops.gla import chunk_gla
-
-    def to_torch(name: str, grad: bool) -> "torch.Tensor":
-        array = inputs[name]
-        tensor = torch.from_numpy(np.asarray(array, dtype=np.float32)).cuda()
-        if array.dtype != np.float32:
-            tensor = tensor.to(torch.bfloat16 if array.dtype == jnp.bfloat16 else torch.float16)
-        return tensor.requires_grad_(grad)
-
-    q, k, v = (to_torch(n, True) for n in ("q", "k", "v"))
-    g = to_torch("log_g", True)
-    do = to_torch("do", False)
-
-    def fwd():
-        with torch.no_grad():
-            return chunk_gla(q, k, v, g)[0]
-
-    def fwd_bwd():
-        o = chunk_gla(q, k, v, g)[0]
-        o.backward(do)
-        return o
-
-    fwd(); fwd_bwd(); torch.cuda.synchronize()  # Triton autotuning, outside the timings
-    ms_fwd = triton.testing.do_bench(fwd, warmup=100, rep=200 * repeats, return_mode="median")
-    ms_fwd_bwd = triton.testing.do_bench(fwd_bwd, warmup=100, rep=200 * repeats,
-                                         grad_to_none=[q, k, v, g], return_mode="median")
-    return ms_fwd / 1e3, ms_fwd_bwd / 1e3
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
+                              cwd=Path(__file__).resolve().parents[2])
+    except subprocess.TimeoutExpired:
+        return None, f"FLA did not finish within {timeout_s:.0f} s (Triton autotuning?)"
+    lines = done.stdout.strip().splitlines()
+    try:
+        result = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        return None, f"FLA process failed (exit {done.returncode}): {done.stderr.strip()[-500:]}"
+    if "error" in result:
+        return None, result["error"]
+    return (result["fwd_s"], result["fwd_bwd_s"]), None
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
@@ -163,6 +112,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-fla", action="store_true", help="do not time FLA even if importable")
+    parser.add_argument("--fla-timeout", type=float, default=300.0,
+                        help="seconds allowed for FLA per shape, autotuning included")
     parser.add_argument("--out", default=str(DEFAULT_RESULTS), help="JSON-lines file to append to")
     args = parser.parse_args(argv)
     unknown = [s for s in args.shapes.split(",") if s not in SHAPE_SETS]
@@ -180,30 +131,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     backends = default_backends() if args.backends == "auto-available" else args.backends.split(",")
     shapes = [s for name in args.shapes.split(",") for s in SHAPE_SETS[name]]
-    fla_reason = "disabled by --no-fla" if args.no_fla else fla_available()
+    fla_reason = "disabled by --no-fla" if args.no_fla else fla_unavailable_reason()
     print(f"device: {jax.devices()[0].device_kind}; jax {jax.__version__}; backends: {backends}; "
           f"FLA: {'timed in this run' if fla_reason is None else fla_reason}", flush=True)
 
-    records, rows = [], []
-
-    def keep(record: dict[str, Any]) -> None:
-        # Written at once, so a run stopped part-way keeps every figure it measured.
-        records.append(record)
-        append_records([record], args.out)
-
+    rows: list[tuple] = []
+    n_records = 0
     for shape in shapes:
         tokens = shape.B * shape.T
         inputs = make_inputs(shape, args.dtype)
-        baseline = None
-        if fla_reason is None:
-            t_fwd, t_fwd_bwd = time_fla(inputs, args.repeats)
-            baseline = {"name": "fla.chunk_gla", "fwd_tokens_per_s": tokens / t_fwd,
-                        "fwd_bwd_tokens_per_s": tokens / t_fwd_bwd}
-            keep(make_record(name=f"gla/{shape.label}", backend="fla_triton",
-                                       shape=shape.as_dict(), dtype=args.dtype,
-                                       fwd_tokens_per_s=tokens / t_fwd,
-                                       fwd_bwd_tokens_per_s=tokens / t_fwd_bwd))
-            rows.append((shape.label, "fla_triton", tokens / t_fwd, tokens / t_fwd_bwd, 1.0, 1.0))
+        measured: dict[str, tuple[float, float]] = {}
         for backend in backends:
             if backend == "scan" and tokens > SCAN_MAX_TOKENS:
                 continue
@@ -213,26 +150,53 @@ def main(argv: Optional[list[str]] = None) -> int:
             except Exception as err:  # report and go on: one failing backend must not lose the rest
                 print(f"{shape.label} {backend}: FAILED {type(err).__name__}: {err}", flush=True)
                 continue
-            fwd, fwd_bwd = tokens / t_fwd, tokens / t_fwd_bwd
-            keep(make_record(name=f"gla/{shape.label}", backend=backend,
+            measured[backend] = (tokens / t_fwd, tokens / t_fwd_bwd)
+            print(f"{shape.label} {backend}: fwd {tokens / t_fwd / 1e6:.2f} Mtok/s, "
+                  f"fwd+bwd {tokens / t_fwd_bwd / 1e6:.2f} Mtok/s", flush=True)
+
+        baseline, shape_fla_reason = None, fla_reason
+        if fla_reason is None:
+            fla_times, shape_fla_reason = time_fla_subprocess(shape, args.dtype, args.repeats,
+                                                              args.fla_timeout)
+            if fla_times is not None:
+                baseline = {"name": "fla.chunk_gla", "fwd_tokens_per_s": tokens / fla_times[0],
+                            "fwd_bwd_tokens_per_s": tokens / fla_times[1]}
+                print(f"{shape.label} fla_triton: fwd {baseline['fwd_tokens_per_s'] / 1e6:.2f} Mtok/s, "
+                      f"fwd+bwd {baseline['fwd_bwd_tokens_per_s'] / 1e6:.2f} Mtok/s", flush=True)
+            else:
+                print(f"{shape.label} fla_triton: {shape_fla_reason}", flush=True)
+
+        # Written shape by shape, so a run stopped part-way keeps every figure it measured.
+        records = []
+        if baseline is not None:
+            records.append(make_record(name=f"gla/{shape.label}", backend="fla_triton",
+                                       shape=shape.as_dict(), dtype=args.dtype,
+                                       fwd_tokens_per_s=baseline["fwd_tokens_per_s"],
+                                       fwd_bwd_tokens_per_s=baseline["fwd_bwd_tokens_per_s"]))
+            rows.append((shape.label, "fla_triton", baseline["fwd_tokens_per_s"],
+                         baseline["fwd_bwd_tokens_per_s"], 1.0, 1.0))
+        for backend, (fwd, fwd_bwd) in measured.items():
+            extra = {"chunk_size": args.chunk_size}
+            if baseline is None:
+                extra["no_baseline_because"] = shape_fla_reason
+            records.append(make_record(name=f"gla/{shape.label}", backend=backend,
                                        shape=shape.as_dict(), dtype=args.dtype,
                                        fwd_tokens_per_s=fwd, fwd_bwd_tokens_per_s=fwd_bwd,
-                                       baseline=baseline, extra={"chunk_size": args.chunk_size}))
+                                       baseline=baseline, extra=extra))
             rows.append((shape.label, backend, fwd, fwd_bwd,
                          fwd / baseline["fwd_tokens_per_s"] if baseline else None,
                          fwd_bwd / baseline["fwd_bwd_tokens_per_s"] if baseline else None))
-            print(f"{shape.label} {backend}: fwd {fwd / 1e6:.2f} Mtok/s, fwd+bwd {fwd_bwd / 1e6:.2f} Mtok/s",
-                  flush=True)
+        append_records(records, args.out)
+        n_records += len(records)
 
-    def fmt(x: Optional[float], scale: float = 1e6, spec: str = ".2f") -> str:
-        return "-" if x is None else format(x / scale, spec)
+    def fmt(x: Optional[float], scale: float = 1e6) -> str:
+        return "-" if x is None else f"{x / scale:.2f}"
 
-    print(f"\n{len(records)} records appended to {args.out}\n")
+    print(f"\n{n_records} records appended to {args.out}\n")
     print("| shape | backend | fwd Mtok/s | fwd+bwd Mtok/s | fwd / FLA | fwd+bwd / FLA |")
     print("|---|---|---|---|---|---|")
     for label, backend, fwd, fwd_bwd, r_fwd, r_fwd_bwd in rows:
-        print(f"| {label} | {backend} | {fmt(fwd)} | {fmt(fwd_bwd)} | {fmt(r_fwd, 1, '.2f')} | "
-              f"{fmt(r_fwd_bwd, 1, '.2f')} |")
+        print(f"| {label} | {backend} | {fmt(fwd)} | {fmt(fwd_bwd)} | {fmt(r_fwd, 1)} | {fmt(r_fwd_bwd, 1)} |")
     return 0
 
 

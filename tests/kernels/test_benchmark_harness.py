@@ -52,3 +52,13 @@ def test_unknown_shape_set_is_a_clear_error(capsys):
         gla_bench.main(["--shapes", "huge"])
     assert exit_.value.code == 2
     assert "unknown shape set(s) ['huge']" in capsys.readouterr().err
+
+
+def test_missing_fla_is_reported_not_invented():
+    from kernels.benchmarks.fla_baseline import main as fla_main
+    from kernels.benchmarks.gla_bench import time_fla_subprocess
+    from kernels.benchmarks.shapes import SHAPE_SETS
+
+    times, reason = time_fla_subprocess(SHAPE_SETS["cpu"][0], "float32", repeats=1, timeout_s=120)
+    assert times is None and reason  # no CUDA FLA on a CPU machine: a reason, never numbers
+    assert fla_main(["--B", "1", "--T", "8", "--H", "1", "--Dk", "4", "--Dv", "4"]) == 1
