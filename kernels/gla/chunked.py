@@ -12,8 +12,9 @@ and the state passed to the next chunk is
     S_next = exp(b_last) * S_prev + sum_j (k_j * exp(b_last - b_j))^T v_j.
 
 Every exponent that is evaluated is <= 0 (positions where it would not be are masked before
-the exp), so nothing overflows however strong the gates are. The naive factorisation A = (q exp(b)) (k exp(-b))^T is avoided because exp(-b_j) can
-overflow float32. Instead (per-key-dim gates) each chunk is split into sub-chunks of c tokens:
+the exp), so nothing overflows however strong the gates are. The naive factorisation
+A = (q exp(b)) (k exp(-b))^T is avoided because exp(-b_j) can overflow float32. Instead (per-
+key-dim gates) each chunk is split into sub-chunks of c tokens:
 
   * query sub-chunk a against keys of earlier sub-chunks: with the reference point r_a = b at
     the first token of sub-chunk a, exp(b_i - b_j) = exp(b_i - r_a) * exp(r_a - b_j), and both
@@ -261,7 +262,8 @@ def _intra_vector(q, k, v, b, sub, mm_dtype):
 
     # Diagonal c x c blocks, exact; placed at columns a*c .. a*c + c - 1 of row block a.
     # Leading axes flattened into one: XLA:CPU (jaxlib 0.10.2) segfaults at run time on this
-    # reduction's gradient when a leading axis has size 1 (one chunk, or one sub-chunk).
+    # reduction's gradient at rank 7 (e.g. jit of sum(d[..., None] * (b[..., :, None, :] -
+    # b[..., None, :, :]) * k[..., None, :, :], axis=-2) for b, k: [2, 2, 2, 2, 16, 8]).
     flat = lambda x: x.reshape(-1, sub, Dk)  # noqa: E731
     scores_diag = _diag_scores(flat(q_s.astype(_F32)), flat(k_s.astype(_F32)), flat(b_s))
     scores_diag = scores_diag.reshape(*lead, m, sub, sub)  # [.., m, c, c]
