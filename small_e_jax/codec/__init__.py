@@ -1,0 +1,34 @@
+"""Neural audio codecs as Flax modules: waveforms <-> residual-vector-quantiser codes.
+
+``DACCodec`` (DAC, Descript Audio Codec) implements the :class:`Codec` interface. Weights come
+from the official PyTorch checkpoints via ``python -m small_e_jax.codec.convert``; PyTorch is
+needed only for that converter and for the parity tests.
+"""
+
+from small_e_jax.codec.base import PAD_CODE, Codec, prepare_audio, resample
+from small_e_jax.codec.dac import (DAC, PRESETS, DACCodec, DACConfig, dac_16khz, dac_24khz, dac_44khz,
+                                   num_params, preset, random_init)
+
+__all__ = ["PAD_CODE", "Codec", "prepare_audio", "resample", "DAC", "DACCodec", "DACConfig", "PRESETS",
+           "dac_16khz", "dac_24khz", "dac_44khz", "num_params", "preset", "random_init", "load_codec"]
+
+
+def load_codec(name: str = "dac_24khz", weights: str | None = None, *, n_q: int | None = None, **kwargs) -> Codec:
+    """The codec named in the config (``data.codec``) with converted ``weights`` (a directory).
+
+    ``n_q`` (codebooks used; pass the model config's ``n_codebooks``) defaults to the value stored
+    with the weights (the converter stores 4 for 24 kHz, else all), or to the preset's without
+    weights. ``weights=None`` gives random weights (tests/smoke runs only; the codes mean nothing).
+    Other keyword arguments go to :class:`DACCodec` (``mesh``, ``bucket_frames``, ``precision``).
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown codec {name!r}; choose one of {sorted(PRESETS)}")
+    if weights is None:
+        precision = kwargs.pop("precision", "highest")
+        return DACCodec(random_init(preset(name, n_q), precision=precision), **kwargs)
+    codec = DACCodec.from_pretrained(weights, n_q=n_q, **kwargs)
+    expected = preset(name)
+    if codec.sample_rate != expected.sample_rate or codec.hop_length != expected.hop_length:
+        raise ValueError(f"weights in {weights} are a {codec.sample_rate} Hz / hop {codec.hop_length} model, "
+                         f"not {name} ({expected.sample_rate} Hz / hop {expected.hop_length})")
+    return codec

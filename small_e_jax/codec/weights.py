@@ -1,0 +1,121 @@
+"""Save and load converted DAC parameters: ``model.safetensors`` + ``config.json`` in a directory.
+
+Why safetensors rather than orbax: these are fixed inference weights, not training state. A
+single safetensors file is a flat ``name -> tensor`` map that any framework can read (it stays
+inspectable with PyTorch/numpy), holds no pickled code (safe to load from strangers), loads
+lazily/mmap'd, and is not tied to orbax's directory layout or version. Our names are the NNX
+state paths joined with ``.`` (e.g. ``decoder.blocks.0.conv_t.kernel``) and the arrays are in our
+layout (channels-last kernels, weight norm folded), so loading is a plain copy.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from small_e_jax.codec.dac import DAC, DACConfig, abstract_model
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+FORMAT = "small_e_jax.codec.dac"
+FORMAT_VERSION = 1
+
+
+def _flat_params(model: DAC) -> dict[str, Any]:
+    """``{dotted name: Param variable}`` for every parameter of ``model``."""
+    flat = nnx.to_flat_state(nnx.state(model, nnx.Param))
+    return {".".join(str(k) for k in path): var for path, var in flat}
+
+
+def param_shapes(cfg: DACConfig) -> dict[str, tuple[int, ...]]:
+    """The parameter names and shapes a model of ``cfg`` has (no memory allocated)."""
+    return {name: tuple(var.shape) for name, var in _flat_params(abstract_model(cfg)).items()}
+
+
+def model_to_arrays(model: DAC) -> dict[str, np.ndarray]:
+    """``{dotted name: float32 numpy array}`` of a model's parameters."""
+    return {name: np.asarray(jax.device_get(var[...]), np.float32) for name, var in _flat_params(model).items()}
+
+
+def model_from_arrays(cfg: DACConfig, arrays: Mapping[str, np.ndarray], *, precision: str = "highest") -> DAC:
+    """Build a :class:`DAC` of ``cfg`` holding ``arrays``; every name and shape must match exactly."""
+    model = abstract_model(cfg, precision=precision)
+    params = _flat_params(model)
+    missing = sorted(set(params) - set(arrays))
+    unexpected = sorted(set(arrays) - set(params))
+    if missing or unexpected:
+        raise ValueError(f"parameters do not match the DAC config: missing {missing[:8]}"
+                         f"{' ...' if len(missing) > 8 else ''}, unexpected {unexpected[:8]}"
+                         f"{' ...' if len(unexpected) > 8 else ''}")
+    for name, var in params.items():
+        value = np.asarray(arrays[name])
+        if tuple(value.shape) != tuple(var.shape):
+            raise ValueError(f"parameter {name} has shape {tuple(value.shape)}, the config needs {tuple(var.shape)}")
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"parameter {name} holds NaN/inf values")
+        var.set_value(jnp.asarray(value, jnp.float32))
+    return model
+
+
+def save_dac(directory: str | Path, cfg: DACConfig, arrays: Mapping[str, np.ndarray],
+             extra: Optional[Mapping[str, Any]] = None, *, overwrite: bool = False) -> Path:
+    """Write ``arrays`` (checked against ``cfg``) and the config to ``directory``; returns it."""
+    from safetensors.numpy import save_file
+
+    model_from_arrays(cfg, arrays)  # validates names, shapes and values before anything is written
+    directory = Path(directory)
+    for f in (WEIGHTS_FILE, CONFIG_FILE):
+        if (directory / f).exists() and not overwrite:
+            raise ValueError(f"{directory / f} already exists; choose another directory or overwrite")
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()}, str(directory / WEIGHTS_FILE),
+              metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": cfg.to_dict(), **dict(extra or {})}
+    (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return directory
+
+
+def save_model(directory: str | Path, model: DAC, **kwargs: Any) -> Path:
+    """Save an in-memory :class:`DAC` (e.g. a random one in tests)."""
+    return save_dac(directory, model.config, model_to_arrays(model), **kwargs)
+
+
+def load_config(directory: str | Path) -> DACConfig:
+    """Read ``config.json`` of a converted model directory."""
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        raise ValueError(f"{path} not found: convert official weights first "
+                         "(python -m small_e_jax.codec.convert --from weights.pth --to DIR)")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "config" not in meta:
+        raise ValueError(f"{path} is not a {FORMAT} config (no 'format': '{FORMAT}' / 'config' keys)")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path} has format_version {meta.get('format_version')!r}; this code reads {FORMAT_VERSION}")
+    return DACConfig.from_dict(meta["config"])
+
+
+def load_dac(directory: str | Path, *, n_q: Optional[int] = None, precision: str = "highest") -> DAC:
+    """Load a converted model directory into a :class:`DAC` (``n_q`` overrides the stored one)."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    cfg = load_config(directory)
+    if n_q is not None:
+        cfg = cfg.replace(n_q=n_q)
+    path = Path(directory) / WEIGHTS_FILE
+    if not path.is_file():
+        raise ValueError(f"{path} not found")
+    try:
+        arrays = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ValueError(f"{path} is not a readable safetensors file: {exc}") from None
+    return model_from_arrays(cfg, arrays, precision=precision)
