@@ -143,9 +143,9 @@ class DataConfig:
     min_frames: int = 1
     max_frames: int = 2000  # ≈ 26.7 s at 75 frames/s
     max_text_tokens: int = 512
-    frames_per_batch: int = 24_000  # token budget per global batch (audio frames incl. padding)
-    n_buckets: int = 10
-    validation_utterances: int = 2000
+    frames_per_batch: int = 24_000  # budget per global batch: B_global * L (delayed columns, padding incl.)
+    n_buckets: int = 10  # quantile bins of delayed length; one (L, J, B) batch shape per bin
+    validation_utterances: int = 2000  # not read by data_pipeline: builders write their own validation split
     shuffle_seed: int = 123
     worker_count: int = 0  # grain worker processes (0 = in the main process)
 
@@ -191,9 +191,14 @@ class TrainerConfig:
     max_consecutive_bad_steps: int = 10  # NaN/inf steps are skipped; stop after this many in a row
     cfg_text_dropout: float = 0.0  # probability of dropping the text (classifier-free guidance)
     profile_steps: tuple[int, ...] = ()  # steps to capture a profiler trace at
+    eval_batches: int = 16  # validation batches per evaluation (0 = no validation)
+    distributed: Literal["auto", "on", "off"] = "auto"  # jax.distributed.initialize(); auto = if env says multi-host
+    progress_bar: bool = True  # tqdm bar on the console (process 0)
+    tensorboard: bool = True  # event files in <workdir>/tensorboard (process 0)
 
     def validate(self) -> None:
         _positive(self, "trainer", ("steps", "log_every", "eval_every", "max_consecutive_bad_steps"))
+        _non_negative(self, "trainer", ("eval_batches",))
         _probability(self, "trainer", "cfg_text_dropout")
 
 
@@ -208,6 +213,7 @@ class MeshConfig:
     # logical names; these rules map them to the mesh.
     logical_axis_rules: list[tuple[str, Optional[str]]] = dataclasses.field(default_factory=lambda: [
         ("batch", "data"),
+        ("batch", "fsdp"),  # a name may map to several mesh axes: FSDP also splits the batch
         ("embed", "fsdp"),
         ("heads", "tensor"),
         ("mlp", "tensor"),

@@ -1,0 +1,62 @@
+"""Read one audio file and reject bad input with a reason (never raise on a bad file's content)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+
+class BadInput(Exception):
+    """An utterance that is skipped; ``str(exc)`` is the reason written to the build report."""
+
+
+@dataclass(frozen=True)
+class AudioLimits:
+    """What a usable clip looks like (seconds, Hz, peak amplitude)."""
+
+    min_seconds: float = 0.5
+    max_seconds: float = 30.0
+    min_sample_rate: int = 16_000  # lower rates lack the band a 24 kHz codec models
+    silence_peak: float = 1e-3  # a clip whose peak stays below this is silent
+
+
+def load_audio(path: str, target_rate: int, limits: AudioLimits = AudioLimits(),
+               start: float = 0.0, end: float | None = None) -> np.ndarray:
+    """Mono float32 waveform ``[S]`` at ``target_rate`` of ``path`` (optionally the [start, end) s span).
+
+    Raises:
+      BadInput: unreadable/corrupt, empty, silent, too short/long, or below ``min_sample_rate``.
+    """
+    try:
+        info = sf.info(path)
+        rate = info.samplerate
+        if rate < limits.min_sample_rate:
+            raise BadInput(f"sample rate {rate} Hz below the minimum {limits.min_sample_rate} Hz")
+        first = int(round(start * rate))
+        last = None if end is None else int(round(end * rate))
+        audio, _ = sf.read(path, start=first, stop=last, dtype="float32", always_2d=True)
+    except BadInput:
+        raise
+    except Exception as exc:  # libsndfile errors, truncated files, missing files
+        raise BadInput(f"unreadable audio ({type(exc).__name__}: {exc})") from None
+    if audio.shape[0] == 0:
+        raise BadInput("empty audio (0 samples)")
+    audio = audio.mean(axis=1)
+    if not np.all(np.isfinite(audio)):
+        raise BadInput("audio holds NaN or inf samples")
+    seconds = audio.shape[0] / rate
+    if seconds < limits.min_seconds:
+        raise BadInput(f"too short: {seconds:.2f} s < {limits.min_seconds} s")
+    if seconds > limits.max_seconds:
+        raise BadInput(f"too long: {seconds:.2f} s > {limits.max_seconds} s")
+    peak = float(np.abs(audio).max())
+    if peak < limits.silence_peak:
+        raise BadInput(f"silent (peak {peak:.2e} < {limits.silence_peak})")
+    if peak > 1.0:  # float WAVs may exceed full scale; scale rather than clip
+        audio = audio / peak
+    if rate != target_rate:
+        audio = soxr.resample(audio, rate, target_rate, quality="HQ")
+    return np.clip(audio, -1.0, 1.0).astype(np.float32)

@@ -1,0 +1,73 @@
+"""Build a dataset: ``python -m data_pipeline.build --dataset mini|speech_folder|librilight_medium``.
+
+    python -m data_pipeline.build --dataset mini --data_dir ~/tensorflow_datasets
+    python -m data_pipeline.build --dataset speech_folder --manual_dir /data/LJSpeech-1.1
+    python -m data_pipeline.build --dataset librilight_medium --manual_dir /data/librilight/medium \\
+        --transcripts /data/librilight/transcripts.jsonl --codec dac_24khz --codec_weights weights/dac_24khz
+
+Re-running is safe: a finished build is skipped by TFDS, an interrupted one re-uses the encoded
+chunks cached under ``<data_dir>/_encode_cache``. Skipped inputs are listed, with reasons, in
+``<data_dir>/reports/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Optional
+
+from data_pipeline.builders import BUILDERS
+
+
+def make_builder(dataset: str, *, data_dir: Optional[str] = None, manual_dir: Optional[str] = None,
+                 codec: str = "dac_24khz", codec_weights: Optional[str] = None, n_q: int = 4,
+                 max_examples: Optional[int] = None, transcripts: Optional[str] = None,
+                 codec_obj: Any = None):
+    """The builder for ``dataset`` (checks arguments, does not build)."""
+    if dataset not in BUILDERS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(BUILDERS)}")
+    if codec_weights is not None and not os.path.isdir(codec_weights):
+        raise ValueError(f"--codec_weights {codec_weights} is not a directory (convert weights with "
+                         "python -m small_e_jax.codec.convert)")
+    kwargs: dict[str, Any] = dict(codec=codec, codec_weights=codec_weights, n_q=n_q, codec_obj=codec_obj,
+                                  max_examples=max_examples, data_dir=data_dir)
+    if dataset == "speech_folder":
+        if not manual_dir:
+            raise ValueError("--dataset speech_folder needs --manual_dir (a corpus folder or a manifest)")
+        kwargs["manual_dir"] = manual_dir
+    elif dataset == "librilight_medium":
+        kwargs.update(manual_dir=manual_dir, transcripts=transcripts)
+    return BUILDERS[dataset](**kwargs)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", required=True, choices=sorted(BUILDERS))
+    p.add_argument("--data_dir", default=None, help="TFDS data dir (default ~/tensorflow_datasets)")
+    p.add_argument("--manual_dir", default=None, help="raw corpus (speech_folder, librilight_medium)")
+    p.add_argument("--transcripts", default=None, help="librilight_medium: JSONL/CSV id,text")
+    p.add_argument("--codec", default="dac_24khz")
+    p.add_argument("--codec_weights", default=None, help="converted weights dir; default random (smoke tests)")
+    p.add_argument("--n_q", type=int, default=4)
+    p.add_argument("--max_examples", type=int, default=None, help="first N utterances of each split (smoke builds: "
+                   "use a separate --data_dir, the capped build occupies the dataset's folder)")
+    args = p.parse_args(argv)
+    try:
+        builder = make_builder(args.dataset, data_dir=args.data_dir, manual_dir=args.manual_dir,
+                               codec=args.codec, codec_weights=args.codec_weights, n_q=args.n_q,
+                               max_examples=args.max_examples, transcripts=args.transcripts)
+        if args.codec_weights is None:
+            print("warning: no --codec_weights: random codec weights, the codes mean nothing", file=sys.stderr)
+        builder.download_and_prepare()
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    info = builder.info
+    print(f"{builder.name}/{builder.builder_config.name} at {builder.data_dir}: "
+          + ", ".join(f"{k}={v.num_examples}" for k, v in info.splits.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Shared TFDS machinery: features, codec/tokenizer set-up, split generation through the encoder.
+
+A builder subclass only says where its utterances come from (:meth:`CodecBuilder.utterances`).
+The builder config name is the codec name, so codes of different codecs live side by side in
+``<data_dir>/<dataset>/<codec>/<version>``. Bad-input reports go to
+``<data_dir>/reports/<dataset>_<codec>_<split>.{jsonl,summary.json}``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from data_pipeline.audio_io import AudioLimits
+from data_pipeline.encode import BuildReport, Encoder, generate_examples
+from data_pipeline.sources import Utterance
+
+SPLITS = ("train", "validation")
+
+
+class CodecBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """Base of the builders: audio + text -> codec codes, text tokens, metadata (ArrayRecord)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def __init__(self, *, codec: str = "dac_24khz", codec_weights: Optional[str] = None, n_q: int = 4,
+                 codec_obj: Any = None, max_examples: Optional[int] = None,
+                 limits: AudioLimits = AudioLimits(), chunk_size: int = 64, **kwargs: Any):
+        """``codec_obj`` (tests) replaces the codec loaded by name; ``max_examples`` caps each split."""
+        config = kwargs.pop("config", None)  # set when TFDS unpickles a builder (grain workers)
+        if config is not None:
+            codec = getattr(config, "name", config)
+        if codec_obj is not None:
+            n_q = codec_obj.n_q
+        self._codec_name, self._codec_weights, self._n_q = codec, codec_weights, n_q
+        self._codec = codec_obj
+        self._max_examples, self._limits, self._chunk_size = max_examples, limits, chunk_size
+        kwargs.setdefault("file_format", "array_record")
+        super().__init__(config=tfds.core.BuilderConfig(name=codec), **kwargs)
+        # What a pickled copy (a grain worker's data source) needs to re-open the dataset; not the codec.
+        self._original_state.update(codec=codec, codec_weights=codec_weights, n_q=n_q)
+
+    # -- what a subclass provides --------------------------------------------------------------
+    def utterances(self, dl_manager: tfds.download.DownloadManager) -> list[Utterance]:
+        raise NotImplementedError
+
+    # -- tfds hooks ----------------------------------------------------------------------------
+    def _info(self) -> tfds.core.DatasetInfo:
+        n_q = self._n_q
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=self.__doc__,
+            features=tfds.features.FeaturesDict({
+                "codes": tfds.features.Tensor(shape=(n_q, None), dtype=np.int16),
+                "text": tfds.features.Text(),
+                "text_tokens": tfds.features.Tensor(shape=(None,), dtype=np.int32),
+                "speaker": tfds.features.Text(),
+                "duration": tfds.features.Scalar(dtype=np.float32),
+                "source_id": tfds.features.Text(),
+            }),
+        )
+
+    def codec(self) -> Any:
+        if self._codec is None:
+            from small_e_jax.codec import load_codec
+            self._codec = load_codec(self._codec_name, self._codec_weights, n_q=self._n_q)
+        return self._codec
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        utts = self.utterances(dl_manager)
+        by_split = {s: [u for u in utts if u.split == s] for s in SPLITS}
+        if self._max_examples is not None:
+            by_split = {s: u[: self._max_examples] for s, u in by_split.items()}
+        return {s: self._generate_examples(s, u) for s, u in by_split.items() if u}
+
+    def _generate_examples(self, split: str, utts: list[Utterance]):
+        from small_e_jax.text import load_tokenizer
+        root = Path(self._data_dir_root)
+        stem = f"{self.name}_{self.builder_config.name}_{split}"
+        report = BuildReport(root / "reports" / stem)
+        encoder = Encoder(self.codec(), load_tokenizer(), self._limits)
+        c = encoder.codec  # the cache is valid only for the same codec
+        codec_id = f"{self._codec_name}:{self._codec_weights}:{c.n_q}:{c.sample_rate}:{c.hop_length}"
+        yield from generate_examples(utts, encoder, report, cache_dir=root / "_encode_cache" / stem,
+                                     codec_id=codec_id, chunk_size=self._chunk_size, desc=f"{self.name}/{split}")
+        print(f"[{self.name}/{split}] {report.summary()} — report: {report.path}.jsonl", flush=True)
+

@@ -1,0 +1,31 @@
+"""``speech_folder``: any corpus folder or manifest given as ``manual_dir``.
+
+Layouts: a manifest file (CSV with a header, or JSONL: ``path``, ``text``, optional ``speaker``,
+``split``, ``id``), a folder holding ``manifest.jsonl``/``manifest.csv``, LJSpeech
+(``metadata.csv`` + ``wavs/``) or LibriTTS (``*.wav`` + ``*.normalized.txt``).
+"""
+
+from __future__ import annotations
+
+from data_pipeline.builders.base import CodecBuilder
+from data_pipeline.sources import Utterance, read_folder
+
+
+class SpeechFolder(CodecBuilder):
+    """Audio files with transcripts from a folder or a manifest (``manual_dir``)."""
+
+    MANUAL_DOWNLOAD_INSTRUCTIONS = "Pass --manual_dir: a corpus folder or a manifest (.csv/.jsonl)."
+
+    def utterances(self, dl_manager) -> list[Utterance]:
+        return read_folder(self._manual_dir_path())
+
+    def _manual_dir_path(self):
+        path = self._manual_dir_override
+        if path is None:
+            raise ValueError("speech_folder needs --manual_dir (a corpus folder or a manifest file)")
+        return path
+
+    def __init__(self, *, manual_dir: str | None = None, **kwargs):
+        self._manual_dir_override = manual_dir  # a manifest *file* is allowed, which tfds' manual_dir is not
+        super().__init__(**kwargs)
+        self._original_state.update(manual_dir=manual_dir)

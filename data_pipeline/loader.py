@@ -1,0 +1,213 @@
+"""Grain loader: ArrayRecord (TFDS data source) -> length-bucketed, delayed, padded numpy batches.
+
+Pipeline (SPEC §1): lengths of every record are read once (cached beside the dataset) ->
+length filter (``min_frames <= F <= max_frames``, ``J <= max_text_tokens``) -> buckets by
+delayed length ``L = F + Q + 1`` (``n_buckets`` quantile bins; each bucket pads L and J up to
+its boundary, so a jit step sees at most ``n_buckets`` shapes) -> per epoch, a seeded plan of
+*global* batches (``B_b * L_b <= frames_per_batch``, B_b a multiple of the process count) ->
+process p takes rows ``[p*b, (p+1)*b)`` of each global batch (every example exactly once per
+epoch across processes; the last batch of a bucket is filled with all-masked rows) -> read,
+delay pattern + BOA/EOA/PAD, pad, mask.
+
+Batch (per process, b rows): ``text [b, J] int32`` (PAD 0), ``text_mask [b, J] bool``,
+``audio [b, L, Q] int32`` (delayed tokens, PAD 0), ``audio_mask [b, L] bool``, ``frames [b] int32``
+(codec frames; 0 for filler rows), ``index [b] int64`` (record index, -1 for filler). The
+iterator is a grain ``DatasetIterator``: ``get_state()`` / ``set_state()`` restore exactly the
+next batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import grain
+import numpy as np
+
+from small_e_jax.delay import PAD, delay
+
+Record = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Bucket:
+    """Shapes of one bucket: audio length L (delayed columns), text length J, global batch size."""
+
+    audio_len: int
+    text_len: int
+    global_batch: int
+
+
+def read_lengths(source: Sequence[Record], cache: Optional[Path] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Codec frames ``[N]`` and text tokens ``[N]`` of every record (one pass; cached as .npz)."""
+    if cache is not None and cache.exists():
+        z = np.load(cache)
+        if len(z["frames"]) == len(source):
+            return z["frames"], z["text"]
+    frames = np.empty(len(source), np.int32)
+    text = np.empty(len(source), np.int32)
+    for i in range(len(source)):
+        r = source[i]
+        frames[i], text[i] = r["codes"].shape[1], len(r["text_tokens"])
+    if cache is not None:
+        try:
+            np.savez(cache, frames=frames, text=text)
+        except OSError:  # read-only dataset dir: just recompute next time
+            pass
+    return frames, text
+
+
+def _round_up(x: int, m: int) -> int:
+    return -(-int(x) // m) * m
+
+
+def make_buckets(audio_len: np.ndarray, text_len: np.ndarray, n_buckets: int, frames_per_batch: int,
+                 process_count: int, multiple: int = 8) -> tuple[list[Bucket], np.ndarray]:
+    """Quantile buckets over delayed lengths; returns buckets and each item's bucket id ``[N]``."""
+    if len(audio_len) == 0:
+        raise ValueError("no examples left after the length filter")
+    qs = np.quantile(audio_len, np.linspace(0, 1, n_buckets + 1)[1:], method="higher")
+    bounds = sorted({_round_up(q, multiple) for q in qs})
+    ids = np.searchsorted(np.asarray(bounds), audio_len, side="left")
+    buckets = []
+    for b, L in enumerate(bounds):
+        in_b = ids == b
+        J = _round_up(max(int(text_len[in_b].max()) if in_b.any() else 1, 1), multiple)
+        per_process = max(1, frames_per_batch // (L * process_count))
+        buckets.append(Bucket(L, J, per_process * process_count))
+    return buckets, ids
+
+
+class BatchPlan:
+    """Random-access list of this process's batches: item k = (bucket id, record indices [b], -1 = filler).
+
+    Epoch e shuffles each bucket with ``seed + e``, cuts it into global batches and shuffles their
+    order; the plan is the same on every process (it depends only on lengths and seed).
+    """
+
+    def __init__(self, indices: np.ndarray, bucket_ids: np.ndarray, buckets: list[Bucket], seed: int,
+                 process_index: int, process_count: int, num_epochs: Optional[int]):
+        self.indices, self.bucket_ids, self.buckets = indices, bucket_ids, buckets
+        self.seed, self.p, self.P = seed, process_index, process_count
+        self.per_epoch = sum(-(-int((bucket_ids == b).sum()) // bk.global_batch) for b, bk in enumerate(buckets))
+        self.num_epochs = num_epochs
+        self._cache: tuple[int, list] = (-1, [])
+
+    def __len__(self) -> int:
+        return self.per_epoch * (self.num_epochs if self.num_epochs is not None else 1_000_000)
+
+    def epoch(self, e: int) -> list[tuple[int, np.ndarray]]:
+        if self._cache[0] != e:
+            rng = np.random.default_rng([self.seed, e])
+            batches = []
+            for b, bk in enumerate(self.buckets):
+                members = rng.permutation(self.indices[self.bucket_ids == b])
+                for s in range(0, len(members), bk.global_batch):
+                    rows = np.full(bk.global_batch, -1, np.int64)
+                    chunk = members[s: s + bk.global_batch]
+                    rows[: len(chunk)] = chunk
+                    batches.append((b, rows))
+            order = rng.permutation(len(batches))
+            self._cache = (e, [batches[i] for i in order])
+        return self._cache[1]
+
+    def __getitem__(self, k: int) -> tuple[int, np.ndarray]:
+        b, rows = self.epoch(k // self.per_epoch)[k % self.per_epoch]
+        per = self.buckets[b].global_batch // self.P
+        return b, rows[self.p * per: (self.p + 1) * per]
+
+
+class Collate:
+    """Reads the records of one planned batch and returns the padded numpy batch (see module doc)."""
+
+    def __init__(self, source: Sequence[Record], buckets: list[Bucket], n_q: int,
+                 codebook_size: Optional[int] = None):
+        self.source, self.buckets, self.n_q, self.codebook_size = source, buckets, n_q, codebook_size
+
+    def __call__(self, planned: tuple[int, np.ndarray]) -> dict[str, np.ndarray]:
+        b, rows = planned
+        bk = self.buckets[b]
+        T = bk.audio_len - self.n_q - 1  # frames that fill L delayed columns
+        B = len(rows)
+        codes = np.zeros((B, T, self.n_q), np.int32)
+        frames = np.zeros(B, np.int32)
+        text = np.full((B, bk.text_len), PAD, np.int32)
+        text_len = np.zeros(B, np.int32)
+        for r, i in enumerate(rows):
+            if i < 0:
+                continue  # filler row: everything masked
+            rec = self.source[int(i)]
+            c = np.asarray(rec["codes"], np.int32).T  # [F, Q]
+            frames[r] = c.shape[0]
+            codes[r, : c.shape[0]] = c
+            tok = np.asarray(rec["text_tokens"], np.int32)
+            text_len[r] = len(tok)
+            text[r, : len(tok)] = tok
+        audio, audio_mask = delay(codes, frames, codebook_size=self.codebook_size)
+        audio_mask &= frames[:, None] > 0  # filler rows would otherwise show BOA/EOA columns
+        audio = np.where(audio_mask[..., None], audio, PAD)
+        return {"text": text, "text_mask": np.arange(bk.text_len)[None] < text_len[:, None],
+                "audio": audio, "audio_mask": audio_mask, "frames": frames,
+                "index": rows.astype(np.int64)}
+
+
+def open_source(dataset: str, split: str, *, data_dir: Optional[str] = None, codec: str = "dac_24khz",
+                n_q: int = 4) -> tuple[Sequence[Record], Optional[Path]]:
+    """The TFDS ArrayRecord data source of a built dataset, and its folder (for the length cache)."""
+    from data_pipeline.builders import BUILDERS
+    if dataset not in BUILDERS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(BUILDERS)}")
+    builder = BUILDERS[dataset](codec=codec, n_q=n_q, data_dir=data_dir)
+    if not builder.is_prepared():
+        raise FileNotFoundError(f"{dataset}/{codec} is not built in {builder.data_dir}: run "
+                                f"python -m data_pipeline.build --dataset {dataset} --codec {codec}")
+    sources = builder.as_data_source()
+    if split not in sources:
+        raise ValueError(f"{dataset} has no split {split!r}; it has {sorted(sources)}")
+    return sources[split], Path(builder.data_dir)
+
+
+def make_dataset(source: Sequence[Record], *, n_q: int, min_frames: int = 1, max_frames: int = 2000,
+                 max_text_tokens: int = 512, frames_per_batch: int = 24_000, n_buckets: int = 10,
+                 seed: int = 123, process_index: Optional[int] = None, process_count: Optional[int] = None,
+                 num_epochs: Optional[int] = None, worker_count: int = 0, codebook_size: Optional[int] = None,
+                 lengths_cache: Optional[Path] = None) -> grain.IterDataset:
+    """The batch pipeline over ``source`` (any random-access sequence of records).
+
+    ``process_index/process_count`` default to ``jax.process_index()/process_count()``;
+    ``frames_per_batch`` is the *global* budget (B_global * L <= it, padding included).
+    ``num_epochs=None`` repeats (practically) forever. ``worker_count > 0`` reads in grain worker
+    processes (the caller needs a ``__main__`` guard).
+    """
+    if process_index is None or process_count is None:
+        import jax
+        process_index, process_count = jax.process_index(), jax.process_count()
+    if not 0 <= process_index < process_count:
+        raise ValueError(f"process_index {process_index} not in [0, {process_count})")
+    frames, text = read_lengths(source, lengths_cache)
+    keep = (frames >= min_frames) & (frames <= max_frames) & (text <= max_text_tokens)
+    indices = np.flatnonzero(keep)
+    buckets, ids = make_buckets(frames[indices] + n_q + 1, text[indices], n_buckets, frames_per_batch,
+                                process_count)
+    plan = BatchPlan(indices, ids, buckets, seed, process_index, process_count, num_epochs)
+    ds = grain.MapDataset.source(plan).map(Collate(source, buckets, n_q, codebook_size)).to_iter_dataset()
+    if worker_count > 0:
+        ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
+    return ds
+
+
+def make_loader(data_config: Any, split: str = "train", *, n_q: int = 4, codebook_size: Optional[int] = None,
+                process_index: Optional[int] = None, process_count: Optional[int] = None,
+                num_epochs: Optional[int] = None) -> grain.IterDataset:
+    """``make_dataset`` from a ``DataConfig`` (the dataset must be built). Iterate it with ``iter()``."""
+    source, folder = open_source(data_config.dataset, split, data_dir=data_config.data_dir,
+                                 codec=data_config.codec, n_q=n_q)
+    cache = None if folder is None else folder / f"lengths_{split}.npz"
+    return make_dataset(source, n_q=n_q, min_frames=data_config.min_frames, max_frames=data_config.max_frames,
+                        max_text_tokens=data_config.max_text_tokens, frames_per_batch=data_config.frames_per_batch,
+                        n_buckets=data_config.n_buckets, seed=data_config.shuffle_seed,
+                        process_index=process_index, process_count=process_count, num_epochs=num_epochs,
+                        worker_count=data_config.worker_count, codebook_size=codebook_size,
+                        lengths_cache=cache if os.access(folder, os.W_OK) else None)
