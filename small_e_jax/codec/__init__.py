@@ -1,16 +1,20 @@
 """Neural audio codecs as Flax modules: waveforms <-> residual-vector-quantiser codes.
 
-``DACCodec`` (DAC, Descript Audio Codec) implements the :class:`Codec` interface. Weights come
-from the official PyTorch checkpoints via ``python -m small_e_jax.codec.convert``; PyTorch is
-needed only for that converter and for the parity tests.
+``DACCodec`` (DAC, Descript Audio Codec) and ``EncodecCodec`` (Meta's EnCodec 24 kHz) implement the
+:class:`Codec` interface. Weights come from the official PyTorch checkpoints via
+``python -m small_e_jax.codec.convert``; PyTorch is needed only for that converter and for the
+parity tests.
 """
 
 from small_e_jax.codec.base import PAD_CODE, Codec, prepare_audio, resample
 from small_e_jax.codec.dac import (DAC, PRESETS, DACCodec, DACConfig, dac_16khz, dac_24khz, dac_44khz,
                                    num_params, preset, random_init)
+from small_e_jax.codec.encodec import PRESETS as ENCODEC_PRESETS
+from small_e_jax.codec.encodec import EnCodec, EncodecCodec, EncodecConfig, encodec_24khz
 
 __all__ = ["PAD_CODE", "Codec", "prepare_audio", "resample", "DAC", "DACCodec", "DACConfig", "PRESETS",
-           "dac_16khz", "dac_24khz", "dac_44khz", "num_params", "preset", "random_init", "load_codec"]
+           "dac_16khz", "dac_24khz", "dac_44khz", "num_params", "preset", "random_init", "load_codec",
+           "EnCodec", "EncodecCodec", "EncodecConfig", "encodec_24khz"]
 
 
 def load_codec(name: str = "dac_24khz", weights: str | None = None, *, n_q: int | None = None, **kwargs) -> Codec:
@@ -20,14 +24,31 @@ def load_codec(name: str = "dac_24khz", weights: str | None = None, *, n_q: int 
     with the weights (the converter stores 4 for 24 kHz, else all), or to the preset's without
     weights. ``weights=None`` gives random weights (tests/smoke runs only; the codes mean nothing).
     Other keyword arguments go to :class:`DACCodec` (``mesh``, ``bucket_frames``, ``precision``).
+    ``encodec_24khz`` gives an :class:`EncodecCodec` (default 4 codebooks = 3 kbps; it also takes
+    ``bandwidth`` in kbps instead of ``n_q``).
     """
+    if name in ENCODEC_PRESETS:
+        return _load_encodec(name, weights, n_q=n_q, **kwargs)
     if name not in PRESETS:
-        raise ValueError(f"unknown codec {name!r}; choose one of {sorted(PRESETS)}")
+        raise ValueError(f"unknown codec {name!r}; choose one of {sorted(PRESETS) + sorted(ENCODEC_PRESETS)}")
     if weights is None:
         precision = kwargs.pop("precision", "highest")
         return DACCodec(random_init(preset(name, n_q), precision=precision), **kwargs)
     codec = DACCodec.from_pretrained(weights, n_q=n_q, **kwargs)
     expected = preset(name)
+    if codec.sample_rate != expected.sample_rate or codec.hop_length != expected.hop_length:
+        raise ValueError(f"weights in {weights} are a {codec.sample_rate} Hz / hop {codec.hop_length} model, "
+                         f"not {name} ({expected.sample_rate} Hz / hop {expected.hop_length})")
+    return codec
+
+
+def _load_encodec(name: str, weights: str | None, *, n_q: int | None = None, **kwargs) -> Codec:
+    expected = ENCODEC_PRESETS[name]()
+    if weights is None:
+        precision = kwargs.pop("precision", "highest")
+        cfg = expected if n_q is None else expected.replace(n_q=n_q)
+        return EncodecCodec.random_init(cfg, precision=precision, **kwargs)
+    codec = EncodecCodec.from_pretrained(weights, n_q=n_q, **kwargs)
     if codec.sample_rate != expected.sample_rate or codec.hop_length != expected.hop_length:
         raise ValueError(f"weights in {weights} are a {codec.sample_rate} Hz / hop {codec.hop_length} model, "
                          f"not {name} ({expected.sample_rate} Hz / hop {expected.hop_length})")

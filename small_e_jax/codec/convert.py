@@ -1,8 +1,9 @@
-"""Convert an official DAC PyTorch checkpoint into our Flax parameters.
+"""Convert an official DAC or EnCodec 24 kHz PyTorch checkpoint into our Flax parameters.
 
 Usage::
 
     python -m small_e_jax.codec.convert --from weights_24khz.pth --to checkpoints/dac_24khz [--n-q 4]
+    python -m small_e_jax.codec.convert --from encodec_24khz-d7cc33bc.th --to checkpoints/encodec_24khz
 
 Where the weights come from: the official checkpoints are published as assets of the
 descript-audio-codec GitHub releases (https://github.com/descriptinc/descript-audio-codec/releases):
@@ -15,6 +16,14 @@ Input: a ``torch.save``-d dict ``{"state_dict": ..., "metadata": {"kwargs": {...
 the tensor shapes and ``--sample-rate`` is required). It is read with ``torch.load(...,
 weights_only=True)`` — no pickled code runs. PyTorch (CPU is enough) is needed for this command
 only: ``pip install torch==2.13.0`` (see requirements-oracle.txt).
+
+**EnCodec 24 kHz** (``--model encodec``, or detected from the ``quantizer.vq.layers.*`` keys): the
+official checkpoint ``encodec_24khz-d7cc33bc.th`` (MIT) is published at
+https://dl.fbaipublicfiles.com/encodec/v0/encodec_24khz-d7cc33bc.th (the URL Meta's ``encodec``
+package downloads it from). Download it by hand; it is a bare state dict (weight-norm convs, LSTMs,
+codebook buffers). Its sample rate is not stored: 24 kHz is assumed (``--sample-rate`` overrides);
+``--n-q`` defaults to 4 (3 kbps). The codebooks' training buffers (``inited``, ``cluster_size``,
+``embed_avg``) are dropped; LSTM biases are summed (``bias_ih + bias_hh``).
 
 Output directory: ``model.safetensors`` (our names and layout: channels-last kernels, weight norm
 ``g * v / ||v||`` folded into plain kernels, the 1x1 quantiser projections as matrices, the
@@ -33,6 +42,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from small_e_jax.codec.dac import DACConfig
+from small_e_jax.codec.encodec import EncodecConfig
 
 # Keyword arguments of the PyTorch DAC that we map onto DACConfig, and ones that we ignore.
 _KWARGS = ("sample_rate", "encoder_dim", "encoder_rates", "latent_dim", "decoder_dim", "decoder_rates",
@@ -262,15 +272,146 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+# --------------------------------------------------------------------------- EnCodec
+
+_ENCODEC_BUFFERS = ("inited", "cluster_size", "embed_avg")  # training-only codebook state
+
+
+def is_encodec_state_dict(sd: Mapping[str, np.ndarray]) -> bool:
+    """Whether a state dict looks like Meta's ``encodec`` (``quantizer.vq.layers.*._codebook.embed`` keys)."""
+    return any(re.fullmatch(r"quantizer\.vq\.layers\.\d+\._codebook\.embed", k) for k in sd)
+
+
+def encodec_config_from_state_dict(sd: Mapping[str, np.ndarray], sample_rate: Optional[int] = None,
+                                   n_q: Optional[int] = None) -> EncodecConfig:
+    """Work out the :class:`EncodecConfig` of an ``encodec`` state dict from its tensor shapes.
+
+    Supports the mono, causal, weight-norm family of the 24 kHz model (one residual block per
+    stage, an LSTM in encoder and decoder); anything else (e.g. the stereo 48 kHz model with
+    ``time_group_norm``) raises ``ValueError``.
+    """
+    def shape(prefix: str) -> tuple[int, ...]:
+        for suffix in (".weight_v", ".parametrizations.weight.original1", ".weight"):
+            if prefix + suffix in sd:
+                return tuple(sd[prefix + suffix].shape)
+        raise ValueError(f"state dict has no weight for {prefix}: not an EnCodec 24 kHz checkpoint?")
+
+    books = sorted({int(m.group(1)) for k in sd if (m := re.fullmatch(r"quantizer\.vq\.layers\.(\d+)\._codebook\.embed", k))})
+    if not books or books != list(range(len(books))):
+        raise ValueError("state dict does not look like an EnCodec model (no quantizer.vq.layers.*._codebook.embed)")
+    if any(".norm." in k for k in sd):
+        raise ValueError("this EnCodec checkpoint uses norm layers (the 48 kHz model's time_group_norm?); "
+                         "only the causal, weight-norm 24 kHz model is supported")
+    first = shape("encoder.model.0.conv.conv")  # [n_filters, channels, kernel]
+    if first[1] != 1:
+        raise ValueError(f"EnCodec with {first[1]} audio channels is not supported (only mono, the 24 kHz model)")
+    res = sorted({int(m.group(1)) for k in sd if (m := re.match(r"encoder\.model\.(\d+)\.block\.1\.", k))})
+    if not res or res != [1 + 3 * i for i in range(len(res))]:
+        raise ValueError(f"unsupported EnCodec encoder layout (residual blocks at encoder.model.{res}); only one "
+                         "residual block per stage is supported")
+    if any(re.match(r"encoder\.model\.\d+\.block\.[5-9]\.", k) for k in sd):
+        raise ValueError("unsupported EnCodec residual blocks (more than two convs)")
+    n_stages = len(res)
+    ratios_enc = [shape(f"encoder.model.{3 + 3 * i}.conv.conv")[2] // 2 for i in range(n_stages)]
+    lstm_idx = 1 + 3 * n_stages
+    lstm_layers = len({k for k in sd if re.fullmatch(rf"encoder\.model\.{lstm_idx}\.lstm\.weight_ih_l\d+", k)})
+    embed = sd["quantizer.vq.layers.0._codebook.embed"].shape
+    cfg = EncodecConfig(
+        sample_rate=int(sample_rate) if sample_rate is not None else 24_000,
+        n_filters=first[0], ratios=tuple(reversed(ratios_enc)), dimension=embed[1], n_residual_layers=1,
+        lstm_layers=lstm_layers, kernel_size=first[2],
+        last_kernel_size=shape(f"encoder.model.{lstm_idx + (2 if lstm_layers else 1)}.conv.conv")[2],
+        residual_kernel_size=shape("encoder.model.1.block.1.conv.conv")[2],
+        compress=first[0] // shape("encoder.model.1.block.1.conv.conv")[0],
+        n_codebooks=len(books), codebook_size=embed[0], n_q=None)
+    if n_q is None:
+        n_q = 4 if cfg.n_codebooks >= 4 else None
+    return cfg.replace(n_q=n_q)
+
+
+def convert_encodec_state_dict(sd: Mapping[str, np.ndarray], cfg: EncodecConfig) -> dict[str, np.ndarray]:
+    """Map an ``encodec`` state dict onto our :class:`~small_e_jax.codec.encodec.EnCodec` names and layouts.
+
+    * ``SConv1d`` weight (norm folded) ``[C_out, C_in, K]`` -> ``kernel [K, C_in, C_out]``;
+    * ``SConvTranspose1d`` weight ``[C_in, C_out, K]`` -> ``conv.kernel [K, C_in, C_out]``;
+    * LSTM layer ``l``: ``weight_ih_l`` / ``weight_hh_l`` ``[4H, H]`` -> ``kernel_ih`` / ``kernel_hh``
+      ``[H, 4H]``, ``bias = bias_ih + bias_hh``;
+    * codebooks ``embed [K, D]`` stacked -> ``quantizer.codebook [N, K, D]``.
+
+    Every tensor must be used (the codebooks' training buffers are skipped); else ``ValueError``.
+    """
+    used: set[str] = set()
+    out: dict[str, np.ndarray] = {}
+    for k in sd:
+        if re.fullmatch(r"quantizer\.vq\.layers\.\d+\._codebook\.(" + "|".join(_ENCODEC_BUFFERS) + ")", k):
+            used.add(k)
+
+    def conv(src: str, dst: str, transposed: bool = False) -> None:
+        w = _torch_weight(sd, src, used)
+        out[f"{dst}.kernel"] = np.ascontiguousarray(w.transpose(2, 0, 1) if transposed else w.transpose(2, 1, 0))
+        out[f"{dst}.bias"] = _get(sd, f"{src}.bias", used)
+
+    def res_block(src: str, dst: str) -> None:
+        conv(f"{src}.block.1.conv.conv", f"{dst}.conv1")
+        conv(f"{src}.block.3.conv.conv", f"{dst}.conv2")
+        conv(f"{src}.shortcut.conv.conv", f"{dst}.shortcut")
+
+    def lstm(src: str, dst: str) -> None:
+        for layer in range(cfg.lstm_layers):
+            out[f"{dst}.layers.{layer}.kernel_ih"] = _get(sd, f"{src}.lstm.weight_ih_l{layer}", used).T
+            out[f"{dst}.layers.{layer}.kernel_hh"] = _get(sd, f"{src}.lstm.weight_hh_l{layer}", used).T
+            out[f"{dst}.layers.{layer}.bias"] = (_get(sd, f"{src}.lstm.bias_ih_l{layer}", used)
+                                                 + _get(sd, f"{src}.lstm.bias_hh_l{layer}", used))
+
+    n = len(cfg.ratios)
+    conv("encoder.model.0.conv.conv", "encoder.conv_in")
+    for i in range(n):
+        res_block(f"encoder.model.{1 + 3 * i}", f"encoder.res_blocks.{i}.0")
+        conv(f"encoder.model.{3 + 3 * i}.conv.conv", f"encoder.downsample.{i}")
+    idx = 1 + 3 * n
+    if cfg.lstm_layers:
+        lstm(f"encoder.model.{idx}", "encoder.lstm")
+        idx += 1
+    conv(f"encoder.model.{idx + 1}.conv.conv", "encoder.conv_out")
+
+    conv("decoder.model.0.conv.conv", "decoder.conv_in")
+    idx = 1
+    if cfg.lstm_layers:
+        lstm("decoder.model.1", "decoder.lstm")
+        idx = 2
+    for i in range(n):
+        conv(f"decoder.model.{idx + 1}.convtr.convtr", f"decoder.upsample.{i}.conv", transposed=True)
+        res_block(f"decoder.model.{idx + 2}", f"decoder.res_blocks.{i}.0")
+        idx += 3
+    conv(f"decoder.model.{idx + 1}.conv.conv", "decoder.conv_out")
+
+    out["quantizer.codebook"] = np.stack([_get(sd, f"quantizer.vq.layers.{q}._codebook.embed", used)
+                                          for q in range(cfg.n_codebooks)])
+    unused = sorted(set(sd) - used)
+    if unused:
+        raise ValueError(f"state dict has {len(unused)} tensors that an EnCodec of this config does not use: "
+                         f"{unused[:8]}{' ...' if len(unused) > 8 else ''}")
+    return {k: np.ascontiguousarray(v, np.float32) for k, v in out.items()}
+
+
 def convert(src: str | Path, dst: str | Path, *, sample_rate: Optional[int] = None, n_q: Optional[int] = None,
-            overwrite: bool = False) -> DACConfig:
-    """Convert checkpoint ``src`` into directory ``dst``; returns the config written."""
+            overwrite: bool = False, model: str = "auto") -> DACConfig | EncodecConfig:
+    """Convert checkpoint ``src`` into directory ``dst``; returns the config written.
+
+    ``model``: ``"dac"``, ``"encodec"`` or ``"auto"`` (EnCodec if the keys say so, else DAC).
+    """
     from small_e_jax.codec.weights import save_dac
 
+    if model not in ("auto", "dac", "encodec"):
+        raise ValueError(f"model must be 'auto', 'dac' or 'encodec', got {model!r}")
     src = Path(src)
     sd, kwargs = load_checkpoint(src)
-    cfg = config_from_state_dict(sd, kwargs, sample_rate=sample_rate, n_q=n_q)
-    arrays = convert_state_dict(sd, cfg)
+    if model == "encodec" or (model == "auto" and is_encodec_state_dict(sd)):
+        cfg = encodec_config_from_state_dict(sd, sample_rate=sample_rate, n_q=n_q)
+        arrays = convert_encodec_state_dict(sd, cfg)
+    else:
+        cfg = config_from_state_dict(sd, kwargs, sample_rate=sample_rate, n_q=n_q)
+        arrays = convert_state_dict(sd, cfg)
     save_dac(dst, cfg, arrays, extra={"source": {"file": src.name, "sha256": _sha256(src)}}, overwrite=overwrite)
     return cfg
 
@@ -279,8 +420,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m small_e_jax.codec.convert",
         description="Convert an official DAC PyTorch checkpoint (.pth, from the descript-audio-codec GitHub "
-                    "releases) into small_e_jax Flax weights (model.safetensors + config.json).")
-    parser.add_argument("--from", dest="src", required=True, help="official DAC checkpoint (.pth)")
+                    "releases) or the EnCodec 24 kHz checkpoint (encodec_24khz-d7cc33bc.th) into small_e_jax "
+                    "Flax weights (model.safetensors + config.json).")
+    parser.add_argument("--from", dest="src", required=True, help="official DAC (.pth) or EnCodec (.th) checkpoint")
+    parser.add_argument("--model", choices=("auto", "dac", "encodec"), default="auto",
+                        help="checkpoint type (default: detected from the tensor names)")
     parser.add_argument("--to", dest="dst", required=True, help="output directory")
     parser.add_argument("--sample-rate", type=int, default=None,
                         help="override/supply the sample rate (needed when the file has no metadata)")
@@ -289,11 +433,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace existing files in the output directory")
     args = parser.parse_args(argv)
     try:
-        cfg = convert(args.src, args.dst, sample_rate=args.sample_rate, n_q=args.n_q, overwrite=args.overwrite)
+        cfg = convert(args.src, args.dst, sample_rate=args.sample_rate, n_q=args.n_q, overwrite=args.overwrite,
+                      model=args.model)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {args.dst}: {cfg.sample_rate} Hz, hop {cfg.hop_length} ({cfg.frame_rate:g} frames/s), "
+    kind = "EnCodec" if isinstance(cfg, EncodecConfig) else "DAC"
+    print(f"wrote {args.dst} ({kind}): {cfg.sample_rate} Hz, hop {cfg.hop_length} ({cfg.frame_rate:g} frames/s), "
           f"{cfg.n_codebooks} codebooks x {cfg.codebook_size} (using {cfg.num_quantizers}: {cfg.bitrate / 1000:g} kbps)")
     return 0
 

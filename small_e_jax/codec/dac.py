@@ -741,6 +741,8 @@ class DACCodec:
         frames = -(-lens // hop)
         f_max = int(frames.max())
         f_pad = -(-f_max // self.bucket_frames) * self.bucket_frames
+        # Trim padding beyond the bucket first: the input may be wider than its longest valid item.
+        audio = audio[:, :f_pad * hop]
         audio = np.pad(audio, ((0, 0), (0, f_pad * hop - audio.shape[1])))
         b, (audio, lens_p) = self._pad_batch(audio, lens.astype(np.int32), fill=(0.0, hop))
         codes, frame_lengths = self._encode_fn(self._state, self._put(audio), self._put(lens_p))

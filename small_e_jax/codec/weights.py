@@ -1,4 +1,4 @@
-"""Save and load converted DAC parameters: ``model.safetensors`` + ``config.json`` in a directory.
+"""Save and load converted codec parameters (DAC or EnCodec): ``model.safetensors`` + ``config.json`` in a directory.
 
 Why safetensors rather than orbax: these are fixed inference weights, not training state. A
 single safetensors file is a flat ``name -> tensor`` map that any framework can read (it stays
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -20,37 +20,54 @@ import numpy as np
 from flax import nnx
 
 from small_e_jax.codec.dac import DAC, DACConfig, abstract_model
+from small_e_jax.codec.encodec import EnCodec, EncodecConfig
+from small_e_jax.codec.encodec import abstract_model as encodec_abstract_model
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 FORMAT = "small_e_jax.codec.dac"
+FORMAT_ENCODEC = "small_e_jax.codec.encodec"
 FORMAT_VERSION = 1
 
+AnyConfig = Union[DACConfig, EncodecConfig]
+AnyModel = Union[DAC, EnCodec]
 
-def _flat_params(model: DAC) -> dict[str, Any]:
+
+def _format_of(cfg: AnyConfig) -> str:
+    return FORMAT_ENCODEC if isinstance(cfg, EncodecConfig) else FORMAT
+
+
+def _abstract(cfg: AnyConfig, precision: str) -> AnyModel:
+    if isinstance(cfg, EncodecConfig):
+        return encodec_abstract_model(cfg, precision=precision)
+    return abstract_model(cfg, precision=precision)
+
+
+def _flat_params(model: AnyModel) -> dict[str, Any]:
     """``{dotted name: Param variable}`` for every parameter of ``model``."""
     flat = nnx.to_flat_state(nnx.state(model, nnx.Param))
     return {".".join(str(k) for k in path): var for path, var in flat}
 
 
-def param_shapes(cfg: DACConfig) -> dict[str, tuple[int, ...]]:
+def param_shapes(cfg: AnyConfig) -> dict[str, tuple[int, ...]]:
     """The parameter names and shapes a model of ``cfg`` has (no memory allocated)."""
-    return {name: tuple(var.shape) for name, var in _flat_params(abstract_model(cfg)).items()}
+    return {name: tuple(var.shape) for name, var in _flat_params(_abstract(cfg, "highest")).items()}
 
 
-def model_to_arrays(model: DAC) -> dict[str, np.ndarray]:
+def model_to_arrays(model: AnyModel) -> dict[str, np.ndarray]:
     """``{dotted name: float32 numpy array}`` of a model's parameters."""
     return {name: np.asarray(jax.device_get(var[...]), np.float32) for name, var in _flat_params(model).items()}
 
 
-def model_from_arrays(cfg: DACConfig, arrays: Mapping[str, np.ndarray], *, precision: str = "highest") -> DAC:
-    """Build a :class:`DAC` of ``cfg`` holding ``arrays``; every name and shape must match exactly."""
-    model = abstract_model(cfg, precision=precision)
+def model_from_arrays(cfg: AnyConfig, arrays: Mapping[str, np.ndarray], *, precision: str = "highest"
+                      ) -> AnyModel:
+    """Build a :class:`DAC` (or :class:`EnCodec`) of ``cfg`` holding ``arrays``; names and shapes must match."""
+    model = _abstract(cfg, precision)
     params = _flat_params(model)
     missing = sorted(set(params) - set(arrays))
     unexpected = sorted(set(arrays) - set(params))
     if missing or unexpected:
-        raise ValueError(f"parameters do not match the DAC config: missing {missing[:8]}"
+        raise ValueError(f"parameters do not match the {type(cfg).__name__}: missing {missing[:8]}"
                          f"{' ...' if len(missing) > 8 else ''}, unexpected {unexpected[:8]}"
                          f"{' ...' if len(unexpected) > 8 else ''}")
     for name, var in params.items():
@@ -63,9 +80,13 @@ def model_from_arrays(cfg: DACConfig, arrays: Mapping[str, np.ndarray], *, preci
     return model
 
 
-def save_dac(directory: str | Path, cfg: DACConfig, arrays: Mapping[str, np.ndarray],
+def save_dac(directory: str | Path, cfg: AnyConfig, arrays: Mapping[str, np.ndarray],
              extra: Optional[Mapping[str, Any]] = None, *, overwrite: bool = False) -> Path:
-    """Write ``arrays`` (checked against ``cfg``) and the config to ``directory``; returns it."""
+    """Write ``arrays`` (checked against ``cfg``) and the config to ``directory``; returns it.
+
+    Works for both codecs: the ``format`` written is ``small_e_jax.codec.dac`` or
+    ``small_e_jax.codec.encodec`` after the type of ``cfg``.
+    """
     from safetensors.numpy import save_file
 
     model_from_arrays(cfg, arrays)  # validates names, shapes and values before anything is written
@@ -75,19 +96,19 @@ def save_dac(directory: str | Path, cfg: DACConfig, arrays: Mapping[str, np.ndar
             raise ValueError(f"{directory / f} already exists; choose another directory or overwrite")
     directory.mkdir(parents=True, exist_ok=True)
     save_file({k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()}, str(directory / WEIGHTS_FILE),
-              metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": cfg.to_dict(), **dict(extra or {})}
+              metadata={"format": _format_of(cfg), "format_version": str(FORMAT_VERSION)})
+    meta = {"format": _format_of(cfg), "format_version": FORMAT_VERSION, "config": cfg.to_dict(), **dict(extra or {})}
     (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return directory
 
 
-def save_model(directory: str | Path, model: DAC, **kwargs: Any) -> Path:
-    """Save an in-memory :class:`DAC` (e.g. a random one in tests)."""
+def save_model(directory: str | Path, model: AnyModel, **kwargs: Any) -> Path:
+    """Save an in-memory :class:`DAC` or :class:`EnCodec` (e.g. a random one in tests)."""
     return save_dac(directory, model.config, model_to_arrays(model), **kwargs)
 
 
-def load_config(directory: str | Path) -> DACConfig:
-    """Read ``config.json`` of a converted model directory."""
+def load_config(directory: str | Path) -> AnyConfig:
+    """Read ``config.json`` of a converted model directory (a :class:`DACConfig` or :class:`EncodecConfig`)."""
     path = Path(directory) / CONFIG_FILE
     if not path.is_file():
         raise ValueError(f"{path} not found: convert official weights first "
@@ -96,15 +117,33 @@ def load_config(directory: str | Path) -> DACConfig:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "config" not in meta:
+    if not isinstance(meta, dict) or meta.get("format") not in (FORMAT, FORMAT_ENCODEC) or "config" not in meta:
         raise ValueError(f"{path} is not a {FORMAT} config (no 'format': '{FORMAT}' / 'config' keys)")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path} has format_version {meta.get('format_version')!r}; this code reads {FORMAT_VERSION}")
+    if meta["format"] == FORMAT_ENCODEC:
+        return EncodecConfig.from_dict(meta["config"])
     return DACConfig.from_dict(meta["config"])
 
 
 def load_dac(directory: str | Path, *, n_q: Optional[int] = None, precision: str = "highest") -> DAC:
     """Load a converted model directory into a :class:`DAC` (``n_q`` overrides the stored one)."""
+    model = load_model(directory, n_q=n_q, precision=precision)
+    if not isinstance(model, DAC):
+        raise ValueError(f"{directory} holds an EnCodec model, not DAC (use load_encodec / EncodecCodec)")
+    return model
+
+
+def load_encodec(directory: str | Path, *, n_q: Optional[int] = None, precision: str = "highest") -> EnCodec:
+    """Load a converted EnCodec directory into an :class:`EnCodec` (``n_q`` overrides the stored one)."""
+    model = load_model(directory, n_q=n_q, precision=precision)
+    if not isinstance(model, EnCodec):
+        raise ValueError(f"{directory} holds a DAC model, not EnCodec (use load_dac / DACCodec)")
+    return model
+
+
+def load_model(directory: str | Path, *, n_q: Optional[int] = None, precision: str = "highest") -> AnyModel:
+    """Load whichever codec model (DAC or EnCodec) a converted directory holds."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 

@@ -179,6 +179,10 @@ def test_codes_do_not_depend_on_batching_or_padding(codec):
     # Different length buckets (extra right padding) give identical codes.
     other = DACCodec(codec.model, n_q=4, bucket_frames=7)
     np.testing.assert_array_equal(other.encode(batch, 16_000, lengths=LENGTHS), codes)
+    # An input far wider than its longest valid item (more than one bucket of padding) too.
+    wide = np.pad(batch, ((0, 0), (0, 40 * HOP)), constant_values=0.3)
+    tight = DACCodec(codec.model, n_q=4, bucket_frames=1)
+    np.testing.assert_array_equal(tight.encode(wide, 16_000, lengths=LENGTHS), codes)
 
 
 def test_right_padding_to_hop_is_zeros_like_dac(codec):

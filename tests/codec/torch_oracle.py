@@ -124,3 +124,90 @@ def reference_latents(model, wav: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         x = model.preprocess(torch.from_numpy(np.asarray(wav, np.float32))[None, None], model.sample_rate)
         return model.encoder(x)[0].T.numpy()
+
+
+# --------------------------------------------------------------------------- EnCodec (Meta's ``encodec``)
+
+
+def import_reference_encodec() -> Optional[types.ModuleType]:
+    """Meta's ``encodec`` package (0.1.1), or None if torch or it is missing.
+
+    Its ``__init__`` imports ``torchaudio`` (for file I/O in ``encodec.utils``); the model code never
+    calls it, so the same stand-in as for DAC is registered.
+    """
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return None
+    install_torchaudio_stub()
+    try:
+        encodec = importlib.import_module("encodec")
+    except ImportError:
+        return None
+    if not hasattr(encodec, "EncodecModel"):
+        raise RuntimeError(f"the importable 'encodec' module ({getattr(encodec, '__file__', '?')}) is not Meta's encodec")
+    return encodec
+
+
+def build_reference_encodec(seed: int = 0, *, randomize: bool = True):
+    """``EncodecModel.encodec_model_24khz(pretrained=False)`` in eval mode with random weights.
+
+    The untrained model's codebooks are all zero (they are initialised by k-means during
+    training), which would make every code 0; ``randomize`` draws them (stage ``q``: Gaussian with
+    the per-dimension mean and std of its residual on a noise clip) and also the weight-norm gains
+    and biases, so that the conversion of every tensor kind is exercised.
+    """
+    import torch
+
+    encodec = import_reference_encodec()
+    if encodec is None:
+        raise RuntimeError("encodec is not importable")
+    torch.manual_seed(seed)
+    model = encodec.EncodecModel.encodec_model_24khz(pretrained=False)
+    if randomize:
+        gen = torch.Generator().manual_seed(seed + 1)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name.endswith("weight_g"):
+                    p.mul_(torch.empty_like(p).uniform_(0.5, 1.5, generator=gen))
+                elif name.endswith("bias") and ".conv" in name:
+                    p.copy_(torch.empty_like(p).normal_(0.0, 0.05, generator=gen))
+            # Calibrate each stage's codebook to the statistics of its residual on a noise clip, so
+            # that nearest neighbours are spread over many entries (the comparison is not vacuous).
+            calib = torch.randn((1, 1, 4800), generator=gen).mul_(0.3).clamp_(-1, 1)
+            residual = model.encoder(calib).transpose(1, 2).reshape(-1, model.quantizer.dimension)
+            for layer in model.quantizer.vq.layers:
+                book = layer._codebook
+                mean, std = residual.mean(0), residual.std(0)
+                book.embed.copy_(mean + std * torch.randn(book.embed.shape, generator=gen))
+                book.embed_avg.copy_(book.embed)
+                book.inited.fill_(1.0)
+                residual = residual - book.dequantize(book.quantize(residual))
+    return model.eval()
+
+
+def reference_encodec_encode(model, wav: np.ndarray, bandwidth: float) -> np.ndarray:
+    """Codes ``[n_q, F]`` of ONE clip ``[S]`` as ``EncodecModel.encode`` makes them at ``bandwidth`` kbps."""
+    import torch
+
+    model.set_target_bandwidth(bandwidth)
+    with torch.no_grad():
+        frames = model.encode(torch.from_numpy(np.asarray(wav, np.float32))[None, None])
+    assert len(frames) == 1 and frames[0][1] is None  # the 24 kHz model: no segments, no scale
+    return frames[0][0][0].numpy().astype(np.int32)
+
+
+def reference_encodec_decode(model, codes: np.ndarray) -> np.ndarray:
+    """Waveform ``[F * 320]`` ``EncodecModel.decode`` makes from the codes ``[n_q, F]`` of one clip."""
+    import torch
+
+    with torch.no_grad():
+        return model.decode([(torch.from_numpy(np.asarray(codes, np.int64))[None], None)])[0, 0].numpy()
+
+
+def reference_encodec_latents(model, wav: np.ndarray) -> np.ndarray:
+    """Encoder output ``[F, 128]`` (channels-last) of one clip."""
+    import torch
+
+    with torch.no_grad():
+        return model.encoder(torch.from_numpy(np.asarray(wav, np.float32))[None, None])[0].T.numpy()
