@@ -1,0 +1,15 @@
+"""The transformer baseline (SPEC §4): the same layout with causal self-attention blocks, ≈ 86M.
+
+    python -m experiments.transformer_baseline [--data=mini|synthetic|librilight_medium]
+        [--config PRESET_OR_YAML] [key=value ...]
+
+Same trainer, data and exit codes as ``experiments.librilight_medium``; default preset
+``transformer_baseline``.
+"""
+
+import sys
+
+from experiments.librilight_medium import main
+
+if __name__ == "__main__":
+    sys.exit(main(default_preset="transformer_baseline", doc=__doc__))

@@ -1,0 +1,211 @@
+"""Orbax checkpoints of a training run: train state, data-iterator position, resolved config.
+
+One checkpoint = one step directory under ``checkpoint.directory`` with three items:
+
+* ``state``: every array of the train state (parameters, optimizer state, step, dropout RNG
+  state) as a flat ``{"params.audio_embed.value": array, ...}`` dict (robust to pytree node
+  types; typed PRNG keys are stored as their raw ``key_data``);
+* ``data``: the grain iterator state of every process (``grain.checkpoint.CheckpointSave``);
+* ``meta``: JSON ``{"step", "config", "val_loss", "saved_at"}``.
+
+Retention: the ``checkpoint.keep`` latest plus the ``checkpoint.keep_best`` lowest validation
+losses. Saves are asynchronous when ``checkpoint.async_save`` (the device->host copy happens
+before :meth:`Checkpointer.save` returns, so the caller may overwrite its arrays).
+
+Restoring (:meth:`Checkpointer.restore`) takes the newest step that reads back; a corrupt or
+partial step is reported and skipped in favour of the one before. A checkpoint written with a
+different config is refused with the list of differing fields, except for the fields in
+:data:`RESUMABLE_FIELDS`, which change how a run is driven but not the model, optimizer or data
+order. Note that ``trainer.steps`` sets the length of the cosine schedule: resuming with another
+value continues from the saved state along the new schedule.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import grain
+import jax
+import orbax.checkpoint as ocp
+from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
+
+from small_e_jax.config import CheckpointConfig
+
+log = logging.getLogger(__name__)
+
+# Dotted config keys (or prefixes ending in ".") that may differ between a checkpoint and the
+# run that restores it.
+RESUMABLE_FIELDS: tuple[str, ...] = (
+    "name", "trainer.workdir", "trainer.steps", "trainer.log_every", "trainer.eval_every",
+    "trainer.eval_batches", "trainer.max_consecutive_bad_steps", "trainer.profile_steps",
+    "trainer.distributed", "trainer.progress_bar", "trainer.tensorboard",
+    "checkpoint.", "eval.", "mesh.", "data.data_dir", "data.manual_dir", "data.worker_count",
+)
+
+
+class CheckpointError(RuntimeError):
+    """No usable checkpoint, or one that does not match the run; the message says why."""
+
+
+# --------------------------------------------------------------------------- config check
+
+
+def _flatten_dict(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            out.update(_flatten_dict(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any],
+                       allowed: Sequence[str] = RESUMABLE_FIELDS) -> list[str]:
+    """``["model.d_model: checkpoint 64, now 128", ...]`` for fields outside ``allowed``."""
+    norm = lambda tree: _flatten_dict(json.loads(json.dumps(tree)))  # tuples -> lists
+    a, b = norm(saved), norm(current)
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        if any(key == f or (f.endswith(".") and key.startswith(f)) for f in allowed):
+            continue
+        if a.get(key, "<absent>") != b.get(key, "<absent>"):
+            diffs.append(f"{key}: checkpoint {a.get(key, '<absent>')!r}, now {b.get(key, '<absent>')!r}")
+    return diffs
+
+
+# --------------------------------------------------------------------------- flat state
+
+
+def _name(path: tuple[Any, ...]) -> str:
+    parts = []
+    for p in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(p, attr):
+                parts.append(str(getattr(p, attr)))
+                break
+        else:
+            parts.append(str(p))
+    return ".".join(parts)
+
+
+def _is_key(x: Any) -> bool:
+    return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def flatten_state(state: Any) -> dict[str, Any]:
+    """Any pytree of arrays -> ``{dotted path: array}``, PRNG keys as raw key data."""
+    flat = jax.tree_util.tree_flatten_with_path(state)[0]
+    return {_name(path): jax.random.key_data(x) if _is_key(x) else x for path, x in flat}
+
+
+def abstract_flat_state(state: Any) -> dict[str, jax.ShapeDtypeStruct]:
+    """Shapes, dtypes and shardings of :func:`flatten_state` (the restore target)."""
+
+    return {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=getattr(v, "sharding", None))
+            for k, v in flatten_state(state).items()}
+
+
+def unflatten_state(flat: Mapping[str, Any], like: Any) -> Any:
+    """The inverse of :func:`flatten_state`, with ``like``'s structure (and key types)."""
+    paths, treedef = jax.tree_util.tree_flatten_with_path(like)
+    leaves = []
+    for path, x in paths:
+        value = flat[_name(path)]
+        leaves.append(jax.random.wrap_key_data(value, impl=jax.random.key_impl(x)) if _is_key(x) else value)
+    return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+# --------------------------------------------------------------------------- manager
+
+
+class Checkpointer:
+    """Save / restore a run's checkpoints in ``directory`` (see module doc)."""
+
+    def __init__(self, directory: str | Path, config: CheckpointConfig):
+        """``directory``: a local path or a URL such as ``gs://bucket/run/checkpoints``."""
+        # gs://... stays a URL (orbax writes through etils.epath); local paths become absolute.
+        self.directory = directory if "://" in str(directory) else Path(directory).absolute()
+        policies: list[pp.PreservationPolicy] = [pp.LatestN(n=config.keep)]
+        if config.keep_best:
+            policies.append(pp.BestN(get_metric_fn=lambda m: m["val_loss"], reverse=True,
+                                     n=config.keep_best, keep_checkpoints_without_metrics=False))
+        options = ocp.CheckpointManagerOptions(
+            preservation_policy=pp.AnyPreservationPolicy(policies),
+            enable_async_checkpointing=config.async_save, create=True)
+        self.manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def all_steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
+
+    def latest_step(self) -> Optional[int]:
+        return self.manager.latest_step()
+
+    def save(self, step: int, state: Any, data_iterator: Any, config: Mapping[str, Any], *,
+             val_loss: Optional[float] = None) -> None:
+        """Save (asynchronously if configured); a step that is already saved is skipped."""
+        if step in self.manager.all_steps():
+            return
+        meta = {"step": int(step), "config": dict(config), "val_loss": val_loss,
+                "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat()}
+        args = ocp.args.Composite(state=ocp.args.StandardSave(flatten_state(state)),
+                                  data=grain.checkpoint.CheckpointSave(data_iterator),
+                                  meta=ocp.args.JsonSave(meta))
+        metrics = {"val_loss": float(val_loss)} if val_loss is not None else None
+        self.manager.save(step, args=args, metrics=metrics, force=True)
+
+    def read_meta(self, step: int) -> dict[str, Any]:
+        return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
+    def restore(self, like: Any, data_iterator: Any, config: Mapping[str, Any]
+                ) -> Optional[tuple[Any, dict[str, Any]]]:
+        """Restore the newest readable step into ``like``'s structure/shardings and move
+        ``data_iterator`` to its saved position. Returns (state, meta) or None if there are no
+        checkpoints. Raises :class:`CheckpointError` on a config mismatch or if no step reads."""
+        steps = sorted(self.manager.all_steps(), reverse=True)
+        if not steps:
+            return None
+        target = abstract_flat_state(like)
+        failures = []
+        for step in steps:
+            try:
+                meta = self.read_meta(step)
+            except Exception as err:  # noqa: BLE001 - any read error means "unusable step"
+                failures.append(f"step {step}: {type(err).__name__}: {err}")
+                log.warning("checkpoint %s/%d is unreadable (%s); trying an older one",
+                            self.directory, step, err)
+                continue
+            diffs = config_differences(meta.get("config", {}), config)
+            if diffs:
+                raise CheckpointError(
+                    f"checkpoint {self.directory}/{step} was written with a different config; "
+                    f"differing fields: {'; '.join(diffs)} (use another trainer.workdir or "
+                    f"checkpoint.directory to start a new run)")
+            try:
+                restored = self.manager.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(target),
+                    data=grain.checkpoint.CheckpointRestore(data_iterator)))
+                flat = restored["state"]
+                missing = set(target) - set(flat)
+                if missing:
+                    raise ValueError(f"missing arrays {sorted(missing)[:3]}")
+            except Exception as err:  # noqa: BLE001
+                failures.append(f"step {step}: {type(err).__name__}: {err}")
+                log.warning("checkpoint %s/%d is corrupt or partial (%s: %s); trying an older one",
+                            self.directory, step, type(err).__name__, str(err)[:300])
+                continue
+            return unflatten_state(flat, like), meta
+        raise CheckpointError(f"no readable checkpoint in {self.directory}: " + " | ".join(
+            f[:300] for f in failures))
+
+    def wait(self) -> None:
+        """Block until pending asynchronous saves are on disk."""
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
