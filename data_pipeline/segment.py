@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from data_pipeline.sources import read_rows
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -66,11 +68,4 @@ def librilight_segments(root: str | Path, max_seconds: float = 25.0) -> Iterator
 
 def read_transcripts(path: str | Path) -> dict[str, str]:
     """``{segment_id: text}`` from a JSONL (``id``, ``text``) or CSV (header with ``id``, ``text``)."""
-    import csv
-    path = Path(path)
-    if path.suffix in (".jsonl", ".json"):
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    else:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    return {str(r["id"]): str(r.get("text") or "") for r in rows}
+    return {str(r["id"]): str(r.get("text") or "") for r in read_rows(path)}

@@ -40,15 +40,20 @@ def _split_of(row: dict, text: str, validation_fraction: float) -> str:
     return split if split in ("train", "validation") else hash_split(text, validation_fraction)
 
 
+def read_rows(path: str | Path) -> list[dict]:
+    """The rows of a JSONL file (one object a line) or a CSV file with a header row."""
+    path = Path(path)
+    if path.suffix in (".jsonl", ".json"):
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def read_manifest(path: str | Path, validation_fraction: float = 0.02) -> list[Utterance]:
     """A CSV (header row) or JSONL manifest with ``path`` and ``text`` (optional ``speaker``,
     ``split``, ``id``); relative audio paths are relative to the manifest's folder."""
     path = Path(path)
-    if path.suffix in (".jsonl", ".json"):
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    else:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+    rows = read_rows(path)
     if rows and not {"path", "text"} <= set(rows[0]):
         raise ValueError(f"manifest {path} needs columns 'path' and 'text'; found {sorted(rows[0])}")
     out = []
