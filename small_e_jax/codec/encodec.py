@@ -54,14 +54,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from small_e_jax.codec.base import PAD_CODE, prepare_audio
+from small_e_jax.codec.base import PAD_CODE
 from small_e_jax.codec.dac import _PRECISIONS, DACCodec, ConvTranspose1d, _host_uniform, _uniform_init, length_mask
 
 Array = jax.Array
@@ -597,24 +597,6 @@ class EncodecCodec(DACCodec):
         from small_e_jax.codec.weights import load_encodec
 
         return cls(load_encodec(directory, precision=precision), n_q=n_q, bandwidth=bandwidth, **kwargs)
-
-    def encode_with_lengths(self, wav: Any, sample_rate: int, lengths: Optional[Sequence[int]] = None
-                            ) -> tuple[np.ndarray, np.ndarray]:
-        """Like :meth:`encode`, also returning the valid frames per item ``[B]`` (int32).
-
-        Input wider than the longest valid length (extra right padding) is accepted: it is cut
-        to the length bucket before the jit-compiled call.
-        """
-        audio, lens = prepare_audio(wav, sample_rate, self.sample_rate, lengths)
-        hop = self.hop_length
-        frames = -(-lens // hop)
-        f_max = int(frames.max())
-        f_pad = -(-f_max // self.bucket_frames) * self.bucket_frames
-        audio = audio[:, :f_pad * hop]
-        audio = np.pad(audio, ((0, 0), (0, f_pad * hop - audio.shape[1])))
-        b, (audio, lens_p) = self._pad_batch(audio, lens.astype(np.int32), fill=(0.0, hop))
-        codes, frame_lengths = self._encode_fn(self._state, self._put(audio), self._put(lens_p))
-        return np.asarray(codes)[:b, :, :f_max], np.asarray(frame_lengths)[:b]
 
     @property
     def bandwidth(self) -> float:
