@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the GLA kernel benchmark on a CUDA machine whose python3 has jax[cuda], torch and triton
-# (FLA comes from .whl/, see scripts/fetch_fla_wheels.sh). Extra arguments go to the benchmark.
+# (FLA comes from .whl/, see scripts/fetch_gpu_wheels.sh). Extra arguments go to the benchmark.
 # Results are appended to benchmarks/results.jsonl (or --out).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The GPU measurements of issues 3-7 in one command, for a CUDA machine whose python3 has
+# jax[cuda], torch and triton but no registry access (grain, tfds, FLA and the small pure-Python
+# dependencies come as wheels in .whl/, see scripts/fetch_gpu_wheels.sh).
+#
+#   SMALL_E_COMMIT=<hash> OUT=<dir> bash scripts/gpu_measure.sh STEP [STEP ...]
+#
+# Steps (each appends JSON lines to $OUT/results.jsonl and logs to $OUT/<step>.log):
+#   fla_warm    start FLA's Triton autotuning in the background (low priority), so that a later
+#               `kernel` step finds tuned configs in $TRITON_CACHE_DIR; `fla_cache` packs them
+#   kernel      GLA kernels: our JAX backends and FLA chunk_gla in the same run (gla_bench)
+#   train       train-step throughput: GLA and transformer presets at the paper's shapes
+#   crossover   train-step throughput at a fixed 24K frames per batch, T = 1K..16K, both presets
+#   codec       Flax DAC vs PyTorch DAC encode/decode throughput
+#   data        build the mini corpus (random DAC on the GPU) and time the grain loader
+#   fla_cache   wait for fla_warm (until $FLA_DEADLINE seconds into the run) and pack the
+#               autotuning results ($OUT/triton_autotune.tgz) to carry into the next run
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-/tmp/gpu_out}"
+mkdir -p "$OUT"
+START=$(date +%s)
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    || exit 1
+  export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
+fi
+export PYTHONUNBUFFERED=1 TRITON_CACHE_DIR="${TRITON_CACHE_DIR:-/tmp/triton_cache}"
+if [ -f .device/triton_autotune.tgz ]; then  # autotuning results brought back from an earlier run
+  mkdir -p "$TRITON_CACHE_DIR" && tar -xzf .device/triton_autotune.tgz -C "$TRITON_CACHE_DIR"
+fi
+R="$OUT/results.jsonl"
+PEAK="${PEAK_TFLOPS:-790}"  # dense bf16 matmul rate measured on an H200 (KINDS.md)
+elapsed() { echo $(( $(date +%s) - START )); }
+
+for step in "$@"; do
+  echo "=== $step (t=$(elapsed)s)"
+  case "$step" in
+    fla_warm)
+      nice -n 19 bash -c 'for s in "8 4096 4 128 256" "8 1024 8 64 64" "4 4096 64 128 128"; do
+          set -- $s; python3 -m kernels.benchmarks.fla_baseline --B $1 --T $2 --H $3 --Dk $4 --Dv $5 --repeats 1
+        done' >"$OUT/fla_warm.log" 2>&1 &
+      echo $! >/tmp/fla_warm.pid ;;
+    kernel)
+      python3 -m kernels.benchmarks.gla_bench --shapes "${KERNEL_SHAPES:-small_e,fla}" \
+        --fla-timeout "${FLA_TIMEOUT:-240}" --out "$R" 2>&1 | tee "$OUT/kernel.log" ;;
+    train)
+      for preset in small_e_librilight_medium transformer_baseline; do
+        for remat in ${REMATS:-false true}; do
+          timeout 300 python3 -m small_e_jax.eval.throughput --config $preset --shapes 16x1500,8x4096 \
+            --steps 10 --peak-tflops "$PEAK" --label "$preset/remat=$remat" --out "$R" model.remat=$remat
+        done
+      done 2>&1 | tee "$OUT/train.log" ;;
+    crossover)
+      for preset in small_e_librilight_medium transformer_baseline; do
+        timeout 300 python3 -m small_e_jax.eval.throughput --config $preset --frames-per-batch 24576 \
+          --lengths "${CROSSOVER_LENGTHS:-1024,2048,4096,8192,16384}" --steps 5 --peak-tflops "$PEAK" \
+          --label "$preset/crossover" --out "$R" model.remat=false
+      done 2>&1 | tee "$OUT/crossover.log" ;;
+    codec)
+      timeout 300 python3 -m benchmarks.codec_bench --batches 1,16,64 --precision default,highest \
+        --out "$R" 2>&1 | tee "$OUT/codec.log" ;;
+    data)
+      { timeout 300 python3 -m data_pipeline.build --dataset mini --data_dir /tmp/tfds \
+        && for w in 0 8; do timeout 120 python3 -m data_pipeline.bench_loader --dataset mini \
+             --data_dir /tmp/tfds --workers $w --batches 300; done; } 2>&1 | tee "$OUT/data.log" ;;
+    fla_cache)
+      deadline="${FLA_DEADLINE:-540}"
+      while [ -f /tmp/fla_warm.pid ] && kill -0 "$(cat /tmp/fla_warm.pid)" 2>/dev/null \
+            && [ "$(elapsed)" -lt "$deadline" ]; do sleep 5; done
+      (cd "$TRITON_CACHE_DIR" && find . -name '*.autotune.json' | tar -czf "$OUT/triton_autotune.tgz" -T -)
+      echo "autotune files: $(tar -tzf "$OUT/triton_autotune.tgz" | wc -l)"; tail -5 "$OUT/fla_warm.log" ;;
+    *) echo "unknown step $step"; exit 2 ;;
+  esac
+done
+echo "=== done (t=$(elapsed)s)"

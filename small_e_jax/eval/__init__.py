@@ -1,0 +1,1 @@
+"""Evaluation: perplexity, throughput, intelligibility, skips/repeats, similarity, reports."""
