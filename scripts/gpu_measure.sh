@@ -58,7 +58,7 @@ for step in "$@"; do
           --label "$preset/crossover" --out "$R" model.remat=false
       done 2>&1 | tee "$OUT/crossover.log" ;;
     codec)
-      timeout 300 python3 -m benchmarks.codec_bench --batches 1,16,64 --precision default,highest \
+      XLA_PYTHON_CLIENT_MEM_FRACTION=0.45 timeout 300 python3 -m benchmarks.codec_bench --batches 1,16,64 --precision default,highest \
         --out "$R" 2>&1 | tee "$OUT/codec.log" ;;
     data)
       { timeout 300 python3 -m data_pipeline.build --dataset mini --data_dir /tmp/tfds \
