@@ -135,6 +135,20 @@ class GatedLinearAttention(nnx.Module):
         return self._output(o, g), state
 
 
+def attention_implementation(dtype: Any, head_dim: int) -> Optional[str]:
+    """``"cudnn"`` (flash attention) where it applies, else None (XLA).
+
+    ``jax.nn.dot_product_attention(implementation=None)`` means plain XLA today, which
+    materialises the [B, H, T, T] scores (measured on an H200 at 8 x 4096 frames: 99 GB peak and
+    85.7K frames/s against the GLA model's 221K), so the cuDNN kernel is asked for explicitly on GPU
+    for 16-bit inputs and head dims it supports (multiples of 8 up to 128).
+    """
+    if (jax.default_backend() == "gpu" and jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16)
+            and head_dim % 8 == 0 and head_dim <= 128):
+        return "cudnn"
+    return None
+
+
 class CausalSelfAttention(nnx.Module):
     """Causal multi-head self-attention, the transformer baseline's mixer. x: [B, T, d]."""
 
@@ -157,7 +171,8 @@ class CausalSelfAttention(nnx.Module):
                              "a GLA block)")
         B, T, d = x.shape
         q, k, v = self._qkv(x, jnp.arange(T))
-        o = jax.nn.dot_product_attention(q, k, v, scale=self.head_dim**-0.5, is_causal=True)
+        o = jax.nn.dot_product_attention(q, k, v, scale=self.head_dim**-0.5, is_causal=True,
+                                         implementation=attention_implementation(q.dtype, self.head_dim))
         return o.reshape(B, T, d), None
 
     def init_state(self, batch: int, max_len: Optional[int] = None) -> dict[str, jax.Array]:

@@ -1,0 +1,157 @@
+"""Where the train step's time goes: trace a few steps and total the device time per kernel and
+per model scope.
+
+    python -m small_e_jax.eval.profile_step --config small_e_librilight_medium --shape 8x4096 \\
+        [--steps 3] [--top 25] [--depth 4] [--out profile.json] [--trace-dir DIR] [key=value ...]
+
+The step is :meth:`small_e_jax.train.Trainer.step` on a synthetic full batch (as
+:mod:`small_e_jax.eval.throughput`). The trace is read back with ``jax.profiler.ProfileData``
+(no TensorBoard needed): every event on the device planes (``/device:GPU:*``, ``/device:TPU:*``)
+is a kernel; its time is totalled (1) by kernel name and (2) by the JAX name scope of the HLO op
+that launched it (the ``tf_op`` / ``name`` stat, e.g. ``jit(step)/.../decoder/...``), cut to
+``--depth`` components after the transformation prefixes, so that "GLA kernel", "projections",
+"loss" and "optimizer" can be told apart. On a CPU there is no device plane: the command says
+so and prints the host's busiest XLA events instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import json
+import re
+import sys
+import tempfile
+from typing import Any, Iterable, Optional
+
+import jax
+
+from small_e_jax.config import ConfigError, load_config
+from small_e_jax.eval.throughput import parse_shapes, synthetic_batch
+
+_TRANSFORM = re.compile(r"^(jit|jvp|transpose|vmap|remat|checkpoint|pjit|custom_vjp_call|custom_jvp_call|"
+                        r"while|body|cond|scan|closed_call|core_call)(\(.*\))?$")
+
+
+def scope_of(op_name: str, depth: int) -> str:
+    """``jit(step)/jvp(SmallE)/decoder/3/mixer/dot_general`` -> ``decoder/3/mixer`` (depth 3).
+
+    Transformation wrappers (``jit(...)``, ``jvp(...)``, ``transpose(...)``...) are dropped;
+    the backward pass keeps a ``bwd:`` mark so forward and backward time stay apart."""
+    parts = [p for p in op_name.split("/") if p]
+    backward = any(p.startswith("transpose(") for p in parts)
+    kept = [p for p in parts if not _TRANSFORM.match(p)]
+    scope = "/".join(kept[:depth]) or "(unscoped)"
+    return ("bwd:" if backward else "") + scope
+
+
+def _stats(event: Any) -> dict[str, Any]:
+    try:
+        return {name: value for name, value in event.stats}
+    except Exception:  # noqa: BLE001 - stats are best-effort metadata
+        return {}
+
+
+def summarize(xplane_path: str, depth: int) -> dict[str, Any]:
+    """Device time by kernel and by scope (ns) from one ``.xplane.pb``."""
+    from jax.profiler import ProfileData
+
+    data = ProfileData.from_file(xplane_path)
+    by_kernel: collections.Counter = collections.Counter()
+    by_scope: collections.Counter = collections.Counter()
+    total = 0.0
+    line_names: set[str] = set()
+    device_planes = [p for p in data.planes if p.name.startswith("/device:")]
+    for plane in device_planes:
+        for line in plane.lines:
+            line_names.add(line.name)
+            # XLA:GPU lines: one per stream, plus summary lines ("XLA Ops", "XLA Modules", ...)
+            # that repeat the kernels; keep the stream lines only.
+            if not line.name.lower().startswith("stream"):
+                continue
+            for ev in line.events:
+                ns = float(ev.duration_ns)
+                total += ns
+                by_kernel[ev.name] += ns
+                stats = _stats(ev)
+                op = stats.get("tf_op") or stats.get("name") or stats.get("hlo_op") or ""
+                by_scope[scope_of(str(op), depth)] += ns
+    host: collections.Counter = collections.Counter()
+    if not device_planes:
+        for plane in data.planes:
+            for line in plane.lines:
+                if line.name.startswith("tf_XLA"):
+                    for ev in line.events:
+                        host[ev.name] += float(ev.duration_ns)
+    return {"device_planes": [p.name for p in device_planes], "lines": sorted(line_names), "total_ns": total,
+            "by_kernel": by_kernel, "by_scope": by_scope, "host": host}
+
+
+def _table(title: str, counts: collections.Counter, total: float, top: int, steps: int) -> Iterable[str]:
+    yield f"\n{title} (ms per step, share of device time)"
+    for name, ns in counts.most_common(top):
+        yield f"  {ns / steps / 1e6:9.3f} ms  {ns / max(total, 1):6.1%}  {name[:140]}"
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="small_e_librilight_medium")
+    p.add_argument("--shape", default="8x4096", help="BxT")
+    p.add_argument("--text-len", type=int, default=300)
+    p.add_argument("--steps", type=int, default=3, help="steps traced (after compile and one warm-up)")
+    p.add_argument("--top", type=int, default=25)
+    p.add_argument("--depth", type=int, default=4, help="name-scope components kept")
+    p.add_argument("--trace-dir", default=None, help="keep the trace here (default: a temporary dir)")
+    p.add_argument("--out", default=None, help="write the summary as JSON here")
+    p.add_argument("overrides", nargs="*")
+    args = p.parse_args(argv)
+    try:
+        config = load_config(args.config, args.overrides)
+        (batch, frames), = parse_shapes(args.shape)
+    except (ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from small_e_jax.train import Trainer
+
+    trainer = Trainer(config)
+    state = trainer.init_state()
+    data = trainer.shard_batch(synthetic_batch(config, batch, frames, args.text_len))
+    for _ in range(2):  # compile + warm-up
+        state, metrics = trainer.step(state, data)
+    jax.block_until_ready(metrics["loss"])
+    trace_dir = args.trace_dir or tempfile.mkdtemp(prefix="small_e_trace_")
+    with jax.profiler.trace(trace_dir):
+        for _ in range(args.steps):
+            state, metrics = trainer.step(state, data)
+        jax.block_until_ready(metrics["loss"])
+    paths = sorted(glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True))
+    if not paths:
+        print(f"error: no .xplane.pb written under {trace_dir}", file=sys.stderr)
+        return 1
+    s = summarize(paths[-1], args.depth)
+    print(f"{config.name} B={batch} T={frames}: {args.steps} steps traced; device planes: {s['device_planes']}")
+    if not s["device_planes"]:
+        print("no device plane (CPU run): the busiest host XLA events instead")
+        for line in _table("host events", s["host"], sum(s["host"].values()), args.top, args.steps):
+            print(line)
+    else:
+        print(f"device lines: {s['lines']}")
+        print(f"device time per step: {s['total_ns'] / args.steps / 1e6:.2f} ms")
+        for line in _table("by scope", s["by_scope"], s["total_ns"], args.top, args.steps):
+            print(line)
+        for line in _table("by kernel", s["by_kernel"], s["total_ns"], args.top, args.steps):
+            print(line)
+    if args.out:
+        summary = {"config": config.name, "B": batch, "T": frames, "steps": args.steps,
+                   "overrides": args.overrides, "device": jax.devices()[0].device_kind,
+                   "device_ms_per_step": s["total_ns"] / args.steps / 1e6,
+                   "by_scope_ms": {k: v / args.steps / 1e6 for k, v in s["by_scope"].most_common(60)},
+                   "by_kernel_ms": {k: v / args.steps / 1e6 for k, v in s["by_kernel"].most_common(60)}}
+        with open(args.out, "w") as f:
+            json.dump(summary, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""The measurement tools' pure parts: shape parsing, synthetic batches, profile scopes."""
+
+import pytest
+
+from small_e_jax.config import load_config
+from small_e_jax.eval.profile_step import scope_of
+from small_e_jax.eval.throughput import parse_shapes, shapes_for_budget, synthetic_batch
+
+
+def test_parse_shapes():
+    assert parse_shapes("16x1500,8X4096") == [(16, 1500), (8, 4096)]
+    for bad in ("16", "16x", "axb", "0x100", "4x1"):
+        with pytest.raises(ValueError):
+            parse_shapes(bad)
+
+
+def test_shapes_for_budget_keeps_frames_per_batch():
+    assert shapes_for_budget(24576, [1024, 4096, 16384, 32768]) == [(24, 1024), (6, 4096), (1, 16384), (1, 32768)]
+
+
+def test_synthetic_batch_is_a_full_delayed_batch():
+    config = load_config("tiny")
+    q = config.model.n_codebooks
+    b = synthetic_batch(config, 3, 40, 7)
+    assert b["audio"].shape == (3, 40, q) and b["text"].shape == (3, 7)
+    assert b["audio_mask"].all() and b["text_mask"].all()
+    # delay pattern: column 0 is BOA (1) everywhere, codebook k starts k columns later
+    assert (b["audio"][:, 0] == 1).all()
+    assert b["audio"].max() < config.model.audio_vocab_size and b["text"].min() >= 3
+    with pytest.raises(ValueError, match="too short"):
+        synthetic_batch(config, 1, q, 4)
+
+
+def test_scope_of_drops_transformations_and_marks_backward():
+    assert scope_of("jit(step)/jvp(SmallE)/decoder/3/mixer/dot_general", 3) == "decoder/3/mixer"
+    assert scope_of("jit(step)/transpose(jvp(SmallE))/decoder/3/mixer/mul", 2) == "bwd:decoder/3"
+    assert scope_of("", 3) == "(unscoped)"
+    assert scope_of("jit(step)/while/body/decoder/0/x", 1) == "decoder"
