@@ -11,7 +11,12 @@
 #   kernel      GLA kernels: our JAX backends and FLA chunk_gla in the same run (gla_bench)
 #   train       train-step throughput: GLA and transformer presets at the paper's shapes
 #   crossover   train-step throughput at a fixed 24K frames per batch, T = 1K..16K, both presets
+#               (crossover:PRESET for one preset)
 #   codec       Flax DAC vs PyTorch DAC encode/decode throughput
+#   pallas_tests  compiled parity of the Pallas GLA kernels (pytest -m gpu tests/kernels)
+#   profile     device time per kernel and per model scope of the GLA train step (8 x 4096)
+#   decode      decode speed of the small_e_librilight_medium preset (batch 1..64, streaming)
+#   codec_train train the small codec of issue 11 for $CODEC_MINUTES minutes (resumes from .device/)
 #   data        build the mini corpus (random DAC on the GPU) and time the grain loader
 #   fla_cache   wait for fla_warm (until $FLA_DEADLINE seconds into the run) and pack the
 #               autotuning results ($OUT/triton_autotune.tgz) to carry into the next run
@@ -26,6 +31,10 @@ if ls .whl/*.whl >/dev/null 2>&1; then
   export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
 fi
 export PYTHONUNBUFFERED=1 TRITON_CACHE_DIR="${TRITON_CACHE_DIR:-/tmp/triton_cache}"
+# Compile once per program and autotune each GEMM shape once across the steps' processes (the
+# crossover's shapes share B*T, so their projections share GEMM shapes).
+export JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=1
+export XLA_FLAGS="--xla_gpu_per_fusion_autotune_cache_dir=/tmp/xla_autotune ${XLA_FLAGS:-}"
 if [ -f .device/triton_autotune.tgz ]; then  # autotuning results brought back from an earlier run
   mkdir -p "$TRITON_CACHE_DIR" && tar -xzf .device/triton_autotune.tgz -C "$TRITON_CACHE_DIR"
 fi
@@ -48,15 +57,31 @@ for step in "$@"; do
       for preset in small_e_librilight_medium transformer_baseline; do
         for remat in ${REMATS:-false true}; do
           timeout 300 python3 -m small_e_jax.eval.throughput --config $preset --shapes 16x1500,8x4096 \
-            --steps 10 --peak-tflops "$PEAK" --label "$preset/remat=$remat" --out "$R" model.remat=$remat
+            --steps 10 --peak-tflops "$PEAK" --label "$preset/remat=$remat" --out "$R" model.remat=$remat \
+            "model.gla_backend=${GLA_BACKEND:-auto}"
         done
       done 2>&1 | tee "$OUT/train.log" ;;
-    crossover)
-      for preset in small_e_librilight_medium transformer_baseline; do
+    crossover|crossover:*)  # crossover:PRESET times that preset only
+      presets="small_e_librilight_medium transformer_baseline"
+      [ "$step" != crossover ] && presets="${step#crossover:}"
+      for preset in $presets; do
         timeout 300 python3 -m small_e_jax.eval.throughput --config $preset --frames-per-batch 24576 \
           --lengths "${CROSSOVER_LENGTHS:-1024,2048,4096,8192,16384}" --steps 5 --peak-tflops "$PEAK" \
-          --label "$preset/crossover" --out "$R" model.remat=false
-      done 2>&1 | tee "$OUT/crossover.log" ;;
+          --label "$preset/crossover" --out "$R" model.remat=false "model.gla_backend=${GLA_BACKEND:-auto}"
+      done 2>&1 | tee -a "$OUT/crossover.log" ;;
+    pallas_tests)
+      timeout 240 python3 -m pytest -m gpu tests/kernels -q -x -p no:cacheprovider 2>&1 | tee "$OUT/pallas_tests.log" ;;
+    profile)
+      timeout 240 python3 -m small_e_jax.eval.profile_step --config small_e_librilight_medium --shape "${PROFILE_SHAPE:-8x4096}" \
+        --steps 3 --top 30 --out "$OUT/profile_gla.json" model.remat=false \
+        "model.gla_backend=${GLA_BACKEND:-auto}" 2>&1 | tee "$OUT/profile.log" ;;
+    decode)
+      timeout 300 python3 -m small_e_jax.bench_decode --out "$R" 2>&1 | tee "$OUT/decode.log" ;;
+    codec_train)
+      mkdir -p .device/codec_run
+      timeout $(( ${CODEC_MINUTES:-4} * 60 + 120 )) python3 -m small_e_jax.codec.train --workdir .device/codec_run \
+        --max-minutes "${CODEC_MINUTES:-4}" 2>&1 | tee "$OUT/codec_train.log"
+      tar -czf "$OUT/codec_run.tgz" -C .device codec_run ;;
     codec)
       XLA_PYTHON_CLIENT_MEM_FRACTION=0.45 timeout 300 python3 -m benchmarks.codec_bench --batches 1,16,64 --precision default,highest \
         --out "$R" 2>&1 | tee "$OUT/codec.log" ;;
