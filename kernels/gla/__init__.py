@@ -8,7 +8,10 @@ Gates, cumulative sums and states are float32 whatever the input dtype.
 
 Backends (`backend=`):
   "scan"     token-by-token `lax.scan` (reference.py): the ground truth, slow.
-  "chunked"  chunk-parallel XLA (chunked.py): the default on every platform.
+  "chunked"  chunk-parallel XLA (chunked.py): the default on CPU.
+  "pallas_gpu"  Pallas Triton kernels (pallas_gpu.py): the default on GPU; interpret mode on CPU.
+  "pallas_tpu"  Pallas Mosaic TPU kernels (pallas_tpu.py): the default on TPU (never run on a
+             TPU so far); interpret mode on CPU.
   "auto"     picks per platform from `_AUTO_BACKEND`.
 """
 
@@ -20,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from kernels.gla.chunked import gla_chunked
+from kernels.gla.pallas_gpu import gla_pallas_gpu
 from kernels.gla.reference import gla_reference, recurrence_step
 
 __all__ = ["BACKENDS", "gla", "gla_step", "gla_chunked", "gla_reference"]
@@ -31,15 +35,15 @@ def _scan_backend(q, k, v, log_g, *, scale, initial_state, chunk_size):
 
 
 # name -> fn(q, k, v, log_g, *, scale, initial_state, chunk_size) -> (o, final_state).
-# Pallas kernels register here: "pallas_gpu" (pallas_gpu.py), "pallas_tpu" (pallas_tpu.py).
 BACKENDS: dict[str, Callable[..., tuple[jax.Array, jax.Array]]] = {
     "scan": _scan_backend,
     "chunked": gla_chunked,
+    "pallas_gpu": gla_pallas_gpu,
 }
 
-# jax.default_backend() -> backend used by backend="auto". Today "chunked" everywhere; point
-# "gpu" / "tpu" at the Pallas backends once they exist and pass the same tests.
-_AUTO_BACKEND: dict[str, str] = {"cpu": "chunked", "gpu": "chunked", "tpu": "chunked"}
+# jax.default_backend() -> backend used by backend="auto": the Pallas kernels on accelerators,
+# chunked XLA on CPU (where Pallas only runs in the slow interpret mode).
+_AUTO_BACKEND: dict[str, str] = {"cpu": "chunked", "gpu": "pallas_gpu", "tpu": "chunked"}
 _AUTO_FALLBACK = "chunked"
 
 

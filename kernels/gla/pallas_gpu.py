@@ -1,0 +1,442 @@
+"""Chunked GLA as Pallas GPU kernels (Triton lowering), forward and backward (`jax.custom_vjp`).
+
+Contract (same as every backend in `kernels.gla.BACKENDS`):
+    q, k [B, T, H, Dk]; v [B, T, H, Dv]; log_g [B, T, H, Dk] float (<= 0); initial_state
+    [B, H, Dk, Dv] or None -> (o [B, T, H, Dv] in q.dtype, final_state [B, H, Dk, Dv] float32),
+    differentiable in q, k, v, log_g and initial_state. A per-head gate [B, T, H] is broadcast
+    over Dk outside the custom VJP (autodiff sums its gradient back). Any T (padded to whole
+    chunks with log_g = 0, k = v = 0, which leave the state untouched); Dk and Dv are padded to
+    powers of two >= 16 (Triton tiles are powers of two; head dims 64-256 need no padding).
+
+Why Triton and not Mosaic GPU: the Triton lowering runs the same kernel bodies in interpret
+mode on CPU (CI parity tests), lowers for `cuda` on a machine without a GPU (a CI lowering
+test at the Small-E shape), and is a stable API on jax 0.10 and 0.11 alike. Mosaic GPU would
+give direct control of wgmma / TMA on Hopper but has neither an interpret mode nor a CPU
+lowering check here, and its API still moves between jax releases. Triton itself emits wgmma
+for bf16 `tl.dot`s of these tile sizes on sm_90.
+
+Decomposition (the FLA chunk_gla idea, rewritten for Pallas; chunk C = 64, sub-chunk c = 16):
+with b the within-chunk inclusive cumsum of log_g (float32, computed by XLA outside the
+kernels), token i of a chunk sees
+
+    o_i = scale * [ (q_i * exp(b_i)) S + sum_{j <= i in chunk} A_ij v_j ],
+    A_ij = sum_d q_id k_jd exp(b_id - b_jd),
+    S'   = exp(b_last) * S + (k * exp(b_last - b))^T v.
+
+Every exponent evaluated is <= 0, so nothing overflows for any gate strength. A is built per
+query sub-chunk a: keys of earlier sub-chunks through one matmul with the reference point
+r_a = b at a's first token (exp(b_i - r_a) <= 1, exp(r_a - b_j) <= 1); the c x c diagonal
+block exactly, one key column at a time.
+
+Kernels (grid in brackets):
+  forward  `_intra_fwd`  [B, H, N]   A for every chunk, fully parallel (all the exp work).
+           `_fwd`        [B, H, Dv/BV] one program per (batch, head, value block) walks the
+                         chunks with the fp32 state S^T [BV, Dk] in registers; two bf16 matmuls
+                         for the output, one for the state update.
+  backward `_intra_bwd`  [B, H, N]   dA = scale * do v^T, then the within-chunk parts of dq,
+                         dk (same sub-chunk scheme) and dv = A^T do (A is a saved residual:
+                         [B, T, H, C] floats, small next to q/k/v).
+           `_bwd_dq`     [B, H, Dk/BK] walks forward, recomputing S (not stored): dq.
+           `_bwd_dkv`    [B, H, Dk/BK] walks backward with dS: dk, a Dk-block share of dv, dS_0.
+  dlog_g needs no kernel: with G the global cumsum of log_g, o and S_T depend on G_t only via
+  q_t exp(G_t), k_t exp(-G_t) and exp(G_T), so
+      dlog_g = reverse_cumsum_t(q * dq - k * dk) + sum_v(S_T * dS_T)   (fp32, XLA).
+
+Precision: gates, cumsums, states and every accumulation are float32. With bf16 inputs the
+matmul operands are bf16 (as in chunked.py); with float32 inputs the matmuls run in IEEE
+float32 (`precision=HIGHEST`; Triton's default would be tf32).
+
+`interpret`: None (default) runs the kernels in Pallas interpret mode when JAX's default
+backend is the CPU, or when the environment variable SMALL_E_PALLAS_INTERPRET=1; compiled
+Triton otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as plgpu
+
+_F32 = jnp.float32
+CHUNK = 64  # tokens per chunk in the kernels (the `chunk_size` argument is not used: see gla_pallas_gpu)
+SUB = 16  # sub-chunk of the exact diagonal blocks (tl.dot needs >= 16 rows)
+# Tile sizes; tuning knobs for the H100 benchmark (kernels/benchmarks/gla_bench.py).
+BLOCK_V = 64  # value columns per forward program (state tile S^T [BV, Dk] fp32 in registers)
+BLOCK_K = 32  # key columns per backward program (state tile [Dv, BK] fp32 in registers)
+INTERPRET_ENV = "SMALL_E_PALLAS_INTERPRET"
+
+
+def _use_interpret(interpret: bool | None) -> bool:
+    if interpret is not None:
+        return interpret
+    return os.environ.get(INTERPRET_ENV, "0") == "1" or jax.default_backend() == "cpu"
+
+
+def _params(state_elems: int) -> plgpu.CompilerParams:
+    # 4 warps hold an 8K-float state tile in 64 registers per thread; larger tiles get 8.
+    return plgpu.CompilerParams(num_warps=4 if state_elems <= 8192 else 8, num_stages=2)
+
+
+def _dot(a, b, mm_dtype, *, trans_a: bool = False, trans_b: bool = False):
+    """a @ b (optionally transposed operands), operands cast to mm_dtype, fp32 accumulation."""
+    dims = (((0 if trans_a else 1,), (1 if trans_b else 0,)), ((), ()))
+    precision = jax.lax.Precision.HIGHEST if mm_dtype == _F32 else None
+    return jax.lax.dot_general(
+        a.astype(mm_dtype), b.astype(mm_dtype), dims, preferred_element_type=_F32,
+        precision=precision,
+    )
+
+
+def _iota(shape, dim):
+    return jax.lax.broadcasted_iota(jnp.int32, shape, dim)
+
+
+def _exp_masked(x, keep):
+    """exp(x) where keep, 0 elsewhere (x may be > 0 there: it is never exponentiated)."""
+    return jnp.exp(jnp.where(keep, x, -jnp.inf))
+
+
+# ----------------------------------------------------------------------------------------------
+# forward
+
+
+def _intra_fwd_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype):
+    """One chunk: A [C, C] (zero above the diagonal). Refs: q, k, b [C, Dk]; a [C, C]."""
+    C = q_ref.shape[0]
+    k = k_ref[...].astype(_F32)
+    b = b_ref[...]
+    rows = _iota((C, 1), 0)
+    cols = _iota((1, C), 1)
+    for s in range(C // SUB):  # static: query sub-chunk s, rows s*SUB .. s*SUB + SUB - 1
+        lo = s * SUB
+        q_s = q_ref[pl.ds(lo, SUB), :].astype(_F32)
+        b_s = b_ref[pl.ds(lo, SUB), :]
+        if s == 0:
+            blk = jnp.zeros((SUB, C), _F32)
+        else:  # keys of earlier sub-chunks, relative to r = b at row lo
+            r = b_ref[pl.ds(lo, 1), :]
+            k_rel = k * _exp_masked(r - b, rows < lo)
+            blk = _dot(q_s * jnp.exp(b_s - r), k_rel, mm_dtype, trans_b=True)  # [SUB, C]
+
+        def diag(j, blk, q_s=q_s, b_s=b_s, lo=lo):
+            k_j = k_ref[pl.ds(lo + j, 1), :].astype(_F32)  # [1, Dk]
+            b_j = b_ref[pl.ds(lo + j, 1), :]
+            # Rows i < j would have a positive exponent: clamp (they are masked below).
+            col = jnp.sum(q_s * k_j * jnp.exp(jnp.minimum(b_s - b_j, 0.0)), axis=1)
+            return jnp.where(cols == lo + j, col[:, None], blk)
+
+        blk = jax.lax.fori_loop(0, SUB, diag, blk)
+        causal = cols <= lo + _iota((SUB, 1), 0)
+        a_ref[pl.ds(lo, SUB), :] = jnp.where(causal, blk, 0.0)
+
+
+def _fwd_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, s0_ref, o_ref, st_ref, *, scale, mm_dtype):
+    """One (batch, head, value block) over all chunks. Refs: q, k, b [Tp, Dk]; v, o [Tp, BV];
+    a [Tp, C]; s0, st [BV, Dk] (states transposed: the gate then scales columns)."""
+    Tp = q_ref.shape[0]
+    C = a_ref.shape[1]
+
+    def body(n, s):
+        t = pl.ds(pl.multiple_of(n * C, C), C)
+        b = b_ref[t, :]
+        b_last = b_ref[pl.ds(n * C + C - 1, 1), :]  # [1, Dk]
+        q = q_ref[t, :].astype(_F32)
+        k = k_ref[t, :].astype(_F32)
+        v = v_ref[t, :]
+        o = _dot(q * jnp.exp(b), s, mm_dtype, trans_b=True) + _dot(a_ref[t, :], v, mm_dtype)
+        o_ref[t, :] = (scale * o).astype(o_ref.dtype)
+        return s * jnp.exp(b_last) + _dot(v, k * jnp.exp(b_last - b), mm_dtype, trans_a=True)
+
+    st_ref[...] = jax.lax.fori_loop(0, Tp // C, body, s0_ref[...].astype(_F32))
+
+
+def _forward(q, k, v, b, s0t, *, scale, interpret):
+    """Padded inputs: q, k, b [B, Tp, H, Dk]; v [B, Tp, H, Dv]; s0t [B, H, Dv, Dk] float32.
+    Returns o [B, Tp, H, Dv], A [B, Tp, H, C] float32, final state transposed [B, H, Dv, Dk]."""
+    B, Tp, H, Dk = q.shape
+    Dv = v.shape[-1]
+    C, N = CHUNK, Tp // CHUNK
+    mm_dtype = q.dtype
+    chunk_dk = pl.BlockSpec((None, C, None, Dk), lambda b_, h, n: (b_, n, h, 0))
+    a = pl.pallas_call(
+        functools.partial(_intra_fwd_kernel, mm_dtype=mm_dtype),
+        grid=(B, H, N),
+        in_specs=[chunk_dk, chunk_dk, chunk_dk],
+        out_specs=pl.BlockSpec((None, C, None, C), lambda b_, h, n: (b_, n, h, 0)),
+        out_shape=jax.ShapeDtypeStruct((B, Tp, H, C), _F32),
+        compiler_params=_params(C * Dk),
+        interpret=interpret,
+        name="gla_intra_fwd",
+    )(q, k, b)
+
+    bv = min(BLOCK_V, Dv)
+    seq_dk = pl.BlockSpec((None, Tp, None, Dk), lambda b_, h, j: (b_, 0, h, 0))
+    seq_v = pl.BlockSpec((None, Tp, None, bv), lambda b_, h, j: (b_, 0, h, j))
+    state = pl.BlockSpec((None, None, bv, Dk), lambda b_, h, j: (b_, h, j, 0))
+    o, st = pl.pallas_call(
+        functools.partial(_fwd_kernel, scale=scale, mm_dtype=mm_dtype),
+        grid=(B, H, Dv // bv),
+        in_specs=[seq_dk, seq_dk, seq_v, seq_dk,
+                  pl.BlockSpec((None, Tp, None, C), lambda b_, h, j: (b_, 0, h, 0)), state],
+        out_specs=[seq_v, state],
+        out_shape=[jax.ShapeDtypeStruct(v.shape, q.dtype),
+                   jax.ShapeDtypeStruct((B, H, Dv, Dk), _F32)],
+        compiler_params=_params(bv * Dk),
+        interpret=interpret,
+        name="gla_fwd",
+    )(q, k, v, b, a, s0t)
+    return o, a, st
+
+
+# ----------------------------------------------------------------------------------------------
+# backward
+
+
+def _intra_bwd_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, do_ref, dq_ref, dk_ref, dv_ref, *,
+                      scale, mm_dtype):
+    """One chunk's within-chunk gradients. Refs: q, k, b, dq, dk [C, Dk]; v, do, dv [C, Dv];
+    a [C, C]. dq, dk, dv are float32 and exclude the inter-chunk terms."""
+    C = q_ref.shape[0]
+    q = q_ref[...].astype(_F32)
+    k = k_ref[...].astype(_F32)
+    b = b_ref[...]
+    v = v_ref[...]
+    do = do_ref[...]
+    dv_ref[...] = scale * _dot(a_ref[...], do, mm_dtype, trans_a=True)
+    rows = _iota((C, 1), 0)
+    sub_rows = _iota((SUB, 1), 0)
+    sub_cols = _iota((1, SUB), 1)
+    for s in range(C // SUB):
+        lo, hi = s * SUB, s * SUB + SUB
+        q_s = q_ref[pl.ds(lo, SUB), :].astype(_F32)
+        b_s = b_ref[pl.ds(lo, SUB), :]
+        do_s = do_ref[pl.ds(lo, SUB), :]
+        v_s = v_ref[pl.ds(lo, SUB), :]
+        if s == 0:
+            dq_s = jnp.zeros((SUB, q.shape[1]), _F32)
+        else:  # dq_i from keys of earlier sub-chunks, reference r = b at row lo
+            r = b_ref[pl.ds(lo, 1), :]
+            k_rel = k * _exp_masked(r - b, rows < lo)
+            da_s = _dot(do_s, v, mm_dtype, trans_b=True)  # [SUB, C]; k_rel masks j >= lo
+            dq_s = scale * _dot(da_s, k_rel, mm_dtype) * jnp.exp(b_s - r)
+        if hi == C:
+            dk_s = jnp.zeros((SUB, k.shape[1]), _F32)
+        else:  # dk_j from queries of later sub-chunks, reference r = b at row hi - 1
+            r = b_ref[pl.ds(hi - 1, 1), :]
+            q_rel = q * _exp_masked(b - r, rows >= hi)
+            da_cols = _dot(do, v_s, mm_dtype, trans_b=True)  # [C, SUB]; q_rel masks i < hi
+            dk_s = scale * _dot(da_cols, q_rel, mm_dtype, trans_a=True) * jnp.exp(r - b_s)
+        # Diagonal block, exact: dA restricted to this sub-chunk, causal.
+        da_ss = scale * _dot(do_s, v_s, mm_dtype, trans_b=True)
+        da_ss = jnp.where(sub_cols <= sub_rows, da_ss, 0.0)
+
+        def diag(j, carry, q_s=q_s, b_s=b_s, da_ss=da_ss, lo=lo):
+            dq_s, dk_s = carry
+            k_j = k_ref[pl.ds(lo + j, 1), :].astype(_F32)
+            b_j = b_ref[pl.ds(lo + j, 1), :]
+            col = jnp.sum(jnp.where(sub_cols == j, da_ss, 0.0), axis=1)[:, None]  # dA[:, j]
+            w = col * jnp.exp(jnp.minimum(b_s - b_j, 0.0))  # zero for rows i < j
+            dk_j = jnp.sum(w * q_s, axis=0)[None, :]
+            return dq_s + w * k_j, jnp.where(sub_rows == j, dk_s + dk_j, dk_s)
+
+        dq_s, dk_s = jax.lax.fori_loop(0, SUB, diag, (dq_s, dk_s))
+        dq_ref[pl.ds(lo, SUB), :] = dq_s
+        dk_ref[pl.ds(lo, SUB), :] = dk_s
+
+
+def _bwd_dq_kernel(k_ref, v_ref, b_ref, do_ref, s0_ref, dqi_ref, dq_ref, *, scale, mm_dtype):
+    """Forward walk recomputing the state: dq = scale * (do S^T) * exp(b) + dq_intra.
+    Refs: k, b, dqi, dq [Tp, BK]; v, do [Tp, Dv]; s0 [Dv, BK] (transposed state block)."""
+    Tp, C = k_ref.shape[0], CHUNK
+
+    def body(n, s):
+        t = pl.ds(pl.multiple_of(n * C, C), C)
+        b = b_ref[t, :]
+        b_last = b_ref[pl.ds(n * C + C - 1, 1), :]
+        v = v_ref[t, :]
+        dq = scale * _dot(do_ref[t, :], s, mm_dtype) * jnp.exp(b)
+        dq_ref[t, :] = dq + dqi_ref[t, :]
+        k_tail = k_ref[t, :].astype(_F32) * jnp.exp(b_last - b)
+        return s * jnp.exp(b_last) + _dot(v, k_tail, mm_dtype, trans_a=True)
+
+    jax.lax.fori_loop(0, Tp // C, body, s0_ref[...].astype(_F32))
+
+
+def _bwd_dkv_kernel(q_ref, k_ref, v_ref, b_ref, do_ref, dst_ref, dki_ref, dk_ref, dvp_ref,
+                    ds0_ref, *, scale, mm_dtype):
+    """Backward walk with dS (gradient of the state leaving each chunk): dk, this key block's
+    share of the inter-chunk dv, and dS_0. Refs: q, k, b, dki, dk [Tp, BK]; v, do, dvp [Tp, Dv];
+    dst, ds0 [Dv, BK] (transposed state-gradient blocks)."""
+    Tp, C = k_ref.shape[0], CHUNK
+    N = Tp // C
+
+    def body(i, ds):
+        n = N - 1 - i
+        t = pl.ds(pl.multiple_of(n * C, C), C)
+        b = b_ref[t, :]
+        b_last = b_ref[pl.ds(n * C + C - 1, 1), :]
+        tail = jnp.exp(b_last - b)
+        v = v_ref[t, :]
+        dk_ref[t, :] = _dot(v, ds, mm_dtype) * tail + dki_ref[t, :]
+        k_tail = k_ref[t, :].astype(_F32) * tail
+        dvp_ref[t, :] = _dot(k_tail, ds, mm_dtype, trans_b=True)
+        q_e = q_ref[t, :].astype(_F32) * jnp.exp(b)
+        return ds * jnp.exp(b_last) + scale * _dot(do_ref[t, :], q_e, mm_dtype, trans_a=True)
+
+    ds0_ref[...] = jax.lax.fori_loop(0, N, body, dst_ref[...].astype(_F32))
+
+
+def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret):
+    """Padded arrays as in `_forward`; do [B, Tp, H, Dv]; dst [B, H, Dv, Dk] float32 (the
+    final-state cotangent, transposed). Returns float32 dq, dk [B, Tp, H, Dk], dv [B, Tp, H, Dv],
+    ds0 transposed [B, H, Dv, Dk]."""
+    B, Tp, H, Dk = q.shape
+    Dv = v.shape[-1]
+    C, N = CHUNK, Tp // CHUNK
+    mm_dtype = q.dtype
+    do = do.astype(q.dtype)  # bf16 matmul operand, like v
+
+    chunk_dk = pl.BlockSpec((None, C, None, Dk), lambda b_, h, n: (b_, n, h, 0))
+    chunk_dv = pl.BlockSpec((None, C, None, Dv), lambda b_, h, n: (b_, n, h, 0))
+    f32 = lambda shape: jax.ShapeDtypeStruct(shape, _F32)  # noqa: E731
+    dqi, dki, dvi = pl.pallas_call(
+        functools.partial(_intra_bwd_kernel, scale=scale, mm_dtype=mm_dtype),
+        grid=(B, H, N),
+        in_specs=[chunk_dk, chunk_dk, chunk_dv, chunk_dk,
+                  pl.BlockSpec((None, C, None, C), lambda b_, h, n: (b_, n, h, 0)), chunk_dv],
+        out_specs=[chunk_dk, chunk_dk, chunk_dv],
+        out_shape=[f32(q.shape), f32(q.shape), f32(v.shape)],
+        compiler_params=_params(C * max(Dk, Dv)),
+        interpret=interpret,
+        name="gla_intra_bwd",
+    )(q, k, v, b, a, do)
+
+    bk = min(BLOCK_K, Dk)
+    nk = Dk // bk
+    seq_k = pl.BlockSpec((None, Tp, None, bk), lambda b_, h, j: (b_, 0, h, j))
+    seq_v = pl.BlockSpec((None, Tp, None, Dv), lambda b_, h, j: (b_, 0, h, 0))
+    state = pl.BlockSpec((None, None, Dv, bk), lambda b_, h, j: (b_, h, 0, j))
+    dq = pl.pallas_call(
+        functools.partial(_bwd_dq_kernel, scale=scale, mm_dtype=mm_dtype),
+        grid=(B, H, nk),
+        in_specs=[seq_k, seq_v, seq_k, seq_v, state, seq_k],
+        out_specs=seq_k,
+        out_shape=f32(q.shape),
+        compiler_params=_params(Dv * bk),
+        interpret=interpret,
+        name="gla_bwd_dq",
+    )(k, v, b, do, s0t, dqi)
+
+    dk, dv_parts, ds0t = pl.pallas_call(
+        functools.partial(_bwd_dkv_kernel, scale=scale, mm_dtype=mm_dtype),
+        grid=(B, H, nk),
+        in_specs=[seq_k, seq_k, seq_v, seq_k, seq_v, state, seq_k],
+        out_specs=[seq_k,
+                   pl.BlockSpec((None, None, Tp, None, Dv), lambda b_, h, j: (j, b_, 0, h, 0)),
+                   state],
+        out_shape=[f32(q.shape), f32((nk, B, Tp, H, Dv)), f32((B, H, Dv, Dk))],
+        compiler_params=_params(Dv * bk),
+        interpret=interpret,
+        name="gla_bwd_dkv",
+    )(q, k, v, b, do, dst, dki)
+    return dq, dk, dvi + jnp.sum(dv_parts, axis=0), ds0t
+
+
+# ----------------------------------------------------------------------------------------------
+# custom VJP over padded, per-key-gate inputs
+
+
+def _chunk_cumsum(g: jax.Array) -> jax.Array:
+    """[B, Tp, H, Dk] float32 -> inclusive cumsum within each chunk of CHUNK tokens (XLA: the
+    kernels then need no cumsum primitive)."""
+    B, Tp, H, Dk = g.shape
+    return jnp.cumsum(g.reshape(B, Tp // CHUNK, CHUNK, H, Dk), axis=2).reshape(g.shape)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
+def _gla_core(q, k, v, g, s0, scale, interpret):
+    return _core_fwd(q, k, v, g, s0, scale, interpret)[0]
+
+
+def _core_fwd(q, k, v, g, s0, scale, interpret):
+    b = _chunk_cumsum(g)
+    s0t = jnp.swapaxes(s0, -1, -2)
+    o, a, st = _forward(q, k, v, b, s0t, scale=scale, interpret=interpret)
+    s_final = jnp.swapaxes(st, -1, -2)
+    return (o, s_final), (q, k, v, b, a, s0t, s_final)
+
+
+def _core_bwd(scale, interpret, res, cotangents):
+    q, k, v, b, a, s0t, s_final = res
+    do, ds_final = cotangents
+    dq, dk, dv, ds0t = _backward(q, k, v, b, a, s0t, do, jnp.swapaxes(ds_final, -1, -2),
+                                 scale=scale, interpret=interpret)
+    # dlog_g: reverse cumsum over the whole (padded) sequence, plus the final-state term.
+    local = q.astype(_F32) * dq - k.astype(_F32) * dk
+    dg = jnp.flip(jnp.cumsum(jnp.flip(local, 1), axis=1), 1)
+    dg = dg + jnp.sum(s_final * ds_final, axis=-1)[:, None, :, :]
+    return (dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype), dg,
+            jnp.swapaxes(ds0t, -1, -2))
+
+
+_gla_core.defvjp(_core_fwd, _core_bwd)
+
+
+def _pow2_at_least_16(n: int) -> int:
+    return max(16, 1 << (n - 1).bit_length())
+
+
+def _pad_axis(x: jax.Array, axis: int, size: int) -> jax.Array:
+    if x.shape[axis] == size:
+        return x
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (0, size - x.shape[axis])
+    return jnp.pad(x, pad)
+
+
+def gla_pallas_gpu(
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    log_g: jax.Array,
+    *,
+    scale: float,
+    initial_state: jax.Array | None = None,
+    chunk_size: int = 64,
+    interpret: bool | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """GLA with the Pallas GPU kernels (inputs assumed validated by `kernels.gla.gla`).
+
+    Args:
+      q, k: [B, T, H, Dk]; v: [B, T, H, Dv]; one dtype (bf16 or float32).
+      log_g: [B, T, H, Dk] or [B, T, H] (one gate per head), <= 0.
+      scale: output multiplier.
+      initial_state: [B, H, Dk, Dv] or None (zeros).
+      chunk_size: accepted for the backend contract; the kernels always use CHUNK = 64 (their
+        tiles are sized for it), and the result does not depend on the chunk size.
+      interpret: Pallas interpret mode; None = on CPU or when SMALL_E_PALLAS_INTERPRET=1.
+
+    Returns:
+      (o [B, T, H, Dv] in q.dtype, final_state [B, H, Dk, Dv] float32).
+    """
+    del chunk_size
+    B, T, H, Dk = q.shape
+    Dv = v.shape[-1]
+    if log_g.ndim == 3:  # per-head gate: broadcast (autodiff sums the gradient over Dk)
+        log_g = jnp.broadcast_to(log_g[..., None], q.shape)
+    s0 = jnp.zeros((B, H, Dk, Dv), _F32) if initial_state is None else initial_state.astype(_F32)
+    if T == 0:
+        return jnp.zeros(v.shape, q.dtype), s0
+    Tp = -(-T // CHUNK) * CHUNK
+    dk_p, dv_p = _pow2_at_least_16(Dk), _pow2_at_least_16(Dv)
+    # Zero padding is exact: log_g = 0 keeps the state, k = v = 0 add nothing, padded key dims
+    # stay zero in the state, padded value columns are sliced off.
+    q_p, k_p, g_p = (_pad_axis(_pad_axis(x, 1, Tp), 3, dk_p) for x in (q, k, log_g.astype(_F32)))
+    v_p = _pad_axis(_pad_axis(v, 1, Tp), 3, dv_p)
+    s0_p = _pad_axis(_pad_axis(s0, 2, dk_p), 3, dv_p)
+    o, s_final = _gla_core(q_p, k_p, v_p, g_p, s0_p, float(scale), _use_interpret(interpret))
+    return o[:, :T, :, :Dv], s_final[:, :, :Dk, :Dv]
