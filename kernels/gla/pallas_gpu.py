@@ -62,7 +62,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
 _F32 = jnp.float32
-CHUNK = 64  # tokens per chunk in the kernels (the `chunk_size` argument is not used: see gla_pallas_gpu)
+CHUNK = 64  # default tokens per chunk (any power of two >= SUB works: see gla_pallas_gpu)
 SUB = 16  # sub-chunk of the exact diagonal blocks (tl.dot needs >= 16 rows)
 # Tile sizes; tuning knobs for the H100 benchmark (kernels/benchmarks/gla_bench.py).
 BLOCK_V = 64  # value columns per forward program (state tile S^T [BV, Dk] fp32 in registers)
@@ -154,12 +154,12 @@ def _fwd_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, s0_ref, o_ref, st_ref, *, sca
     st_ref[...] = jax.lax.fori_loop(0, Tp // C, body, s0_ref[...].astype(_F32))
 
 
-def _forward(q, k, v, b, s0t, *, scale, interpret):
+def _forward(q, k, v, b, s0t, *, chunk, scale, interpret):
     """Padded inputs: q, k, b [B, Tp, H, Dk]; v [B, Tp, H, Dv]; s0t [B, H, Dv, Dk] float32.
     Returns o [B, Tp, H, Dv], A [B, Tp, H, C] float32, final state transposed [B, H, Dv, Dk]."""
     B, Tp, H, Dk = q.shape
     Dv = v.shape[-1]
-    C, N = CHUNK, Tp // CHUNK
+    C, N = chunk, Tp // chunk
     mm_dtype = q.dtype
     chunk_dk = pl.BlockSpec((None, C, None, Dk), lambda b_, h, n: (b_, n, h, 0))
     a = pl.pallas_call(
@@ -248,10 +248,11 @@ def _intra_bwd_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, do_ref, dq_ref, dk_ref,
         dk_ref[pl.ds(lo, SUB), :] = dk_s
 
 
-def _bwd_dq_kernel(k_ref, v_ref, b_ref, do_ref, s0_ref, dqi_ref, dq_ref, *, scale, mm_dtype):
+def _bwd_dq_kernel(k_ref, v_ref, b_ref, do_ref, s0_ref, dqi_ref, dq_ref, *, chunk, scale,
+                   mm_dtype):
     """Forward walk recomputing the state: dq = scale * (do S^T) * exp(b) + dq_intra.
     Refs: k, b, dqi, dq [Tp, BK]; v, do [Tp, Dv]; s0 [Dv, BK] (transposed state block)."""
-    Tp, C = k_ref.shape[0], CHUNK
+    Tp, C = k_ref.shape[0], chunk
 
     def body(n, s):
         t = pl.ds(pl.multiple_of(n * C, C), C)
@@ -267,11 +268,11 @@ def _bwd_dq_kernel(k_ref, v_ref, b_ref, do_ref, s0_ref, dqi_ref, dq_ref, *, scal
 
 
 def _bwd_dkv_kernel(q_ref, k_ref, v_ref, b_ref, do_ref, dst_ref, dki_ref, dk_ref, dvp_ref,
-                    ds0_ref, *, scale, mm_dtype):
+                    ds0_ref, *, chunk, scale, mm_dtype):
     """Backward walk with dS (gradient of the state leaving each chunk): dk, this key block's
     share of the inter-chunk dv, and dS_0. Refs: q, k, b, dki, dk [Tp, BK]; v, do, dvp [Tp, Dv];
     dst, ds0 [Dv, BK] (transposed state-gradient blocks)."""
-    Tp, C = k_ref.shape[0], CHUNK
+    Tp, C = k_ref.shape[0], chunk
     N = Tp // C
 
     def body(i, ds):
@@ -296,7 +297,8 @@ def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret):
     ds0 transposed [B, H, Dv, Dk]."""
     B, Tp, H, Dk = q.shape
     Dv = v.shape[-1]
-    C, N = CHUNK, Tp // CHUNK
+    C = a.shape[-1]
+    N = Tp // C
     mm_dtype = q.dtype
     do = do.astype(q.dtype)  # bf16 matmul operand, like v
 
@@ -321,7 +323,7 @@ def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret):
     seq_v = pl.BlockSpec((None, Tp, None, Dv), lambda b_, h, j: (b_, 0, h, 0))
     state = pl.BlockSpec((None, None, Dv, bk), lambda b_, h, j: (b_, h, 0, j))
     dq = pl.pallas_call(
-        functools.partial(_bwd_dq_kernel, scale=scale, mm_dtype=mm_dtype),
+        functools.partial(_bwd_dq_kernel, chunk=C, scale=scale, mm_dtype=mm_dtype),
         grid=(B, H, nk),
         in_specs=[seq_k, seq_v, seq_k, seq_v, state, seq_k],
         out_specs=seq_k,
@@ -332,7 +334,7 @@ def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret):
     )(k, v, b, do, s0t, dqi)
 
     dk, dv_parts, ds0t = pl.pallas_call(
-        functools.partial(_bwd_dkv_kernel, scale=scale, mm_dtype=mm_dtype),
+        functools.partial(_bwd_dkv_kernel, chunk=C, scale=scale, mm_dtype=mm_dtype),
         grid=(B, H, nk),
         in_specs=[seq_k, seq_k, seq_v, seq_k, seq_v, state, seq_k],
         out_specs=[seq_k,
@@ -350,27 +352,28 @@ def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret):
 # custom VJP over padded, per-key-gate inputs
 
 
-def _chunk_cumsum(g: jax.Array) -> jax.Array:
-    """[B, Tp, H, Dk] float32 -> inclusive cumsum within each chunk of CHUNK tokens (XLA: the
-    kernels then need no cumsum primitive)."""
+def _chunk_cumsum(g: jax.Array, chunk: int) -> jax.Array:
+    """[B, Tp, H, Dk] float32 -> inclusive cumsum within each chunk (XLA: the kernels then
+    need no cumsum primitive)."""
     B, Tp, H, Dk = g.shape
-    return jnp.cumsum(g.reshape(B, Tp // CHUNK, CHUNK, H, Dk), axis=2).reshape(g.shape)
+    return jnp.cumsum(g.reshape(B, Tp // chunk, chunk, H, Dk), axis=2).reshape(g.shape)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
-def _gla_core(q, k, v, g, s0, scale, interpret):
-    return _core_fwd(q, k, v, g, s0, scale, interpret)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
+def _gla_core(q, k, v, g, s0, chunk, scale, interpret):
+    return _core_fwd(q, k, v, g, s0, chunk, scale, interpret)[0]
 
 
-def _core_fwd(q, k, v, g, s0, scale, interpret):
-    b = _chunk_cumsum(g)
+def _core_fwd(q, k, v, g, s0, chunk, scale, interpret):
+    b = _chunk_cumsum(g, chunk)
     s0t = jnp.swapaxes(s0, -1, -2)
-    o, a, st = _forward(q, k, v, b, s0t, scale=scale, interpret=interpret)
+    o, a, st = _forward(q, k, v, b, s0t, chunk=chunk, scale=scale, interpret=interpret)
     s_final = jnp.swapaxes(st, -1, -2)
     return (o, s_final), (q, k, v, b, a, s0t, s_final)
 
 
-def _core_bwd(scale, interpret, res, cotangents):
+def _core_bwd(chunk, scale, interpret, res, cotangents):
+    del chunk  # A's width
     q, k, v, b, a, s0t, s_final = res
     do, ds_final = cotangents
     dq, dk, dv, ds0t = _backward(q, k, v, b, a, s0t, do, jnp.swapaxes(ds_final, -1, -2),
@@ -384,6 +387,12 @@ def _core_bwd(scale, interpret, res, cotangents):
 
 
 _gla_core.defvjp(_core_fwd, _core_bwd)
+
+
+def _chunk_for(chunk_size: int, T: int) -> int:
+    """Power-of-two chunk in [SUB, 128]: chunk_size rounded down, no larger than T needs."""
+    chunk = 1 << (max(chunk_size, SUB).bit_length() - 1)
+    return max(SUB, min(chunk, 128, _pow2_at_least_16(T)))
 
 
 def _pow2_at_least_16(n: int) -> int:
@@ -416,14 +425,14 @@ def gla_pallas_gpu(
       log_g: [B, T, H, Dk] or [B, T, H] (one gate per head), <= 0.
       scale: output multiplier.
       initial_state: [B, H, Dk, Dv] or None (zeros).
-      chunk_size: accepted for the backend contract; the kernels always use CHUNK = 64 (their
-        tiles are sized for it), and the result does not depend on the chunk size.
+      chunk_size: tokens per chunk; rounded down to a power of two in [16, 128] (Triton tiles
+        are powers of two) and shrunk for short sequences. 64 is what the tiles are sized for;
+        the result does not depend on it beyond rounding.
       interpret: Pallas interpret mode; None = on CPU or when SMALL_E_PALLAS_INTERPRET=1.
 
     Returns:
       (o [B, T, H, Dv] in q.dtype, final_state [B, H, Dk, Dv] float32).
     """
-    del chunk_size
     B, T, H, Dk = q.shape
     Dv = v.shape[-1]
     if log_g.ndim == 3:  # per-head gate: broadcast (autodiff sums the gradient over Dk)
@@ -431,12 +440,14 @@ def gla_pallas_gpu(
     s0 = jnp.zeros((B, H, Dk, Dv), _F32) if initial_state is None else initial_state.astype(_F32)
     if T == 0:
         return jnp.zeros(v.shape, q.dtype), s0
-    Tp = -(-T // CHUNK) * CHUNK
+    chunk = _chunk_for(chunk_size, T)
+    Tp = -(-T // chunk) * chunk
     dk_p, dv_p = _pow2_at_least_16(Dk), _pow2_at_least_16(Dv)
     # Zero padding is exact: log_g = 0 keeps the state, k = v = 0 add nothing, padded key dims
     # stay zero in the state, padded value columns are sliced off.
     q_p, k_p, g_p = (_pad_axis(_pad_axis(x, 1, Tp), 3, dk_p) for x in (q, k, log_g.astype(_F32)))
     v_p = _pad_axis(_pad_axis(v, 1, Tp), 3, dv_p)
     s0_p = _pad_axis(_pad_axis(s0, 2, dk_p), 3, dv_p)
-    o, s_final = _gla_core(q_p, k_p, v_p, g_p, s0_p, float(scale), _use_interpret(interpret))
+    o, s_final = _gla_core(q_p, k_p, v_p, g_p, s0_p, chunk, float(scale),
+                           _use_interpret(interpret))
     return o[:, :T, :, :Dv], s_final[:, :, :Dk, :Dv]

@@ -1,0 +1,187 @@
+"""Pallas GLA kernels against the token-by-token reference: values, final state, all five
+gradients; the Triton kernels' lowering for CUDA on a CPU; compiled parity on a GPU (`-m gpu`).
+
+On CPU the kernels run in Pallas interpret mode, whose XLA programs are large: they are
+compiled here with XLA's backend optimisation off (compile ~3x faster, run time irrelevant
+at these sizes). Default tests use chunk 32 (two sub-chunks, so every code path of the
+sub-chunk scheme runs) at tiny shapes; the head dims 64-256 and extreme gates are `slow`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from kernels.gla import _AUTO_BACKEND, BACKENDS, gla
+from kernels.gla.pallas_gpu import gla_pallas_gpu
+from tests.kernels.test_gla import (
+    BF16_GRAD_TOL,
+    BF16_OUT_TOL,
+    BF16_STATE_TOL,
+    FP32_TOL,
+    GRAD_NAMES,
+    assert_close,
+    make_inputs,
+)
+
+_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def _loss_and_grads_fn(backend: str, chunk_size: int, fast_compile: bool):
+    def run(q, k, v, log_g, s0, w1, w2):
+        def loss(q, k, v, log_g, s0):
+            o, s = gla(q, k, v, log_g, initial_state=s0, backend=backend, chunk_size=chunk_size)
+            return jnp.sum(o.astype(jnp.float32) * w1) + jnp.sum(s * w2), (o, s)
+
+        grads, (o, s) = jax.grad(loss, argnums=(0, 1, 2, 3, 4), has_aux=True)(
+            q, k, v, log_g, s0
+        )
+        return o, s, grads
+
+    return jax.jit(run, compiler_options=_FAST_COMPILE if fast_compile else None)
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_fn(backend: str, chunk_size: int, fast_compile: bool):
+    return _loss_and_grads_fn(backend, chunk_size, fast_compile)
+
+
+def loss_and_grads(inputs, backend: str, chunk_size: int = 64):
+    """Outputs, final state and the gradients of sum(o * w1) + sum(S_final * w2)."""
+    q, k, v, log_g, s0 = inputs
+    B, T, H, Dv = v.shape
+    Dk = q.shape[-1]
+    rng = np.random.default_rng(100)
+    w1 = rng.standard_normal((B, T, H, Dv), dtype=np.float32)
+    w2 = rng.standard_normal((B, H, Dk, Dv), dtype=np.float32)
+    s0 = np.zeros((B, H, Dk, Dv), np.float32) if s0 is None else s0
+    fast = jax.default_backend() == "cpu"
+    return _cached_fn(backend, chunk_size, fast)(q, k, v, log_g, s0, w1, w2)
+
+
+def check_backend(backend, inputs, *, chunk_size, out_tol, state_tol, grad_tol):
+    """`backend` vs the scan reference (float32, same rounded inputs): o, S_T, 5 gradients."""
+    q, k, _, _, _ = inputs
+    ref_inputs = [None if x is None else jnp.asarray(x, jnp.float32) for x in inputs]
+    o_ref, s_ref, g_ref = loss_and_grads(ref_inputs, "scan")
+    o, s, g = loss_and_grads(inputs, backend, chunk_size)
+    assert o.dtype == q.dtype and o.shape == o_ref.shape
+    assert s.dtype == jnp.float32 and s.shape == s_ref.shape
+    assert_close(o, o_ref, out_tol, "output")
+    assert_close(s, s_ref, state_tol, "final state")
+    for name, x, a, e in zip(GRAD_NAMES, inputs, g, g_ref):
+        assert a.dtype == (jnp.float32 if x is None else x.dtype), name
+        scale = None
+        if name == "log_g":
+            # dlog_g is a reverse cumsum of q * dq - k * dk terms that cancel almost exactly
+            # under strong gates: judge it on the scale of those terms (as test_gla.py does).
+            mx = [float(np.max(np.abs(np.asarray(t, np.float32)))) for t in (q, g_ref[0], k, g_ref[1])]
+            scale = max(float(np.max(np.abs(e))), mx[0] * mx[1], mx[2] * mx[3])
+        assert_close(a, e, grad_tol, f"d{name}", scale=scale)
+
+
+def test_registered_and_auto_on_gpu():
+    assert BACKENDS["pallas_gpu"] is gla_pallas_gpu
+    assert _AUTO_BACKEND["gpu"] == "pallas_gpu" and _AUTO_BACKEND["cpu"] == "chunked"
+
+
+def test_pallas_gpu_interpret_fp32():
+    """T = 70 (not a multiple of the chunk), Dv = 24 (padded to 32), initial state."""
+    inputs = make_inputs(11, 1, 70, 2, 16, 24)
+    check_backend("pallas_gpu", inputs, chunk_size=32, out_tol=FP32_TOL, state_tol=FP32_TOL,
+                  grad_tol=FP32_TOL)
+
+
+def test_pallas_gpu_interpret_bf16_scalar_gate():
+    """bf16 inputs, one gate per head (broadcast over Dk), no initial state, B = 2."""
+    inputs = make_inputs(12, 2, 45, 1, 32, 16, scalar_gate=True, with_state=False,
+                         dtype=jnp.bfloat16)
+    check_backend("pallas_gpu", inputs, chunk_size=32, out_tol=BF16_OUT_TOL,
+                  state_tol=BF16_STATE_TOL, grad_tol=BF16_GRAD_TOL)
+
+
+def test_pallas_gpu_empty_sequence():
+    q, k, v, log_g, s0 = make_inputs(13, 1, 0, 2, 16, 16)
+    o, s = gla_pallas_gpu(q, k, v, log_g, scale=0.25, initial_state=s0)
+    assert o.shape == (1, 0, 2, 16)
+    np.testing.assert_array_equal(np.asarray(s), np.asarray(s0))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("Dk,Dv", [(64, 64), (128, 256), (256, 128)])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_pallas_gpu_interpret_head_dims(Dk, Dv, dtype):
+    """Head dims 64-256 at chunk 64 (four sub-chunks), T = 100, extreme gates per head."""
+    bf16 = dtype == "bfloat16"
+    inputs = make_inputs(14, 1, 100, 3, Dk, Dv, gate="extremes",
+                         dtype=jnp.bfloat16 if bf16 else jnp.float32)
+    tols = (BF16_OUT_TOL, BF16_STATE_TOL, BF16_GRAD_TOL) if bf16 else (FP32_TOL,) * 3
+    check_backend("pallas_gpu", inputs, chunk_size=64, out_tol=tols[0], state_tol=tols[1],
+                  grad_tol=tols[2])
+
+
+# --- lowering for CUDA on a machine without a GPU ------------------------------------------
+
+SMALL_E = (8, 4096, 4, 128, 256)  # B, T, H, Dk, Dv of one Small-E GLA layer
+
+
+@pytest.mark.parametrize("shape", [SMALL_E, (2, 1000, 3, 64, 64)], ids=["small_e", "ragged"])
+def test_pallas_gpu_lowers_for_cuda(shape):
+    """Forward and backward lower to five Triton kernels for CUDA (runs the Triton lowering
+    of every kernel body: unsupported ops or tile shapes fail here, without a GPU)."""
+    B, T, H, Dk, Dv = shape
+    sds = jax.ShapeDtypeStruct
+    args = (sds((B, T, H, Dk), jnp.bfloat16), sds((B, T, H, Dk), jnp.bfloat16),
+            sds((B, T, H, Dv), jnp.bfloat16), sds((B, T, H, Dk), jnp.float32),
+            sds((B, H, Dk, Dv), jnp.float32))
+
+    def loss(q, k, v, g, s0):
+        o, s = gla_pallas_gpu(q, k, v, g, scale=Dk**-0.5, initial_state=s0, interpret=False)
+        return jnp.sum(o.astype(jnp.float32)) + jnp.sum(s)
+
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3, 4)))
+    text = grad.trace(*args).lower(lowering_platforms=("cuda",)).as_text()
+    assert text.count("stablehlo.custom_call @__gpu$xla.gpu.triton") == 5
+    for name in ("gla_intra_fwd", "gla_fwd", "gla_intra_bwd", "gla_bwd_dq", "gla_bwd_dkv"):
+        assert name in text, name  # kernel names are embedded in the serialized Triton IR
+
+
+# --- compiled on a GPU -------------------------------------------------------------------
+
+GPU_CASES = [
+    # (B, T, H, Dk, Dv, scalar_gate, gate)
+    (8, 4096, 4, 128, 256, False, "moderate"),  # the Small-E layer
+    (2, 1000, 3, 64, 64, False, "extremes"),  # T not a multiple of 64, extreme gates
+    (1, 333, 2, 256, 128, False, "mixed"),
+    (2, 515, 4, 128, 128, True, "moderate"),  # one gate per head
+]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("B,T,H,Dk,Dv,scalar,gate", GPU_CASES)
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_pallas_gpu_compiled_matches_reference(B, T, H, Dk, Dv, scalar, gate, dtype):
+    if jax.default_backend() != "gpu":
+        pytest.fail("the gpu marker needs a CUDA GPU (jax.default_backend() == 'gpu')")
+    bf16 = dtype == "bfloat16"
+    inputs = make_inputs(21, B, T, H, Dk, Dv, scalar_gate=scalar, gate=gate,
+                         dtype=jnp.bfloat16 if bf16 else jnp.float32)
+    tols = (BF16_OUT_TOL, BF16_STATE_TOL, BF16_GRAD_TOL) if bf16 else (FP32_TOL,) * 3
+    check_backend("pallas_gpu", inputs, chunk_size=64, out_tol=tols[0], state_tol=tols[1],
+                  grad_tol=tols[2])
+
+
+@pytest.mark.gpu
+def test_auto_backend_is_pallas_on_gpu():
+    if jax.default_backend() != "gpu":
+        pytest.fail("the gpu marker needs a CUDA GPU")
+    inputs = make_inputs(22, 2, 300, 2, 64, 64, dtype=jnp.bfloat16)
+    o_auto, s_auto = jax.jit(gla)(*inputs[:4], initial_state=inputs[4])
+    o_p, s_p = jax.jit(functools.partial(gla, backend="pallas_gpu"))(
+        *inputs[:4], initial_state=inputs[4])
+    np.testing.assert_array_equal(np.asarray(o_auto, np.float32), np.asarray(o_p, np.float32))
+    np.testing.assert_array_equal(np.asarray(s_auto), np.asarray(s_p))
