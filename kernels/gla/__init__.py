@@ -24,6 +24,7 @@ import jax.numpy as jnp
 
 from kernels.gla.chunked import gla_chunked
 from kernels.gla.pallas_gpu import gla_pallas_gpu
+from kernels.gla.pallas_tpu import gla_pallas_tpu
 from kernels.gla.reference import gla_reference, recurrence_step
 
 __all__ = ["BACKENDS", "gla", "gla_step", "gla_chunked", "gla_reference"]
@@ -39,11 +40,12 @@ BACKENDS: dict[str, Callable[..., tuple[jax.Array, jax.Array]]] = {
     "scan": _scan_backend,
     "chunked": gla_chunked,
     "pallas_gpu": gla_pallas_gpu,
+    "pallas_tpu": gla_pallas_tpu,
 }
 
 # jax.default_backend() -> backend used by backend="auto": the Pallas kernels on accelerators,
 # chunked XLA on CPU (where Pallas only runs in the slow interpret mode).
-_AUTO_BACKEND: dict[str, str] = {"cpu": "chunked", "gpu": "pallas_gpu", "tpu": "chunked"}
+_AUTO_BACKEND: dict[str, str] = {"cpu": "chunked", "gpu": "pallas_gpu", "tpu": "pallas_tpu"}
 _AUTO_FALLBACK = "chunked"
 
 

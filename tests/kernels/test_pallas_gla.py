@@ -1,5 +1,6 @@
 """Pallas GLA kernels against the token-by-token reference: values, final state, all five
-gradients; the Triton kernels' lowering for CUDA on a CPU; compiled parity on a GPU (`-m gpu`).
+gradients; the Triton kernels' lowering for CUDA and the Mosaic kernels' lowering for TPU on a
+CPU; compiled parity on a GPU (`-m gpu`). The TPU kernels have never run on a TPU.
 
 On CPU the kernels run in Pallas interpret mode, whose XLA programs are large: they are
 compiled here with XLA's backend optimisation off (compile ~3x faster, run time irrelevant
@@ -18,6 +19,7 @@ import pytest
 
 from kernels.gla import _AUTO_BACKEND, BACKENDS, gla
 from kernels.gla.pallas_gpu import gla_pallas_gpu
+from kernels.gla.pallas_tpu import gla_pallas_tpu
 from tests.kernels.test_gla import (
     BF16_GRAD_TOL,
     BF16_OUT_TOL,
@@ -84,9 +86,9 @@ def check_backend(backend, inputs, *, chunk_size, out_tol, state_tol, grad_tol):
         assert_close(a, e, grad_tol, f"d{name}", scale=scale)
 
 
-def test_registered_and_auto_on_gpu():
-    assert BACKENDS["pallas_gpu"] is gla_pallas_gpu
-    assert _AUTO_BACKEND["gpu"] == "pallas_gpu" and _AUTO_BACKEND["cpu"] == "chunked"
+def test_registered_and_auto_per_platform():
+    assert BACKENDS["pallas_gpu"] is gla_pallas_gpu and BACKENDS["pallas_tpu"] is gla_pallas_tpu
+    assert _AUTO_BACKEND == {"cpu": "chunked", "gpu": "pallas_gpu", "tpu": "pallas_tpu"}
 
 
 def test_pallas_gpu_interpret_fp32():
@@ -185,3 +187,64 @@ def test_auto_backend_is_pallas_on_gpu():
         *inputs[:4], initial_state=inputs[4])
     np.testing.assert_array_equal(np.asarray(o_auto, np.float32), np.asarray(o_p, np.float32))
     np.testing.assert_array_equal(np.asarray(s_auto), np.asarray(s_p))
+
+
+# --- TPU (Mosaic) kernels: interpret mode and lowering; never run on a TPU ---------------------
+
+
+def test_pallas_tpu_interpret_fp32():
+    """Same case as the GPU fp32 test: ragged T, Dk/Dv padded to 128 lanes, initial state."""
+    inputs = make_inputs(11, 1, 70, 2, 16, 24)
+    check_backend("pallas_tpu", inputs, chunk_size=32, out_tol=FP32_TOL, state_tol=FP32_TOL,
+                  grad_tol=FP32_TOL)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("Dk,Dv", [(128, 256), (256, 128)])
+def test_pallas_tpu_interpret_bf16_head_dims(Dk, Dv):
+    inputs = make_inputs(15, 2, 100, 2, Dk, Dv, scalar_gate=Dk == 256, gate="extremes",
+                         dtype=jnp.bfloat16)
+    check_backend("pallas_tpu", inputs, chunk_size=64, out_tol=BF16_OUT_TOL,
+                  state_tol=BF16_STATE_TOL, grad_tol=BF16_GRAD_TOL)
+
+
+@pytest.mark.slow
+def test_pallas_tpu_interpret_params_semantics():
+    """TPU-semantics interpreter (pltpu.InterpretParams: scratch buffers, grid order as on a
+    TPU core) for the forward and all gradients."""
+    from jax.experimental.pallas import tpu as pltpu
+
+    q, k, v, log_g, s0 = make_inputs(16, 1, 40, 1, 16, 16)
+    rng = np.random.default_rng(3)
+    w1 = rng.standard_normal(v.shape, dtype=np.float32)
+
+    def loss(fn, q, k, v, log_g, s0):
+        o, s = fn(q, k, v, log_g, scale=0.25, initial_state=s0)
+        return jnp.sum(o * w1) + jnp.sum(s)
+
+    tpu = functools.partial(gla_pallas_tpu, chunk_size=32, interpret=pltpu.InterpretParams())
+    ref = functools.partial(gla, backend="scan")
+    grads = jax.jit(jax.grad(functools.partial(loss, tpu), argnums=(0, 1, 2, 3, 4)))
+    grads_ref = jax.jit(jax.grad(functools.partial(loss, ref), argnums=(0, 1, 2, 3, 4)))
+    for name, a, e in zip(GRAD_NAMES, grads(q, k, v, log_g, s0), grads_ref(q, k, v, log_g, s0)):
+        assert_close(a, e, FP32_TOL, f"d{name}")
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float32], ids=["bf16", "fp32"])
+def test_pallas_tpu_lowers_for_tpu(dtype):
+    """jax.export for platforms=["tpu"] on a CPU runs the Pallas Mosaic lowering of all five
+    kernels (block shapes, supported primitives) at the Small-E layer shape. Mosaic's own
+    layout passes run only in the TPU compiler, so this is necessary, not sufficient."""
+    B, T, H, Dk, Dv = SMALL_E
+    sds = jax.ShapeDtypeStruct
+    args = (sds((B, T, H, Dk), dtype), sds((B, T, H, Dk), dtype), sds((B, T, H, Dv), dtype),
+            sds((B, T, H, Dk), jnp.float32), sds((B, H, Dk, Dv), jnp.float32))
+
+    def loss(q, k, v, g, s0):
+        o, s = gla_pallas_tpu(q, k, v, g, scale=Dk**-0.5, initial_state=s0, interpret=False)
+        return jnp.sum(o.astype(jnp.float32)) + jnp.sum(s)
+
+    exported = jax.export.export(jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3, 4))),
+                                 platforms=["tpu"])(*args)
+    assert exported.platforms == ("tpu",)
+    assert exported.mlir_module().count("tpu_custom_call") == 5
