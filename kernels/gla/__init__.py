@@ -13,6 +13,9 @@ Backends (`backend=`):
   "pallas_tpu"  Pallas Mosaic TPU kernels (pallas_tpu.py): the default on TPU (never run on a
              TPU so far); interpret mode on CPU.
   "auto"     picks per platform from `_AUTO_BACKEND`.
+
+Under a device mesh set with `jax.set_mesh(mesh)`, the Pallas backends run per device via
+`shard_map` over the batch ("data", "fsdp") and head ("tensor") mesh axes (sharded.py).
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from kernels.gla.chunked import gla_chunked
 from kernels.gla.pallas_gpu import gla_pallas_gpu
 from kernels.gla.pallas_tpu import gla_pallas_tpu
 from kernels.gla.reference import gla_reference, recurrence_step
+from kernels.gla.sharded import ambient_mesh, shard_gla
 
-__all__ = ["BACKENDS", "gla", "gla_step", "gla_chunked", "gla_reference"]
+__all__ = ["BACKENDS", "PALLAS_BACKENDS", "gla", "gla_step", "gla_chunked", "gla_reference",
+           "shard_gla"]
 
 
 def _scan_backend(q, k, v, log_g, *, scale, initial_state, chunk_size):
@@ -42,6 +47,10 @@ BACKENDS: dict[str, Callable[..., tuple[jax.Array, jax.Array]]] = {
     "pallas_gpu": gla_pallas_gpu,
     "pallas_tpu": gla_pallas_tpu,
 }
+
+# Backends that are one opaque kernel call to XLA: under an ambient mesh (`jax.set_mesh`) they
+# run per device through shard_map over batch and heads (sharded.py).
+PALLAS_BACKENDS = frozenset({"pallas_gpu", "pallas_tpu"})
 
 # jax.default_backend() -> backend used by backend="auto": the Pallas kernels on accelerators,
 # chunked XLA on CPU (where Pallas only runs in the slow interpret mode).
@@ -133,9 +142,11 @@ def gla(
     name = _resolve_backend(backend)
     if scale is None:
         scale = q.shape[-1] ** -0.5
-    return BACKENDS[name](
-        q, k, v, log_g, scale=scale, initial_state=initial_state, chunk_size=chunk_size
-    )
+    fn = BACKENDS[name]
+    mesh = ambient_mesh() if name in PALLAS_BACKENDS else None
+    if mesh is not None:  # XLA cannot partition a Pallas call: run it per device (sharded.py)
+        fn = shard_gla(fn, mesh)
+    return fn(q, k, v, log_g, scale=scale, initial_state=initial_state, chunk_size=chunk_size)
 
 
 def gla_step(

@@ -35,7 +35,6 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import tpu as pltpu
 
 from kernels.gla.pallas_gpu import (
-    CHUNK,
     _chunk_cumsum,
     _dot,
     _intra_bwd_kernel,
