@@ -2,6 +2,8 @@
 
     python -m kernels.benchmarks.gla_bench                      # Small-E shape + T sweep + FLA's shapes
     python -m kernels.benchmarks.gla_bench --shapes cpu --out /tmp/r.jsonl   # seconds, on a CPU
+    python -m kernels.benchmarks.gla_bench --shapes small_e --backends pallas_gpu \
+        --pallas-tiles 64x64,32x32,128x64          # sweep pallas_gpu tiles (block_v x block_k)
 
 Forward+backward is one call that computes the output and the gradients of ``sum(o * do)``
 w.r.t. q, k, v and the gates (FLA: ``o.backward(do)``), so both sides do the same work. When
@@ -54,13 +56,28 @@ def time_calls(fn: Callable[[], Any], sync: Callable[[Any], Any], iters: int, re
     return statistics.median(samples)
 
 
+def backend_fn(backend: str) -> Callable[..., Any]:
+    """``kernels.gla.gla`` for a backend name; ``pallas_gpu@BVxBK`` = pallas_gpu with tiles
+    block_v = BV, block_k = BK (a tuning variant, see ``--pallas-tiles``)."""
+    if "@" in backend:
+        name, tiles = backend.split("@")
+        block_v, block_k = (int(t) for t in tiles.split("x"))
+        fn = gla_kernels.BACKENDS[name]
+        return lambda q, k, v, g, chunk_size: fn(q, k, v, g, scale=q.shape[-1] ** -0.5,
+                                                 initial_state=None, chunk_size=chunk_size,
+                                                 block_v=block_v, block_k=block_k)
+    return lambda q, k, v, g, chunk_size: gla_kernels.gla(q, k, v, g, backend=backend,
+                                                          chunk_size=chunk_size)
+
+
 def time_jax_backend(backend: str, inputs: dict[str, np.ndarray], chunk_size: int, iters: int,
                      repeats: int) -> tuple[float, float]:
     """Seconds per forward and per forward+backward of ``kernels.gla.gla`` with ``backend``."""
     q, k, v, g, do = (jax.device_put(inputs[n]) for n in ("q", "k", "v", "log_g", "do"))
+    call = backend_fn(backend)
 
     def forward(q, k, v, g):
-        return gla_kernels.gla(q, k, v, g, backend=backend, chunk_size=chunk_size)[0]
+        return call(q, k, v, g, chunk_size)[0]
 
     def loss(q, k, v, g):
         return jnp.sum(forward(q, k, v, g).astype(jnp.float32) * do.astype(jnp.float32))
@@ -111,6 +128,9 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--chunk-size", type=int, default=64)
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--pallas-tiles", default="",
+                        help="comma-separated BVxBK tile variants of pallas_gpu to time as well, "
+                             "e.g. 64x64,32x32 (block_v x block_k)")
     parser.add_argument("--no-fla", action="store_true", help="do not time FLA even if importable")
     parser.add_argument("--fla-timeout", type=float, default=300.0,
                         help="seconds allowed for FLA per shape, autotuning included")
@@ -122,14 +142,21 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     return args
 
 
+# Pallas backends time only on their own platform (elsewhere they run in interpret mode).
+_PALLAS_PLATFORM = {"pallas_gpu": "gpu", "pallas_tpu": "tpu"}
+
+
 def default_backends() -> list[str]:
-    """Every registered backend (the scan is included where the size permits)."""
-    return list(gla_kernels.BACKENDS)
+    """Every registered backend this device runs natively (the scan where the size permits)."""
+    platform = jax.default_backend()
+    return [name for name in gla_kernels.BACKENDS
+            if _PALLAS_PLATFORM.get(name, platform) == platform]
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     backends = default_backends() if args.backends == "auto-available" else args.backends.split(",")
+    backends += [f"pallas_gpu@{t}" for t in args.pallas_tiles.split(",") if t]
     shapes = [s for name in args.shapes.split(",") for s in SHAPE_SETS[name]]
     fla_reason = "disabled by --no-fla" if args.no_fla else fla_unavailable_reason()
     print(f"device: {jax.devices()[0].device_kind}; jax {jax.__version__}; backends: {backends}; "

@@ -65,8 +65,12 @@ _F32 = jnp.float32
 CHUNK = 64  # default tokens per chunk (any power of two >= SUB works: see gla_pallas_gpu)
 SUB = 16  # sub-chunk of the exact diagonal blocks (tl.dot needs >= 16 rows)
 # Tile sizes; tuning knobs for the H100 benchmark (kernels/benchmarks/gla_bench.py).
+# Defaults; `gla_pallas_gpu(block_v=, block_k=)` overrides them (the benchmark sweeps them).
 BLOCK_V = 64  # value columns per forward program (state tile S^T [BV, Dk] fp32 in registers)
-BLOCK_K = 32  # key columns per backward program (state tile [Dv, BK] fp32 in registers)
+# Key columns per backward program (state tile [Dv, BK] fp32). Dk / BK programs per (b, h)
+# each write an fp32 [T, Dv] share of dv that XLA then sums: fewer, larger blocks cut that
+# traffic (Small-E: Dk = 128 -> two shares) at the cost of registers (16K floats at 8 warps).
+BLOCK_K = 64
 INTERPRET_ENV = "SMALL_E_PALLAS_INTERPRET"
 
 
@@ -154,7 +158,7 @@ def _fwd_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, s0_ref, o_ref, st_ref, *, sca
     st_ref[...] = jax.lax.fori_loop(0, Tp // C, body, s0_ref[...].astype(_F32))
 
 
-def _forward(q, k, v, b, s0t, *, chunk, scale, interpret):
+def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, block_v):
     """Padded inputs: q, k, b [B, Tp, H, Dk]; v [B, Tp, H, Dv]; s0t [B, H, Dv, Dk] float32.
     Returns o [B, Tp, H, Dv], A [B, Tp, H, C] float32, final state transposed [B, H, Dv, Dk]."""
     B, Tp, H, Dk = q.shape
@@ -173,7 +177,7 @@ def _forward(q, k, v, b, s0t, *, chunk, scale, interpret):
         name="gla_intra_fwd",
     )(q, k, b)
 
-    bv = min(BLOCK_V, Dv)
+    bv = min(block_v, Dv)
     seq_dk = pl.BlockSpec((None, Tp, None, Dk), lambda b_, h, j: (b_, 0, h, 0))
     seq_v = pl.BlockSpec((None, Tp, None, bv), lambda b_, h, j: (b_, 0, h, j))
     state = pl.BlockSpec((None, None, bv, Dk), lambda b_, h, j: (b_, h, j, 0))
@@ -291,7 +295,7 @@ def _bwd_dkv_kernel(q_ref, k_ref, v_ref, b_ref, do_ref, dst_ref, dki_ref, dk_ref
     ds0_ref[...] = jax.lax.fori_loop(0, N, body, dst_ref[...].astype(_F32))
 
 
-def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret):
+def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret, block_k):
     """Padded arrays as in `_forward`; do [B, Tp, H, Dv]; dst [B, H, Dv, Dk] float32 (the
     final-state cotangent, transposed). Returns float32 dq, dk [B, Tp, H, Dk], dv [B, Tp, H, Dv],
     ds0 transposed [B, H, Dv, Dk]."""
@@ -317,7 +321,7 @@ def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret):
         name="gla_intra_bwd",
     )(q, k, v, b, a, do)
 
-    bk = min(BLOCK_K, Dk)
+    bk = min(block_k, Dk)
     nk = Dk // bk
     seq_k = pl.BlockSpec((None, Tp, None, bk), lambda b_, h, j: (b_, 0, h, j))
     seq_v = pl.BlockSpec((None, Tp, None, Dv), lambda b_, h, j: (b_, 0, h, 0))
@@ -359,25 +363,26 @@ def _chunk_cumsum(g: jax.Array, chunk: int) -> jax.Array:
     return jnp.cumsum(g.reshape(B, Tp // chunk, chunk, H, Dk), axis=2).reshape(g.shape)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
-def _gla_core(q, k, v, g, s0, chunk, scale, interpret):
-    return _core_fwd(q, k, v, g, s0, chunk, scale, interpret)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8))
+def _gla_core(q, k, v, g, s0, chunk, scale, interpret, tiles):
+    return _core_fwd(q, k, v, g, s0, chunk, scale, interpret, tiles)[0]
 
 
-def _core_fwd(q, k, v, g, s0, chunk, scale, interpret):
+def _core_fwd(q, k, v, g, s0, chunk, scale, interpret, tiles):
     b = _chunk_cumsum(g, chunk)
     s0t = jnp.swapaxes(s0, -1, -2)
-    o, a, st = _forward(q, k, v, b, s0t, chunk=chunk, scale=scale, interpret=interpret)
+    o, a, st = _forward(q, k, v, b, s0t, chunk=chunk, scale=scale, interpret=interpret,
+                        block_v=tiles[0])
     s_final = jnp.swapaxes(st, -1, -2)
     return (o, s_final), (q, k, v, b, a, s0t, s_final)
 
 
-def _core_bwd(chunk, scale, interpret, res, cotangents):
+def _core_bwd(chunk, scale, interpret, tiles, res, cotangents):
     del chunk  # A's width
     q, k, v, b, a, s0t, s_final = res
     do, ds_final = cotangents
     dq, dk, dv, ds0t = _backward(q, k, v, b, a, s0t, do, jnp.swapaxes(ds_final, -1, -2),
-                                 scale=scale, interpret=interpret)
+                                 scale=scale, interpret=interpret, block_k=tiles[1])
     # dlog_g: reverse cumsum over the whole (padded) sequence, plus the final-state term.
     local = q.astype(_F32) * dq - k.astype(_F32) * dk
     dg = jnp.flip(jnp.cumsum(jnp.flip(local, 1), axis=1), 1)
@@ -417,6 +422,8 @@ def gla_pallas_gpu(
     initial_state: jax.Array | None = None,
     chunk_size: int = 64,
     interpret: bool | None = None,
+    block_v: int | None = None,
+    block_k: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """GLA with the Pallas GPU kernels (inputs assumed validated by `kernels.gla.gla`).
 
@@ -429,6 +436,8 @@ def gla_pallas_gpu(
         are powers of two) and shrunk for short sequences. 64 is what the tiles are sized for;
         the result does not depend on it beyond rounding.
       interpret: Pallas interpret mode; None = on CPU or when SMALL_E_PALLAS_INTERPRET=1.
+      block_v, block_k: tile sizes (powers of two >= 16; default BLOCK_V, BLOCK_K): value
+        columns per forward program, key columns per backward program.
 
     Returns:
       (o [B, T, H, Dv] in q.dtype, final_state [B, H, Dk, Dv] float32).
@@ -448,6 +457,10 @@ def gla_pallas_gpu(
     q_p, k_p, g_p = (_pad_axis(_pad_axis(x, 1, Tp), 3, dk_p) for x in (q, k, log_g.astype(_F32)))
     v_p = _pad_axis(_pad_axis(v, 1, Tp), 3, dv_p)
     s0_p = _pad_axis(_pad_axis(s0, 2, dk_p), 3, dv_p)
+    tiles = (block_v or BLOCK_V, block_k or BLOCK_K)
+    for name, size in zip(("block_v", "block_k"), tiles):
+        if size < 16 or size & (size - 1):
+            raise ValueError(f"gla_pallas_gpu: {name} must be a power of two >= 16, got {size}")
     o, s_final = _gla_core(q_p, k_p, v_p, g_p, s0_p, chunk, float(scale),
-                           _use_interpret(interpret))
+                           _use_interpret(interpret), tiles)
     return o[:, :T, :, :Dv], s_final[:, :, :Dk, :Dv]
