@@ -37,7 +37,8 @@ Kernels (grid in brackets):
                          dk (same sub-chunk scheme) and dv = A^T do (A is a saved residual:
                          [B, T, H, C] floats, small next to q/k/v).
            `_bwd_dq`     [B, H, Dk/BK] walks forward, recomputing S (not stored): dq.
-           `_bwd_dkv`    [B, H, Dk/BK] walks backward with dS: dk, a Dk-block share of dv, dS_0.
+           `_bwd_dkv`    [B, H, Dv/BV'] walks backward with dS: dv, a value-block share of
+                         dk (summed by XLA), dS_0.
   dlog_g needs no kernel: with G the global cumsum of log_g, o and S_T depend on G_t only via
   q_t exp(G_t), k_t exp(-G_t) and exp(G_T), so
       dlog_g = reverse_cumsum_t(q * dq - k * dk) + sum_v(S_T * dS_T)   (fp32, XLA).
@@ -67,10 +68,11 @@ SUB = 16  # sub-chunk of the exact diagonal blocks (tl.dot needs >= 16 rows)
 # Tile sizes; tuning knobs for the H100 benchmark (kernels/benchmarks/gla_bench.py).
 # Defaults; `gla_pallas_gpu(block_v=, block_k=)` overrides them (the benchmark sweeps them).
 BLOCK_V = 64  # value columns per forward program (state tile S^T [BV, Dk] fp32 in registers)
-# Key columns per backward program (state tile [Dv, BK] fp32). Dk / BK programs per (b, h)
-# each write an fp32 [T, Dv] share of dv that XLA then sums: fewer, larger blocks cut that
-# traffic (Small-E: Dk = 128 -> two shares) at the cost of registers (16K floats at 8 warps).
-BLOCK_K = 64
+BLOCK_K = 64  # key columns per dq program (state tile [Dv, BK] fp32; dq is complete per block)
+# Value columns per dk/dv program (state tile [BV, Dk] fp32). Each of the Dv / BV programs per
+# (b, h) writes an fp32 [T, Dk] share of dk that XLA sums: larger blocks cut that traffic, at
+# the cost of registers. Default: the largest power of two with BV * Dk <= 16K floats.
+BWD_STATE_ELEMS = 16384
 INTERPRET_ENV = "SMALL_E_PALLAS_INTERPRET"
 
 
@@ -271,11 +273,11 @@ def _bwd_dq_kernel(k_ref, v_ref, b_ref, do_ref, s0_ref, dqi_ref, dq_ref, *, chun
     jax.lax.fori_loop(0, Tp // C, body, s0_ref[...].astype(_F32))
 
 
-def _bwd_dkv_kernel(q_ref, k_ref, v_ref, b_ref, do_ref, dst_ref, dki_ref, dk_ref, dvp_ref,
+def _bwd_dkv_kernel(q_ref, k_ref, v_ref, b_ref, do_ref, dst_ref, dvi_ref, dkp_ref, dv_ref,
                     ds0_ref, *, chunk, scale, mm_dtype):
-    """Backward walk with dS (gradient of the state leaving each chunk): dk, this key block's
-    share of the inter-chunk dv, and dS_0. Refs: q, k, b, dki, dk [Tp, BK]; v, do, dvp [Tp, Dv];
-    dst, ds0 [Dv, BK] (transposed state-gradient blocks)."""
+    """Backward walk with dS (gradient of the state leaving each chunk) for one value block:
+    dv (complete), this value block's share of the inter-chunk dk, and dS_0.
+    Refs: q, k, b, dkp [Tp, Dk]; v, do, dvi, dv [Tp, BV]; dst, ds0 [BV, Dk] (transposed)."""
     Tp, C = k_ref.shape[0], chunk
     N = Tp // C
 
@@ -285,17 +287,16 @@ def _bwd_dkv_kernel(q_ref, k_ref, v_ref, b_ref, do_ref, dst_ref, dki_ref, dk_ref
         b = b_ref[t, :]
         b_last = b_ref[pl.ds(n * C + C - 1, 1), :]
         tail = jnp.exp(b_last - b)
-        v = v_ref[t, :]
-        dk_ref[t, :] = _dot(v, ds, mm_dtype) * tail + dki_ref[t, :]
+        dkp_ref[t, :] = _dot(v_ref[t, :], ds, mm_dtype) * tail
         k_tail = k_ref[t, :].astype(_F32) * tail
-        dvp_ref[t, :] = _dot(k_tail, ds, mm_dtype, trans_b=True)
+        dv_ref[t, :] = _dot(k_tail, ds, mm_dtype, trans_b=True) + dvi_ref[t, :]
         q_e = q_ref[t, :].astype(_F32) * jnp.exp(b)
         return ds * jnp.exp(b_last) + scale * _dot(do_ref[t, :], q_e, mm_dtype, trans_a=True)
 
     ds0_ref[...] = jax.lax.fori_loop(0, N, body, dst_ref[...].astype(_F32))
 
 
-def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret, block_k):
+def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret, block_k, block_v_bwd):
     """Padded arrays as in `_forward`; do [B, Tp, H, Dv]; dst [B, H, Dv, Dk] float32 (the
     final-state cotangent, transposed). Returns float32 dq, dk [B, Tp, H, Dk], dv [B, Tp, H, Dv],
     ds0 transposed [B, H, Dv, Dk]."""
@@ -337,19 +338,25 @@ def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret, block_k):
         name="gla_bwd_dq",
     )(k, v, b, do, s0t, dqi)
 
-    dk, dv_parts, ds0t = pl.pallas_call(
+    # dk/dv walk blocked over values (state tile [BV, Dk]): dv is complete per program and dk
+    # comes in Dv / BV fp32 shares summed by XLA: the cheaper split when Dk <= Dv.
+    bvb = min(block_v_bwd, Dv)
+    nv = Dv // bvb
+    seq_dk = pl.BlockSpec((None, Tp, None, Dk), lambda b_, h, j: (b_, 0, h, 0))
+    seq_vb = pl.BlockSpec((None, Tp, None, bvb), lambda b_, h, j: (b_, 0, h, j))
+    state_v = pl.BlockSpec((None, None, bvb, Dk), lambda b_, h, j: (b_, h, j, 0))
+    dk_parts, dv, ds0t = pl.pallas_call(
         functools.partial(_bwd_dkv_kernel, chunk=C, scale=scale, mm_dtype=mm_dtype),
-        grid=(B, H, nk),
-        in_specs=[seq_k, seq_k, seq_v, seq_k, seq_v, state, seq_k],
-        out_specs=[seq_k,
-                   pl.BlockSpec((None, None, Tp, None, Dv), lambda b_, h, j: (j, b_, 0, h, 0)),
-                   state],
-        out_shape=[f32(q.shape), f32((nk, B, Tp, H, Dv)), f32((B, H, Dv, Dk))],
-        compiler_params=_params(Dv * bk),
+        grid=(B, H, nv),
+        in_specs=[seq_dk, seq_dk, seq_vb, seq_dk, seq_vb, state_v, seq_vb],
+        out_specs=[pl.BlockSpec((None, None, Tp, None, Dk), lambda b_, h, j: (j, b_, 0, h, 0)),
+                   seq_vb, state_v],
+        out_shape=[f32((nv, B, Tp, H, Dk)), f32(v.shape), f32((B, H, Dv, Dk))],
+        compiler_params=_params(bvb * Dk),
         interpret=interpret,
         name="gla_bwd_dkv",
-    )(q, k, v, b, do, dst, dki)
-    return dq, dk, dvi + jnp.sum(dv_parts, axis=0), ds0t
+    )(q, k, v, b, do, dst, dvi)
+    return dq, dki + jnp.sum(dk_parts, axis=0), dv, ds0t
 
 
 # ----------------------------------------------------------------------------------------------
@@ -382,7 +389,8 @@ def _core_bwd(chunk, scale, interpret, tiles, res, cotangents):
     q, k, v, b, a, s0t, s_final = res
     do, ds_final = cotangents
     dq, dk, dv, ds0t = _backward(q, k, v, b, a, s0t, do, jnp.swapaxes(ds_final, -1, -2),
-                                 scale=scale, interpret=interpret, block_k=tiles[1])
+                                 scale=scale, interpret=interpret, block_k=tiles[1],
+                                 block_v_bwd=tiles[2])
     # dlog_g: reverse cumsum over the whole (padded) sequence, plus the final-state term.
     local = q.astype(_F32) * dq - k.astype(_F32) * dk
     dg = jnp.flip(jnp.cumsum(jnp.flip(local, 1), axis=1), 1)
@@ -424,6 +432,7 @@ def gla_pallas_gpu(
     interpret: bool | None = None,
     block_v: int | None = None,
     block_k: int | None = None,
+    block_v_bwd: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """GLA with the Pallas GPU kernels (inputs assumed validated by `kernels.gla.gla`).
 
@@ -436,8 +445,9 @@ def gla_pallas_gpu(
         are powers of two) and shrunk for short sequences. 64 is what the tiles are sized for;
         the result does not depend on it beyond rounding.
       interpret: Pallas interpret mode; None = on CPU or when SMALL_E_PALLAS_INTERPRET=1.
-      block_v, block_k: tile sizes (powers of two >= 16; default BLOCK_V, BLOCK_K): value
-        columns per forward program, key columns per backward program.
+      block_v, block_k, block_v_bwd: tile sizes (powers of two >= 16): value columns per
+        forward program (default BLOCK_V), key columns per dq program (BLOCK_K), value columns
+        per dk/dv program (default: largest with block_v_bwd * Dk <= BWD_STATE_ELEMS).
 
     Returns:
       (o [B, T, H, Dv] in q.dtype, final_state [B, H, Dk, Dv] float32).
@@ -457,8 +467,9 @@ def gla_pallas_gpu(
     q_p, k_p, g_p = (_pad_axis(_pad_axis(x, 1, Tp), 3, dk_p) for x in (q, k, log_g.astype(_F32)))
     v_p = _pad_axis(_pad_axis(v, 1, Tp), 3, dv_p)
     s0_p = _pad_axis(_pad_axis(s0, 2, dk_p), 3, dv_p)
-    tiles = (block_v or BLOCK_V, block_k or BLOCK_K)
-    for name, size in zip(("block_v", "block_k"), tiles):
+    auto_bwd = max(16, 1 << (max(BWD_STATE_ELEMS // dk_p, 1).bit_length() - 1))
+    tiles = (block_v or BLOCK_V, block_k or BLOCK_K, block_v_bwd or auto_bwd)
+    for name, size in zip(("block_v", "block_k", "block_v_bwd"), tiles):
         if size < 16 or size & (size - 1):
             raise ValueError(f"gla_pallas_gpu: {name} must be a power of two >= 16, got {size}")
     o, s_final = _gla_core(q_p, k_p, v_p, g_p, s0_p, chunk, float(scale),
