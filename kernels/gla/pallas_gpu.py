@@ -73,6 +73,8 @@ BLOCK_K = 64  # key columns per dq program (state tile [Dv, BK] fp32; dq is comp
 # (b, h) writes an fp32 [T, Dk] share of dk that XLA sums: larger blocks cut that traffic, at
 # the cost of registers. Default: the largest power of two with BV * Dk <= 16K floats.
 BWD_STATE_ELEMS = 16384
+# Triton pipelining depth: the next chunk's tiles load while this one computes.
+NUM_STAGES = 2
 INTERPRET_ENV = "SMALL_E_PALLAS_INTERPRET"
 
 
@@ -82,9 +84,9 @@ def _use_interpret(interpret: bool | None) -> bool:
     return os.environ.get(INTERPRET_ENV, "0") == "1" or jax.default_backend() == "cpu"
 
 
-def _params(state_elems: int) -> plgpu.CompilerParams:
+def _params(state_elems: int, num_stages: int) -> plgpu.CompilerParams:
     # 4 warps hold an 8K-float state tile in 64 registers per thread; larger tiles get 8.
-    return plgpu.CompilerParams(num_warps=4 if state_elems <= 8192 else 8, num_stages=2)
+    return plgpu.CompilerParams(num_warps=4 if state_elems <= 8192 else 8, num_stages=num_stages)
 
 
 def _dot(a, b, mm_dtype, *, trans_a: bool = False, trans_b: bool = False):
@@ -113,10 +115,10 @@ def _exp_masked(x, keep):
 def _intra_fwd_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype):
     """One chunk: A [C, C] (zero above the diagonal). Refs: q, k, b [C, Dk]; a [C, C]."""
     C = q_ref.shape[0]
-    k = k_ref[...].astype(_F32)
-    b = b_ref[...]
     rows = _iota((C, 1), 0)
     cols = _iota((1, C), 1)
+    # Whole-chunk tiles are (re)loaded where they are used, not held across the sub-chunk loop:
+    # short live ranges keep register pressure down (the re-reads hit L1).
     for s in range(C // SUB):  # static: query sub-chunk s, rows s*SUB .. s*SUB + SUB - 1
         lo = s * SUB
         q_s = q_ref[pl.ds(lo, SUB), :].astype(_F32)
@@ -125,7 +127,7 @@ def _intra_fwd_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype):
             blk = jnp.zeros((SUB, C), _F32)
         else:  # keys of earlier sub-chunks, relative to r = b at row lo
             r = b_ref[pl.ds(lo, 1), :]
-            k_rel = k * _exp_masked(r - b, rows < lo)
+            k_rel = k_ref[...].astype(_F32) * _exp_masked(r - b_ref[...], rows < lo)
             blk = _dot(q_s * jnp.exp(b_s - r), k_rel, mm_dtype, trans_b=True)  # [SUB, C]
 
         def diag(j, blk, q_s=q_s, b_s=b_s, lo=lo):
@@ -137,7 +139,7 @@ def _intra_fwd_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype):
 
         blk = jax.lax.fori_loop(0, SUB, diag, blk)
         causal = cols <= lo + _iota((SUB, 1), 0)
-        a_ref[pl.ds(lo, SUB), :] = jnp.where(causal, blk, 0.0)
+        a_ref[pl.ds(lo, SUB), :] = jnp.where(causal, blk, 0.0).astype(a_ref.dtype)
 
 
 def _fwd_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, s0_ref, o_ref, st_ref, *, scale, mm_dtype):
@@ -160,7 +162,7 @@ def _fwd_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, s0_ref, o_ref, st_ref, *, sca
     st_ref[...] = jax.lax.fori_loop(0, Tp // C, body, s0_ref[...].astype(_F32))
 
 
-def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, block_v):
+def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, block_v, stages):
     """Padded inputs: q, k, b [B, Tp, H, Dk]; v [B, Tp, H, Dv]; s0t [B, H, Dv, Dk] float32.
     Returns o [B, Tp, H, Dv], A [B, Tp, H, C] float32, final state transposed [B, H, Dv, Dk]."""
     B, Tp, H, Dk = q.shape
@@ -173,8 +175,8 @@ def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, block_v):
         grid=(B, H, N),
         in_specs=[chunk_dk, chunk_dk, chunk_dk],
         out_specs=pl.BlockSpec((None, C, None, C), lambda b_, h, n: (b_, n, h, 0)),
-        out_shape=jax.ShapeDtypeStruct((B, Tp, H, C), _F32),
-        compiler_params=_params(C * Dk),
+        out_shape=jax.ShapeDtypeStruct((B, Tp, H, C), mm_dtype),  # only ever a matmul operand
+        compiler_params=_params(C * Dk, stages),
         interpret=interpret,
         name="gla_intra_fwd",
     )(q, k, b)
@@ -191,7 +193,7 @@ def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, block_v):
         out_specs=[seq_v, state],
         out_shape=[jax.ShapeDtypeStruct(v.shape, q.dtype),
                    jax.ShapeDtypeStruct((B, H, Dv, Dk), _F32)],
-        compiler_params=_params(bv * Dk),
+        compiler_params=_params(bv * Dk, stages),
         interpret=interpret,
         name="gla_fwd",
     )(q, k, v, b, a, s0t)
@@ -206,13 +208,9 @@ def _intra_bwd_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, do_ref, dq_ref, dk_ref,
                       scale, mm_dtype):
     """One chunk's within-chunk gradients. Refs: q, k, b, dq, dk [C, Dk]; v, do, dv [C, Dv];
     a [C, C]. dq, dk, dv are float32 and exclude the inter-chunk terms."""
-    C = q_ref.shape[0]
-    q = q_ref[...].astype(_F32)
-    k = k_ref[...].astype(_F32)
-    b = b_ref[...]
-    v = v_ref[...]
-    do = do_ref[...]
-    dv_ref[...] = scale * _dot(a_ref[...], do, mm_dtype, trans_a=True)
+    C, Dk = q_ref.shape
+    # Whole-chunk tiles are (re)loaded where used (short live ranges, see _intra_fwd_kernel).
+    dv_ref[...] = scale * _dot(a_ref[...], do_ref[...], mm_dtype, trans_a=True)
     rows = _iota((C, 1), 0)
     sub_rows = _iota((SUB, 1), 0)
     sub_cols = _iota((1, SUB), 1)
@@ -223,18 +221,18 @@ def _intra_bwd_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, do_ref, dq_ref, dk_ref,
         do_s = do_ref[pl.ds(lo, SUB), :]
         v_s = v_ref[pl.ds(lo, SUB), :]
         if s == 0:
-            dq_s = jnp.zeros((SUB, q.shape[1]), _F32)
+            dq_s = jnp.zeros((SUB, Dk), _F32)
         else:  # dq_i from keys of earlier sub-chunks, reference r = b at row lo
             r = b_ref[pl.ds(lo, 1), :]
-            k_rel = k * _exp_masked(r - b, rows < lo)
-            da_s = _dot(do_s, v, mm_dtype, trans_b=True)  # [SUB, C]; k_rel masks j >= lo
+            k_rel = k_ref[...].astype(_F32) * _exp_masked(r - b_ref[...], rows < lo)
+            da_s = _dot(do_s, v_ref[...], mm_dtype, trans_b=True)  # [SUB, C]; k_rel: j < lo
             dq_s = scale * _dot(da_s, k_rel, mm_dtype) * jnp.exp(b_s - r)
         if hi == C:
-            dk_s = jnp.zeros((SUB, k.shape[1]), _F32)
+            dk_s = jnp.zeros((SUB, Dk), _F32)
         else:  # dk_j from queries of later sub-chunks, reference r = b at row hi - 1
             r = b_ref[pl.ds(hi - 1, 1), :]
-            q_rel = q * _exp_masked(b - r, rows >= hi)
-            da_cols = _dot(do, v_s, mm_dtype, trans_b=True)  # [C, SUB]; q_rel masks i < hi
+            q_rel = q_ref[...].astype(_F32) * _exp_masked(b_ref[...] - r, rows >= hi)
+            da_cols = _dot(do_ref[...], v_s, mm_dtype, trans_b=True)  # [C, SUB]; q_rel: i >= hi
             dk_s = scale * _dot(da_cols, q_rel, mm_dtype, trans_a=True) * jnp.exp(r - b_s)
         # Diagonal block, exact: dA restricted to this sub-chunk, causal.
         da_ss = scale * _dot(do_s, v_s, mm_dtype, trans_b=True)
@@ -296,7 +294,7 @@ def _bwd_dkv_kernel(q_ref, k_ref, v_ref, b_ref, do_ref, dst_ref, dvi_ref, dkp_re
     ds0_ref[...] = jax.lax.fori_loop(0, N, body, dst_ref[...].astype(_F32))
 
 
-def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret, block_k, block_v_bwd):
+def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret, block_k, block_v_bwd, stages):
     """Padded arrays as in `_forward`; do [B, Tp, H, Dv]; dst [B, H, Dv, Dk] float32 (the
     final-state cotangent, transposed). Returns float32 dq, dk [B, Tp, H, Dk], dv [B, Tp, H, Dv],
     ds0 transposed [B, H, Dv, Dk]."""
@@ -317,7 +315,7 @@ def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret, block_k, block_v
                   pl.BlockSpec((None, C, None, C), lambda b_, h, n: (b_, n, h, 0)), chunk_dv],
         out_specs=[chunk_dk, chunk_dk, chunk_dv],
         out_shape=[f32(q.shape), f32(q.shape), f32(v.shape)],
-        compiler_params=_params(C * max(Dk, Dv)),
+        compiler_params=_params(C * max(Dk, Dv), stages),
         interpret=interpret,
         name="gla_intra_bwd",
     )(q, k, v, b, a, do)
@@ -333,7 +331,7 @@ def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret, block_k, block_v
         in_specs=[seq_k, seq_v, seq_k, seq_v, state, seq_k],
         out_specs=seq_k,
         out_shape=f32(q.shape),
-        compiler_params=_params(Dv * bk),
+        compiler_params=_params(Dv * bk, stages),
         interpret=interpret,
         name="gla_bwd_dq",
     )(k, v, b, do, s0t, dqi)
@@ -352,7 +350,7 @@ def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret, block_k, block_v
         out_specs=[pl.BlockSpec((None, None, Tp, None, Dk), lambda b_, h, j: (j, b_, 0, h, 0)),
                    seq_vb, state_v],
         out_shape=[f32((nv, B, Tp, H, Dk)), f32(v.shape), f32((B, H, Dv, Dk))],
-        compiler_params=_params(bvb * Dk),
+        compiler_params=_params(bvb * Dk, stages),
         interpret=interpret,
         name="gla_bwd_dkv",
     )(q, k, v, b, do, dst, dvi)
@@ -379,7 +377,7 @@ def _core_fwd(q, k, v, g, s0, chunk, scale, interpret, tiles):
     b = _chunk_cumsum(g, chunk)
     s0t = jnp.swapaxes(s0, -1, -2)
     o, a, st = _forward(q, k, v, b, s0t, chunk=chunk, scale=scale, interpret=interpret,
-                        block_v=tiles[0])
+                        block_v=tiles[0], stages=tiles[3])
     s_final = jnp.swapaxes(st, -1, -2)
     return (o, s_final), (q, k, v, b, a, s0t, s_final)
 
@@ -390,7 +388,7 @@ def _core_bwd(chunk, scale, interpret, tiles, res, cotangents):
     do, ds_final = cotangents
     dq, dk, dv, ds0t = _backward(q, k, v, b, a, s0t, do, jnp.swapaxes(ds_final, -1, -2),
                                  scale=scale, interpret=interpret, block_k=tiles[1],
-                                 block_v_bwd=tiles[2])
+                                 block_v_bwd=tiles[2], stages=tiles[3])
     # dlog_g: reverse cumsum over the whole (padded) sequence, plus the final-state term.
     local = q.astype(_F32) * dq - k.astype(_F32) * dk
     dg = jnp.flip(jnp.cumsum(jnp.flip(local, 1), axis=1), 1)
@@ -433,6 +431,7 @@ def gla_pallas_gpu(
     block_v: int | None = None,
     block_k: int | None = None,
     block_v_bwd: int | None = None,
+    num_stages: int = NUM_STAGES,
 ) -> tuple[jax.Array, jax.Array]:
     """GLA with the Pallas GPU kernels (inputs assumed validated by `kernels.gla.gla`).
 
@@ -448,6 +447,8 @@ def gla_pallas_gpu(
       block_v, block_k, block_v_bwd: tile sizes (powers of two >= 16): value columns per
         forward program (default BLOCK_V), key columns per dq program (BLOCK_K), value columns
         per dk/dv program (default: largest with block_v_bwd * Dk <= BWD_STATE_ELEMS).
+      num_stages: Triton software-pipelining depth of every kernel (1 = no pipelining, the
+        fallback if a GPU reports too little shared memory).
 
     Returns:
       (o [B, T, H, Dv] in q.dtype, final_state [B, H, Dk, Dv] float32).
@@ -468,8 +469,10 @@ def gla_pallas_gpu(
     v_p = _pad_axis(_pad_axis(v, 1, Tp), 3, dv_p)
     s0_p = _pad_axis(_pad_axis(s0, 2, dk_p), 3, dv_p)
     auto_bwd = max(16, 1 << (max(BWD_STATE_ELEMS // dk_p, 1).bit_length() - 1))
-    tiles = (block_v or BLOCK_V, block_k or BLOCK_K, block_v_bwd or auto_bwd)
-    for name, size in zip(("block_v", "block_k", "block_v_bwd"), tiles):
+    tiles = (block_v or BLOCK_V, block_k or BLOCK_K, block_v_bwd or auto_bwd, num_stages)
+    if num_stages < 1:
+        raise ValueError(f"gla_pallas_gpu: num_stages must be >= 1, got {num_stages}")
+    for name, size in zip(("block_v", "block_k", "block_v_bwd"), tiles[:3]):
         if size < 16 or size & (size - 1):
             raise ValueError(f"gla_pallas_gpu: {name} must be a power of two >= 16, got {size}")
     o, s_final = _gla_core(q_p, k_p, v_p, g_p, s0_p, chunk, float(scale),

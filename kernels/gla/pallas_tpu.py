@@ -159,7 +159,7 @@ def _forward(q, k, v, b, s0t, *, chunk, scale, interpret):
         grid=(B, H, N),
         in_specs=[ck, ck, ck],
         out_specs=cc,
-        out_shape=jax.ShapeDtypeStruct((B, H, Tp, C), _F32),
+        out_shape=jax.ShapeDtypeStruct((B, H, Tp, C), mm_dtype),  # a matmul operand only
         compiler_params=_semantics("parallel", "parallel", "parallel"),
         interpret=interpret,
         name="gla_intra_fwd_tpu",

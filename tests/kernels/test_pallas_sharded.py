@@ -15,30 +15,36 @@ ROOT = Path(__file__).resolve().parents[2]
 TOL = 1e-4  # fp32, relative to each array's largest entry (as FP32_TOL in test_gla.py)
 
 
-def run_child(backend: str) -> dict:
+def run_child(backend: str, paths: str) -> dict:
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
                JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-m", "tests.kernels.sharded_child", backend], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "tests.kernels.sharded_child", backend, paths], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1]
     return json.loads(line.removeprefix("RESULT "))
 
 
-def check(result: dict) -> None:
-    for path in ("explicit", "ambient"):
+SPEC = "P(('data', 'fsdp'), None, 'tensor', None)"  # [B, T, H, D] split over batch and heads
+
+
+def check(result: dict, paths: str) -> None:
+    for path in paths.split(","):
         assert set(result[path]) == {"o", "state", "dq", "dk", "dv", "dlog_g", "dinitial_state"}
         for name, err in result[path].items():
             assert err <= TOL, (path, name, err)
-    assert result["o_sharding"] == "P(('data', 'fsdp'), None, 'tensor', None)"
-    assert result["dq_sharding"] == result["o_sharding"]
-    assert result["ambient_partitioned"]
+        assert result[f"{path}_o_sharding"] == SPEC
+    if "ambient" in paths:
+        assert result["ambient_dq_sharding"] == SPEC
+        assert result["ambient_partitioned"]
 
 
-def test_pallas_gpu_on_mesh():
-    check(run_child("pallas_gpu"))
+def test_pallas_gpu_under_ambient_mesh():
+    """gla(backend="pallas_gpu") under jax.set_mesh: the path the model takes."""
+    check(run_child("pallas_gpu", "ambient"), "ambient")
 
 
 @pytest.mark.slow
-def test_pallas_tpu_on_mesh():
-    check(run_child("pallas_tpu"))
+@pytest.mark.parametrize("backend", ["pallas_gpu", "pallas_tpu"])
+def test_shard_gla_explicit_and_ambient(backend):
+    check(run_child(backend, "explicit,ambient"), "explicit,ambient")
