@@ -46,6 +46,32 @@ def scope_of(op_name: str, depth: int) -> str:
     return ("bwd:" if backward else "") + scope
 
 
+_HLO_LINE = re.compile(r'^\s*(?:ROOT )?%?([\w.\-]+) = .*?metadata=\{([^}]*)\}')
+_META = re.compile(r'(\w+)="([^"]*)"|(\w+)=(\d+)')
+
+
+def hlo_origins(hlo_text: str) -> dict[str, str]:
+    """Kernel name -> "op_name (file:line)" from the optimized HLO's metadata.
+
+    GPU kernels are named after their HLO instruction with '.' replaced by '_'
+    (``input_reduce_fusion.73`` runs as ``input_reduce_fusion_73``)."""
+    origins: dict[str, str] = {}
+    for line in hlo_text.splitlines():
+        m = _HLO_LINE.match(line)
+        if not m:
+            continue
+        meta = {}
+        for k1, v1, k2, v2 in _META.findall(m.group(2)):
+            meta[k1 or k2] = v1 or v2
+        if "op_name" not in meta:
+            continue
+        where = meta["op_name"]
+        if "source_file" in meta:
+            where += f" ({meta['source_file'].rsplit('/', 1)[-1]}:{meta.get('source_line', '?')})"
+        origins.setdefault(m.group(1).replace(".", "_").replace("-", "_"), where)
+    return origins
+
+
 def _stats(event: Any) -> dict[str, Any]:
     try:
         return {name: value for name, value in event.stats}
@@ -130,6 +156,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: no .xplane.pb written under {trace_dir}", file=sys.stderr)
         return 1
     s = summarize(paths[-1], args.depth)
+    try:  # where each kernel comes from (the compile is a cache hit under the persistent cache)
+        origins = hlo_origins(trainer._step.lower(state, data, trainer._poison[False]).compile().as_text())
+    except Exception as e:  # noqa: BLE001 - the origins are a convenience, never fatal
+        print(f"(no HLO origins: {type(e).__name__}: {e})")
+        origins = {}
     print(f"{config.name} B={batch} T={frames}: {args.steps} steps traced; device planes: {s['device_planes']}")
     if not s["device_planes"]:
         print("no device plane (CPU run): the busiest host XLA events instead")
@@ -142,12 +173,16 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(line)
         for line in _table("by kernel", s["by_kernel"], s["total_ns"], args.top, args.steps):
             print(line)
+        print("\nwhere the top kernels come from (optimized HLO metadata)")
+        for name, ns in s["by_kernel"].most_common(args.top):
+            print(f"  {ns / args.steps / 1e6:9.3f} ms  {name[:60]}  <- {origins.get(name, '?')[:200]}")
     if args.out:
         summary = {"config": config.name, "B": batch, "T": frames, "steps": args.steps,
                    "overrides": args.overrides, "device": jax.devices()[0].device_kind,
                    "device_ms_per_step": s["total_ns"] / args.steps / 1e6,
                    "by_scope_ms": {k: v / args.steps / 1e6 for k, v in s["by_scope"].most_common(60)},
-                   "by_kernel_ms": {k: v / args.steps / 1e6 for k, v in s["by_kernel"].most_common(60)}}
+                   "by_kernel_ms": {k: v / args.steps / 1e6 for k, v in s["by_kernel"].most_common(60)},
+                   "kernel_origins": {k: origins.get(k) for k, _ in s["by_kernel"].most_common(60)}}
         with open(args.out, "w") as f:
             json.dump(summary, f, indent=1)
     return 0

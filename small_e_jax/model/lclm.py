@@ -135,6 +135,9 @@ class GatedLinearAttention(nnx.Module):
         return self._output(o, g), state
 
 
+CUDNN_LENGTH_MULTIPLE = 64  # sequences are padded to this for cuDNN attention (its tile size)
+
+
 def attention_implementation(dtype: Any, head_dim: int) -> Optional[str]:
     """``"cudnn"`` (flash attention) where it applies, else None (XLA).
 
@@ -171,9 +174,13 @@ class CausalSelfAttention(nnx.Module):
                              "a GLA block)")
         B, T, d = x.shape
         q, k, v = self._qkv(x, jnp.arange(T))
+        implementation = attention_implementation(q.dtype, self.head_dim)
+        pad = (-T) % CUDNN_LENGTH_MULTIPLE if implementation == "cudnn" else 0
+        if pad:  # cuDNN's training kernels refuse some lengths (odd ones); causal => tail padding is inert
+            q, k, v = (jnp.pad(a, ((0, 0), (0, pad), (0, 0), (0, 0))) for a in (q, k, v))
         o = jax.nn.dot_product_attention(q, k, v, scale=self.head_dim**-0.5, is_causal=True,
-                                         implementation=attention_implementation(q.dtype, self.head_dim))
-        return o.reshape(B, T, d), None
+                                         implementation=implementation)
+        return o[:, :T].reshape(B, T, d), None
 
     def init_state(self, batch: int, max_len: Optional[int] = None) -> dict[str, jax.Array]:
         if max_len is None:

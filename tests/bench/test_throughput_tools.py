@@ -36,3 +36,17 @@ def test_scope_of_drops_transformations_and_marks_backward():
     assert scope_of("jit(step)/transpose(jvp(SmallE))/decoder/3/mixer/mul", 2) == "bwd:decoder/3"
     assert scope_of("", 3) == "(unscoped)"
     assert scope_of("jit(step)/while/body/decoder/0/x", 1) == "decoder"
+
+
+def test_hlo_origins_maps_kernel_names_to_source():
+    from small_e_jax.eval.profile_step import hlo_origins
+
+    hlo = """
+  %input_reduce_fusion.73 = f32[4,1027]{1,0} fusion(%p0, %p1), kind=kInput, calls=%fused_computation.73, metadata={op_name="jit(step)/transpose(jvp(SmallE))/head/reduce_sum" source_file="/x/small_e.py" source_line=180}
+  ROOT %tuple.1 = (f32[2]) tuple(%a)
+  %gemm_fusion_dot.1210 = bf16[8,512]{1,0} fusion(%x), kind=kCustom, metadata={op_name="jit(step)/dot_general"}
+"""
+    origins = hlo_origins(hlo)
+    assert origins["input_reduce_fusion_73"] == "jit(step)/transpose(jvp(SmallE))/head/reduce_sum (small_e.py:180)"
+    assert origins["gemm_fusion_dot_1210"] == "jit(step)/dot_general"
+    assert "tuple_1" not in origins
