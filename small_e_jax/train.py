@@ -239,7 +239,10 @@ class Trainer:
                                  out_shardings=(state_sharding, self.replicated), donate_argnums=0)
         if bool(poison) not in self._poison:
             self._poison[bool(poison)] = self._on_mesh(np.bool_(poison))
-        return self._step(state, batch, self._poison[bool(poison)])
+        # The ambient mesh lets opaque kernels (Pallas GLA) run per device under shard_map
+        # instead of being gathered onto every device (kernels/gla/sharded.py).
+        with jax.set_mesh(self.mesh):
+            return self._step(state, batch, self._poison[bool(poison)])
 
     def evaluate(self, state: TrainState, batches: Iterable[Batch], max_batches: int) -> Optional[float]:
         """Mean validation loss over up to ``max_batches`` batches (dropout off); None if none."""
@@ -256,7 +259,8 @@ class Trainer:
         for i, local in enumerate(batches):
             if i >= max_batches:
                 break
-            s, n = self._eval(state.params, state.rngs, self.shard_batch(local))
+            with jax.set_mesh(self.mesh):
+                s, n = self._eval(state.params, state.rngs, self.shard_batch(local))
             nll, count = nll + float(s), count + float(n)
         return nll / count if count else None
 
