@@ -6,6 +6,8 @@
 #   SMALL_E_COMMIT=<hash> OUT=<dir> bash scripts/gpu_measure.sh STEP [STEP ...]
 #
 # Steps (each appends JSON lines to $OUT/results.jsonl and logs to $OUT/<step>.log):
+#   fla_tune    FLA's autotuning at the Small-E shape, in the foreground (quiet GPU: fair configs)
+#   data_bg / data_wait   the data step in the background on the CPU, and waiting for it
 #   fla_warm    start FLA's Triton autotuning in the background (low priority), so that a later
 #               `kernel` step finds tuned configs in $TRITON_CACHE_DIR; `fla_cache` packs them
 #   kernel      GLA kernels: our JAX backends and FLA chunk_gla in the same run (gla_bench)
@@ -25,10 +27,10 @@ cd "$(dirname "$0")/.."
 OUT="${OUT:-/tmp/gpu_out}"
 mkdir -p "$OUT"
 START=$(date +%s)
-if ls .whl/*.whl >/dev/null 2>&1; then
+if [ -z "${SMALL_E_WHEELS_INSTALLED:-}" ] && ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     || exit 1
-  export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
+  export PYTHONPATH="/tmp/site:${PYTHONPATH:-}" SMALL_E_WHEELS_INSTALLED=1
 fi
 export PYTHONUNBUFFERED=1 TRITON_CACHE_DIR="${TRITON_CACHE_DIR:-/tmp/triton_cache}"
 # Compile once per program and autotune each GEMM shape once across the steps' processes (the
@@ -45,6 +47,14 @@ elapsed() { echo $(( $(date +%s) - START )); }
 for step in "$@"; do
   echo "=== $step (t=$(elapsed)s)"
   case "$step" in
+    fla_tune)  # FLA's autotuning at the Small-E shape in the foreground, on a quiet GPU
+      timeout "${FLA_TIMEOUT:-420}" python3 -m kernels.benchmarks.fla_baseline --B 8 --T 4096 --H 4 --Dk 128 --Dv 256 \
+        --repeats 1 2>&1 | grep -v Warning | tail -3 | tee "$OUT/fla_tune.log" ;;
+    data_bg)  # the data step in the background on the CPU (leaves the GPU quiet)
+      JAX_PLATFORMS=cpu DATA_MAX_EXAMPLES="${DATA_MAX_EXAMPLES:-200}" bash "$0" data >"$OUT/data_bg.log" 2>&1 &
+      echo $! >/tmp/data_bg.pid ;;
+    data_wait)
+      while kill -0 "$(cat /tmp/data_bg.pid)" 2>/dev/null; do sleep 2; done; cat "$OUT/data.log" ;;
     fla_warm)
       nice -n 19 bash -c 'for s in "8 4096 4 128 256" "8 1024 8 64 64" "4 4096 64 128 128"; do
           set -- $s; python3 -m kernels.benchmarks.fla_baseline --B $1 --T $2 --H $3 --Dk $4 --Dv $5 --repeats 1
@@ -52,11 +62,12 @@ for step in "$@"; do
       echo $! >/tmp/fla_warm.pid ;;
     kernel)
       python3 -m kernels.benchmarks.gla_bench --shapes "${KERNEL_SHAPES:-small_e,fla}" \
+        ${KERNEL_BACKENDS:+--backends $KERNEL_BACKENDS} \
         --fla-timeout "${FLA_TIMEOUT:-240}" --out "$R" 2>&1 | tee "$OUT/kernel.log" ;;
     train)
-      for preset in small_e_librilight_medium transformer_baseline; do
+      for preset in ${TRAIN_PRESETS:-small_e_librilight_medium transformer_baseline}; do
         for remat in ${REMATS:-false true}; do
-          timeout 300 python3 -m small_e_jax.eval.throughput --config $preset --shapes 16x1500,8x4096 \
+          timeout 300 python3 -m small_e_jax.eval.throughput --config $preset --shapes "${TRAIN_SHAPES:-16x1500,8x4096}" \
             --steps 10 --peak-tflops "$PEAK" --label "$preset/remat=$remat" --out "$R" model.remat=$remat \
             "model.gla_backend=${GLA_BACKEND:-auto}"
         done
@@ -76,7 +87,8 @@ for step in "$@"; do
         --steps 3 --top 30 --out "$OUT/profile_gla.json" model.remat=false \
         "model.gla_backend=${GLA_BACKEND:-auto}" 2>&1 | tee "$OUT/profile.log" ;;
     decode)
-      timeout 300 python3 -m small_e_jax.bench_decode --out "$R" 2>&1 | tee "$OUT/decode.log" ;;
+      timeout "${DECODE_TIMEOUT:-300}" python3 -m small_e_jax.bench_decode --batch "${DECODE_BATCHES:-1,8,32,64}" \
+        --out "$R" 2>&1 | tee "$OUT/decode.log" ;;
     codec_train)
       mkdir -p .device/codec_run
       timeout $(( ${CODEC_MINUTES:-4} * 60 + 120 )) python3 -m small_e_jax.codec.train --workdir .device/codec_run \
@@ -87,6 +99,7 @@ for step in "$@"; do
         --out "$R" 2>&1 | tee "$OUT/codec.log" ;;
     data)
       { timeout 300 python3 -m data_pipeline.build --dataset mini --data_dir /tmp/tfds \
+          ${DATA_MAX_EXAMPLES:+--max_examples $DATA_MAX_EXAMPLES} \
         && for w in 0 8; do timeout 120 python3 -m data_pipeline.bench_loader --dataset mini \
              --data_dir /tmp/tfds --workers $w --batches 300; done; } 2>&1 | tee "$OUT/data.log" ;;
     fla_cache)
