@@ -45,10 +45,31 @@ def should_initialize_distributed(mode: str, env: Mapping[str, str] = os.environ
     return int(env.get("SLURM_NTASKS", "1") or 1) > 1
 
 
-def initialize_distributed(mode: str = "auto") -> None:
+def distributed_arguments(env: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """``jax.distributed.initialize`` arguments given explicitly by the environment.
+
+    JAX reads ``JAX_COORDINATOR_ADDRESS`` itself and detects TPU/SLURM/MPI clusters; on plain
+    machines (several processes on one or more hosts by hand) the process count and index
+    come from ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``."""
+    args: dict[str, Any] = {}
+    if env.get("JAX_COORDINATOR_ADDRESS"):
+        args["coordinator_address"] = env["JAX_COORDINATOR_ADDRESS"]
+    for name, key in (("num_processes", "JAX_NUM_PROCESSES"), ("process_id", "JAX_PROCESS_ID")):
+        if env.get(key, "") != "":
+            try:
+                args[name] = int(env[key])
+            except ValueError:
+                raise ValueError(f"{key}={env[key]!r} is not an integer") from None
+    return args
+
+
+def initialize_distributed(mode: str = "auto", env: Mapping[str, str] = os.environ) -> None:
     """Start JAX's multi-process runtime when needed; must run before any other JAX call."""
-    if should_initialize_distributed(mode):
-        jax.distributed.initialize()  # arguments come from the environment (TPU, SLURM, JAX_*)
+    if should_initialize_distributed(mode, env):
+        # CPU processes exchange collectives through gloo (the default CPU client has none);
+        # this setting only concerns the CPU backend.
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(**distributed_arguments(env))
         log.info("jax.distributed: process %d of %d, %d local / %d global devices",
                  jax.process_index(), jax.process_count(), jax.local_device_count(), jax.device_count())
 
