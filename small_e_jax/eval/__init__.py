@@ -1,1 +1,9 @@
-"""Evaluation: perplexity, throughput, intelligibility, skips/repeats, similarity, reports."""
+"""Offline evaluation of Small-E: text normalisation, WER/CER, skip/repeat counts (from ASR
+alignments and from cross-attention), ASR, speaker similarity, perplexity, training throughput
+and profiles, and reports.
+
+Entry points: ``python -m small_e_jax.evaluate <subcommand>`` (docs/evaluation.md),
+``python -m small_e_jax.eval.throughput`` and ``python -m small_e_jax.eval.profile_step``.
+Optional heavy dependencies (faster-whisper, resemblyzer, torch, matplotlib) are imported lazily
+by the modules that need them; ``requirements-eval.txt`` pins them.
+"""

@@ -1,0 +1,107 @@
+"""Text normalisation, WER/CER and ASR-alignment skip/repeat counts on constructed cases."""
+
+import pytest
+
+from small_e_jax.eval.intelligibility import score_transcripts
+from small_e_jax.eval.skips import count_skips_repeats, summarize
+from small_e_jax.eval.text_norm import normalize
+from small_e_jax.eval.wer import error_rates
+
+SENTENCES = ["The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",
+             "It's easy to tell the depth of a well.", "These days a chicken leg is a rare dish."]
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("Hello, World!", "hello world"),
+    ("Mr. Smith didn't pay $5.50.", "mister smith did not pay five dollars fifty cents"),
+    ("It's 25% of 1,000 cars", "it is twenty five percent of one thousand cars"),
+    ("the 3rd and 21st time", "the third and twenty first time"),
+    ("pi is 3.14", "pi is three point one four"),
+    ("[Music] colour-blind (laughs) grey", "color blind gray"),
+    ("  spaced\tout\n", "spaced out"),
+    ("John's well-known “quote”", "johns well known quote"),
+])
+def test_normalize(raw, expected):
+    assert normalize(raw) == expected
+
+
+def test_normalize_is_idempotent_and_digits_match_words():
+    for text in SENTENCES + ["Call 911 at 5pm on the 4th, it's $1.01!"]:
+        assert normalize(normalize(text)) == normalize(text)
+    assert normalize("I have 2 dogs") == normalize("i have two dogs.")
+
+
+def test_wer_of_the_reference_is_zero():
+    rates = error_rates(SENTENCES, SENTENCES)
+    assert rates.wer == 0.0 and rates.cer == 0.0 and rates.reference_words == 35  # 8 + 8 + 10 ("it is") + 9
+    # Punctuation and case alone are not errors after normalisation.
+    assert error_rates(SENTENCES, [s.upper().replace(".", "") for s in SENTENCES]).wer == 0.0
+
+
+def test_wer_counts_edits_over_reference_words():
+    rates = error_rates(["the birch canoe slid"], ["the perch canoe slid away"])
+    assert (rates.substitutions, rates.deletions, rates.insertions) == (1, 0, 1)
+    assert rates.wer == pytest.approx(2 / 4)
+    assert error_rates(["hello world"], [""]).wer == 1.0  # empty transcript: all deletions
+
+
+def test_wer_rejects_bad_input():
+    with pytest.raises(ValueError, match="2 references but 1"):
+        error_rates(["a", "b"], ["a"])
+    with pytest.raises(ValueError, match="empty after normalisation"):
+        error_rates(["?!"], ["a"])
+
+
+def test_one_skipped_and_one_repeated_word():
+    ref = "The birch canoe slid on the smooth planks."
+    hyp = "the birch slid on on the smooth planks"  # "canoe" skipped, "on" said twice
+    c = count_skips_repeats(ref, hyp)
+    assert (c.skipped, c.repeated, c.inserted, c.substituted) == (1, 1, 0, 0)
+
+
+def test_repeated_phrase_and_babble():
+    c = count_skips_repeats("a b c d e f", "a b c b c d e f")
+    assert (c.skipped, c.repeated, c.inserted) == (0, 2, 0)
+    c = count_skips_repeats("glue the sheet", "glue the zebra sheet")  # a new word is not a repeat
+    assert (c.skipped, c.repeated, c.inserted) == (0, 0, 1)
+    c = count_skips_repeats("one two three four five six seven eight", "one two three four five six seven eight one")
+    assert (c.repeated, c.inserted) == (0, 1)  # outside the window: babble, not a repeat
+    assert count_skips_repeats("a b", "").skipped == 2
+    assert count_skips_repeats(SENTENCES[0], SENTENCES[0]).skipped == 0
+
+
+def test_summary_per_100_utterances():
+    refs = SENTENCES
+    hyps = [SENTENCES[0].replace("canoe ", ""), SENTENCES[1], SENTENCES[2] + " well", SENTENCES[3]]
+    counts = [count_skips_repeats(r, h) for r, h in zip(refs, hyps)]
+    s = summarize(counts)
+    assert s["skipped_words"] == 1 and s["repeated_words"] == 1
+    assert s["skipped_words_per_100"] == 25.0 and s["utterances_with_repeat_per_100"] == 25.0
+    scores = score_transcripts(refs, hyps)
+    assert scores["skips"] == s and scores["wer"] == pytest.approx(2 / 35)
+    assert [u["skipped"] for u in scores["utterances"]] == [1, 0, 0, 0]
+
+
+def test_alignment_keeps_most_matches_at_equal_cost():
+    from small_e_jax.eval.skips import align_words
+    ops = align_words("a b c d".split(), "a c c d".split())  # one substitution, nothing else
+    assert [o[0] for o in ops] == ["equal", "substitute", "equal", "equal"]
+    ops = align_words("x b c".split(), "b c c".split())  # 2 edits: delete x + insert c (2 matches kept)
+    assert sorted(o[0] for o in ops) == ["delete", "equal", "equal", "insert"]
+    assert align_words([], ["a"]) == [("insert", 0, 0)] and align_words(["a"], []) == [("delete", 0, 0)]
+
+
+def test_alignment_edit_count_matches_jiwer():
+    """Parity with jiwer: the tie-break never changes the number of edits (the WER numerator)."""
+    import jiwer
+    import numpy as np
+    from small_e_jax.eval.skips import align_words
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        ref = [str(w) for w in rng.integers(0, 4, rng.integers(1, 9))]
+        hyp = [str(w) for w in rng.integers(0, 4, rng.integers(1, 9))]
+        ops = align_words(ref, hyp)
+        out = jiwer.process_words(" ".join(ref), " ".join(hyp))
+        assert sum(o[0] != "equal" for o in ops) == out.substitutions + out.deletions + out.insertions
+        assert [ref[i] for o, i, _ in ops if o != "insert"] == ref
+        assert [hyp[j] for o, _, j in ops if o != "delete"] == hyp
