@@ -1,0 +1,131 @@
+"""Checkpoint-side evaluation: load a trained model, per-codebook perplexity on validation
+batches, and teacher-forced cross-attention maps.
+
+Batches are the trainer's (``text [B, J]``, ``text_mask [B, J]``, ``audio [B, L, Q]`` delayed,
+``audio_mask [B, L]``); the loss is exactly :meth:`SmallE.loss` (same masking as training), so
+the overall perplexity equals ``exp`` of the trainer's validation loss on the same batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import nnx
+from tqdm import tqdm
+
+from small_e_jax.checkpoint import Checkpointer, abstract_flat_state, unflatten_state
+from small_e_jax.config import CheckpointConfig, Config, config_from_dict, config_to_dict
+from small_e_jax.train import TrainState, Trainer
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    config: Config
+    trainer: Trainer
+    state: TrainState
+    step: int
+
+
+def load_checkpoint(directory: str | Path, step: Optional[int] = None) -> LoadedModel:
+    """The model of a training checkpoint directory (``<workdir>/checkpoints``).
+
+    The config comes from the checkpoint's metadata; the mesh is reset to all local devices on
+    the data axis (the one the run used may not exist here). ``step`` = None: the newest step.
+    Only the train state is read, not the data-iterator position.
+    """
+    directory = Path(directory) if "://" not in str(directory) else directory
+    if isinstance(directory, Path) and not directory.is_dir():
+        raise FileNotFoundError(f"checkpoint directory {directory} does not exist")
+    ckpt = Checkpointer(directory, CheckpointConfig(keep_best=0, async_save=False))
+    try:
+        steps = ckpt.all_steps()
+        if not steps:
+            raise FileNotFoundError(f"no checkpoint steps in {directory}")
+        if step is None:
+            step = steps[-1]
+        elif step not in steps:
+            raise FileNotFoundError(f"step {step} not in {directory} (it has {steps})")
+        raw = dict(ckpt.read_meta(step)["config"])
+        raw["mesh"] = {k: v for k, v in raw.get("mesh", {}).items() if k == "logical_axis_rules"}
+        config = config_from_dict(raw)
+        trainer = Trainer(config)
+        like = trainer.init_state()  # the restore target: structure, dtypes and shardings
+        restored = ckpt.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_flat_state(like))))
+        state = unflatten_state(restored["state"], like)
+    finally:
+        ckpt.close()
+    return LoadedModel(config, trainer, state, int(step))
+
+
+def _sums_fn(trainer: Trainer):
+    graphdef = trainer.eval_graphdef
+
+    def sums(params, rngs, batch):
+        model = nnx.merge(graphdef, params, rngs)
+        _, m = model.loss(batch["text"], batch["text_mask"], batch["audio"], batch["audio_mask"])
+        n = m["targets_per_codebook"]
+        return m["loss_per_codebook"] * n, m["accuracy_per_codebook"] * n, n
+
+    return jax.jit(sums, out_shardings=trainer.replicated)
+
+
+def perplexity(trainer: Trainer, state: TrainState, batches: Iterable[Mapping[str, Any]], *,
+               max_batches: Optional[int] = None, progress: bool = True) -> dict[str, Any]:
+    """Per-codebook and overall perplexity over ``batches`` (dropout off).
+
+    Returns ``loss`` (mean NLL per valid target, nats), ``perplexity`` = exp(loss),
+    ``loss_per_codebook`` [Q], ``perplexity_per_codebook`` [Q], ``accuracy_per_codebook`` [Q]
+    (top-1), ``targets_per_codebook`` [Q] and ``batches``. Overall = pooled over all targets
+    (codebooks weighted by their target counts, equal in practice), as the training loss.
+    """
+    fn = _sums_fn(trainer)
+    q = trainer.config.model.n_codebooks
+    nll, correct, count = np.zeros(q), np.zeros(q), np.zeros(q)
+    seen = 0
+    for batch in tqdm(batches, desc="perplexity", unit="batch", disable=not progress, total=max_batches):
+        if max_batches is not None and seen >= max_batches:
+            break
+        s, c, n = jax.device_get(fn(state.params, state.rngs, trainer.shard_batch(batch)))
+        nll, correct, count, seen = nll + s, correct + c, count + n, seen + 1
+    if count.sum() == 0:
+        raise ValueError("no validation targets: the batches were empty or fully masked")
+    per = nll / np.maximum(count, 1)
+    loss = float(nll.sum() / count.sum())
+    return {"loss": loss, "perplexity": float(np.exp(loss)), "loss_per_codebook": per.tolist(),
+            "perplexity_per_codebook": np.exp(per).tolist(),
+            "accuracy_per_codebook": (correct / np.maximum(count, 1)).tolist(),
+            "targets_per_codebook": count.tolist(), "batches": seen}
+
+
+def attention_maps(trainer: Trainer, state: TrainState, batch: Mapping[str, Any]) -> list[np.ndarray]:
+    """Teacher-forced cross-attention of every real row of ``batch``: one ``[A, L_i, J_i]`` map
+    per utterance (A = 2 for PACA's [A1, A2], H heads for plain), cropped to its real audio
+    columns and text tokens. Inputs are columns 0…L-2 as in the loss."""
+    model = trainer.model(state)
+    text = jnp.asarray(batch["text"])
+    text_mask = jnp.asarray(batch["text_mask"])
+    audio = jnp.asarray(batch["audio"])[:, :-1]
+    _, aux = model(text, text_mask, audio, return_attention=True)
+    att = np.asarray(jax.device_get(aux["attention"]), np.float32)
+    maps = []
+    for i in range(att.shape[0]):
+        frames = int(np.asarray(batch["audio_mask"])[i, :-1].sum())
+        tokens = int(np.asarray(batch["text_mask"])[i].sum())
+        if frames and tokens:
+            maps.append(att[i, :, :frames, :tokens])
+    return maps
+
+
+def config_summary(config: Config) -> dict[str, Any]:
+    """The model fields a report shows beside its numbers."""
+    m = config_to_dict(config)["model"]
+    keys = ("block", "cross_attention", "d_model", "encoder_layers", "decoder_layers", "n_codebooks",
+            "codebook_size")
+    return {k: m.get(k) for k in keys}
