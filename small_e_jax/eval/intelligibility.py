@@ -30,14 +30,14 @@ class Transcriber(Protocol):
 def score_transcripts(texts: Sequence[str], transcripts: Sequence[str], *, window: int = 3) -> dict[str, Any]:
     """WER/CER and skip/repeat counts of transcripts against their input texts.
 
-    Returns ``{"wer", "cer", ..., "skips": {per-100 rates}, "utterances": [per-utterance rows]}``.
+    Returns ``{"wer", "cer", ..., "utterances": n, "skips": {per-100 rates}, "per_utterance": [rows]}``.
     """
     rates = error_rates(texts, transcripts).as_dict()
     rows = utterance_error_rates(texts, transcripts)
     counts = [count_skips_repeats(t, h, window=window) for t, h in zip(texts, transcripts)]
     for row, c, raw in zip(rows, counts, transcripts):
         row.update(skipped=c.skipped, repeated=c.repeated, inserted=c.inserted, transcript=raw)
-    return {**rates, "skips": summarize(counts), "utterances": rows}
+    return {**rates, "skips": summarize(counts), "per_utterance": rows}
 
 
 def evaluate_audio(texts: Sequence[str], wavs: Sequence[np.ndarray], sample_rate: int, asr: Transcriber,

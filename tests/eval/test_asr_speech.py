@@ -37,12 +37,12 @@ def test_espeak_sentences_transcribe_with_bounded_wer(asr, tmp_path):
         wav, rate = espeak(text, ("en-us", "en-gb")[i % 2], tmp_path / f"{i}.wav")
         wavs.append(wav)
     scores = evaluate_audio(texts, wavs, rate, asr)
-    assert scores["wer"] < 0.60, scores["utterances"]  # measured 0.446
+    assert scores["wer"] < 0.60, scores["per_utterance"]  # measured 0.446
     assert scores["cer"] < 0.35  # measured 0.248
     # Control: the same transcripts scored against the wrong sentences are far worse, so the
     # bound above measures what was said, not a lenient metric.
     shuffled = texts[1:] + texts[:1]
-    wrong = score_transcripts(shuffled, [u["transcript"] for u in scores["utterances"]])
+    wrong = score_transcripts(shuffled, [u["transcript"] for u in scores["per_utterance"]])
     assert wrong["wer"] > 0.85 and wrong["wer"] > scores["wer"] + 0.3
 
 
@@ -53,7 +53,7 @@ def test_mini_corpus_clips_transcribe_with_bounded_wer(asr):
     val = [r for r in rows if r["split"] == "validation"][:8]
     wavs = [read_audio(MINI_CORPUS / r["path"], 16_000) for r in val]
     scores = evaluate_audio([r["text"] for r in val], wavs, 16_000, asr)
-    assert scores["wer"] < 0.42, scores["utterances"]  # measured 0.276
+    assert scores["wer"] < 0.42, scores["per_utterance"]  # measured 0.276
     assert scores["cer"] < 0.22  # measured 0.120
 
 

@@ -79,7 +79,7 @@ def test_summary_per_100_utterances():
     assert s["skipped_words_per_100"] == 25.0 and s["utterances_with_repeat_per_100"] == 25.0
     scores = score_transcripts(refs, hyps)
     assert scores["skips"] == s and scores["wer"] == pytest.approx(2 / 35)
-    assert [u["skipped"] for u in scores["utterances"]] == [1, 0, 0, 0]
+    assert [u["skipped"] for u in scores["per_utterance"]] == [1, 0, 0, 0]
 
 
 def test_alignment_keeps_most_matches_at_equal_cost():
