@@ -151,14 +151,15 @@ def cmd_attention(args: argparse.Namespace) -> dict[str, Any]:
 
     from small_e_jax.eval.attention_alignment import (AlignmentThresholds, alignment_events, alignment_path,
                                                       summarize_alignment)
-    from small_e_jax.eval.model_eval import attention_maps, config_summary
+    from small_e_jax.eval.model_eval import _attention_fn, attention_maps, config_summary
     loaded, batches = _loaded_and_batches(args)
     t = AlignmentThresholds(args.max_forward, args.back_tolerance, args.max_stall, args.end_tolerance)
     events, kept = [], {}
+    fn = _attention_fn(loaded.trainer)  # compiled once per batch shape
     for i, batch in enumerate(tqdm(batches, desc="attention", unit="batch", total=args.max_batches)):
         if args.max_batches is not None and i >= args.max_batches:
             break
-        for att in attention_maps(loaded.trainer, loaded.state, batch):
+        for att in attention_maps(loaded.trainer, loaded.state, batch, fn):
             events.append(alignment_events(alignment_path(att), att.shape[-1], t))
             if len(kept) < args.maps:
                 kept[f"map_{len(kept)}"] = att

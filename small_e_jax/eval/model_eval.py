@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
@@ -104,20 +103,30 @@ def perplexity(trainer: Trainer, state: TrainState, batches: Iterable[Mapping[st
             "targets_per_codebook": count.tolist(), "batches": seen}
 
 
-def attention_maps(trainer: Trainer, state: TrainState, batch: Mapping[str, Any]) -> list[np.ndarray]:
+def _attention_fn(trainer: Trainer):
+    graphdef = trainer.eval_graphdef
+
+    def attention(params, rngs, text, text_mask, audio):
+        model = nnx.merge(graphdef, params, rngs)
+        return model(text, text_mask, audio, return_attention=True)[1]["attention"]
+
+    return jax.jit(attention, out_shardings=trainer.replicated)
+
+
+def attention_maps(trainer: Trainer, state: TrainState, batch: Mapping[str, Any],
+                   fn: Optional[Any] = None) -> list[np.ndarray]:
     """Teacher-forced cross-attention of every real row of ``batch``: one ``[A, L_i, J_i]`` map
     per utterance (A = 2 for PACA's [A1, A2], H heads for plain), cropped to its real audio
-    columns and text tokens. Inputs are columns 0…L-2 as in the loss."""
-    model = trainer.model(state)
-    text = jnp.asarray(batch["text"])
-    text_mask = jnp.asarray(batch["text_mask"])
-    audio = jnp.asarray(batch["audio"])[:, :-1]
-    _, aux = model(text, text_mask, audio, return_attention=True)
-    att = np.asarray(jax.device_get(aux["attention"]), np.float32)
+    columns and text tokens. Inputs are columns 0…L-2 as in the loss. ``fn``: a compiled
+    function from :func:`_attention_fn` to reuse across batches (default: compiled here)."""
+    fn = fn or _attention_fn(trainer)
+    sharded = trainer.shard_batch(batch)
+    att = fn(state.params, state.rngs, sharded["text"], sharded["text_mask"], sharded["audio"][:, :-1])
+    att = np.asarray(jax.device_get(att), np.float32)
+    audio_mask, text_mask = np.asarray(batch["audio_mask"]), np.asarray(batch["text_mask"])
     maps = []
     for i in range(att.shape[0]):
-        frames = int(np.asarray(batch["audio_mask"])[i, :-1].sum())
-        tokens = int(np.asarray(batch["text_mask"])[i].sum())
+        frames, tokens = int(audio_mask[i, :-1].sum()), int(text_mask[i].sum())
         if frames and tokens:
             maps.append(att[i, :, :frames, :tokens])
     return maps

@@ -75,3 +75,14 @@ def test_synthesizer_callable_is_scored(asr, tmp_path):
     scores, wavs = evaluate_synthesizer(synthesize, 22_050, texts, asr, prompt="voice", batch_size=1)
     assert seen == ["voice", "voice"] and len(wavs) == 2
     assert scores["skips"]["skipped_words"] >= 1  # "lemons" was never said
+
+
+def test_wer_cli_on_the_mini_corpus_manifest(asr, tmp_path):
+    from small_e_jax.evaluate import main
+    out = tmp_path / "gt.json"
+    assert main(["wer", "--manifest", str(MINI_CORPUS / "manifest.jsonl"), "--split", "validation",
+                 "--limit", "2", "--label", "gt", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["kind"] == "intelligibility" and result["utterances"] == 2
+    assert result["wer"] < 0.3  # the first two validation clips transcribe perfectly (measured 0.0)
+    assert result["per_utterance"][0]["audio"].endswith(".ogg")
