@@ -183,7 +183,8 @@ def cmd_attention(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_throughput(args: argparse.Namespace) -> None:
     from small_e_jax.eval.report import build_report
-    path = build_report(args.out_dir, throughput=args.jsonl, title="Training throughput vs sequence length")
+    path = build_report(args.out_dir, throughput=args.jsonl, throughput_match=args.match,
+                        title="Training throughput vs sequence length")
     print(f"wrote {path}")
 
 
@@ -201,7 +202,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     from small_e_jax.eval.report import build_report, load_results
     path = build_report(args.out_dir, runs=_named(args.run, "--run"), results=load_results(args.results),
                         attention=_named(args.attention, "--attention"), throughput=args.throughput,
-                        title=args.title)
+                        throughput_match=args.match, title=args.title)
     print(f"wrote {path}")
 
 
@@ -246,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("throughput", help="table + plot of training time per frame vs T from JSON lines")
     t.add_argument("--jsonl", nargs="+", required=True)
     t.add_argument("--out-dir", required=True)
+    t.add_argument("--match", help="only records whose model/name contains this (e.g. train)")
 
     r = sub.add_parser("report", help="Markdown report with tables and PNG plots")
     r.add_argument("--out-dir", required=True)
@@ -253,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--results", nargs="*", default=[], help="result JSONs of the other subcommands")
     r.add_argument("--attention", action="append", default=[], help="NAME=attention_maps.npz")
     r.add_argument("--throughput", nargs="*", default=[], help="JSON-lines throughput records")
+    r.add_argument("--match", help="only throughput records whose model/name contains this")
     r.add_argument("--title", default="Small-E evaluation report")
 
     for c in (w, s, sub.choices["perplexity"], sub.choices["attention"]):

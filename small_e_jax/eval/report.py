@@ -8,7 +8,7 @@ Inputs (all optional; a section appears for what is given):
 * ``attention``: ``{name: maps.npz}`` from ``evaluate attention`` — side-by-side alignment maps
   (e.g. PACA vs plain cross-attention);
 * ``throughput``: JSON-lines files of training-throughput records — table and time-per-frame
-  vs T plot.
+  vs T plot (``throughput_match``: only series whose label contains it).
 
 Writes ``<out>/report.md`` and ``<out>/*.png``; returns the Markdown path.
 """
@@ -103,7 +103,8 @@ def _section_results(results: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def build_report(out_dir: str | Path, *, runs: Optional[Mapping[str, str | Path]] = None,
                  results: Sequence[Mapping[str, Any]] = (), attention: Optional[Mapping[str, str | Path]] = None,
-                 throughput: Sequence[str | Path] = (), title: str = "Small-E evaluation report") -> Path:
+                 throughput: Sequence[str | Path] = (), throughput_match: Optional[str] = None,
+                 title: str = "Small-E evaluation report") -> Path:
     """Write ``report.md`` and its PNGs into ``out_dir`` (see module doc)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,7 +139,7 @@ def build_report(out_dir: str | Path, *, runs: Optional[Mapping[str, str | Path]
                   "frame; red: argmax path.", "", "![alignment maps](alignment_maps.png)", ""]
 
     if throughput:
-        points, skipped = read_jsonl(throughput)
+        points, skipped = read_jsonl(throughput, throughput_match)
         lines += ["## Training throughput vs sequence length", ""]
         if points:
             plots.throughput(points, out / "throughput.png")

@@ -67,8 +67,11 @@ def parse_record(record: Mapping[str, Any]) -> Optional[ThroughputPoint]:
                            peak_mem_gb=_field(record, "peak_mem_gb"))
 
 
-def read_jsonl(paths: Iterable[str | Path]) -> tuple[list[ThroughputPoint], list[str]]:
-    """All points of the given JSON-lines files, and a reason for each line skipped."""
+def read_jsonl(paths: Iterable[str | Path], match: Optional[str] = None) -> tuple[list[ThroughputPoint], list[str]]:
+    """All points of the given JSON-lines files, and a reason for each line skipped.
+
+    ``match``: keep only records whose series label contains this substring (a shared results
+    file also holds kernel benchmarks, which are not training steps)."""
     points, skipped = [], []
     for path in paths:
         path = Path(path)
@@ -85,7 +88,7 @@ def read_jsonl(paths: Iterable[str | Path]) -> tuple[list[ThroughputPoint], list
             point = parse_record(record) if isinstance(record, dict) else None
             if point is None:
                 skipped.append(f"{path}:{n}: no T or no throughput field")
-            else:
+            elif match is None or match in point.model:
                 points.append(point)
     return points, skipped
 

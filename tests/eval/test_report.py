@@ -112,3 +112,15 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["wer", "--transcripts", str(tmp_path / "bad.jsonl")]) == 2
     assert "need 'text' and 'transcript'" in capsys.readouterr().err
     assert main(["report", "--out-dir", str(tmp_path / "r"), "--run", "no-equals-sign"]) == 2
+
+
+def test_throughput_subcommand_filters_series(tmp_path):
+    require_module("matplotlib")
+    from small_e_jax.evaluate import main
+    path = throughput_file(tmp_path)
+    with path.open("a") as f:  # a kernel benchmark record in the same file
+        f.write(json.dumps({"name": "gla/small_e", "shape": {"B": 8, "T": 4096}, "fwd_bwd_tokens_per_s": 8e6}) + "\n")
+    assert main(["throughput", "--jsonl", str(path), "--out-dir", str(tmp_path / "t"), "--match", "transformer"]) == 0
+    md = (tmp_path / "t" / "report.md").read_text()
+    assert (tmp_path / "t" / "throughput.png").read_bytes()[:8] == PNG_MAGIC
+    assert "| transformer | cpu:cpu | 2 | 16384 |" in md and "| gla |" not in md and "gla/small_e" not in md
