@@ -63,3 +63,22 @@ def evaluate_synthesizer(synthesize: SynthesizeFn, sample_rate: int, texts: Sequ
             raise ValueError(f"synthesize returned {len(out)} waveforms for {len(chunk)} texts")
         wavs.extend(np.asarray(w, np.float32).reshape(-1) for w in out)
     return evaluate_audio(texts, wavs, sample_rate, asr, window=window), wavs
+
+
+class SpeakerSimilarity(Protocol):
+    def similarity(self, a: np.ndarray, rate_a: int, b: np.ndarray, rate_b: int) -> float: ...
+
+
+def evaluate_cloning(synthesize: SynthesizeFn, sample_rate: int, texts: Sequence[str], asr: Transcriber,
+                     encoder: SpeakerSimilarity, prompt: Any, prompt_wav: np.ndarray, prompt_rate: int,
+                     *, batch_size: int = 8) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """Voice cloning: synthesize ``texts`` with ``prompt`` (what the synthesizer takes), score
+    intelligibility, and the speaker similarity of each output to ``prompt_wav`` (the prompt's
+    audio, mono [S] at ``prompt_rate``). Adds ``similarity_mean`` and per-utterance
+    ``similarity`` to the scores."""
+    scores, wavs = evaluate_synthesizer(synthesize, sample_rate, texts, asr, prompt=prompt, batch_size=batch_size)
+    sims = [encoder.similarity(prompt_wav, prompt_rate, w, sample_rate) for w in wavs]
+    for row, s in zip(scores["per_utterance"], sims):
+        row["similarity"] = s
+    scores["similarity_mean"] = float(np.mean(sims))
+    return scores, wavs

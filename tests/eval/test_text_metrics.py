@@ -105,3 +105,39 @@ def test_alignment_edit_count_matches_jiwer():
         assert sum(o[0] != "equal" for o in ops) == out.substitutions + out.deletions + out.insertions
         assert [ref[i] for o, i, _ in ops if o != "insert"] == ref
         assert [hyp[j] for o, _, j in ops if o != "delete"] == hyp
+
+
+def test_synthesizer_and_cloning_plumbing_with_stand_ins():
+    """The synthesize(texts, prompt) hook, batching and the score layout, with stand-in ASR and
+    speaker encoder (the real ones are in the slow tests)."""
+    import numpy as np
+
+    from small_e_jax.eval.intelligibility import evaluate_cloning, evaluate_synthesizer
+    said = {}
+
+    def synthesize(texts, prompt):
+        assert prompt == "spk" and len(texts) <= 2
+        out = []
+        for t in texts:
+            wav = np.full(100 + len(said), 0.1, np.float32)  # distinct lengths identify the texts
+            said[wav.size] = t.replace("canoe ", "")  # this "model" skips "canoe"
+            out.append(wav)
+        return out
+
+    class ASR:
+        def transcribe(self, wavs, rate):
+            assert rate == 16_000
+            return [said[w.size] for w in wavs]
+
+    class Encoder:
+        def similarity(self, a, ra, b, rb):
+            return 0.5 if ra == 8_000 and rb == 16_000 else -1.0
+
+    scores, wavs = evaluate_synthesizer(synthesize, 16_000, SENTENCES, ASR(), prompt="spk", batch_size=2)
+    assert len(wavs) == 4 and scores["skips"]["skipped_words"] == 1 and scores["utterances"] == 4
+    said.clear()
+    scores, _ = evaluate_cloning(synthesize, 16_000, SENTENCES[:3], ASR(), Encoder(), "spk", np.zeros(10), 8_000,
+                                 batch_size=2)
+    assert scores["similarity_mean"] == 0.5 and [u["similarity"] for u in scores["per_utterance"]] == [0.5] * 3
+    with pytest.raises(ValueError, match="batch_size"):
+        evaluate_synthesizer(synthesize, 16_000, SENTENCES, ASR(), prompt="spk", batch_size=0)
