@@ -50,7 +50,10 @@ class WhisperASR:
         self.beam_size = beam_size
 
     def transcribe_one(self, wav: np.ndarray, sample_rate: int) -> str:
-        """Mono waveform [S] at ``sample_rate`` -> transcript (raw Whisper text, not normalised)."""
+        """Mono waveform [S] at ``sample_rate`` -> transcript (raw Whisper text, not normalised).
+        An empty waveform (a model that stopped at once) transcribes as ""."""
+        if np.asarray(wav).size == 0:
+            return ""
         audio = resample(wav, sample_rate, WHISPER_RATE)
         segments, _ = self.model.transcribe(audio, language=self.language, beam_size=self.beam_size,
                                             temperature=0.0, condition_on_previous_text=False,

@@ -74,11 +74,18 @@ def evaluate_cloning(synthesize: SynthesizeFn, sample_rate: int, texts: Sequence
                      *, batch_size: int = 8) -> tuple[dict[str, Any], list[np.ndarray]]:
     """Voice cloning: synthesize ``texts`` with ``prompt`` (what the synthesizer takes), score
     intelligibility, and the speaker similarity of each output to ``prompt_wav`` (the prompt's
-    audio, mono [S] at ``prompt_rate``). Adds ``similarity_mean`` and per-utterance
-    ``similarity`` to the scores."""
+    audio, mono [S] at ``prompt_rate``). Adds ``similarity_mean`` and per-utterance ``similarity``
+    to the scores; an output too short to embed gets NaN and is counted in ``similarity_failed``."""
     scores, wavs = evaluate_synthesizer(synthesize, sample_rate, texts, asr, prompt=prompt, batch_size=batch_size)
-    sims = [encoder.similarity(prompt_wav, prompt_rate, w, sample_rate) for w in wavs]
+    sims = []
+    for w in wavs:
+        try:
+            sims.append(float(encoder.similarity(prompt_wav, prompt_rate, w, sample_rate)))
+        except ValueError:  # empty or speechless output
+            sims.append(float("nan"))
     for row, s in zip(scores["per_utterance"], sims):
         row["similarity"] = s
-    scores["similarity_mean"] = float(np.mean(sims))
+    ok = [s for s in sims if np.isfinite(s)]
+    scores["similarity_mean"] = float(np.mean(ok)) if ok else float("nan")
+    scores["similarity_failed"] = len(sims) - len(ok)
     return scores, wavs

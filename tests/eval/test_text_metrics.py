@@ -141,3 +141,24 @@ def test_synthesizer_and_cloning_plumbing_with_stand_ins():
     assert scores["similarity_mean"] == 0.5 and [u["similarity"] for u in scores["per_utterance"]] == [0.5] * 3
     with pytest.raises(ValueError, match="batch_size"):
         evaluate_synthesizer(synthesize, 16_000, SENTENCES, ASR(), prompt="spk", batch_size=0)
+
+
+def test_cloning_with_an_empty_output():
+    import numpy as np
+
+    from small_e_jax.eval.intelligibility import evaluate_cloning
+
+    class ASR:
+        def transcribe(self, wavs, rate):
+            return ["" if w.size == 0 else "glue the sheet" for w in wavs]
+
+    class Encoder:
+        def similarity(self, a, ra, b, rb):
+            if b.size == 0:
+                raise ValueError("no speech")
+            return 0.75
+
+    scores, _ = evaluate_cloning(lambda texts, p: [np.zeros(0, np.float32), np.ones(50, np.float32)], 16_000,
+                                 ["glue the sheet", "glue the sheet"], ASR(), Encoder(), None, np.ones(9), 16_000)
+    assert scores["similarity_failed"] == 1 and scores["similarity_mean"] == 0.75
+    assert scores["skips"]["skipped_words"] == 3 and scores["wer"] == 0.5
