@@ -124,3 +124,14 @@ def test_throughput_subcommand_filters_series(tmp_path):
     md = (tmp_path / "t" / "report.md").read_text()
     assert (tmp_path / "t" / "throughput.png").read_bytes()[:8] == PNG_MAGIC
     assert "| transformer | cpu:cpu | 2 | 16384 |" in md and "| gla |" not in md and "gla/small_e" not in md
+
+
+def test_missing_dependency_skips_locally_and_fails_under_ci(monkeypatch):
+    from tests.eval.conftest import require
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="missing dependency under CI=true"):
+        require(False, "espeak-ng is not installed")
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception):
+        require(False, "espeak-ng is not installed")
+    require(True, "never raised")
