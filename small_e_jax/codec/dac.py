@@ -159,11 +159,23 @@ def dac_44khz(n_q: Optional[int] = None) -> DACConfig:
                      decoder_rates=(8, 8, 4, 2), n_codebooks=9, codebook_size=1024, codebook_dim=8, n_q=n_q)
 
 
-PRESETS = {"dac_16khz": dac_16khz, "dac_24khz": dac_24khz, "dac_44khz": dac_44khz}
+def dac_mini24(n_q: Optional[int] = None) -> DACConfig:
+    """Our compact 24 kHz model, trained on the bundled mini corpus (``python -m small_e_jax.codec.train``).
+
+    Same layout as the official 24 kHz model (hop 320, 75 frames/s, codebooks of 1024 x dim 8) but
+    narrow (encoder_dim 16, decoder_dim 256: 3.0M parameters) and only the 4 codebooks the TTS
+    model reads (3 kbps). Small enough that its train state (parameters + AdamW moments, ~36 MB)
+    fits the few-minute GPU runs it is trained in and its weights (~12 MB) ship in the repo.
+    """
+    return DACConfig(sample_rate=24_000, encoder_dim=16, encoder_rates=(2, 4, 5, 8), decoder_dim=256,
+                     decoder_rates=(8, 5, 4, 2), n_codebooks=4, codebook_size=1024, codebook_dim=8, n_q=n_q)
+
+
+PRESETS = {"dac_16khz": dac_16khz, "dac_24khz": dac_24khz, "dac_44khz": dac_44khz, "dac_mini24": dac_mini24}
 
 
 def preset(name: str, n_q: Optional[int] = None) -> DACConfig:
-    """A preset config by name (``dac_16khz``, ``dac_24khz``, ``dac_44khz``); ``n_q`` overrides."""
+    """A preset config by name (``dac_16khz``, ``dac_24khz``, ``dac_44khz``, ``dac_mini24``); ``n_q`` overrides."""
     if name not in PRESETS:
         raise ValueError(f"unknown DAC preset {name!r}; choose one of {sorted(PRESETS)}")
     cfg = PRESETS[name]()
@@ -409,6 +421,17 @@ def _l2_normalize(x: Array, eps: float = 1e-12) -> Array:
     return x / jnp.maximum(norm, eps)
 
 
+def _nearest_code(z_e: Array, book: Array, precision: Any) -> Array:
+    """``z_e [B, F, d]``, ``book [K, d]`` -> ``[B, F]`` int32: the codeword of largest cosine similarity."""
+    enc = _l2_normalize(z_e)
+    nbook = _l2_normalize(book)
+    # Squared euclidean distance between unit vectors, written as DAC writes it.
+    dist = (jnp.sum(jnp.square(enc), -1, keepdims=True)
+            - 2.0 * jnp.matmul(enc, nbook.T, precision=precision)
+            + jnp.sum(jnp.square(nbook), -1)[None, None, :])
+    return jnp.argmax(-dist, axis=-1).astype(jnp.int32)
+
+
 class ResidualVectorQuantizer(nnx.Module):
     """Residual VQ with factorised, L2-normalised codebooks; the codebooks' parameters are stacked.
 
@@ -453,19 +476,53 @@ class ResidualVectorQuantizer(nnx.Module):
         residual, z_q, codes = z, jnp.zeros_like(z), []
         for q in range(n_q):
             z_e = jnp.matmul(residual, self.in_kernel[q].astype(z.dtype), precision=prec) + self.in_bias[q].astype(z.dtype)
-            enc = _l2_normalize(z_e)
             book = self.codebook[q].astype(z.dtype)
-            nbook = _l2_normalize(book)
-            # Squared euclidean distance between unit vectors, written as DAC writes it.
-            dist = (jnp.sum(jnp.square(enc), -1, keepdims=True)
-                    - 2.0 * jnp.matmul(enc, nbook.T, precision=prec)
-                    + jnp.sum(jnp.square(nbook), -1)[None, None, :])
-            idx = jnp.argmax(-dist, axis=-1).astype(jnp.int32)  # [B, F]
+            idx = _nearest_code(z_e, book, prec)  # [B, F]
             z_q_i = self._out_proj(q, jnp.take(book, idx, axis=0))
             z_q = z_q + z_q_i
             residual = residual - z_q_i
             codes.append(idx)
         return jnp.stack(codes, axis=1), z_q
+
+    def train_forward(self, z: Array, n_active: Optional[Array] = None) -> tuple[Array, Array, Array, Array]:
+        """Training pass: straight-through quantisation of all codebooks, with their losses.
+
+        ``z [B, F, D]``; ``n_active [B]`` int (``None`` = all codebooks): how many codebooks
+        item ``b`` keeps (DAC's quantizer dropout; see :func:`quantizer_dropout_counts`).
+        Returns ``(z_q [B, F, D], codes [B, N, F] int32, commitment_loss, codebook_loss)``.
+
+        As in DAC, both losses are MSEs in the projected ``d``-dim space between the projection
+        ``z_e`` and the raw codeword ``c``: the commitment loss pulls ``z_e`` towards a stopped
+        ``c``, the codebook loss pulls ``c`` towards a stopped ``z_e``. The decoder receives
+        ``out_proj(z_e + stop_gradient(c - z_e))`` (straight-through: the forward value is the
+        codeword, the gradient flows to the encoder as if quantisation were the identity). Each
+        stage's loss and contribution count only for items that keep that stage; the residual
+        passes to every stage, so the codes equal :meth:`__call__`'s.
+        """
+        prec = _PRECISIONS[self.precision]
+        n = self.n_codebooks
+        b = z.shape[0]
+        if n_active is None:
+            n_active = jnp.full((b,), n, jnp.int32)
+        residual, z_q, codes = z, jnp.zeros_like(z), []
+        commitment = jnp.zeros((), z.dtype)
+        codebook_loss = jnp.zeros((), z.dtype)
+        for q in range(n):
+            z_e = jnp.matmul(residual, self.in_kernel[q].astype(z.dtype), precision=prec) + self.in_bias[q].astype(z.dtype)
+            book = self.codebook[q].astype(z.dtype)
+            idx = _nearest_code(z_e, book, prec)  # [B, F]; no gradient flows through the argmax
+            c = jnp.take(book, idx, axis=0)  # [B, F, d]
+            keep = (q < n_active).astype(z.dtype)  # [B]
+            per_item_commit = jnp.mean(jnp.square(z_e - jax.lax.stop_gradient(c)), axis=(1, 2))
+            per_item_book = jnp.mean(jnp.square(c - jax.lax.stop_gradient(z_e)), axis=(1, 2))
+            commitment = commitment + jnp.mean(per_item_commit * keep)
+            codebook_loss = codebook_loss + jnp.mean(per_item_book * keep)
+            z_st = z_e + jax.lax.stop_gradient(c - z_e)
+            z_q_i = self._out_proj(q, z_st)
+            z_q = z_q + z_q_i * keep[:, None, None]
+            residual = residual - z_q_i
+            codes.append(idx)
+        return z_q, jnp.stack(codes, axis=1), commitment, codebook_loss
 
     def from_codes(self, codes: Array) -> Array:
         """``codes [B, n, F]`` (``n <= n_codebooks``, values in ``[0, K)``) -> ``z_q [B, F, D]``."""
@@ -578,6 +635,34 @@ class DAC(nnx.Module):
         """Round trip: ``wav [B, S]`` -> ``(codes, frame_lengths, reconstruction [B, S])``."""
         codes, frames = self.encode(wav, lengths, n_q=n_q)
         return codes, frames, self.decode(codes, frames)
+
+    def train_forward(self, wav: Array, n_active: Optional[Array] = None) -> dict[str, Array]:
+        """Differentiable round trip of unpadded crops, for training.
+
+        ``wav [B, S]`` (``S % hop == 0``, every sample valid), ``n_active [B]`` (codebooks kept per
+        item, ``None`` = all) -> ``{"recon" [B, S], "codes" [B, N, S // hop], "commitment_loss",
+        "codebook_loss"}`` (scalars). The decoder output is zero-padded to ``S`` as in :meth:`decode`.
+        """
+        z, _ = self.encode_latents(wav)
+        z_q, codes, commit, book = self.quantizer.train_forward(z, n_active)
+        recon, _ = self.decoder(z_q)
+        recon = recon[..., 0]
+        s = wav.shape[1]
+        if recon.shape[1] < s:
+            recon = jnp.pad(recon, ((0, 0), (0, s - recon.shape[1])))
+        return {"recon": recon[:, :s], "codes": codes, "commitment_loss": commit, "codebook_loss": book}
+
+
+def quantizer_dropout_counts(key: Array, batch: int, n_codebooks: int, rate: float) -> Array:
+    """DAC's quantizer dropout: ``[B]`` int32 codebooks kept per item.
+
+    The first ``int(batch * rate)`` items keep a uniformly drawn ``1..n_codebooks`` codebooks, the
+    rest keep all, so the decoder also learns to work from the coarse codebooks alone.
+    """
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"quantizer dropout rate must lie in [0, 1], got {rate}")
+    drawn = jax.random.randint(key, (batch,), 1, n_codebooks + 1, jnp.int32)
+    return jnp.where(jnp.arange(batch) < int(batch * rate), drawn, n_codebooks).astype(jnp.int32)
 
 
 def num_params(module: nnx.Module) -> int:
