@@ -7,14 +7,25 @@ parity tests.
 """
 
 from small_e_jax.codec.base import PAD_CODE, Codec, prepare_audio, resample
-from small_e_jax.codec.dac import (DAC, PRESETS, DACCodec, DACConfig, dac_16khz, dac_24khz, dac_44khz,
+from pathlib import Path
+
+from small_e_jax.codec.dac import (DAC, PRESETS, DACCodec, DACConfig, dac_16khz, dac_24khz, dac_44khz, dac_mini24,
                                    num_params, preset, random_init)
 from small_e_jax.codec.encodec import PRESETS as ENCODEC_PRESETS
 from small_e_jax.codec.encodec import EnCodec, EncodecCodec, EncodecConfig, encodec_24khz
 
 __all__ = ["PAD_CODE", "Codec", "prepare_audio", "resample", "DAC", "DACCodec", "DACConfig", "PRESETS",
-           "dac_16khz", "dac_24khz", "dac_44khz", "num_params", "preset", "random_init", "load_codec",
-           "EnCodec", "EncodecCodec", "EncodecConfig", "encodec_24khz"]
+           "dac_16khz", "dac_24khz", "dac_44khz", "dac_mini24", "num_params", "preset", "random_init", "load_codec",
+           "EnCodec", "EncodecCodec", "EncodecConfig", "encodec_24khz", "BUNDLED_DIR", "bundled_weights"]
+
+#: Weights shipped inside the package: ``pretrained/<codec name>/`` (model.safetensors + config.json).
+BUNDLED_DIR = Path(__file__).parent / "pretrained"
+
+
+def bundled_weights(name: str) -> str | None:
+    """The directory of the weights shipped for codec ``name``, or ``None`` if none are shipped."""
+    path = BUNDLED_DIR / name
+    return str(path) if (path / "model.safetensors").is_file() else None
 
 
 def load_codec(name: str = "dac_24khz", weights: str | None = None, *, n_q: int | None = None, **kwargs) -> Codec:
@@ -31,6 +42,11 @@ def load_codec(name: str = "dac_24khz", weights: str | None = None, *, n_q: int 
         return _load_encodec(name, weights, n_q=n_q, **kwargs)
     if name not in PRESETS:
         raise ValueError(f"unknown codec {name!r}; choose one of {sorted(PRESETS) + sorted(ENCODEC_PRESETS)}")
+    if weights == "bundled":
+        weights = bundled_weights(name)
+        if weights is None:
+            raise ValueError(f"no weights are shipped for codec {name!r} (looked in {BUNDLED_DIR / name}); "
+                             "train them with python -m small_e_jax.codec.train")
     if weights is None:
         precision = kwargs.pop("precision", "highest")
         return DACCodec(random_init(preset(name, n_q), precision=precision), **kwargs)

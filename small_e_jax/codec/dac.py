@@ -484,12 +484,14 @@ class ResidualVectorQuantizer(nnx.Module):
             codes.append(idx)
         return jnp.stack(codes, axis=1), z_q
 
-    def train_forward(self, z: Array, n_active: Optional[Array] = None) -> tuple[Array, Array, Array, Array]:
+    def train_forward(self, z: Array, n_active: Optional[Array] = None
+                      ) -> tuple[Array, Array, Array, Array, Array]:
         """Training pass: straight-through quantisation of all codebooks, with their losses.
 
         ``z [B, F, D]``; ``n_active [B]`` int (``None`` = all codebooks): how many codebooks
         item ``b`` keeps (DAC's quantizer dropout; see :func:`quantizer_dropout_counts`).
-        Returns ``(z_q [B, F, D], codes [B, N, F] int32, commitment_loss, codebook_loss)``.
+        Returns ``(z_q [B, F, D], codes [B, N, F] int32, commitment_loss, codebook_loss,
+        z_e [N, B, F, d])`` (``z_e``: each stage's projected residual, for dead-code restarts).
 
         As in DAC, both losses are MSEs in the projected ``d``-dim space between the projection
         ``z_e`` and the raw codeword ``c``: the commitment loss pulls ``z_e`` towards a stopped
@@ -504,7 +506,7 @@ class ResidualVectorQuantizer(nnx.Module):
         b = z.shape[0]
         if n_active is None:
             n_active = jnp.full((b,), n, jnp.int32)
-        residual, z_q, codes = z, jnp.zeros_like(z), []
+        residual, z_q, codes, projections = z, jnp.zeros_like(z), [], []
         commitment = jnp.zeros((), z.dtype)
         codebook_loss = jnp.zeros((), z.dtype)
         for q in range(n):
@@ -522,7 +524,8 @@ class ResidualVectorQuantizer(nnx.Module):
             z_q = z_q + z_q_i * keep[:, None, None]
             residual = residual - z_q_i
             codes.append(idx)
-        return z_q, jnp.stack(codes, axis=1), commitment, codebook_loss
+            projections.append(jax.lax.stop_gradient(z_e))
+        return z_q, jnp.stack(codes, axis=1), commitment, codebook_loss, jnp.stack(projections)
 
     def from_codes(self, codes: Array) -> Array:
         """``codes [B, n, F]`` (``n <= n_codebooks``, values in ``[0, K)``) -> ``z_q [B, F, D]``."""
@@ -641,16 +644,42 @@ class DAC(nnx.Module):
 
         ``wav [B, S]`` (``S % hop == 0``, every sample valid), ``n_active [B]`` (codebooks kept per
         item, ``None`` = all) -> ``{"recon" [B, S], "codes" [B, N, S // hop], "commitment_loss",
-        "codebook_loss"}`` (scalars). The decoder output is zero-padded to ``S`` as in :meth:`decode`.
+        "codebook_loss"`` (scalars), ``"z_e" [N, B, S // hop, d]`` (stopped projections)``}``. The decoder output is zero-padded to ``S`` as in :meth:`decode`.
         """
         z, _ = self.encode_latents(wav)
-        z_q, codes, commit, book = self.quantizer.train_forward(z, n_active)
+        z_q, codes, commit, book, z_e = self.quantizer.train_forward(z, n_active)
         recon, _ = self.decoder(z_q)
         recon = recon[..., 0]
         s = wav.shape[1]
         if recon.shape[1] < s:
             recon = jnp.pad(recon, ((0, 0), (0, s - recon.shape[1])))
-        return {"recon": recon[:, :s], "codes": codes, "commitment_loss": commit, "codebook_loss": book}
+        return {"recon": recon[:, :s], "codes": codes, "commitment_loss": commit, "codebook_loss": book, "z_e": z_e}
+
+
+def restart_dead_codes(codebook: Array, usage: Array, codes: Array, z_e: Array, key: Array, *,
+                       decay: float = 0.99, threshold: float = 0.01) -> tuple[Array, Array, Array]:
+    """Replace codewords that have gone unused by vectors the encoder currently produces.
+
+    ``codebook [N, K, d]``, ``usage [N, K]`` (exponential moving average of hits per step),
+    ``codes [B, N, F]`` (this step's), ``z_e [N, B, F, d]`` (this step's projections).
+    A codeword is dead when its average falls below ``threshold`` times the mean hits per
+    codeword (``B F / K``); it is then set to a random projection of this batch and its
+    average reset to the mean. Why: a codeword that no projection is near never receives a
+    gradient (only the chosen codeword gets the codebook loss), so it stays dead for good;
+    this is the standard remedy (Jukebox, EnCodec's expiry) for codebook collapse.
+    Returns ``(codebook, usage, dead_fraction)``.
+    """
+    n, k, d = codebook.shape
+    hits = jax.vmap(lambda c: jnp.bincount(c.reshape(-1), length=k))(jnp.swapaxes(codes, 0, 1)).astype(jnp.float32)
+    usage = decay * usage + (1.0 - decay) * hits
+    mean_hits = codes.shape[0] * codes.shape[2] / k
+    dead = usage < threshold * mean_hits  # [N, K]
+    pool = z_e.reshape(n, -1, d)
+    pick = jax.random.randint(key, (n, k), 0, pool.shape[1])
+    candidates = jnp.take_along_axis(pool, pick[..., None], axis=1)  # [N, K, d]
+    codebook = jnp.where(dead[..., None], candidates.astype(codebook.dtype), codebook)
+    usage = jnp.where(dead, mean_hits, usage)
+    return codebook, usage, jnp.mean(dead.astype(jnp.float32))
 
 
 def quantizer_dropout_counts(key: Array, batch: int, n_codebooks: int, rate: float) -> Array:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from small_e_jax.codec.dac import DACConfig, ResidualVectorQuantizer, quantizer_dropout_counts, random_init
+from small_e_jax.codec.dac import (DACConfig, ResidualVectorQuantizer, quantizer_dropout_counts, random_init,
+                                   restart_dead_codes)
 
 CFG = DACConfig(sample_rate=8000, encoder_dim=2, encoder_rates=(2, 4), decoder_dim=8, decoder_rates=(4, 2),
                 n_codebooks=3, codebook_size=16, codebook_dim=4)
@@ -26,7 +27,8 @@ def z():
 
 def test_train_forward_matches_inference(rvq, z):
     codes, z_q = rvq(z, CFG.n_codebooks)
-    z_q_t, codes_t, commit, book = rvq.train_forward(z)
+    z_q_t, codes_t, commit, book, z_e = rvq.train_forward(z)
+    assert z_e.shape == (CFG.n_codebooks, 2, 5, CFG.codebook_dim)
     np.testing.assert_array_equal(np.asarray(codes_t), np.asarray(codes))
     np.testing.assert_allclose(np.asarray(z_q_t), np.asarray(z_q), rtol=1e-5, atol=1e-5)
     # Forward values of both losses are the same MSE between projection and codeword.
@@ -82,3 +84,21 @@ def test_model_train_forward_codes_match_encode():
                                              nnx.merge(graphdef, p).encode(w)))(params, wav)
     np.testing.assert_array_equal(np.asarray(out["codes"]), np.asarray(codes))
     assert out["recon"].shape == wav.shape
+
+
+def test_restart_dead_codes():
+    rng = np.random.default_rng(3)
+    book = jnp.asarray(rng.standard_normal((2, 8, 4)).astype(np.float32))
+    codes = jnp.zeros((2, 2, 5), jnp.int32).at[:, :, 1:].set(3)  # only codes 0 and 3 are used
+    z_e = jnp.asarray(rng.standard_normal((2, 2, 5, 4)).astype(np.float32))
+    mean_hits = 2 * 5 / 8
+    usage = jnp.full((2, 8), mean_hits).at[:, 5].set(0.0)  # code 5 has been unused for long
+    new_book, new_usage, dead = restart_dead_codes(book, usage, codes, z_e, jax.random.key(0))
+    nb, b = np.asarray(new_book), np.asarray(book)
+    np.testing.assert_array_equal(np.delete(nb, 5, axis=1), np.delete(b, 5, axis=1))  # live codes kept
+    pool = np.asarray(z_e).reshape(2, -1, 4)
+    for q in range(2):  # the dead one became one of this batch's projections
+        assert np.any(np.all(np.isclose(pool[q], nb[q, 5]), axis=-1))
+    assert float(dead) == pytest.approx(1 / 8)
+    assert np.asarray(new_usage)[0, 5] == pytest.approx(mean_hits)
+    assert np.asarray(new_usage)[0, 3] > mean_hits  # hit 8 times this step

@@ -1,0 +1,108 @@
+"""End to end on CPU with a tiny codec: the loss falls, a stopped run resumes to the same weights,
+exported weights reload through load_codec and give the trained model's codes, quality runs.
+
+Slow (three compilations of a full train step on a 2-core CPU; a persistent compilation cache
+shares them): ``pytest -m slow tests/codec/test_codec_train.py``.
+"""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from small_e_jax.codec import load_codec, quality
+from small_e_jax.codec.train import CodecTrainConfig, check_resumable, parse_args, train
+from small_e_jax.codec.train_data import MINI_CORPUS, load_clips
+from small_e_jax.codec.weights import load_dac, model_to_arrays
+
+TINY = dict(model_overrides='{"encoder_dim": 4, "decoder_dim": 32, "codebook_size": 64}', max_clips=24,
+            eval_clips=4, batch_size=4, segment_seconds=0.25, steps=24, warmup_steps=2, learning_rate=3e-3,
+            log_every=4, eval_every=12, checkpoint_every=12, progress_bar=False)
+
+
+@pytest.fixture(scope="module")
+def compile_cache(tmp_path_factory):
+    old = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax_cache")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    yield
+    jax.config.update("jax_compilation_cache_dir", old)
+
+
+def _losses(workdir):
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in rows if r["split"] == "train"]
+
+
+@pytest.mark.slow
+def test_train_resume_export_reload(tmp_path, compile_cache):
+    full = train(CodecTrainConfig(workdir=str(tmp_path / "a"), **TINY))
+    losses = _losses(tmp_path / "a")
+    assert len(losses) == 6 and np.all(np.isfinite(losses))
+    assert np.mean(losses[-2:]) < 0.9 * np.mean(losses[:2]), losses
+    assert full["step"] == 24
+
+    # Stop half-way, then resume in the same workdir: same batches, same keys, same weights.
+    half = train(CodecTrainConfig(workdir=str(tmp_path / "b"), stop_step=12, **TINY))
+    assert half["step"] == 12
+    resumed = train(CodecTrainConfig(workdir=str(tmp_path / "b"), **TINY))
+    assert resumed["step"] == 24
+    a = jax.tree_util.tree_leaves(full["params"])
+    b = jax.tree_util.tree_leaves(resumed["params"])
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+
+    # Exported weights are the trained ones and reload through load_codec with identical codes.
+    export = full["export_dir"]
+    reloaded = load_dac(export)
+    trained = nnx.merge(full["graphdef"], full["params"])
+    for name, arr in model_to_arrays(trained).items():
+        np.testing.assert_array_equal(model_to_arrays(reloaded)[name], arr)
+    codec = load_codec("dac_mini24", str(export))
+    clip = load_clips(MINI_CORPUS, "validation", 24_000, limit=1, progress=False)[0].audio
+    clip = clip[: len(clip) // 320 * 320]
+    codes = codec.encode(clip[None], 24_000)
+    ref_codes, _ = trained.encode(jax.numpy.asarray(clip[None]))
+    np.testing.assert_array_equal(codes, np.asarray(ref_codes))
+
+    # The quality command runs on the export.
+    result = quality.evaluate(codec, limit=2)
+    assert result["clips"] == 2 and result["mel_distance"] > 0 and result["stft_distance"] > 0
+    assert len(result["codebook_usage"]["perplexity"]) == 4
+
+
+@pytest.mark.slow
+def test_gan_training_runs(tmp_path, compile_cache):
+    cfg = CodecTrainConfig(workdir=str(tmp_path), gan=True, **{**TINY, "steps": 4, "log_every": 2})
+    out = train(cfg)
+    assert out["step"] == 4
+    m = out["last_metrics"]
+    for key in ("disc_loss", "adversarial", "feature", "mel", "dead_codes"):
+        assert np.isfinite(m[key]), key
+    assert m["disc_loss"] > 0 and m["feature"] > 0
+
+
+def test_resume_refuses_other_model_config():
+    saved = {"codec": "dac_mini24", "learning_rate": 5e-4, "steps": 10}
+    check_resumable({**saved, "steps": 99}, CodecTrainConfig(learning_rate=5e-4))  # steps may change
+    with pytest.raises(ValueError, match="learning_rate"):
+        check_resumable(saved, CodecTrainConfig(learning_rate=1e-3))
+
+
+def test_command_line_parsing():
+    cfg = parse_args(["--workdir", "w", "--max-minutes", "8", "--batch-size", "32", "--no-progress-bar"])
+    assert cfg.workdir == "w" and cfg.max_minutes == 8.0 and cfg.batch_size == 32 and cfg.progress_bar is False
+    assert cfg.segment_samples() == 24_000
+    with pytest.raises(ValueError, match="batch-size"):
+        parse_args(["--batch-size", "0"]).validate()
+    with pytest.raises(ValueError, match="unknown DAC preset"):
+        parse_args(["--codec", "nope"]).validate()
+    with pytest.raises(ValueError, match="JSON"):
+        parse_args(["--model-overrides", "{bad"]).validate()
+
+
+def test_word_error_rate():
+    assert quality.word_error_rate(["The cat sat."], ["the cat sat"]) == 0.0
+    assert quality.word_error_rate(["a b c d"], ["a x c"]) == pytest.approx(0.5)  # 1 sub + 1 del
