@@ -57,6 +57,7 @@ class CodecTrainConfig:
     workdir: str = "runs/codec_mini"
     codec: str = "dac_mini24"  # a DAC preset (small_e_jax.codec.dac.PRESETS)
     model_overrides: Optional[str] = None  # JSON of DACConfig fields over the preset (tests: a tiny model)
+    init_from: Optional[str] = None  # exported weights to start a new run from (e.g. --gan fine-tuning)
     corpus_dir: str = str(MINI_CORPUS)  # a folder with manifest.jsonl (split train/validation)
     max_clips: Optional[int] = None  # use only the first N train clips (tests)
     segment_seconds: float = 1.0  # crop length; rounded down to a multiple of the hop
@@ -134,7 +135,7 @@ class CodecTrainConfig:
         return hops * cfg.hop_length
 
     # Fields that may change when a run is resumed (they do not change the model or the data).
-    RESUMABLE = ("workdir", "steps", "max_minutes", "stop_step", "log_every", "eval_every", "eval_clips",
+    RESUMABLE = ("workdir", "steps", "max_minutes", "stop_step", "init_from", "log_every", "eval_every", "eval_clips",
                  "checkpoint_every", "keep_checkpoints", "progress_bar", "corpus_dir", "batch_size")
 
 
@@ -411,6 +412,18 @@ def export_weights(params: Any, graphdef: Any, cfg: CodecTrainConfig, directory:
     return save_dac(directory, model.config, model_to_arrays(model), extra=extra, overwrite=True)
 
 
+def init_params_from(model: Any, directory: str) -> None:
+    """Copy exported weights (``model.safetensors`` + ``config.json``) into ``model``; configs must match."""
+    from small_e_jax.codec.weights import load_dac, model_to_arrays
+
+    source = load_dac(directory)
+    if source.config.replace(n_q=None) != model.config.replace(n_q=None):
+        raise ValueError(f"--init-from {directory} holds a {source.config} model, not {model.config}")
+    arrays = model_to_arrays(source)
+    for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
+        var.set_value(jnp.asarray(arrays[".".join(str(k) for k in path)]))
+
+
 # --------------------------------------------------------------------------- main loop
 
 
@@ -430,6 +443,8 @@ def train(cfg: CodecTrainConfig) -> dict[str, Any]:
     replicated, batched = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
 
     model = random_init(mcfg, cfg.seed, precision=cfg.precision)
+    if cfg.init_from:  # ignored when resuming: the checkpoint wins
+        init_params_from(model, cfg.init_from)
     graphdef, params = nnx.split(model)
     tx = make_optimizer(cfg)
     state = {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}

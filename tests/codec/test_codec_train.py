@@ -13,9 +13,10 @@ import pytest
 from flax import nnx
 
 from small_e_jax.codec import load_codec, quality
-from small_e_jax.codec.train import CodecTrainConfig, check_resumable, parse_args, train
+from small_e_jax.codec.dac import DACConfig, random_init
+from small_e_jax.codec.train import CodecTrainConfig, check_resumable, init_params_from, parse_args, train
 from small_e_jax.codec.train_data import MINI_CORPUS, load_clips
-from small_e_jax.codec.weights import load_dac, model_to_arrays
+from small_e_jax.codec.weights import load_dac, model_to_arrays, save_model
 
 TINY = dict(model_overrides='{"encoder_dim": 4, "decoder_dim": 32, "codebook_size": 64}', max_clips=24,
             eval_clips=4, batch_size=4, segment_seconds=0.25, steps=24, warmup_steps=2, learning_rate=3e-3,
@@ -106,3 +107,15 @@ def test_command_line_parsing():
 def test_word_error_rate():
     assert quality.word_error_rate(["The cat sat."], ["the cat sat"]) == 0.0
     assert quality.word_error_rate(["a b c d"], ["a x c"]) == pytest.approx(0.5)  # 1 sub + 1 del
+
+
+def test_init_from_exported_weights(tmp_path):
+    cfg = DACConfig(sample_rate=8000, encoder_dim=2, encoder_rates=(2, 4), decoder_dim=8, decoder_rates=(4, 2),
+                    n_codebooks=2, codebook_size=16, codebook_dim=4)
+    save_model(tmp_path / "w", random_init(cfg, 1))
+    target = random_init(cfg, 2)
+    init_params_from(target, str(tmp_path / "w"))
+    for name, arr in model_to_arrays(random_init(cfg, 1)).items():
+        np.testing.assert_array_equal(model_to_arrays(target)[name], arr)
+    with pytest.raises(ValueError, match="holds a"):
+        init_params_from(random_init(cfg.replace(codebook_size=32), 0), str(tmp_path / "w"))
