@@ -1,0 +1,425 @@
+"""Inference from a training checkpoint: restore, synthesize (batched, cloned, long-form,
+streamed), with the decode loop on the device as one compiled program.
+
+    synth = Synthesizer.from_checkpoint("runs/tiny/checkpoints")
+    codes = synth.generate(["Hello there.", "A second sentence."], sampling=GREEDY)  # [T_b, Q] each
+    wavs = synth.synthesize(["Hello there."])                                       # [S_b] each
+    for chunk in synth.stream("Hello there."): ...                                   # audio chunks
+
+Restoring needs only the checkpoint directory: the resolved config saved with every step says
+what to build (model, tokenizer, codec). Only the parameters are read (not the optimizer state).
+
+Generation (:mod:`small_e_jax.decoding`): texts are tokenized, padded to a multiple of
+``TEXT_BUCKET`` tokens (few compiled shapes; padding is masked), the decode state is
+prefilled (text encoder + memory) by one jitted call, then one jitted ``lax.while_loop`` runs
+every step until each item has emitted its stop (EOA) or the length limit, and the host
+undelays and cuts each item at its own stop. Sampling settings are static (a change
+recompiles). Item b samples with the key ``fold_in(key(seed), b)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import nnx
+
+from small_e_jax import decoding
+from small_e_jax.checkpoint import CheckpointError, flatten_state, unflatten_state
+from small_e_jax.config import Config, ConfigError, config_from_dict
+from small_e_jax.model import SmallE
+from small_e_jax.sampling import SamplingConfig
+from small_e_jax.text import load_tokenizer
+
+log = logging.getLogger(__name__)
+
+TEXT_BUCKET = 32  # text lengths are padded to a multiple of this (masked)
+DEFAULT_SAMPLING = SamplingConfig(temperature=1.0, top_k=100)
+
+
+# --------------------------------------------------------------------------- restore
+
+
+def _checkpoint_manager(directory: Path) -> ocp.CheckpointManager:
+    return ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(create=False, read_only=True))
+
+
+def find_checkpoint_dir(directory: str | Path) -> Path:
+    """``directory`` itself if it holds step folders, else ``directory/checkpoints`` (a run's
+    workdir); :class:`CheckpointError` if neither does."""
+    path = Path(directory).expanduser().absolute()
+    if not path.exists():
+        raise CheckpointError(f"checkpoint directory {path} does not exist")
+    if not path.is_dir():
+        raise CheckpointError(f"{path} is not a directory (pass the checkpoint directory of a run, "
+                              "e.g. runs/tiny/checkpoints)")
+    for candidate in (path, path / "checkpoints"):
+        if candidate.is_dir() and any(p.name.isdigit() for p in candidate.iterdir()):
+            return candidate
+    raise CheckpointError(f"no checkpoint in {path}: expected step folders (e.g. {path}/200) written by "
+                          "training (python -m experiments.*); pass the run's checkpoint directory")
+
+
+def abstract_model(config: Config) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
+    """(graphdef, abstract parameters, concrete non-parameter state) of ``config``'s model,
+    without initialising any weight (random init is slow, and restore overwrites it)."""
+    abstract = nnx.eval_shape(lambda: SmallE(config.model, rngs=nnx.Rngs(0)))
+    graphdef, params, rest = nnx.split(abstract, nnx.Param, ...)
+
+    def concrete(x: Any) -> jax.Array:  # the dropout RNG streams (unused in eval mode)
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jax.random.key(0) if x.shape == () else jax.random.split(jax.random.key(0), x.shape)
+        return jnp.zeros(x.shape, x.dtype)
+
+    return graphdef, params, jax.tree.map(concrete, rest)
+
+
+def load_model(directory: str | Path, *, step: Optional[int] = None,
+               param_dtype: Optional[str] = None) -> tuple[SmallE, Config, int]:
+    """Restore the model of a checkpoint directory: (model in eval mode, its config, step).
+
+    step: a saved step (default: the newest one that reads back; older ones are tried when the
+      newest is partial or corrupt).
+    param_dtype: cast the floating-point parameters ("bfloat16" halves memory traffic for
+      decoding; default: as saved).
+    Raises :class:`CheckpointError` for a missing, partial or incompatible checkpoint.
+    """
+    path = find_checkpoint_dir(directory)
+    manager = _checkpoint_manager(path)
+    steps = sorted(manager.all_steps(), reverse=True)
+    if step is not None:
+        if step not in steps:
+            raise CheckpointError(f"step {step} is not in {path}; saved steps: {sorted(steps)}")
+        steps = [step]
+    failures = []
+    for s in steps:
+        try:
+            meta = manager.restore(s, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        except Exception as err:  # noqa: BLE001 - any read error means "unusable step"
+            failures.append(f"step {s}: metadata unreadable ({type(err).__name__}: {str(err)[:200]})")
+            continue
+        if not isinstance(meta, dict) or "config" not in meta:
+            failures.append(f"step {s}: metadata has no saved config")
+            continue
+        try:
+            config = config_from_dict(meta["config"])
+        except ConfigError as err:
+            raise CheckpointError(f"checkpoint {path}/{s} has a config this version cannot build "
+                                  f"(incompatible checkpoint): {err}") from None
+        graphdef, params, rest = abstract_model(config)
+        device = jax.devices()[0]
+        target = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=jax.sharding.SingleDeviceSharding(device))
+                  for k, v in flatten_state({"params": params}).items()}
+        try:
+            restored = manager.restore(s, args=ocp.args.Composite(
+                state=ocp.args.PyTreeRestore(item=target, partial_restore=True)))["state"]
+        except Exception as err:  # noqa: BLE001
+            text = str(err)
+            kind = "incompatible" if "shape" in text.lower() or "mismatch" in text.lower() else "partial or corrupt"
+            failures.append(f"step {s}: parameters unreadable, {kind} ({type(err).__name__}: {text[:300]})")
+            continue
+        missing = sorted(set(target) - set(restored))
+        if missing:
+            failures.append(f"step {s}: partial checkpoint, missing {len(missing)} arrays, e.g. {missing[:3]}")
+            continue
+        wrong = [f"{k}: saved {tuple(restored[k].shape)}, model {target[k].shape}" for k in target
+                 if tuple(restored[k].shape) != tuple(target[k].shape)]
+        if wrong:
+            raise CheckpointError(f"checkpoint {path}/{s} does not fit its own config (incompatible): "
+                                  + "; ".join(wrong[:3]))
+        params = unflatten_state(restored, {"params": params})["params"]
+        if param_dtype is not None:
+            dtype = jnp.dtype(param_dtype)
+            params = jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, params)
+        model = nnx.merge(graphdef, params, rest)
+        model.eval()
+        if failures:
+            log.warning("skipped unusable checkpoint steps: %s", " | ".join(failures))
+        return model, config, s
+    raise CheckpointError(f"no usable checkpoint in {path}: " + " | ".join(failures))
+
+
+# --------------------------------------------------------------------------- text
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
+
+
+def split_sentences(text: str, max_chars: int = 250) -> list[str]:
+    """Split long text at sentence ends (. ! ? ;), then at commas / spaces if still too long."""
+    out: list[str] = []
+    for sentence in (s.strip() for s in _SENTENCE_END.split(text.strip())):
+        while len(sentence) > max_chars:
+            cut = max(sentence.rfind(", ", 0, max_chars), sentence.rfind(" ", 0, max_chars))
+            cut = cut if cut > 0 else max_chars
+            out.append(sentence[:cut + 1].strip())
+            sentence = sentence[cut + 1:].strip()
+        if sentence:
+            out.append(sentence)
+    return out
+
+
+@dataclasses.dataclass
+class Prompt:
+    """A voice prompt for cloning: raw codes [T, Q] and their transcript."""
+
+    codes: np.ndarray
+    text: str
+
+
+@dataclasses.dataclass
+class StreamChunk:
+    """One piece of a stream: new codes [n, Q] and the audio they complete [S] (may be empty)."""
+
+    codes: np.ndarray
+    audio: np.ndarray
+    elapsed_s: float  # since the stream started
+
+
+# --------------------------------------------------------------------------- synthesizer
+
+
+class Synthesizer:
+    """Text -> codes -> audio with a restored Small-E model (see module doc)."""
+
+    def __init__(self, model: SmallE, config: Config, *, codec: Any = None, codec_weights: Optional[str] = None):
+        """``codec``: a :class:`~small_e_jax.codec.Codec` (default: ``config.data.codec`` with
+        ``codec_weights`` or ``config.data.codec_weights``, loaded on first use)."""
+        self.config, self.model_config = config, config.model
+        self.tokenizer = load_tokenizer()
+        if self.tokenizer.vocab_size != self.model_config.text_vocab_size:
+            raise CheckpointError(f"model.text_vocab_size={self.model_config.text_vocab_size} but the "
+                                  f"tokenizer has {self.tokenizer.vocab_size} entries (incompatible)")
+        self._codec, self._codec_weights = codec, codec_weights
+        self.graphdef, self.params = decoding.split_model(model)
+        self._prefill = jax.jit(self._prefill_impl, static_argnames=("guided",))
+        self._loop_jit = jax.jit(self._loop_impl, static_argnames=("sampling",), donate_argnums=(1,))
+        self.last_timing: dict[str, float] = {}
+
+    @classmethod
+    def from_checkpoint(cls, directory: str | Path, *, step: Optional[int] = None,
+                        param_dtype: Optional[str] = None, codec: Any = None,
+                        codec_weights: Optional[str] = None) -> "Synthesizer":
+        model, config, _ = load_model(directory, step=step, param_dtype=param_dtype)
+        return cls(model, config, codec=codec, codec_weights=codec_weights)
+
+    @property
+    def model(self) -> SmallE:
+        return nnx.merge(self.graphdef, self.params)
+
+    @property
+    def codec(self) -> Any:
+        if self._codec is None:
+            from small_e_jax.codec import load_codec
+
+            d = self.config.data
+            self._codec = load_codec(d.codec, self._codec_weights or d.codec_weights,
+                                     n_q=self.model_config.n_codebooks)
+            if self._codec.codebook_size != self.model_config.codebook_size:
+                raise CheckpointError(f"codec {d.codec} has {self._codec.codebook_size} codes per codebook, "
+                                      f"the model {self.model_config.codebook_size}")
+        return self._codec
+
+    # ----------------------------------------------------------------------- jitted pieces
+
+    def _prefill_impl(self, params, text, text_mask, initial_states, *, guided: bool):
+        model = nnx.merge(self.graphdef, params)
+        return decoding.prefill(model, text, text_mask, guided, initial_states)
+
+    def _loop_impl(self, params, carry, request, until, values, *, sampling: SamplingConfig):
+        model = nnx.merge(self.graphdef, params)
+        return decoding.run_loop(model, sampling, request, carry, until, values)
+
+    def _loop(self, params, carry, request, until, *, sampling: SamplingConfig) -> decoding.Carry:
+        """Run the compiled loop until step ``until`` (the carry is donated)."""
+        static, values = sampling.split()
+        values = {k: jnp.float32(v) for k, v in values.items()}
+        return self._loop_jit(params, carry, request, until, values, sampling=static)
+
+    # ----------------------------------------------------------------------- inputs
+
+    def encode_texts(self, texts: Sequence[str], prefixes: Optional[Sequence[Optional[str]]] = None
+                     ) -> tuple[jax.Array, jax.Array]:
+        """Texts -> tokens [B, J] int32 and mask [B, J] (J a multiple of TEXT_BUCKET).
+        ``prefixes[b]`` (a prompt transcript) is prepended to text b (SPEC §7)."""
+        if isinstance(texts, str):
+            raise ValueError("texts must be a list of strings (got one string: wrap it in a list)")
+        if not len(texts):
+            raise ValueError("no text to synthesize")
+        limit = self.config.data.max_text_tokens
+        ids = []
+        for b, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"text {b} is empty")
+            prefix = prefixes[b] if prefixes is not None else None
+            full = f"{prefix.strip()} {text.strip()}" if prefix else text
+            tokens = self.tokenizer.encode(full)  # raises for unencodable characters
+            if len(tokens) > limit:
+                raise ValueError(f"text {b} is {len(tokens)} tokens, more than data.max_text_tokens={limit}; "
+                                 "split it (Synthesizer.generate_long does it by sentences)")
+            ids.append(tokens)
+        J = -(-max(map(len, ids)) // TEXT_BUCKET) * TEXT_BUCKET
+        if self.model_config.compat_unmasked_text:  # padding is visible to the model: pad minimally
+            J = max(map(len, ids))
+        tokens = np.zeros((len(ids), J), np.int32)
+        for b, row in enumerate(ids):
+            tokens[b, :len(row)] = row
+        return jnp.asarray(tokens), jnp.asarray(tokens != 0)
+
+    def max_frames_default(self) -> int:
+        return int(self.config.data.max_frames)
+
+    # ----------------------------------------------------------------------- generation
+
+    def start(self, texts: Sequence[str], *, sampling: SamplingConfig = DEFAULT_SAMPLING, seed: int = 0,
+              max_frames: Optional[int] = None, prompts: Optional[Sequence[Optional[Prompt]]] = None,
+              initial_states: Optional[Sequence[Any]] = None, min_frames: int = 1
+              ) -> tuple[decoding.Carry, decoding.Request]:
+        """Prefill: the loop's starting carry and request for ``texts``."""
+        Q = self.model_config.n_codebooks
+        prompts = list(prompts) if prompts is not None else [None] * len(texts)
+        text, text_mask = self.encode_texts(texts, [p.text if p is not None else None for p in prompts])
+        request = decoding.make_request(Q, len(texts), [p.codes if p is not None else None for p in prompts],
+                                        min_frames)
+        max_frames = self.max_frames_default() if max_frames is None else int(max_frames)
+        if max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+        n_steps = int(np.max(np.asarray(request.prompt_frames))) + max_frames + Q
+        state = self._prefill(self.params, text, text_mask, initial_states, guided=sampling.uses_cfg)
+        return decoding.init_carry(state, request, n_steps, seed), request
+
+    def generate(self, texts: Sequence[str], *, sampling: SamplingConfig = DEFAULT_SAMPLING, seed: int = 0,
+                 max_frames: Optional[int] = None, prompts: Optional[Sequence[Optional[Prompt]]] = None,
+                 initial_states: Optional[Sequence[Any]] = None, min_frames: int = 1,
+                 return_carry: bool = False) -> list[np.ndarray] | tuple[list[np.ndarray], decoding.Carry]:
+        """Codes for each text: a list of [T_b, Q] int32 arrays, each cut at its own stop.
+
+        sampling: :class:`SamplingConfig` (``GREEDY`` for deterministic output).
+        max_frames: the most new frames per item (default ``data.max_frames``).
+        prompts: per-item :class:`Prompt` (voice cloning by continuation) or None.
+        initial_states: per-audio-block initial GLA states (initial-state tuning, long-form).
+        min_frames: new frames before the stop token is allowed.
+        """
+        t0 = time.perf_counter()
+        carry, request = self.start(texts, sampling=sampling, seed=seed, max_frames=max_frames,
+                                    prompts=prompts, initial_states=initial_states, min_frames=min_frames)
+        n_steps = carry.outputs.shape[1]
+        carry = self._loop(self.params, carry, request, jnp.int32(n_steps), sampling=sampling)
+        outputs, eoa_col = jax.device_get((carry.outputs, carry.eoa_col))
+        self.last_timing = {"generate_s": time.perf_counter() - t0, "steps": int(jax.device_get(carry.i))}
+        codes = decoding.finish(outputs, eoa_col, np.asarray(request.prompt_frames), self.model_config.n_codebooks)
+        return (codes, carry) if return_carry else codes
+
+    def decode_audio(self, codes: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Per-item codes [T_b, Q] -> waveforms [T_b * hop] at ``codec.sample_rate``."""
+        lengths = [len(c) for c in codes]
+        out: list[np.ndarray] = [np.zeros((0,), np.float32)] * len(codes)
+        keep = [b for b, n in enumerate(lengths) if n > 0]
+        if not keep:
+            return out
+        F = max(lengths)
+        batch = np.zeros((len(keep), self.model_config.n_codebooks, F), np.int32)
+        for j, b in enumerate(keep):
+            batch[j, :, :lengths[b]] = codes[b].T
+        wav = self.codec.decode(batch, [lengths[b] for b in keep])
+        hop = self.codec.hop_length
+        for j, b in enumerate(keep):
+            out[b] = np.asarray(wav[j, :lengths[b] * hop], np.float32)
+        return out
+
+    def synthesize(self, texts: Sequence[str], **kwargs: Any) -> list[np.ndarray]:
+        """Texts -> waveforms (``generate`` then the codec); keyword arguments as ``generate``."""
+        return self.decode_audio(self.generate(texts, **kwargs))
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.codec.sample_rate)
+
+    # ----------------------------------------------------------------------- long-form
+
+    def generate_long(self, text: str, *, max_chars: int = 250, **kwargs: Any) -> list[np.ndarray]:
+        """Long text: split into sentences, generate them in order carrying the audio blocks'
+        recurrent states (the voice) from one sentence to the next. Returns codes per sentence.
+
+        The text memory and PACA's position state restart with each sentence (they are about
+        the text); the GLA states go on from where the previous sentence stopped, the way an
+        initial-state-tuned voice is used. ``kwargs`` as :meth:`generate` (one text at a time).
+        """
+        states = kwargs.pop("initial_states", None)
+        pieces = []
+        for sentence in split_sentences(text, max_chars):
+            codes, carry = self.generate([sentence], initial_states=states, return_carry=True, **kwargs)
+            states = list(carry.state.blocks)
+            if states and not isinstance(states[0], jax.Array):
+                raise ValueError("long-form carry-over needs GLA blocks (the transformer has no state)")
+            states = [s[:1] for s in states]  # conditional stream (CFG doubles the rows)
+            pieces.append(codes[0])
+        return pieces
+
+    # ----------------------------------------------------------------------- streaming
+
+    def stream(self, text: str, *, chunk_frames: int = 25, context_frames: int = 16, **kwargs: Any
+               ) -> Iterator[StreamChunk]:
+        """Generate one text progressively: yields :class:`StreamChunk` as frames complete.
+
+        The loop runs ``chunk_frames`` steps per call (the same compiled program as
+        :meth:`generate`, so the codes are identical). A frame is complete ``Q - 1`` steps after
+        it starts (delay pattern). Audio: each chunk's codes are decoded with
+        ``context_frames`` frames of context on each side (the codec's convolutions look both
+        ways), so the chunks concatenate to the one-shot decode up to float rounding; the last
+        ``context_frames`` frames wait for the right context or the end.
+        """
+        if chunk_frames < 1:
+            raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
+        t0 = time.perf_counter()
+        sampling = kwargs.pop("sampling", DEFAULT_SAMPLING)
+        carry, request = self.start([text], sampling=sampling, **kwargs)
+        Q, n_steps = self.model_config.n_codebooks, carry.outputs.shape[1]
+        prompt_frames = int(np.asarray(request.prompt_frames)[0])
+        n_max = n_steps - Q
+        emitted_codes = emitted_audio = 0  # frames (absolute, prompt included)
+        all_codes = np.zeros((0, Q), np.int32)
+        hop = None
+        first = True
+        while True:
+            i = int(jax.device_get(carry.i))
+            carry = self._loop(self.params, carry, request, jnp.int32(i + chunk_frames), sampling=sampling)
+            i, done, eoa = jax.device_get((carry.i, carry.done[0], carry.eoa_col[0]))
+            n = decoding.complete_frames(int(i), int(eoa), Q, n_max)
+            if n > emitted_codes:
+                outputs = np.asarray(jax.device_get(carry.outputs[:, :max(int(i), 1)]))
+                outputs = np.where(outputs < 0, 0, outputs)
+                full = decoding.undelay_predictions(
+                    np.concatenate([outputs, np.zeros((1, Q, Q), np.int32)], axis=1))[0][0]
+                all_codes = full[prompt_frames:n]
+                emitted_codes = n
+            finished = bool(done)
+            # Audio: frames [emitted_audio, ready) where ready leaves context unless finished.
+            total = len(all_codes)
+            ready = total if finished else max(total - context_frames, 0)
+            new_codes = all_codes[emitted_audio:ready] if ready > emitted_audio else np.zeros((0, Q), np.int32)
+            audio = np.zeros((0,), np.float32)
+            if len(new_codes):
+                lo = max(emitted_audio - context_frames, 0)
+                hi = min(ready + context_frames, total)
+                window = self.decode_audio([all_codes[lo:hi]])[0]
+                hop = hop or self.codec.hop_length
+                audio = window[(emitted_audio - lo) * hop:(ready - lo) * hop]
+                emitted_audio = ready
+            if len(new_codes) or finished:
+                chunk = StreamChunk(codes=new_codes, audio=audio, elapsed_s=time.perf_counter() - t0)
+                if first and len(audio):
+                    self.last_timing = {"first_audio_s": chunk.elapsed_s}
+                    first = False
+                yield chunk
+            if finished:
+                return
