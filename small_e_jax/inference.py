@@ -20,7 +20,6 @@ recompiles). Item b samples with the key ``fold_in(key(seed), b)``.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import re
 import time
