@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 TEXT_BUCKET = 32  # text lengths are padded to a multiple of this (masked)
 DEFAULT_SAMPLING = SamplingConfig(temperature=1.0, top_k=100)
+MIN_PROMPT_S, MAX_PROMPT_S = 1.0, 15.0  # voice prompt duration limits
+SILENCE_DBFS = -60.0  # a prompt quieter than this (RMS) is refused as silent
 
 
 # --------------------------------------------------------------------------- restore
@@ -343,6 +345,39 @@ class Synthesizer:
     def sample_rate(self) -> int:
         return int(self.codec.sample_rate)
 
+    # ----------------------------------------------------------------------- voice cloning
+
+    def make_prompt(self, wav: np.ndarray, sample_rate: int, text: str, *,
+                    min_seconds: float = MIN_PROMPT_S, max_seconds: float = MAX_PROMPT_S) -> Prompt:
+        """A voice prompt from a mono waveform [S] (float in [-1, 1]) and its transcript.
+
+        The clip is encoded with the checkpoint's codec; generation then continues it (SPEC §7):
+        the transcript is put before the target text and the prompt's codes are teacher-forced.
+        ValueError for a prompt that is too short / too long / silent or has no transcript.
+        """
+        wav = np.asarray(wav, np.float32)
+        if wav.ndim == 2:  # [S, C] as soundfile reads it
+            wav = wav.mean(axis=1)
+        if wav.ndim != 1 or wav.size == 0:
+            raise ValueError(f"prompt audio must be a mono waveform [S], got shape {wav.shape}")
+        seconds = wav.size / float(sample_rate)
+        if seconds < min_seconds:
+            raise ValueError(f"prompt audio is too short ({seconds:.2f} s < {min_seconds} s): the voice "
+                             "cannot be cloned from it; use a clip of 3-10 s")
+        budget = self.config.data.max_frames / self.codec.frame_rate
+        if seconds > min(max_seconds, budget):
+            raise ValueError(f"prompt audio is too long ({seconds:.1f} s > {min(max_seconds, budget):.1f} s): "
+                             "it takes the room of the generated speech; cut it to 3-10 s")
+        rms_db = 20 * np.log10(max(float(np.sqrt(np.mean(wav.astype(np.float64) ** 2))), 1e-12))
+        if rms_db < SILENCE_DBFS:
+            raise ValueError(f"prompt audio is silent (RMS {rms_db:.0f} dBFS < {SILENCE_DBFS} dBFS)")
+        if not text or not text.strip():
+            raise ValueError("the prompt needs its transcript (--prompt-text): the model continues "
+                             "transcript + text")
+        self.tokenizer.encode(text)  # unencodable characters fail here, with their position
+        codes = np.asarray(self.codec.encode(wav[None], int(sample_rate)))[0]  # [Q, F]
+        return Prompt(codes=codes.T.astype(np.int32), text=text.strip())
+
     # ----------------------------------------------------------------------- long-form
 
     def generate_long(self, text: str, *, max_chars: int = 250, **kwargs: Any) -> list[np.ndarray]:
@@ -354,9 +389,11 @@ class Synthesizer:
         initial-state-tuned voice is used. ``kwargs`` as :meth:`generate` (one text at a time).
         """
         states = kwargs.pop("initial_states", None)
+        prompts = kwargs.pop("prompts", None)  # voice prompt: first sentence only, then the state
         pieces = []
-        for sentence in split_sentences(text, max_chars):
-            codes, carry = self.generate([sentence], initial_states=states, return_carry=True, **kwargs)
+        for n, sentence in enumerate(split_sentences(text, max_chars)):
+            codes, carry = self.generate([sentence], initial_states=states, return_carry=True,
+                                         prompts=prompts if n == 0 else None, **kwargs)
             states = list(carry.state.blocks)
             if states and not isinstance(states[0], jax.Array):
                 raise ValueError("long-form carry-over needs GLA blocks (the transformer has no state)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
@@ -41,7 +42,7 @@ def random_model(config: Config, seed: int = 0) -> SmallE:
         fan_in = x.shape[-2]
         return rng.normal(0, 1.5 / np.sqrt(fan_in), x.shape).astype(x.dtype)
 
-    leaves = [value(p, x) for p, x in flat]
+    leaves = [jnp.asarray(value(p, x)) for p, x in flat]
     params = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(params), leaves)
     model = nnx.merge(graphdef, params, rest)
     model.eval()
