@@ -60,16 +60,19 @@ class Carry:
 class Request:
     """Per-item inputs that stay fixed during the loop. prompt: [B, P, Q] int32 delayed prompt
     tokens (``delay`` of the prompt codes; column 0 all-BOA); prompt_frames: [B] int32 (0 = no
-    prompt); min_frames: [B] int32 new frames before EOA is allowed."""
+    prompt); min_frames: [B] int32 new frames before EOA is allowed; limit: [B] int32 the most
+    outputs per item (prompt + max frames + Q)."""
 
     prompt: jax.Array
     prompt_frames: jax.Array
     min_frames: jax.Array
+    limit: jax.Array  # [B] int32: the most outputs (columns) per item; the buffer may be longer
 
 
 def make_request(n_codebooks: int, batch: int, prompts: Optional[Sequence[Optional[np.ndarray]]] = None,
-                 min_frames: int = 1) -> Request:
-    """Build a :class:`Request`; ``prompts[b]``: raw prompt codes [T_b, Q] or None."""
+                 min_frames: int = 1, max_frames: Optional[int] = None) -> Request:
+    """Build a :class:`Request`; ``prompts[b]``: raw prompt codes [T_b, Q] or None; at most
+    ``max_frames`` new frames per item (None: unlimited, i.e. the output buffer's length)."""
     prompts = list(prompts) if prompts is not None else [None] * batch
     if len(prompts) != batch:
         raise ValueError(f"{len(prompts)} prompts for {batch} texts")
@@ -80,8 +83,10 @@ def make_request(n_codebooks: int, batch: int, prompts: Optional[Sequence[Option
         if p is not None:
             codes[b, :len(p)] = p
     tokens, _ = delay(codes, frames)  # [B, T + Q + 1, Q]
+    limit = frames + n_codebooks + (max_frames if max_frames is not None else 2**29)
     return Request(prompt=jnp.asarray(tokens), prompt_frames=jnp.asarray(frames),
-                   min_frames=jnp.full((batch,), max(int(min_frames), 1), jnp.int32))
+                   min_frames=jnp.full((batch,), max(int(min_frames), 1), jnp.int32),
+                   limit=jnp.asarray(limit, jnp.int32))
 
 
 def init_carry(state: DecodeState, request: Request, n_steps: int, seed: int | jax.Array,
@@ -139,22 +144,35 @@ def decode_loop_body(model: SmallE, sampling: SamplingConfig, request: Request, 
     eoa_col = jnp.where(eoa_now, c, carry.eoa_col)
     tokens = jnp.where(c >= eoa_col[:, None] + codebook, EOA, tokens)
     tokens = jnp.where(carry.done[:, None], PAD, tokens)
-    finished = (c >= eoa_col + Q - 1) | (c >= carry.outputs.shape[1])
+    finished = (c >= eoa_col + Q - 1) | (c >= jnp.minimum(request.limit, carry.outputs.shape[1]))
     outputs = jax.lax.dynamic_update_slice_in_dim(carry.outputs, tokens[:, None], i, axis=1)
     return carry.replace(i=c, state=state, column=tokens, outputs=outputs, eoa_col=eoa_col,
                          done=carry.done | finished)
 
 
 def run_loop(model: SmallE, sampling: SamplingConfig, request: Request, carry: Carry,
-             until: jax.Array, values: Optional[dict[str, Any]] = None) -> Carry:
+             until: jax.Array, values: Optional[dict[str, Any]] = None, unroll: int = 1) -> Carry:
     """Run steps while ``i < until`` and some item is not done (traceable). ``sampling`` is
-    the static part and ``values`` the traced settings (:meth:`SamplingConfig.split`)."""
+    the static part and ``values`` the traced settings (:meth:`SamplingConfig.split`).
+
+    ``unroll`` > 1 runs that many steps per loop iteration (fewer loop-condition round trips,
+    which on GPU cost a device-to-host copy each): the output buffer's length and ``until``
+    must then be multiples of ``unroll`` (the extra steps of finished items write PAD). Their
+    recurrent states run on past the stop, so long-form carry-over uses ``unroll = 1``.
+    """
     values = values if values is not None else sampling.split()[1]
+    if carry.outputs.shape[1] % unroll:
+        raise ValueError(f"the output buffer ({carry.outputs.shape[1]} steps) is not a multiple of unroll={unroll}")
 
     def cond(carry: Carry) -> jax.Array:
         return (carry.i < jnp.minimum(until, carry.outputs.shape[1])) & ~jnp.all(carry.done)
 
-    return jax.lax.while_loop(cond, lambda carry: decode_loop_body(model, sampling, request, carry, values), carry)
+    def body(carry: Carry) -> Carry:
+        for _ in range(unroll):
+            carry = decode_loop_body(model, sampling, request, carry, values)
+        return carry
+
+    return jax.lax.while_loop(cond, body, carry)
 
 
 def null_text(batch: int, length: int) -> tuple[jax.Array, jax.Array]:
@@ -178,15 +196,17 @@ def prefill(model: SmallE, text: jax.Array, text_mask: jax.Array, guided: bool,
     return model.init_decode_state(text, text_mask, initial_states=initial_states)
 
 
-def finish(outputs: np.ndarray, eoa_col: np.ndarray, prompt_frames: np.ndarray, n_codebooks: int
-           ) -> list[np.ndarray]:
+def finish(outputs: np.ndarray, eoa_col: np.ndarray, prompt_frames: np.ndarray, n_codebooks: int,
+           limit: Optional[np.ndarray] = None) -> list[np.ndarray]:
     """Host side: outputs [B, S, Q] -> per-item raw codes [T_b, Q] int32, cut at the item's own
-    stop (``eoa_col - 1`` frames; ``S - Q`` if it never stopped) with its prompt frames cropped."""
+    stop (``eoa_col - 1`` frames; ``limit - Q`` if it never stopped) with its prompt frames cropped."""
     outputs = np.where(outputs < 0, PAD, outputs)
     codes, _ = undelay_predictions(outputs)  # [B, S - Q, Q]
+    limit = np.full(len(outputs), outputs.shape[1]) if limit is None else np.minimum(limit, outputs.shape[1])
     result = []
     for b in range(outputs.shape[0]):
-        end = codes.shape[1] if eoa_col[b] >= NO_STOP else min(int(eoa_col[b]) - 1, codes.shape[1])
+        end = int(limit[b]) - n_codebooks
+        end = end if eoa_col[b] >= NO_STOP else min(int(eoa_col[b]) - 1, end)
         result.append(np.ascontiguousarray(codes[b, int(prompt_frames[b]):end]).astype(np.int32))
     return result
 

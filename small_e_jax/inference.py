@@ -192,9 +192,14 @@ class StreamChunk:
 class Synthesizer:
     """Text -> codes -> audio with a restored Small-E model (see module doc)."""
 
-    def __init__(self, model: SmallE, config: Config, *, codec: Any = None, codec_weights: Optional[str] = None):
+    def __init__(self, model: SmallE, config: Config, *, codec: Any = None, codec_weights: Optional[str] = None,
+                 unroll: int = 1):
         """``codec``: a :class:`~small_e_jax.codec.Codec` (default: ``config.data.codec`` with
-        ``codec_weights`` or ``config.data.codec_weights``, loaded on first use)."""
+        ``codec_weights`` or ``config.data.codec_weights``, loaded on first use). ``unroll``:
+        decode steps per loop iteration (see :func:`decoding.run_loop`; long-form uses 1)."""
+        if unroll < 1:
+            raise ValueError(f"unroll must be >= 1, got {unroll}")
+        self.unroll = int(unroll)
         self.config, self.model_config = config, config.model
         self.tokenizer = load_tokenizer()
         if self.tokenizer.vocab_size != self.model_config.text_vocab_size:
@@ -203,7 +208,7 @@ class Synthesizer:
         self._codec, self._codec_weights = codec, codec_weights
         self.graphdef, self.params = decoding.split_model(model)
         self._prefill = jax.jit(self._prefill_impl, static_argnames=("guided",))
-        self._loop_jit = jax.jit(self._loop_impl, static_argnames=("sampling",), donate_argnums=(1,))
+        self._loop_jit = jax.jit(self._loop_impl, static_argnames=("sampling", "unroll"), donate_argnums=(1,))
         self.last_timing: dict[str, float] = {}
 
     @classmethod
@@ -236,15 +241,18 @@ class Synthesizer:
         model = nnx.merge(self.graphdef, params)
         return decoding.prefill(model, text, text_mask, guided, initial_states)
 
-    def _loop_impl(self, params, carry, request, until, values, *, sampling: SamplingConfig):
+    def _loop_impl(self, params, carry, request, until, values, *, sampling: SamplingConfig, unroll: int):
         model = nnx.merge(self.graphdef, params)
-        return decoding.run_loop(model, sampling, request, carry, until, values)
+        return decoding.run_loop(model, sampling, request, carry, until, values, unroll)
 
-    def _loop(self, params, carry, request, until, *, sampling: SamplingConfig) -> decoding.Carry:
+    def _loop(self, params, carry, request, until, *, sampling: SamplingConfig,
+              unroll: Optional[int] = None) -> decoding.Carry:
         """Run the compiled loop until step ``until`` (the carry is donated)."""
         static, values = sampling.split()
         values = {k: jnp.float32(v) for k, v in values.items()}
-        return self._loop_jit(params, carry, request, until, values, sampling=static)
+        unroll = self.unroll if unroll is None else unroll
+        until = jnp.int32(-(-int(until) // unroll) * unroll)
+        return self._loop_jit(params, carry, request, until, values, sampling=static, unroll=unroll)
 
     # ----------------------------------------------------------------------- inputs
 
@@ -283,41 +291,47 @@ class Synthesizer:
 
     def start(self, texts: Sequence[str], *, sampling: SamplingConfig = DEFAULT_SAMPLING, seed: int = 0,
               max_frames: Optional[int] = None, prompts: Optional[Sequence[Optional[Prompt]]] = None,
-              initial_states: Optional[Sequence[Any]] = None, min_frames: int = 1
+              initial_states: Optional[Sequence[Any]] = None, min_frames: int = 1, unroll: Optional[int] = None
               ) -> tuple[decoding.Carry, decoding.Request]:
         """Prefill: the loop's starting carry and request for ``texts``."""
         Q = self.model_config.n_codebooks
         prompts = list(prompts) if prompts is not None else [None] * len(texts)
         text, text_mask = self.encode_texts(texts, [p.text if p is not None else None for p in prompts])
-        request = decoding.make_request(Q, len(texts), [p.codes if p is not None else None for p in prompts],
-                                        min_frames)
         max_frames = self.max_frames_default() if max_frames is None else int(max_frames)
         if max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {max_frames}")
-        n_steps = int(np.max(np.asarray(request.prompt_frames))) + max_frames + Q
+        request = decoding.make_request(Q, len(texts), [p.codes if p is not None else None for p in prompts],
+                                        min_frames, max_frames)
+        n_steps = int(np.max(np.asarray(request.limit)))
+        unroll = self.unroll if unroll is None else unroll
+        n_steps = -(-n_steps // unroll) * unroll
         state = self._prefill(self.params, text, text_mask, initial_states, guided=sampling.uses_cfg)
         return decoding.init_carry(state, request, n_steps, seed), request
 
     def generate(self, texts: Sequence[str], *, sampling: SamplingConfig = DEFAULT_SAMPLING, seed: int = 0,
                  max_frames: Optional[int] = None, prompts: Optional[Sequence[Optional[Prompt]]] = None,
                  initial_states: Optional[Sequence[Any]] = None, min_frames: int = 1,
-                 return_carry: bool = False) -> list[np.ndarray] | tuple[list[np.ndarray], decoding.Carry]:
+                 return_carry: bool = False, unroll: Optional[int] = None
+                 ) -> list[np.ndarray] | tuple[list[np.ndarray], decoding.Carry]:
         """Codes for each text: a list of [T_b, Q] int32 arrays, each cut at its own stop.
 
         sampling: :class:`SamplingConfig` (``GREEDY`` for deterministic output).
         max_frames: the most new frames per item (default ``data.max_frames``).
+        unroll: decode steps per loop iteration (default: the synthesizer's).
         prompts: per-item :class:`Prompt` (voice cloning by continuation) or None.
         initial_states: per-audio-block initial GLA states (initial-state tuning, long-form).
         min_frames: new frames before the stop token is allowed.
         """
         t0 = time.perf_counter()
         carry, request = self.start(texts, sampling=sampling, seed=seed, max_frames=max_frames,
-                                    prompts=prompts, initial_states=initial_states, min_frames=min_frames)
+                                    prompts=prompts, initial_states=initial_states, min_frames=min_frames,
+                                    unroll=unroll)
         n_steps = carry.outputs.shape[1]
-        carry = self._loop(self.params, carry, request, jnp.int32(n_steps), sampling=sampling)
+        carry = self._loop(self.params, carry, request, jnp.int32(n_steps), sampling=sampling, unroll=unroll)
         outputs, eoa_col = jax.device_get((carry.outputs, carry.eoa_col))
         self.last_timing = {"generate_s": time.perf_counter() - t0, "steps": int(jax.device_get(carry.i))}
-        codes = decoding.finish(outputs, eoa_col, np.asarray(request.prompt_frames), self.model_config.n_codebooks)
+        codes = decoding.finish(outputs, eoa_col, np.asarray(request.prompt_frames), self.model_config.n_codebooks,
+                                np.asarray(request.limit))
         return (codes, carry) if return_carry else codes
 
     def decode_audio(self, codes: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -392,7 +406,7 @@ class Synthesizer:
         prompts = kwargs.pop("prompts", None)  # voice prompt: first sentence only, then the state
         pieces = []
         for n, sentence in enumerate(split_sentences(text, max_chars)):
-            codes, carry = self.generate([sentence], initial_states=states, return_carry=True,
+            codes, carry = self.generate([sentence], initial_states=states, return_carry=True, unroll=1,
                                          prompts=prompts if n == 0 else None, **kwargs)
             states = list(carry.state.blocks)
             if states and not isinstance(states[0], jax.Array):

@@ -112,3 +112,20 @@ def test_chunked_runs_equal_one_run():
         carry = run(carry, request, jnp.int32(until), GREEDY)
         assert int(carry.i) <= until
     np.testing.assert_array_equal(np.asarray(carry.outputs), outputs)
+
+
+def test_unrolled_loop_equals_plain():
+    stops = [5, 11, 30]
+    codes, *_ = generate(stops, max_frames=13)
+    B = len(stops)
+    request = decoding.make_request(Q, B, max_frames=13)
+    n_steps = 18  # >= 13 + Q, a multiple of 3
+    state = {"step": jnp.zeros((), jnp.int32), "stop": jnp.asarray(stops, jnp.int32)}
+    carry = decoding.init_carry(state, request, n_steps, seed=0)
+    carry = jax.jit(lambda c, r: decoding.run_loop(ScriptedModel(), GREEDY, r, c, jnp.int32(n_steps), unroll=3))(
+        carry, request)
+    unrolled = decoding.finish(np.asarray(carry.outputs), np.asarray(carry.eoa_col), np.zeros(B, int), Q,
+                               np.asarray(request.limit))
+    for a, b in zip(codes, unrolled):
+        np.testing.assert_array_equal(a, b)
+    assert [len(c) for c in unrolled] == [4, 10, 13]

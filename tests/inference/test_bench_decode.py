@@ -1,0 +1,24 @@
+"""The decode benchmark runs end to end at the tiny preset and writes records in the common format."""
+
+from __future__ import annotations
+
+import json
+
+from small_e_jax import bench_decode
+
+from tests.inference.conftest import FakeCodec
+
+
+def test_bench_decode_tiny(tmp_path):
+    out = tmp_path / "results.jsonl"
+    assert bench_decode.main(["--preset", "tiny", "--batch", "1", "--text-len", "16", "--frames", "6",
+                              "--repeats", "1", "--first-chunk", "3", "--dtype", "float32", "--unroll", "2",
+                              "--out", str(out), "model.text_layers=1"], codec=FakeCodec(4, 1024)) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 1
+    r = records[0]
+    assert r["name"] == "decode/tiny" and r["backend"] == "while_loop" and r["fwd_tokens_per_s"] > 0
+    assert r["shape"] == {"B": 1, "J": 16, "frames": 6, "Q": 4}
+    assert r["extra"]["steps"] == 6 + 4 and r["extra"]["rtf"] > 0  # frames + Q: stops at the limit
+    assert r["extra"]["first_audio_ms"] > 0
+    assert {"device", "commit", "jax_version", "command", "date"} <= set(r)
