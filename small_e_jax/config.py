@@ -189,7 +189,7 @@ class TrainerConfig:
     log_every: int = 50
     eval_every: int = 5_000
     max_consecutive_bad_steps: int = 10  # NaN/inf steps are skipped; stop after this many in a row
-    cfg_text_dropout: float = 0.0  # probability of dropping the text (classifier-free guidance)
+    cfg_text_dropout: float = 0.0  # P(row text -> null text [BOS, EOS]) for classifier-free guidance (small_e_jax/guidance.py)
     profile_steps: tuple[int, ...] = ()  # steps to capture a profiler trace at
     eval_batches: int = 16  # validation batches per evaluation (0 = no validation)
     distributed: Literal["auto", "on", "off"] = "auto"  # jax.distributed.initialize(); auto = if env says multi-host

@@ -34,6 +34,7 @@ import numpy as np
 from flax import nnx
 
 from small_e_jax.delay import BOA, EOA, PAD, delay, undelay_predictions
+from small_e_jax.guidance import null_text
 from small_e_jax.model import DecodeState, SmallE
 from small_e_jax.sampling import NEG_INF, SamplingConfig, sample
 
@@ -173,17 +174,6 @@ def run_loop(model: SmallE, sampling: SamplingConfig, request: Request, carry: C
         return carry
 
     return jax.lax.while_loop(cond, body, carry)
-
-
-def null_text(batch: int, length: int) -> tuple[jax.Array, jax.Array]:
-    """The unconditional text of classifier-free guidance: ``[BOS, EOS]`` (the encoding of an
-    empty string), padded to ``length``. Returns tokens [B, length] int32 and mask [B, length]."""
-    from small_e_jax.text import BOS_ID, EOS_ID
-
-    if length < 2:
-        raise ValueError("null_text needs a text length of at least 2")
-    tokens = jnp.zeros((batch, length), jnp.int32).at[:, 0].set(BOS_ID).at[:, 1].set(EOS_ID)
-    return tokens, jnp.arange(length)[None, :].repeat(batch, 0) < 2
 
 
 def prefill(model: SmallE, text: jax.Array, text_mask: jax.Array, guided: bool,

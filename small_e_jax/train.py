@@ -46,6 +46,7 @@ from jax.sharding import Mesh, NamedSharding
 from small_e_jax import sharding as shd
 from small_e_jax.checkpoint import Checkpointer
 from small_e_jax.config import Config, config_to_dict
+from small_e_jax.guidance import drop_text
 from small_e_jax.metrics import MetricLogger, flatten_metrics
 from small_e_jax.model import SmallE
 from small_e_jax.optim import learning_rate_schedule, make_optimizer, update_count
@@ -95,11 +96,15 @@ def _split(model: SmallE) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
 
 
 def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
-                    schedule: optax.Schedule, accumulation: int = 1
-                    ) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, dict]]:
+                    schedule: optax.Schedule, accumulation: int = 1, *, text_dropout: float = 0.0,
+                    seed: int = 0) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, dict]]:
     """A pure ``(state, batch, poison) -> (state, metrics)`` (not jitted). ``poison`` ([] bool)
     replaces the gradients by NaN: fault injection for tests of the NaN guard, an input rather
-    than a compile-time option so that one compiled step serves both."""
+    than a compile-time option so that one compiled step serves both.
+
+    ``text_dropout`` (``trainer.cfg_text_dropout``): probability that a row's text is replaced
+    by the null text (classifier-free guidance, :mod:`small_e_jax.guidance`); the rows are drawn
+    with ``fold_in(key(seed), step)``, so a resumed run drops the same rows."""
 
     def summed_loss(model: SmallE, batch: Batch):
         _, m = model.loss(batch["text"], batch["text_mask"], batch["audio"], batch["audio_mask"])
@@ -117,6 +122,12 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
         return grads, sums, nnx.state(model, nnx.RngState)
 
     def step(state: TrainState, batch: Batch, poison: jax.Array) -> tuple[TrainState, dict]:
+        text_dropped = jnp.zeros((), jnp.float32)
+        if text_dropout > 0:
+            key = jax.random.fold_in(jax.random.key(seed), state.step)
+            text, text_mask, dropped = drop_text(batch["text"], batch["text_mask"], key, text_dropout)
+            batch = {**batch, "text": text, "text_mask": text_mask}
+            text_dropped = dropped.astype(jnp.float32).mean()
         if accumulation == 1:
             grads, sums, rngs = micro_step(state.params, state.rngs, batch)
         else:
@@ -152,6 +163,8 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
                    "accuracy_per_codebook": sums["correct"] / count, "grad_norm": grad_norm,
                    "learning_rate": lr, "ok": ok, "frames": batch["audio_mask"].sum(),
                    "columns": jnp.asarray(batch["audio_mask"].size, jnp.float32)}
+        if text_dropout > 0:
+            metrics["text_dropped"] = text_dropped
         return new_state, metrics
 
     return step
@@ -234,7 +247,8 @@ class Trainer:
         gradients (fault injection, see :func:`make_train_step`)."""
         if self._step is None:
             state_sharding = jax.tree.map(lambda x: x.sharding, state)
-            fn = make_train_step(self.graphdef, self.tx, self.schedule, self.config.optimizer.grad_accumulation)
+            fn = make_train_step(self.graphdef, self.tx, self.schedule, self.config.optimizer.grad_accumulation,
+                                 text_dropout=self.config.trainer.cfg_text_dropout, seed=self.config.trainer.seed)
             self._step = jax.jit(fn, in_shardings=(state_sharding, self.batch_sharding, self.replicated),
                                  out_shardings=(state_sharding, self.replicated), donate_argnums=0)
         if bool(poison) not in self._poison:
