@@ -53,7 +53,7 @@ class FakeCodec:
     """decode: per-frame value sum_k (k + 1) * code_k, smoothed over +-2 frames (zero-padded
     edges), repeated ``hop_length`` times: a codec whose receptive field is 2 frames each way."""
 
-    sample_rate, hop_length, frame_rate = 800, 4, 200.0
+    sample_rate, hop_length, frame_rate = 80, 4, 20.0
 
     def __init__(self, n_q: int, codebook_size: int):
         self.n_q, self.codebook_size = n_q, codebook_size
@@ -70,7 +70,11 @@ class FakeCodec:
         return out
 
     def encode(self, wav, sample_rate, lengths=None):
-        raise NotImplementedError("FakeCodec only decodes")
+        """wav [B, S] -> codes [B, Q, S // hop]: the frame's mean level, shifted per codebook."""
+        wav = np.asarray(wav, np.float64)
+        frames = wav[:, :wav.shape[1] // self.hop_length * self.hop_length].reshape(wav.shape[0], -1, self.hop_length)
+        level = (np.abs(frames).mean(-1) * 1000).astype(np.int64)  # [B, F]
+        return ((level[:, None, :] + 17 * np.arange(self.n_q)[None, :, None]) % self.codebook_size).astype(np.int32)
 
 
 def save_checkpoint(directory: Path, model: SmallE, config: Config, step: int = 10,

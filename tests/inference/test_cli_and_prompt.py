@@ -1,0 +1,70 @@
+"""The synthesize CLI's error paths and output, and voice-prompt checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile
+
+from small_e_jax import synthesize
+from small_e_jax.inference import Synthesizer
+
+
+def test_cli_reports_a_bad_checkpoint(tmp_path, capsys):
+    assert synthesize.main(["--checkpoint", str(tmp_path / "nope"), "--text", "Hi.", "--out",
+                            str(tmp_path / "x.wav")]) == 2
+    assert "error:" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # --prompt-wav without its transcript
+        synthesize.main(["--checkpoint", str(tmp_path), "--text", "Hi.", "--out", "x.wav",
+                         "--prompt-wav", "p.wav"])
+
+
+def tone(seconds, rate=80, amplitude=0.3):
+    t = np.arange(int(seconds * rate)) / rate
+    return (amplitude * np.sin(2 * np.pi * 50 * t) * (1 + t)).astype(np.float32) / (1 + seconds)
+
+
+def test_prompt_checks(synth):
+    rate = synth.codec.sample_rate
+    prompt = synth.make_prompt(tone(1.5), rate, "What the voice says.")
+    assert prompt.codes.shape == (int(1.5 * rate) // synth.codec.hop_length, 4)
+    assert prompt.text == "What the voice says."
+    with pytest.raises(ValueError, match="too short"):
+        synth.make_prompt(tone(0.3), rate, "Hi.")
+    with pytest.raises(ValueError, match="too long"):
+        synth.make_prompt(tone(20.0), rate, "Hi.")
+    with pytest.raises(ValueError, match="silent"):
+        synth.make_prompt(np.zeros(2 * rate, np.float32), rate, "Hi.")
+    with pytest.raises(ValueError, match="transcript"):
+        synth.make_prompt(tone(1.5), rate, "  ")
+
+
+@pytest.mark.slow  # trains 2 steps, restores, compiles the decode loop and the DAC decoder
+def test_cli_end_to_end(tmp_path):
+    from small_e_jax.train import run
+    from tests.train.conftest import source, train_config
+
+    config = train_config(tmp_path / "run", "trainer.steps=2", "optimizer.warmup_steps=1", "data.max_frames=30")
+    run(config, source(config))
+    out = tmp_path / "x.wav"
+    assert synthesize.main(["--checkpoint", str(tmp_path / "run"), "--text", "Hello there.", "--out", str(out),
+                            "--greedy", "--max-frames", "12"]) == 0
+    wav, rate = soundfile.read(str(out))
+    synth = Synthesizer.from_checkpoint(tmp_path / "run")
+    codes = synth.generate(["Hello there."], max_frames=12, sampling=synth_greedy())[0]
+    assert rate == 24000 and len(wav) == len(codes) * synth.codec.hop_length
+    texts = tmp_path / "texts.txt"
+    texts.write_text("One.\nTwo, three.\n")
+    assert synthesize.main(["--checkpoint", str(tmp_path / "run"), "--texts-file", str(texts), "--out",
+                            str(tmp_path / "many"), "--max-frames", "8", "--top-k", "5"]) == 0
+    assert sorted(p.name for p in (tmp_path / "many").iterdir()) == ["0000.wav", "0001.wav"]
+    streamed = tmp_path / "s.wav"
+    assert synthesize.main(["--checkpoint", str(tmp_path / "run"), "--text", "Hello there.", "--out",
+                            str(streamed), "--greedy", "--max-frames", "12", "--stream", "--chunk-frames", "4"]) == 0
+    np.testing.assert_allclose(soundfile.read(str(streamed))[0], wav, atol=1e-3)
+
+
+def synth_greedy():
+    from small_e_jax.sampling import GREEDY
+
+    return GREEDY
