@@ -58,3 +58,13 @@ def test_stream_concatenates_to_one_shot(synth):
 def test_bad_text(synth, texts, message):
     with pytest.raises(ValueError, match=message):
         synth.generate(texts, sampling=GREEDY, max_frames=4)
+
+
+def test_long_form_carries_the_state(synth):
+    pieces = synth.generate_long("Hello there. A much longer second sentence, with a comma.",
+                                 sampling=GREEDY, max_frames=24)
+    assert len(pieces) == 2
+    first, second = (synth.generate([t], sampling=GREEDY, max_frames=24)[0] for t in TEXTS)
+    np.testing.assert_array_equal(pieces[0], first)  # the first sentence starts from zero states
+    # The second starts from the first's final states, not from zero.
+    assert len(pieces[1]) != len(second) or (pieces[1] != second).any()
