@@ -12,7 +12,7 @@ from tests.inference.conftest import FakeCodec
 def test_bench_decode_tiny(tmp_path):
     out = tmp_path / "results.jsonl"
     assert bench_decode.main(["--preset", "tiny", "--batch", "1", "--text-len", "16", "--frames", "6",
-                              "--repeats", "1", "--first-chunk", "3", "--dtype", "float32", "--unroll", "2",
+                              "--repeats", "1", "--first-chunk", "2", "--context-frames", "2", "--dtype", "float32", "--unroll", "2",
                               "--out", str(out), "model.text_layers=1"], codec=FakeCodec(4, 1024)) == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) == 1

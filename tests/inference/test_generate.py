@@ -21,6 +21,7 @@ def test_batched_equals_one_by_one(synth):
     assert not (len(batched[0]) == len(batched[1]) and (batched[0] == batched[1]).all())
 
 
+@pytest.mark.slow  # one more loop compilation (~10 s on a loaded CPU)
 def test_sampling_is_seeded_per_item(synth):
     sampling = SamplingConfig(temperature=1.0, top_k=20, top_p=0.95, repetition_penalty=1.2)
     a = synth.generate(TEXTS, sampling=sampling, seed=3, max_frames=24)
