@@ -79,7 +79,8 @@ class Bench:
 
     def _start(self, params, text, text_mask, request, *, n_steps):
         model = nnx.merge(self.graphdef, params)
-        state = decoding.prefill(model, text, text_mask, self.static.uses_cfg)
+        max_len = n_steps if model.config.block == "transformer" else None
+        state = decoding.prefill(model, text, text_mask, self.static.uses_cfg, max_len=max_len)
         return decoding.init_carry(state, request, n_steps, 0)
 
     def _loop(self, params, carry, request, until):

@@ -177,13 +177,14 @@ def run_loop(model: SmallE, sampling: SamplingConfig, request: Request, carry: C
 
 
 def prefill(model: SmallE, text: jax.Array, text_mask: jax.Array, guided: bool,
-            initial_states: Optional[Sequence[Any]] = None) -> DecodeState:
-    """The decode state for texts [B, J] (2B rows when ``guided``: conditional then null text)."""
+            initial_states: Optional[Sequence[Any]] = None, max_len: Optional[int] = None) -> DecodeState:
+    """The decode state for texts [B, J] (2B rows when ``guided``: conditional then null text).
+    ``max_len``: decode steps, needed only by the transformer baseline's key/value cache."""
     if guided:
         null, null_mask = null_text(text.shape[0], text.shape[1])
         text = jnp.concatenate([text, null])
         text_mask = jnp.concatenate([text_mask.astype(bool), null_mask])
-    return model.init_decode_state(text, text_mask, initial_states=initial_states)
+    return model.init_decode_state(text, text_mask, initial_states=initial_states, max_len=max_len)
 
 
 def finish(outputs: np.ndarray, eoa_col: np.ndarray, prompt_frames: np.ndarray, n_codebooks: int,

@@ -207,7 +207,7 @@ class Synthesizer:
                                   f"tokenizer has {self.tokenizer.vocab_size} entries (incompatible)")
         self._codec, self._codec_weights = codec, codec_weights
         self.graphdef, self.params = decoding.split_model(model)
-        self._prefill = jax.jit(self._prefill_impl, static_argnames=("guided",))
+        self._prefill = jax.jit(self._prefill_impl, static_argnames=("guided", "max_len"))
         self._loop_jit = jax.jit(self._loop_impl, static_argnames=("sampling", "unroll"), donate_argnums=(1,))
         self.last_timing: dict[str, float] = {}
 
@@ -237,9 +237,9 @@ class Synthesizer:
 
     # ----------------------------------------------------------------------- jitted pieces
 
-    def _prefill_impl(self, params, text, text_mask, initial_states, *, guided: bool):
+    def _prefill_impl(self, params, text, text_mask, initial_states, *, guided: bool, max_len: Optional[int]):
         model = nnx.merge(self.graphdef, params)
-        return decoding.prefill(model, text, text_mask, guided, initial_states)
+        return decoding.prefill(model, text, text_mask, guided, initial_states, max_len)
 
     def _loop_impl(self, params, carry, request, until, values, *, sampling: SamplingConfig, unroll: int):
         model = nnx.merge(self.graphdef, params)
@@ -305,7 +305,10 @@ class Synthesizer:
         n_steps = int(np.max(np.asarray(request.limit)))
         unroll = self.unroll if unroll is None else unroll
         n_steps = -(-n_steps // unroll) * unroll
-        state = self._prefill(self.params, text, text_mask, initial_states, guided=sampling.uses_cfg)
+        # Only the transformer baseline's cache depends on the length (GLA: one program for all).
+        max_len = n_steps if self.model_config.block == "transformer" else None
+        state = self._prefill(self.params, text, text_mask, initial_states, guided=sampling.uses_cfg,
+                              max_len=max_len)
         return decoding.init_carry(state, request, n_steps, seed), request
 
     def generate(self, texts: Sequence[str], *, sampling: SamplingConfig = DEFAULT_SAMPLING, seed: int = 0,

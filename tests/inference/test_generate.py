@@ -69,3 +69,14 @@ def test_long_form_carries_the_state(synth):
     np.testing.assert_array_equal(pieces[0], first)  # the first sentence starts from zero states
     # The second starts from the first's final states, not from zero.
     assert len(pieces[1]) != len(second) or (pieces[1] != second).any()
+
+
+@pytest.mark.slow  # another model to compile
+def test_transformer_baseline_generates():
+    from small_e_jax.inference import Synthesizer
+    from tests.inference.conftest import FakeCodec, random_model, tiny_config
+
+    config = tiny_config("model.block=transformer")
+    synth = Synthesizer(random_model(config), config, codec=FakeCodec(4, 1024))
+    batched = synth.generate(TEXTS, sampling=GREEDY, max_frames=10)  # KV cache sized to the steps
+    np.testing.assert_array_equal(batched[0], synth.generate(TEXTS[:1], sampling=GREEDY, max_frames=10)[0])
