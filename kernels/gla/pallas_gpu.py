@@ -75,6 +75,12 @@ BLOCK_K = 64  # key columns per dq program (state tile [Dv, BK] fp32; dq is comp
 BWD_STATE_ELEMS = 16384
 # Triton pipelining depth: the next chunk's tiles load while this one computes.
 NUM_STAGES = 2
+# Warps per program. Chosen from the resource reports of the sm_90 cubins (Triton 3.6, compiled
+# on CPU at the Small-E shape): at 8 warps no kernel spills registers except gla_bwd_dkv at
+# block_v_bwd = 128 (536 B of stack; 184 B at 64); at 4 warps gla_fwd, gla_bwd_dq and
+# gla_bwd_dkv spill. gla_intra_fwd fits 4 warps without spills (two programs per SM).
+_WARPS = 8
+_WARPS_INTRA_FWD = 4
 INTERPRET_ENV = "SMALL_E_PALLAS_INTERPRET"
 
 
@@ -84,9 +90,8 @@ def _use_interpret(interpret: bool | None) -> bool:
     return os.environ.get(INTERPRET_ENV, "0") == "1" or jax.default_backend() == "cpu"
 
 
-def _params(state_elems: int, num_stages: int) -> plgpu.CompilerParams:
-    # 4 warps hold an 8K-float state tile in 64 registers per thread; larger tiles get 8.
-    return plgpu.CompilerParams(num_warps=4 if state_elems <= 8192 else 8, num_stages=num_stages)
+def _params(num_warps: int, num_stages: int) -> plgpu.CompilerParams:
+    return plgpu.CompilerParams(num_warps=num_warps, num_stages=num_stages)
 
 
 def _dot(a, b, mm_dtype, *, trans_a: bool = False, trans_b: bool = False):
@@ -176,7 +181,7 @@ def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, block_v, stages):
         in_specs=[chunk_dk, chunk_dk, chunk_dk],
         out_specs=pl.BlockSpec((None, C, None, C), lambda b_, h, n: (b_, n, h, 0)),
         out_shape=jax.ShapeDtypeStruct((B, Tp, H, C), mm_dtype),  # only ever a matmul operand
-        compiler_params=_params(C * Dk, stages),
+        compiler_params=_params(_WARPS_INTRA_FWD, stages),
         interpret=interpret,
         name="gla_intra_fwd",
     )(q, k, b)
@@ -193,7 +198,7 @@ def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, block_v, stages):
         out_specs=[seq_v, state],
         out_shape=[jax.ShapeDtypeStruct(v.shape, q.dtype),
                    jax.ShapeDtypeStruct((B, H, Dv, Dk), _F32)],
-        compiler_params=_params(bv * Dk, stages),
+        compiler_params=_params(_WARPS, stages),
         interpret=interpret,
         name="gla_fwd",
     )(q, k, v, b, a, s0t)
@@ -252,6 +257,55 @@ def _intra_bwd_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, do_ref, dq_ref, dk_ref,
         dk_ref[pl.ds(lo, SUB), :] = dk_s
 
 
+def _intra_bwd_sub_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, do_ref, dq_ref, dk_ref, dv_ref,
+                          *, scale, mm_dtype):
+    """`_intra_bwd_kernel` for ONE sub-chunk s = program_id(3) of the chunk (the GPU grid has a
+    program per sub-chunk: a quarter of the live tiles, so no register spills at 8 warps).
+    Refs: q, k, b [C, Dk]; v, do [C, Dv]; a [C, C] (whole chunk); dq, dk [SUB, Dk];
+    dv [SUB, Dv] (this sub-chunk's rows)."""
+    C, Dk = q_ref.shape
+    s = pl.program_id(3)
+    lo = pl.multiple_of(s * SUB, SUB)
+    hi = lo + SUB
+    rows = _iota((C, 1), 0)
+    sub_rows = _iota((SUB, 1), 0)
+    sub_cols = _iota((1, SUB), 1)
+    sl = pl.ds(lo, SUB)
+    # dv_j = scale * sum_i A_ij do_i for this sub-chunk's keys j: A's columns lo .. hi - 1.
+    dv_ref[...] = scale * _dot(a_ref[:, sl], do_ref[...], mm_dtype, trans_a=True)
+    # Diagonal block first, exact, one key column j at a time, from zero carries: nothing else
+    # is live across this loop (holding the matmul results below across it spilled registers).
+    q_s = q_ref[sl, :].astype(_F32)
+    b_s = b_ref[sl, :]
+    da_ss = scale * _dot(do_ref[sl, :], v_ref[sl, :], mm_dtype, trans_b=True)
+    da_ss = jnp.where(sub_cols <= sub_rows, da_ss, 0.0)
+
+    def diag(j, carry):
+        dq_s, dk_s = carry
+        k_j = k_ref[pl.ds(lo + j, 1), :].astype(_F32)
+        b_j = b_ref[pl.ds(lo + j, 1), :]
+        col = jnp.sum(jnp.where(sub_cols == j, da_ss, 0.0), axis=1)[:, None]  # dA[:, j]
+        w = col * jnp.exp(jnp.minimum(b_s - b_j, 0.0))  # zero for rows i < j
+        dk_j = jnp.sum(w * q_s, axis=0)[None, :]
+        return dq_s + w * k_j, jnp.where(sub_rows == j, dk_s + dk_j, dk_s)
+
+    zeros = jnp.zeros((SUB, Dk), _F32)
+    dq_s, dk_s = jax.lax.fori_loop(0, SUB, diag, (zeros, zeros))
+    # dq_i from keys of earlier sub-chunks (none when s = 0: the mask zeroes k_rel), relative to
+    # r = b at row lo; then dk_j from queries of later sub-chunks (none for the last), relative
+    # to r = b at row hi - 1. Every exponent is <= 0 where it is not masked.
+    r = b_ref[pl.ds(lo, 1), :]
+    k_rel = k_ref[...].astype(_F32) * _exp_masked(r - b_ref[...], rows < lo)
+    da_s = _dot(do_ref[sl, :], v_ref[...], mm_dtype, trans_b=True)  # [SUB, C]
+    dq_s = dq_s + scale * _dot(da_s, k_rel, mm_dtype) * jnp.exp(b_ref[sl, :] - r)
+    r = b_ref[pl.ds(hi - 1, 1), :]
+    q_rel = q_ref[...].astype(_F32) * _exp_masked(b_ref[...] - r, rows >= hi)
+    da_cols = _dot(do_ref[...], v_ref[sl, :], mm_dtype, trans_b=True)  # [C, SUB]
+    dk_s = dk_s + scale * _dot(da_cols, q_rel, mm_dtype, trans_a=True) * jnp.exp(r - b_ref[sl, :])
+    dq_ref[...] = dq_s
+    dk_ref[...] = dk_s
+
+
 def _bwd_dq_kernel(k_ref, v_ref, b_ref, do_ref, s0_ref, dqi_ref, dq_ref, *, chunk, scale,
                    mm_dtype):
     """Forward walk recomputing the state: dq = scale * (do S^T) * exp(b) + dq_intra.
@@ -305,17 +359,18 @@ def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret, block_k, block_v
     mm_dtype = q.dtype
     do = do.astype(q.dtype)  # bf16 matmul operand, like v
 
-    chunk_dk = pl.BlockSpec((None, C, None, Dk), lambda b_, h, n: (b_, n, h, 0))
-    chunk_dv = pl.BlockSpec((None, C, None, Dv), lambda b_, h, n: (b_, n, h, 0))
     f32 = lambda shape: jax.ShapeDtypeStruct(shape, _F32)  # noqa: E731
+    n_sub = C // SUB
+    whole = lambda D: pl.BlockSpec((None, C, None, D), lambda b_, h, n, s: (b_, n, h, 0))  # noqa: E731
+    rows_of = lambda D: pl.BlockSpec(  # noqa: E731
+        (None, SUB, None, D), lambda b_, h, n, s: (b_, n * n_sub + s, h, 0))
     dqi, dki, dvi = pl.pallas_call(
-        functools.partial(_intra_bwd_kernel, scale=scale, mm_dtype=mm_dtype),
-        grid=(B, H, N),
-        in_specs=[chunk_dk, chunk_dk, chunk_dv, chunk_dk,
-                  pl.BlockSpec((None, C, None, C), lambda b_, h, n: (b_, n, h, 0)), chunk_dv],
-        out_specs=[chunk_dk, chunk_dk, chunk_dv],
+        functools.partial(_intra_bwd_sub_kernel, scale=scale, mm_dtype=mm_dtype),
+        grid=(B, H, N, n_sub),
+        in_specs=[whole(Dk), whole(Dk), whole(Dv), whole(Dk), whole(C), whole(Dv)],
+        out_specs=[rows_of(Dk), rows_of(Dk), rows_of(Dv)],
         out_shape=[f32(q.shape), f32(q.shape), f32(v.shape)],
-        compiler_params=_params(C * max(Dk, Dv), stages),
+        compiler_params=_params(_WARPS, stages),
         interpret=interpret,
         name="gla_intra_bwd",
     )(q, k, v, b, a, do)
@@ -331,7 +386,7 @@ def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret, block_k, block_v
         in_specs=[seq_k, seq_v, seq_k, seq_v, state, seq_k],
         out_specs=seq_k,
         out_shape=f32(q.shape),
-        compiler_params=_params(Dv * bk, stages),
+        compiler_params=_params(_WARPS, stages),
         interpret=interpret,
         name="gla_bwd_dq",
     )(k, v, b, do, s0t, dqi)
@@ -350,7 +405,7 @@ def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret, block_k, block_v
         out_specs=[pl.BlockSpec((None, None, Tp, None, Dk), lambda b_, h, j: (j, b_, 0, h, 0)),
                    seq_vb, state_v],
         out_shape=[f32((nv, B, Tp, H, Dk)), f32(v.shape), f32((B, H, Dv, Dk))],
-        compiler_params=_params(bvb * Dk, stages),
+        compiler_params=_params(_WARPS, stages),
         interpret=interpret,
         name="gla_bwd_dkv",
     )(q, k, v, b, do, dst, dvi)
