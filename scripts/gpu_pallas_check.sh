@@ -18,7 +18,7 @@ case "$mode" in
   bench)
     set -o pipefail
     scripts/gpu_kernel_bench.sh --shapes small_e,fla --backends chunked,pallas_gpu \
-      --pallas-tiles 64x64x128x1,32x32x64,128x64x128,64x128x64 --iters 10 --repeats 5 "$@" \
+      --pallas-tiles 64x64x128x1,64x64x64,32x32x64,64x128x128 --iters 10 --repeats 5 "$@" \
       2>&1 | tee "$out/gpu_bench.log"
     cp benchmarks/results.jsonl "$out/results.jsonl"
     ;;

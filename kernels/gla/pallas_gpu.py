@@ -67,20 +67,26 @@ CHUNK = 64  # default tokens per chunk (any power of two >= SUB works: see gla_p
 SUB = 16  # sub-chunk of the exact diagonal blocks (tl.dot needs >= 16 rows)
 # Tile sizes; tuning knobs for the H100 benchmark (kernels/benchmarks/gla_bench.py).
 # Defaults; `gla_pallas_gpu(block_v=, block_k=)` overrides them (the benchmark sweeps them).
-BLOCK_V = 64  # value columns per forward program (state tile S^T [BV, Dk] fp32 in registers)
+# Value columns per forward program (state tile S^T [BV, Dk] fp32 in registers). Default:
+# the largest power of two in [16, 128] with BV * Dk <= FWD_STATE_ELEMS (64 at Dk = 128).
+FWD_STATE_ELEMS = 8192
 BLOCK_K = 64  # key columns per dq program (state tile [Dv, BK] fp32; dq is complete per block)
 # Value columns per dk/dv program (state tile [BV, Dk] fp32). Each of the Dv / BV programs per
 # (b, h) writes an fp32 [T, Dk] share of dk that XLA sums: larger blocks cut that traffic, at
 # the cost of registers. Default: the largest power of two with BV * Dk <= 16K floats.
 BWD_STATE_ELEMS = 16384
-# Triton pipelining depth: the next chunk's tiles load while this one computes.
+# Triton pipelining depth: the next chunk's tiles load while this one computes. Two stages
+# double the shared memory of a loop's loads; the sm_90 cubins used ~1.5-1.8x the bytes one
+# iteration loads at 2 stages, against a 227 KB limit per block, so a kernel whose iteration
+# loads more than PIPELINE_MAX_BYTES gets one stage (no pipelining) instead of failing to launch.
 NUM_STAGES = 2
+PIPELINE_MAX_BYTES = 140 * 1024
 # Warps per program. Chosen from the resource reports of the sm_90 cubins (Triton 3.6, compiled
 # on CPU at the Small-E shape): at 8 warps no kernel spills registers except gla_bwd_dkv at
 # block_v_bwd = 128 (536 B of stack; 184 B at 64); at 4 warps gla_fwd, gla_bwd_dq and
-# gla_bwd_dkv spill. gla_intra_fwd fits 4 warps without spills (two programs per SM).
+# gla_bwd_dkv spill. gla_intra_fwd fits 4 warps without spills at Dk <= 128 (two programs per
+# SM) and needs 8 at Dk = 256. `python -m kernels.benchmarks.triton_resources` re-measures.
 _WARPS = 8
-_WARPS_INTRA_FWD = 4
 INTERPRET_ENV = "SMALL_E_PALLAS_INTERPRET"
 
 
@@ -90,8 +96,11 @@ def _use_interpret(interpret: bool | None) -> bool:
     return os.environ.get(INTERPRET_ENV, "0") == "1" or jax.default_backend() == "cpu"
 
 
-def _params(num_warps: int, num_stages: int) -> plgpu.CompilerParams:
-    return plgpu.CompilerParams(num_warps=num_warps, num_stages=num_stages)
+def _params(num_warps: int, stages: int | None, load_bytes: int = 0) -> plgpu.CompilerParams:
+    """stages None = NUM_STAGES, or 1 when one loop iteration loads > PIPELINE_MAX_BYTES."""
+    if stages is None:
+        stages = NUM_STAGES if load_bytes <= PIPELINE_MAX_BYTES else 1
+    return plgpu.CompilerParams(num_warps=num_warps, num_stages=stages)
 
 
 def _dot(a, b, mm_dtype, *, trans_a: bool = False, trans_b: bool = False):
@@ -181,12 +190,13 @@ def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, block_v, stages):
         in_specs=[chunk_dk, chunk_dk, chunk_dk],
         out_specs=pl.BlockSpec((None, C, None, C), lambda b_, h, n: (b_, n, h, 0)),
         out_shape=jax.ShapeDtypeStruct((B, Tp, H, C), mm_dtype),  # only ever a matmul operand
-        compiler_params=_params(_WARPS_INTRA_FWD, stages),
+        compiler_params=_params(4 if Dk <= 128 else 8, stages),
         interpret=interpret,
         name="gla_intra_fwd",
     )(q, k, b)
 
     bv = min(block_v, Dv)
+    isz = jnp.dtype(q.dtype).itemsize
     seq_dk = pl.BlockSpec((None, Tp, None, Dk), lambda b_, h, j: (b_, 0, h, 0))
     seq_v = pl.BlockSpec((None, Tp, None, bv), lambda b_, h, j: (b_, 0, h, j))
     state = pl.BlockSpec((None, None, bv, Dk), lambda b_, h, j: (b_, h, j, 0))
@@ -198,7 +208,7 @@ def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, block_v, stages):
         out_specs=[seq_v, state],
         out_shape=[jax.ShapeDtypeStruct(v.shape, q.dtype),
                    jax.ShapeDtypeStruct((B, H, Dv, Dk), _F32)],
-        compiler_params=_params(_WARPS, stages),
+        compiler_params=_params(_WARPS, stages, C * (2 * Dk * isz + 4 * Dk + bv * isz + C * isz)),
         interpret=interpret,
         name="gla_fwd",
     )(q, k, v, b, a, s0t)
@@ -357,6 +367,7 @@ def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret, block_k, block_v
     C = a.shape[-1]
     N = Tp // C
     mm_dtype = q.dtype
+    isz = jnp.dtype(q.dtype).itemsize
     do = do.astype(q.dtype)  # bf16 matmul operand, like v
 
     f32 = lambda shape: jax.ShapeDtypeStruct(shape, _F32)  # noqa: E731
@@ -386,7 +397,7 @@ def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret, block_k, block_v
         in_specs=[seq_k, seq_v, seq_k, seq_v, state, seq_k],
         out_specs=seq_k,
         out_shape=f32(q.shape),
-        compiler_params=_params(_WARPS, stages),
+        compiler_params=_params(_WARPS, stages, C * (bk * (isz + 8) + 2 * Dv * isz)),
         interpret=interpret,
         name="gla_bwd_dq",
     )(k, v, b, do, s0t, dqi)
@@ -405,7 +416,8 @@ def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret, block_k, block_v
         out_specs=[pl.BlockSpec((None, None, Tp, None, Dk), lambda b_, h, j: (j, b_, 0, h, 0)),
                    seq_vb, state_v],
         out_shape=[f32((nv, B, Tp, H, Dk)), f32(v.shape), f32((B, H, Dv, Dk))],
-        compiler_params=_params(_WARPS, stages),
+        compiler_params=_params(_WARPS, stages,
+                                C * (Dk * (2 * isz + 4) + bvb * (2 * isz + 4))),
         interpret=interpret,
         name="gla_bwd_dkv",
     )(q, k, v, b, do, dst, dvi)
@@ -486,7 +498,7 @@ def gla_pallas_gpu(
     block_v: int | None = None,
     block_k: int | None = None,
     block_v_bwd: int | None = None,
-    num_stages: int = NUM_STAGES,
+    num_stages: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """GLA with the Pallas GPU kernels (inputs assumed validated by `kernels.gla.gla`).
 
@@ -500,10 +512,11 @@ def gla_pallas_gpu(
         the result does not depend on it beyond rounding.
       interpret: Pallas interpret mode; None = on CPU or when SMALL_E_PALLAS_INTERPRET=1.
       block_v, block_k, block_v_bwd: tile sizes (powers of two >= 16): value columns per
-        forward program (default BLOCK_V), key columns per dq program (BLOCK_K), value columns
+        forward program (default: BV * Dk <= FWD_STATE_ELEMS), key columns per dq program
+        (BLOCK_K), value columns
         per dk/dv program (default: largest with block_v_bwd * Dk <= BWD_STATE_ELEMS).
-      num_stages: Triton software-pipelining depth of every kernel (1 = no pipelining, the
-        fallback if a GPU reports too little shared memory).
+      num_stages: Triton software-pipelining depth of every kernel (1 = no pipelining); None
+        = NUM_STAGES where a loop iteration's tiles fit PIPELINE_MAX_BYTES, else 1.
 
     Returns:
       (o [B, T, H, Dv] in q.dtype, final_state [B, H, Dk, Dv] float32).
@@ -524,8 +537,9 @@ def gla_pallas_gpu(
     v_p = _pad_axis(_pad_axis(v, 1, Tp), 3, dv_p)
     s0_p = _pad_axis(_pad_axis(s0, 2, dk_p), 3, dv_p)
     auto_bwd = max(16, 1 << (max(BWD_STATE_ELEMS // dk_p, 1).bit_length() - 1))
-    tiles = (block_v or BLOCK_V, block_k or BLOCK_K, block_v_bwd or auto_bwd, num_stages)
-    if num_stages < 1:
+    auto_fwd = min(128, max(16, 1 << (max(FWD_STATE_ELEMS // dk_p, 1).bit_length() - 1)))
+    tiles = (block_v or auto_fwd, block_k or BLOCK_K, block_v_bwd or auto_bwd, num_stages)
+    if num_stages is not None and num_stages < 1:
         raise ValueError(f"gla_pallas_gpu: num_stages must be >= 1, got {num_stages}")
     for name, size in zip(("block_v", "block_k", "block_v_bwd"), tiles[:3]):
         if size < 16 or size & (size - 1):

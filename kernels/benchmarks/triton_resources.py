@@ -1,0 +1,116 @@
+"""Registers, spills and shared memory of the pallas_gpu kernels on sm_90, without a GPU.
+
+    python -m kernels.benchmarks.triton_resources --triton-path /tmp/tritonsite      # Small-E
+    python -m kernels.benchmarks.triton_resources --triton-path /tmp/tritonsite \\
+        --shape 8,1024,8,64,64 --tiles 64x64x64x1
+
+Lowers forward+backward for CUDA (jax, CPU), keeps the Triton IR of each kernel, then compiles
+it to an sm_90 cubin in a child process with a standalone Triton (pip package `triton`, the
+version of the GPU image, 3.6; not a project dependency: install it elsewhere, e.g.
+`pip install --no-deps --target /tmp/tritonsite triton==3.6.0`) and prints cuobjdump's resource
+usage: REG (registers per thread), STACK (bytes of local memory per thread: spills), Triton's
+shared-memory size (H100/H200 limit: 227 KB per block), and whether the PTX uses wgmma.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+_CHILD = r"""
+import glob, json, os, re, subprocess, sys
+sys.path.insert(0, sys.argv[1])
+import triton
+from triton.backends.compiler import GPUTarget
+folder = sys.argv[2]
+meta = json.load(open(os.path.join(folder, "kernels.json")))
+cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends/nvidia/bin/cuobjdump")
+for k in meta:
+    c = triton.compile(os.path.join(folder, k["file"]), target=GPUTarget("cuda", 90, 32),
+                       options={"num_warps": k["num_warps"], "num_stages": k["num_stages"]})
+    cubin = os.path.join(folder, k["file"] + ".cubin")
+    open(cubin, "wb").write(c.asm["cubin"])
+    usage = subprocess.run([cuobjdump, "--dump-resource-usage", cubin], capture_output=True,
+                           text=True).stdout
+    m = re.search(r"REG:(\d+) STACK:(\d+)", usage)
+    mma = "wgmma" if "wgmma" in c.asm["ptx"] else ("mma.sync" if "mma.sync" in c.asm["ptx"] else "-")
+    print(json.dumps({"kernel": k["name"], "num_warps": k["num_warps"],
+                      "num_stages": k["num_stages"], "regs": int(m.group(1)),
+                      "stack_bytes": int(m.group(2)), "shared_bytes": c.metadata.shared,
+                      "mma": mma}), flush=True)
+"""
+
+
+def dump_kernels(shape: tuple[int, ...], dtype: str, tiles: dict[str, int], folder: Path) -> None:
+    """Lower pallas_gpu forward+backward for CUDA; write each kernel's Triton IR to `folder`."""
+    import jax
+    import jax.numpy as jnp
+    from jax._src.pallas.triton import pallas_call_registration as registration
+
+    from kernels.gla.pallas_gpu import gla_pallas_gpu
+
+    modules = []
+    lower = registration.lowering.lower_jaxpr_to_triton_module
+
+    def keep(*args, **kwargs):
+        result = lower(*args, **kwargs)
+        modules.append(result.module.operation.get_asm())
+        return result
+
+    registration.lowering.lower_jaxpr_to_triton_module = keep
+    try:
+        B, T, H, Dk, Dv = shape
+        dt = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
+        sds = jax.ShapeDtypeStruct
+        args = (sds((B, T, H, Dk), dt), sds((B, T, H, Dk), dt), sds((B, T, H, Dv), dt),
+                sds((B, T, H, Dk), jnp.float32), sds((B, H, Dk, Dv), jnp.float32))
+
+        def loss(q, k, v, g, s0):
+            o, s = gla_pallas_gpu(q, k, v, g, scale=Dk**-0.5, initial_state=s0, interpret=False,
+                                  **tiles)
+            return jnp.sum(o.astype(jnp.float32)) + jnp.sum(s)
+
+        text = jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3, 4))).trace(*args).lower(
+            lowering_platforms=("cuda",)).as_text()
+    finally:
+        registration.lowering.lower_jaxpr_to_triton_module = lower
+    params = re.findall(r"num_stages = (\d+) : i32, num_warps = (\d+) : i32", text)
+    if len(params) != len(modules):
+        raise RuntimeError(f"{len(modules)} Triton modules but {len(params)} kernel calls")
+    meta = []
+    for i, (module, (stages, warps)) in enumerate(zip(modules, params)):
+        name = re.search(r"tt.func (?:public )?@(\w+)", module).group(1)
+        (folder / f"k{i}_{name}.ttir").write_text(module)
+        meta.append({"file": f"k{i}_{name}.ttir", "name": name, "num_warps": int(warps),
+                     "num_stages": int(stages)})
+    (folder / "kernels.json").write_text(json.dumps(meta))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--triton-path", required=True,
+                        help="folder holding the standalone `triton` package")
+    parser.add_argument("--shape", default="8,4096,4,128,256", help="B,T,H,Dk,Dv")
+    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    parser.add_argument("--tiles", default="", help="BVxBK[xBVB[xS]] as in gla_bench --pallas-tiles")
+    args = parser.parse_args(argv)
+    shape = tuple(int(x) for x in args.shape.split(","))
+    sizes = [int(t) for t in args.tiles.split("x")] if args.tiles else []
+    tiles = dict(zip(("block_v", "block_k", "block_v_bwd", "num_stages"), sizes))
+    with tempfile.TemporaryDirectory() as folder:
+        dump_kernels(shape, args.dtype, tiles, Path(folder))
+        # A child process: the standalone Triton must not meet jaxlib's bundled one.
+        done = subprocess.run([sys.executable, "-c", _CHILD, args.triton_path, folder],
+                              env=dict(os.environ, PYTHONPATH=""), text=True)
+    return done.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
