@@ -33,9 +33,9 @@ Kernels (grid in brackets):
            `_fwd`        [B, H, Dv/BV] one program per (batch, head, value block) walks the
                          chunks with the fp32 state S^T [BV, Dk] in registers; two bf16 matmuls
                          for the output, one for the state update.
-  backward `_intra_bwd`  [B, H, N]   dA = scale * do v^T, then the within-chunk parts of dq,
-                         dk (same sub-chunk scheme) and dv = A^T do (A is a saved residual:
-                         [B, T, H, C] floats, small next to q/k/v).
+  backward `_intra_bwd`  [B, H, N, C/16] one program per sub-chunk: dA = scale * do v^T, the
+                         within-chunk parts of dq, dk (same sub-chunk scheme) and dv = A^T do
+                         (A is a saved residual: [B, T, H, C] in the input dtype).
            `_bwd_dq`     [B, H, Dk/BK] walks forward, recomputing S (not stored): dq.
            `_bwd_dkv`    [B, H, Dv/BV'] walks backward with dS: dv, a value-block share of
                          dk (summed by XLA), dS_0.
@@ -65,8 +65,8 @@ from jax.experimental.pallas import triton as plgpu
 _F32 = jnp.float32
 CHUNK = 64  # default tokens per chunk (any power of two >= SUB works: see gla_pallas_gpu)
 SUB = 16  # sub-chunk of the exact diagonal blocks (tl.dot needs >= 16 rows)
-# Tile sizes; tuning knobs for the H100 benchmark (kernels/benchmarks/gla_bench.py).
-# Defaults; `gla_pallas_gpu(block_v=, block_k=)` overrides them (the benchmark sweeps them).
+# Tile sizes: defaults; `gla_pallas_gpu(block_v=, block_k=, block_v_bwd=, num_stages=)`
+# overrides them and the benchmark sweeps them (kernels/benchmarks/gla_bench.py --pallas-tiles).
 # Value columns per forward program (state tile S^T [BV, Dk] fp32 in registers). Default:
 # the largest power of two in [16, 128] with BV * Dk <= FWD_STATE_ELEMS (64 at Dk = 128).
 FWD_STATE_ELEMS = 8192
