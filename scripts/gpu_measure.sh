@@ -6,7 +6,8 @@
 #   SMALL_E_COMMIT=<hash> OUT=<dir> bash scripts/gpu_measure.sh STEP [STEP ...]
 #
 # Steps (each appends JSON lines to $OUT/results.jsonl and logs to $OUT/<step>.log):
-#   fla_tune    FLA's autotuning at the Small-E shape, in the foreground (quiet GPU: fair configs)
+#   fla_tune    FLA's autotuning at the Small-E shape, in the foreground (quiet GPU: fair configs);
+#               packs the tuned configs into $OUT/triton_autotune.tgz (carry it as .device/ next run)
 #   data_bg / data_wait   the data step in the background on the CPU, and waiting for it
 #   fla_warm    start FLA's Triton autotuning in the background (low priority), so that a later
 #               `kernel` step finds tuned configs in $TRITON_CACHE_DIR; `fla_cache` packs them
@@ -49,7 +50,11 @@ for step in "$@"; do
   case "$step" in
     fla_tune)  # FLA's autotuning at the Small-E shape in the foreground, on a quiet GPU
       timeout "${FLA_TIMEOUT:-420}" python3 -m kernels.benchmarks.fla_baseline --B 8 --T 4096 --H 4 --Dk 128 --Dv 256 \
-        --repeats 1 2>&1 | grep -v Warning | tail -3 | tee "$OUT/fla_tune.log" ;;
+        --repeats 1 2>&1 | grep -v Warning | tail -3 | tee "$OUT/fla_tune.log"
+      # Whatever was tuned so far (Triton stores each kernel's result as it finishes) comes back,
+      # to be carried in .device/ by the next run: tuning resumes where it stopped.
+      (cd "$TRITON_CACHE_DIR" && find . -name '*.autotune.json' | tar -czf "$OUT/triton_autotune.tgz" -T -)
+      echo "autotune files: $(tar -tzf "$OUT/triton_autotune.tgz" | wc -l)" ;;
     data_bg)  # the data step in the background on the CPU (leaves the GPU quiet)
       JAX_PLATFORMS=cpu DATA_MAX_EXAMPLES="${DATA_MAX_EXAMPLES:-200}" bash "$0" data >"$OUT/data_bg.log" 2>&1 &
       echo $! >/tmp/data_bg.pid ;;
