@@ -98,7 +98,9 @@ for step in "$@"; do
       mkdir -p .device/codec_run
       timeout $(( ${CODEC_MINUTES:-4} * 60 + 120 )) python3 -m small_e_jax.codec.train --workdir .device/codec_run \
         --max-minutes "${CODEC_MINUTES:-4}" 2>&1 | tee "$OUT/codec_train.log"
-      tar -czf "$OUT/codec_run.tgz" -C .device codec_run ;;
+      # Files come back at most 16 MiB each: the run (checkpoint ~36 MB) in 15 MB pieces; rebuild
+      # with `cat codec_run.tgz.* | tar -xzf - -C .device` and carry .device into the next run.
+      tar -czf - -C .device codec_run/checkpoints codec_run/export | split -b 15m - "$OUT/codec_run.tgz." ;;
     codec)
       XLA_PYTHON_CLIENT_MEM_FRACTION=0.45 timeout 300 python3 -m benchmarks.codec_bench --batches 1,16,64 --precision default,highest \
         --out "$R" 2>&1 | tee "$OUT/codec.log" ;;
