@@ -39,6 +39,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     p.add_argument("--n_buckets", type=int, default=10)
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--batches", type=int, default=200)
+    p.add_argument("--out", default=None, help="append a JSON line (kernels/benchmarks/record.py format) here")
     args = p.parse_args(argv)
     if args.synthetic:
         source, what = synthetic_source(args.synthetic, args.n_q), f"{args.synthetic} synthetic records"
@@ -59,6 +60,15 @@ def main(argv: Optional[list[str]] = None) -> None:
     print(f"{what}, frames_per_batch={args.frames_per_batch}, workers={args.workers}: "
           f"{frames / dt:,.0f} audio frames/s ({frames * args.n_q / dt:,.0f} codes/s), "
           f"{args.batches / dt:.1f} batches/s, padding {1 - frames / max(padded, 1):.1%} of audio positions")
+    if args.out:
+        from kernels.benchmarks.record import append_records, make_record
+        append_records([make_record(
+            name=f"loader/{'synthetic' if args.synthetic else args.dataset}", backend=f"grain_workers{args.workers}",
+            shape={"frames_per_batch": args.frames_per_batch, "records": len(source), "n_buckets": args.n_buckets},
+            dtype="int16", fwd_tokens_per_s=frames / dt, fwd_bwd_tokens_per_s=None,
+            extra={"unit": "real audio frames/s", "what": what, "batches_per_s": args.batches / dt,
+                   "padding_fraction": 1 - frames / max(padded, 1),
+                   "reads_array_record": not args.synthetic})], args.out)
 
 
 if __name__ == "__main__":
