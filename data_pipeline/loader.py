@@ -19,6 +19,7 @@ next batch.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -27,6 +28,8 @@ import grain
 import numpy as np
 
 from small_e_jax.delay import PAD, delay
+
+log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
 
@@ -169,6 +172,18 @@ def open_source(dataset: str, split: str, *, data_dir: Optional[str] = None, cod
     return sources[split], Path(builder.data_dir)
 
 
+def filler_fraction(bucket_ids: np.ndarray, buckets: Sequence[Bucket]) -> float:
+    """Share of an epoch's batch rows that are filler (the last batch of each bucket is padded
+    with masked rows): near 0 for a large corpus, near 1 when buckets hold far fewer records
+    than one batch."""
+    rows = filled = 0
+    for b, bk in enumerate(buckets):
+        n = int((bucket_ids == b).sum())
+        rows += -(-n // bk.global_batch) * bk.global_batch
+        filled += n
+    return 1.0 - filled / max(rows, 1)
+
+
 def make_dataset(source: Sequence[Record], *, n_q: int, min_frames: int = 1, max_frames: int = 2000,
                  max_text_tokens: int = 512, frames_per_batch: int = 24_000, n_buckets: int = 10,
                  seed: int = 123, process_index: Optional[int] = None, process_count: Optional[int] = None,
@@ -191,6 +206,11 @@ def make_dataset(source: Sequence[Record], *, n_q: int, min_frames: int = 1, max
     indices = np.flatnonzero(keep)
     buckets, ids = make_buckets(frames[indices] + n_q + 1, text[indices], n_buckets, frames_per_batch,
                                 process_count)
+    waste = filler_fraction(ids, buckets)
+    if waste > 0.5:  # tiny corpora: most of every batch would be masked rows (wasted compute)
+        log.warning("%.0f%% of the batch rows are filler: %d examples in %d length buckets of up to %d rows; "
+                    "lower data.n_buckets or data.frames_per_batch for a corpus this small",
+                    100 * waste, len(indices), len(buckets), max(bk.global_batch for bk in buckets))
     plan = BatchPlan(indices, ids, buckets, seed, process_index, process_count, num_epochs)
     ds = grain.MapDataset.source(plan).map(Collate(source, buckets, n_q, codebook_size)).to_iter_dataset()
     if worker_count > 0:

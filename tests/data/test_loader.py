@@ -120,3 +120,14 @@ def test_worker_processes_give_the_same_batches(source):
     for g, w in zip(got, want):
         for k in w:
             np.testing.assert_array_equal(g[k], w[k])
+
+
+def test_filler_fraction_and_small_corpus_warning(source, caplog):
+    from data_pipeline.loader import Bucket, filler_fraction
+
+    buckets = [Bucket(audio_len=16, text_len=8, global_batch=4), Bucket(audio_len=32, text_len=8, global_batch=2)]
+    ids = np.array([0, 0, 0, 0, 0, 1, 1])  # bucket 0: 5 records -> 2 batches of 4 (3 filler); bucket 1: 1 batch
+    assert filler_fraction(ids, buckets) == pytest.approx(3 / 10)
+    with caplog.at_level("WARNING", logger="data_pipeline.loader"):
+        make_dataset(source, **_kwargs(frames_per_batch=100_000))  # batches far larger than the corpus
+    assert any("filler" in r.getMessage() and "n_buckets" in r.getMessage() for r in caplog.records)
