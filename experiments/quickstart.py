@@ -1,4 +1,4 @@
-"""The README's main job, until the data pipeline, trainer and inference land (issues 6-8).
+"""The README's main job while no trained codec ships (issue 11).
 
     python -m experiments.quickstart [--steps 150] [--out runs/quickstart] [--config PRESET] [key=value ...]
 
@@ -6,8 +6,9 @@ The smallest end-to-end run that exists, through the real pieces: one sentence t
 tokenizer; a synthetic 1.2 s voiced tone through the DAC codec (random weights: no trained
 codec can be downloaded here, so the codes mean nothing acoustically); the codes through the
 delay pattern; ``--steps`` Adam steps of the ``tiny`` Small-E model memorising that one pair;
-greedy generation with the recurrent ``decode_step`` until every codebook says EOA; undelay; the
-codec's decoder; a wav file. It reports how many generated codes equal the trained ones.
+greedy generation through the product's decode loop (:class:`small_e_jax.inference.Synthesizer`:
+one compiled ``lax.while_loop`` over ``decode_step``, stopping on EOA, undelayed); the codec's
+decoder; a wav file. It reports how many generated codes equal the trained ones.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from tqdm import tqdm
 
 from small_e_jax.codec import load_codec
 from small_e_jax.config import Config, ConfigError, parse_cli
-from small_e_jax.delay import BOA, EOA, delay, undelay_predictions
+from small_e_jax.delay import delay
+from small_e_jax.inference import Synthesizer
 from small_e_jax.model import SmallE
+from small_e_jax.sampling import GREEDY
 from small_e_jax.text import load_tokenizer
 
 SENTENCE = "The quick brown fox jumps over the lazy dog."
@@ -65,33 +68,6 @@ def train(model: SmallE, batch: dict[str, jax.Array], steps: int, learning_rate:
     return losses
 
 
-def generate(model: SmallE, text: jax.Array, text_mask: jax.Array, first_column: jax.Array,
-             max_steps: int) -> np.ndarray:
-    """Greedy decoding from the BOA column: outputs [B, max_steps, Q] (output s = column s + 1).
-
-    The delay pattern is imposed, not predicted: codebook k of column c < k + 1 is BOA (those
-    targets are left out of the loss, so the model's guesses there are meaningless).
-    """
-
-    @nnx.jit
-    def run(model: SmallE, text, text_mask, first_column):
-        state = model.init_decode_state(text, text_mask, max_len=max_steps)
-
-        codebook = jnp.arange(first_column.shape[-1])
-
-        def body(carry, _):
-            state, column = carry
-            logits, state = model.decode_step(state, column)
-            column = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-            column = jnp.where(codebook < state.step, column, BOA)  # state.step: this column's index
-            return (state, column), column
-
-        _, outputs = jax.lax.scan(body, (state, first_column), None, length=max_steps)
-        return jnp.swapaxes(outputs, 0, 1)
-
-    return np.asarray(run(model, text, text_mask, first_column))
-
-
 def run(config: Config, steps: int, out_dir: Path) -> int:
     m = config.model
     tokenizer = load_tokenizer()
@@ -121,20 +97,19 @@ def run(config: Config, steps: int, out_dir: Path) -> int:
     print(f"loss {losses[0]:.3f} -> {losses[-1]:.4f} after {steps} steps")
 
     model.eval()
-    outputs = generate(model, text, text_mask, batch["audio"][:, 0], max_steps=audio.shape[1] + 8)
-    stopped = np.flatnonzero((outputs[0] == EOA).all(axis=-1))
-    # The all-EOA output is the delayed matrix's last column (T + Q): keep it, undelay needs it.
-    n_steps = int(stopped[0]) + 1 if stopped.size else outputs.shape[1]
-    generated, valid = undelay_predictions(outputs[:, :n_steps])
-    generated = np.where(valid, generated, 0)  # [1, T, Q]
-    n = min(generated.shape[1], frames)
-    match = float((generated[0, :n] == codes[0].T[:n]).mean()) if n else 0.0
-    print(f"generated {generated.shape[1]} frames ({'stopped on EOA' if stopped.size else 'no stop token'}); "
+    # The product's decode path: one compiled while-loop over decode_step, greedy, stop on EOA.
+    synthesizer = Synthesizer(model, config, codec=codec)
+    max_frames = frames + 8
+    generated = synthesizer.generate([SENTENCE], sampling=GREEDY, max_frames=max_frames)[0]  # [T, Q]
+    stopped = len(generated) < max_frames
+    n = min(len(generated), frames)
+    match = float((generated[:n] == codes[0].T[:n]).mean()) if n else 0.0
+    print(f"generated {len(generated)} frames ({'stopped on EOA' if stopped else 'no stop token'}); "
           f"{match:.1%} of codes equal the trained ones")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "sample.wav"
-    audio_out = codec.decode(np.swapaxes(generated, 1, 2))[0]
+    audio_out = synthesizer.decode_audio([generated])[0]
     soundfile.write(path, np.clip(audio_out, -1.0, 1.0), codec.sample_rate)
     print(f"wrote {path} ({len(audio_out) / codec.sample_rate:.2f} s at {codec.sample_rate} Hz)")
     return 0
