@@ -24,7 +24,7 @@
 #   fla_cache   wait for fla_warm (until $FLA_DEADLINE seconds into the run) and pack the
 #               autotuning results ($OUT/triton_autotune.tgz) to carry into the next run
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 OUT="${OUT:-/tmp/gpu_out}"
 mkdir -p "$OUT"
 START=$(date +%s)
@@ -61,6 +61,7 @@ for step in "$@"; do
     data_wait)
       while kill -0 "$(cat /tmp/data_bg.pid)" 2>/dev/null; do sleep 2; done; cat "$OUT/data.log" ;;
     fla_warm)
+      # shellcheck disable=SC2016  # the inner script expands its own positional parameters
       nice -n 19 bash -c 'for s in "8 4096 4 128 256" "8 1024 8 64 64" "4 4096 64 128 128"; do
           set -- $s; python3 -m kernels.benchmarks.fla_baseline --B $1 --T $2 --H $3 --Dk $4 --Dv $5 --repeats 1
         done' >"$OUT/fla_warm.log" 2>&1 &
@@ -72,8 +73,8 @@ for step in "$@"; do
     train)
       for preset in ${TRAIN_PRESETS:-small_e_librilight_medium transformer_baseline}; do
         for remat in ${REMATS:-false true}; do
-          timeout 300 python3 -m small_e_jax.eval.throughput --config $preset --shapes "${TRAIN_SHAPES:-16x1500,8x4096}" \
-            --steps 10 --peak-tflops "$PEAK" --label "$preset/remat=$remat" --out "$R" model.remat=$remat \
+          timeout 300 python3 -m small_e_jax.eval.throughput --config "$preset" --shapes "${TRAIN_SHAPES:-16x1500,8x4096}" \
+            --steps 10 --peak-tflops "$PEAK" --label "$preset/remat=$remat" --out "$R" "model.remat=$remat" \
             "model.gla_backend=${GLA_BACKEND:-auto}"
         done
       done 2>&1 | tee "$OUT/train.log" ;;
@@ -81,7 +82,7 @@ for step in "$@"; do
       presets="small_e_librilight_medium transformer_baseline"
       [ "$step" != crossover ] && presets="${step#crossover:}"
       for preset in $presets; do
-        timeout 300 python3 -m small_e_jax.eval.throughput --config $preset --frames-per-batch 24576 \
+        timeout 300 python3 -m small_e_jax.eval.throughput --config "$preset" --frames-per-batch 24576 \
           --lengths "${CROSSOVER_LENGTHS:-1024,2048,4096,8192,16384}" --steps 5 --peak-tflops "$PEAK" \
           --label "$preset/crossover" --out "$R" model.remat=false "model.gla_backend=${GLA_BACKEND:-auto}"
       done 2>&1 | tee -a "$OUT/crossover.log" ;;
