@@ -113,6 +113,41 @@ def _dot(a, b, mm_dtype, *, trans_a: bool = False, trans_b: bool = False):
     )
 
 
+def _advance_state(s, k, v, b, b_last, mm_dtype):
+    """The state carried past one chunk (transposed, [BV, Dk]):
+    S' = exp(b_last) * S + (k * exp(b_last - b))^T v, with k, b [C, Dk], v [C, BV], b_last [1, Dk]."""
+    k_tail = k.astype(_F32) * jnp.exp(b_last - b)
+    return s * jnp.exp(b_last) + _dot(v, k_tail, mm_dtype, trans_a=True)
+
+
+def _diag_block_grads(k_ref, b_ref, q_s, b_s, da_ss, lo, carry):
+    """Exact gradients of one diagonal SUB x SUB block, one key column j at a time: adds to
+    carry = (dq_s, dk_s) [SUB, Dk] the terms of dA_ss [SUB, SUB] (causal, scaled) for the
+    sub-chunk starting at row lo (q_s, b_s [SUB, Dk] its queries and gate cumsums)."""
+    sub_rows = _iota((SUB, 1), 0)
+    sub_cols = _iota((1, SUB), 1)
+
+    def diag(j, carry):
+        dq_s, dk_s = carry
+        k_j = k_ref[pl.ds(lo + j, 1), :].astype(_F32)
+        b_j = b_ref[pl.ds(lo + j, 1), :]
+        col = jnp.sum(jnp.where(sub_cols == j, da_ss, 0.0), axis=1)[:, None]  # dA[:, j]
+        w = col * jnp.exp(jnp.minimum(b_s - b_j, 0.0))  # zero for rows i < j
+        dk_j = jnp.sum(w * q_s, axis=0)[None, :]
+        return dq_s + w * k_j, jnp.where(sub_rows == j, dk_s + dk_j, dk_s)
+
+    return jax.lax.fori_loop(0, SUB, diag, carry)
+
+
+def gate_gradient(q, k, dq, dk, s_final, ds_final, time_axis: int):
+    """dlog_g from the other gradients (no kernel needed): the reverse cumsum over time of
+    q * dq - k * dk (fp32), plus the final-state term sum_v(S_T * dS_T) broadcast over time.
+    q, k, dq, dk: [..., T, ..., Dk] with time on ``time_axis``; s_final, ds_final [B, H, Dk, Dv]."""
+    local = q.astype(_F32) * dq - k.astype(_F32) * dk
+    dg = jnp.flip(jnp.cumsum(jnp.flip(local, time_axis), axis=time_axis), time_axis)
+    return dg + jnp.expand_dims(jnp.sum(s_final * ds_final, axis=-1), time_axis)
+
+
 def _iota(shape, dim):
     return jax.lax.broadcasted_iota(jnp.int32, shape, dim)
 
@@ -171,7 +206,7 @@ def _fwd_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, s0_ref, o_ref, st_ref, *, sca
         v = v_ref[t, :]
         o = _dot(q * jnp.exp(b), s, mm_dtype, trans_b=True) + _dot(a_ref[t, :], v, mm_dtype)
         o_ref[t, :] = (scale * o).astype(o_ref.dtype)
-        return s * jnp.exp(b_last) + _dot(v, k * jnp.exp(b_last - b), mm_dtype, trans_a=True)
+        return _advance_state(s, k, v, b, b_last, mm_dtype)
 
     st_ref[...] = jax.lax.fori_loop(0, Tp // C, body, s0_ref[...].astype(_F32))
 
@@ -253,16 +288,7 @@ def _intra_bwd_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, do_ref, dq_ref, dk_ref,
         da_ss = scale * _dot(do_s, v_s, mm_dtype, trans_b=True)
         da_ss = jnp.where(sub_cols <= sub_rows, da_ss, 0.0)
 
-        def diag(j, carry, q_s=q_s, b_s=b_s, da_ss=da_ss, lo=lo):
-            dq_s, dk_s = carry
-            k_j = k_ref[pl.ds(lo + j, 1), :].astype(_F32)
-            b_j = b_ref[pl.ds(lo + j, 1), :]
-            col = jnp.sum(jnp.where(sub_cols == j, da_ss, 0.0), axis=1)[:, None]  # dA[:, j]
-            w = col * jnp.exp(jnp.minimum(b_s - b_j, 0.0))  # zero for rows i < j
-            dk_j = jnp.sum(w * q_s, axis=0)[None, :]
-            return dq_s + w * k_j, jnp.where(sub_rows == j, dk_s + dk_j, dk_s)
-
-        dq_s, dk_s = jax.lax.fori_loop(0, SUB, diag, (dq_s, dk_s))
+        dq_s, dk_s = _diag_block_grads(k_ref, b_ref, q_s, b_s, da_ss, lo, (dq_s, dk_s))
         dq_ref[pl.ds(lo, SUB), :] = dq_s
         dk_ref[pl.ds(lo, SUB), :] = dk_s
 
@@ -290,17 +316,8 @@ def _intra_bwd_sub_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, do_ref, dq_ref, dk_
     da_ss = scale * _dot(do_ref[sl, :], v_ref[sl, :], mm_dtype, trans_b=True)
     da_ss = jnp.where(sub_cols <= sub_rows, da_ss, 0.0)
 
-    def diag(j, carry):
-        dq_s, dk_s = carry
-        k_j = k_ref[pl.ds(lo + j, 1), :].astype(_F32)
-        b_j = b_ref[pl.ds(lo + j, 1), :]
-        col = jnp.sum(jnp.where(sub_cols == j, da_ss, 0.0), axis=1)[:, None]  # dA[:, j]
-        w = col * jnp.exp(jnp.minimum(b_s - b_j, 0.0))  # zero for rows i < j
-        dk_j = jnp.sum(w * q_s, axis=0)[None, :]
-        return dq_s + w * k_j, jnp.where(sub_rows == j, dk_s + dk_j, dk_s)
-
     zeros = jnp.zeros((SUB, Dk), _F32)
-    dq_s, dk_s = jax.lax.fori_loop(0, SUB, diag, (zeros, zeros))
+    dq_s, dk_s = _diag_block_grads(k_ref, b_ref, q_s, b_s, da_ss, lo, (zeros, zeros))
     # dq_i from keys of earlier sub-chunks (none when s = 0: the mask zeroes k_rel), relative to
     # r = b at row lo; then dk_j from queries of later sub-chunks (none for the last), relative
     # to r = b at row hi - 1. Every exponent is <= 0 where it is not masked.
@@ -329,8 +346,7 @@ def _bwd_dq_kernel(k_ref, v_ref, b_ref, do_ref, s0_ref, dqi_ref, dq_ref, *, chun
         v = v_ref[t, :]
         dq = scale * _dot(do_ref[t, :], s, mm_dtype) * jnp.exp(b)
         dq_ref[t, :] = dq + dqi_ref[t, :]
-        k_tail = k_ref[t, :].astype(_F32) * jnp.exp(b_last - b)
-        return s * jnp.exp(b_last) + _dot(v, k_tail, mm_dtype, trans_a=True)
+        return _advance_state(s, k_ref[t, :], v, b, b_last, mm_dtype)
 
     jax.lax.fori_loop(0, Tp // C, body, s0_ref[...].astype(_F32))
 
@@ -456,10 +472,7 @@ def _core_bwd(chunk, scale, interpret, tiles, res, cotangents):
     dq, dk, dv, ds0t = _backward(q, k, v, b, a, s0t, do, jnp.swapaxes(ds_final, -1, -2),
                                  scale=scale, interpret=interpret, block_k=tiles[1],
                                  block_v_bwd=tiles[2], stages=tiles[3])
-    # dlog_g: reverse cumsum over the whole (padded) sequence, plus the final-state term.
-    local = q.astype(_F32) * dq - k.astype(_F32) * dk
-    dg = jnp.flip(jnp.cumsum(jnp.flip(local, 1), axis=1), 1)
-    dg = dg + jnp.sum(s_final * ds_final, axis=-1)[:, None, :, :]
+    dg = gate_gradient(q, k, dq, dk, s_final, ds_final, time_axis=1)  # over the padded sequence
     return (dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype), dg,
             jnp.swapaxes(ds0t, -1, -2))
 

@@ -35,11 +35,13 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import tpu as pltpu
 
 from kernels.gla.pallas_gpu import (
+    _advance_state,
     _chunk_cumsum,
     _dot,
     _intra_bwd_kernel,
     _intra_fwd_kernel,
     _pad_axis,
+    gate_gradient,
 )
 
 _F32 = jnp.float32
@@ -88,7 +90,7 @@ def _fwd_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, s0_ref, o_ref, st_ref, s_scr,
     v = v_ref[...]
     o = _dot(q * jnp.exp(b), s, mm_dtype, trans_b=True) + _dot(a_ref[...], v, mm_dtype)
     o_ref[...] = (scale * o).astype(o_ref.dtype)
-    s = s * jnp.exp(b_last) + _dot(v, k * jnp.exp(b_last - b), mm_dtype, trans_a=True)
+    s = _advance_state(s, k, v, b, b_last, mm_dtype)
     s_scr[...] = s
 
     @pl.when(n == pl.num_programs(2) - 1)
@@ -111,8 +113,7 @@ def _bwd_dq_kernel(k_ref, v_ref, b_ref, do_ref, s0_ref, dqi_ref, dq_ref, s_scr, 
     b = b_ref[...]
     b_last = b_ref[pl.ds(C - 1, 1), :]
     dq_ref[...] = scale * _dot(do_ref[...], s, mm_dtype) * jnp.exp(b) + dqi_ref[...]
-    k_tail = k_ref[...].astype(_F32) * jnp.exp(b_last - b)
-    s_scr[...] = s * jnp.exp(b_last) + _dot(v_ref[...], k_tail, mm_dtype, trans_a=True)
+    s_scr[...] = _advance_state(s, k_ref[...], v_ref[...], b, b_last, mm_dtype)
 
 
 def _bwd_dkv_kernel(q_ref, k_ref, v_ref, b_ref, do_ref, dst_ref, dki_ref, dvi_ref, dk_ref,
@@ -252,9 +253,7 @@ def _core_bwd(chunk, scale, interpret, res, cotangents):
     do, ds_final = cotangents
     dq, dk, dv, ds0t = _backward(q, k, v, b, a, s0t, do, jnp.swapaxes(ds_final, -1, -2),
                                  scale=scale, interpret=interpret)
-    local = q.astype(_F32) * dq - k.astype(_F32) * dk  # [B, H, Tp, Dk]
-    dg = jnp.flip(jnp.cumsum(jnp.flip(local, 2), axis=2), 2)
-    dg = dg + jnp.sum(s_final * ds_final, axis=-1)[:, :, None, :]
+    dg = gate_gradient(q, k, dq, dk, s_final, ds_final, time_axis=2)  # [B, H, Tp, Dk]
     return (dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype), dg,
             jnp.swapaxes(ds0t, -1, -2))
 
