@@ -43,6 +43,16 @@ def _leaky(x: Array) -> Array:
     return jax.nn.leaky_relu(x, 0.1)
 
 
+def _conv_features(convs: Sequence[nnx.Conv], post: nnx.Conv, x: Array) -> Features:
+    """The conv stack's activations (leaky ReLU after each conv), then the logits of ``post``."""
+    feats = []
+    for conv in convs:
+        x = _leaky(conv(x))
+        feats.append(x)
+    feats.append(post(x))
+    return feats
+
+
 class PeriodDiscriminator(nnx.Module):
     """``wav [B, S]`` -> features; the last is ``[B, H, p, 1]`` logits."""
 
@@ -60,13 +70,7 @@ class PeriodDiscriminator(nnx.Module):
         b, s = wav.shape
         pad = (-s) % self.period
         x = jnp.pad(wav, ((0, 0), (0, pad)), mode="reflect") if pad else wav
-        x = x.reshape(b, -1, self.period, 1)
-        feats = []
-        for conv in self.convs:
-            x = _leaky(conv(x))
-            feats.append(x)
-        feats.append(self.post(x))
-        return feats
+        return _conv_features(self.convs, self.post, x.reshape(b, -1, self.period, 1))
 
 
 class StftDiscriminator(nnx.Module):
@@ -83,12 +87,7 @@ class StftDiscriminator(nnx.Module):
     def __call__(self, wav: Array) -> Features:
         spec = stft(wav, self.window)
         x = jnp.stack([jnp.real(spec), jnp.imag(spec)], axis=-1)  # [B, F, bins, 2]
-        feats = []
-        for conv in self.convs:
-            x = _leaky(conv(x))
-            feats.append(x)
-        feats.append(self.post(x))
-        return feats
+        return _conv_features(self.convs, self.post, x)
 
 
 class Discriminators(nnx.Module):

@@ -33,7 +33,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -227,17 +227,9 @@ def make_train_step(graphdef: Any, cfg: CodecTrainConfig, tx: optax.GradientTran
 
         (_, (metrics, outputs)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
         metrics["grad_norm"] = optax.global_norm(grads)
-        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
-        new = {**state, "opt_state": opt_state, "step": state["step"] + 1}
-        if cfg.codebook_restart:
-            params, new["code_usage"], metrics["dead_codes"] = _restart(
-                graphdef, params, state, outputs, jax.random.fold_in(key, 1), cfg)
-        new["params"] = params
-        return new, metrics
+        return _generator_update(graphdef, cfg, tx, state, grads, outputs, key, metrics), metrics
 
-    return jax.jit(step_fn, in_shardings=(replicated, batched), out_shardings=(replicated, replicated),
-                   donate_argnums=(0,))
+    return _compile_step(step_fn, replicated, batched)
 
 
 def make_gan_train_step(graphdef: Any, d_graphdef: Any, cfg: CodecTrainConfig, tx: optax.GradientTransformation,
@@ -285,16 +277,28 @@ def make_gan_train_step(graphdef: Any, d_graphdef: Any, cfg: CodecTrainConfig, t
         (grads,) = g_vjp((g_recon, jnp.ones_like(vq)))
         metrics.update(parts)
         metrics.update(loss=rec_total + vq, disc_loss=d_loss, grad_norm=optax.global_norm(grads))
-        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
-        new = {**state, "opt_state": opt_state, "d_params": d_params, "d_opt_state": d_opt_state,
-               "step": state["step"] + 1}
-        if cfg.codebook_restart:
-            params, new["code_usage"], metrics["dead_codes"] = _restart(
-                graphdef, params, state, outputs, jax.random.fold_in(key, 1), cfg)
-        new["params"] = params
-        return new, metrics
+        new = _generator_update(graphdef, cfg, tx, state, grads, outputs, key, metrics)
+        return {**new, "d_params": d_params, "d_opt_state": d_opt_state}, metrics
 
+    return _compile_step(step_fn, replicated, batched)
+
+
+def _generator_update(graphdef: Any, cfg: CodecTrainConfig, tx: optax.GradientTransformation, state: dict,
+                      grads: Any, outputs: Any, key: jax.Array, metrics: dict) -> dict:
+    """The codec's optimizer update, step count and (if configured) dead-code restarts: the new
+    state (``metrics`` gains ``dead_codes``). Shared by the plain and the GAN step."""
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    new = {**state, "opt_state": opt_state, "step": state["step"] + 1}
+    if cfg.codebook_restart:
+        params, new["code_usage"], metrics["dead_codes"] = _restart(
+            graphdef, params, state, outputs, jax.random.fold_in(key, 1), cfg)
+    new["params"] = params
+    return new
+
+
+def _compile_step(step_fn: Callable, replicated: NamedSharding, batched: NamedSharding) -> Callable:
+    """``(state, wav) -> (state, metrics)`` jitted: state replicated and donated, batch split."""
     return jax.jit(step_fn, in_shardings=(replicated, batched), out_shardings=(replicated, replicated),
                    donate_argnums=(0,))
 
