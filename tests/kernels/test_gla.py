@@ -122,11 +122,20 @@ def loss_and_grads(q, k, v, log_g, s0, *, backend: str, chunk_size: int = 64):
 
 def check_against_reference(inputs, *, chunk_size: int, out_tol, state_tol, grad_tol):
     """Chunked vs scan backend: outputs, final state and all five gradients."""
-    q, k, v, log_g, s0 = inputs
     # Reference in float32 on the same (possibly bf16-rounded) values.
     ref_inputs = [None if x is None else x.astype(jnp.float32) for x in inputs]
-    o_ref, s_ref, g_ref = loss_and_grads(*ref_inputs, backend="scan")
-    o, s, g = loss_and_grads(q, k, v, log_g, s0, backend="chunked", chunk_size=chunk_size)
+    reference = loss_and_grads(*ref_inputs, backend="scan")
+    got = loss_and_grads(*inputs, backend="chunked", chunk_size=chunk_size)
+    assert_matches_reference(inputs, got, reference, out_tol=out_tol, state_tol=state_tol,
+                             grad_tol=grad_tol)
+
+
+def assert_matches_reference(inputs, got, reference, *, out_tol, state_tol, grad_tol):
+    """A backend's (o, S_T, 5 gradients) against the scan reference's on the same inputs
+    (also used by the Pallas tests): dtypes, shapes, then values within the tolerances."""
+    q, k, v, _, _ = inputs
+    o, s, g = got
+    o_ref, s_ref, g_ref = reference
     assert o.dtype == q.dtype and o.shape == v.shape
     assert s.dtype == jnp.float32 and s.shape == s_ref.shape
     assert_close(o, o_ref, out_tol, "output")
@@ -135,9 +144,9 @@ def check_against_reference(inputs, *, chunk_size: int, out_tol, state_tol, grad
         assert a.dtype == (jnp.float32 if x is None else x.dtype), name
         scale = None
         if name == "log_g":
-            # The chunked form gets dlog_g as a cumulative sum of q * dq - k * dk terms that
-            # cancel almost exactly under strong gates (true dlog_g ~ 1e-8): judge its error
-            # on the scale of those terms.
+            # dlog_g is a cumulative sum of q * dq - k * dk terms that cancel almost exactly
+            # under strong gates (true dlog_g ~ 1e-8): judge its error on the scale of those
+            # terms.
             q_max, dq_max, k_max, dk_max = (
                 float(np.max(np.abs(np.asarray(t, np.float32)))) for t in (q, g_ref[0], k, g_ref[1])
             )

@@ -27,6 +27,7 @@ from tests.kernels.test_gla import (
     FP32_TOL,
     GRAD_NAMES,
     assert_close,
+    assert_matches_reference,
     make_inputs,
 )
 
@@ -67,23 +68,10 @@ def loss_and_grads(inputs, backend: str, chunk_size: int = 64):
 
 def check_backend(backend, inputs, *, chunk_size, out_tol, state_tol, grad_tol):
     """`backend` vs the scan reference (float32, same rounded inputs): o, S_T, 5 gradients."""
-    q, k, _, _, _ = inputs
     ref_inputs = [None if x is None else jnp.asarray(x, jnp.float32) for x in inputs]
-    o_ref, s_ref, g_ref = loss_and_grads(ref_inputs, "scan")
-    o, s, g = loss_and_grads(inputs, backend, chunk_size)
-    assert o.dtype == q.dtype and o.shape == o_ref.shape
-    assert s.dtype == jnp.float32 and s.shape == s_ref.shape
-    assert_close(o, o_ref, out_tol, "output")
-    assert_close(s, s_ref, state_tol, "final state")
-    for name, x, a, e in zip(GRAD_NAMES, inputs, g, g_ref):
-        assert a.dtype == (jnp.float32 if x is None else x.dtype), name
-        scale = None
-        if name == "log_g":
-            # dlog_g is a reverse cumsum of q * dq - k * dk terms that cancel almost exactly
-            # under strong gates: judge it on the scale of those terms (as test_gla.py does).
-            mx = [float(np.max(np.abs(np.asarray(t, np.float32)))) for t in (q, g_ref[0], k, g_ref[1])]
-            scale = max(float(np.max(np.abs(e))), mx[0] * mx[1], mx[2] * mx[3])
-        assert_close(a, e, grad_tol, f"d{name}", scale=scale)
+    assert_matches_reference(inputs, loss_and_grads(inputs, backend, chunk_size),
+                             loss_and_grads(ref_inputs, "scan"), out_tol=out_tol,
+                             state_tol=state_tol, grad_tol=grad_tol)
 
 
 def test_registered_and_auto_per_platform():
