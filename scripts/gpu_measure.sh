@@ -44,6 +44,12 @@ fi
 R="$OUT/results.jsonl"
 PEAK="${PEAK_TFLOPS:-790}"  # dense bf16 matmul rate measured on an H200 (KINDS.md)
 elapsed() { echo $(( $(date +%s) - START )); }
+# Whatever FLA's autotuning has finished so far (Triton stores each kernel's result as it is
+# tuned) -> $OUT/triton_autotune.tgz, to carry as .device/ into the next run, which resumes there.
+pack_autotune() {
+  (cd "$TRITON_CACHE_DIR" && find . -name '*.autotune.json' | tar -czf "$OUT/triton_autotune.tgz" -T -)
+  echo "autotune files: $(tar -tzf "$OUT/triton_autotune.tgz" | wc -l)"
+}
 
 for step in "$@"; do
   echo "=== $step (t=$(elapsed)s)"
@@ -51,10 +57,7 @@ for step in "$@"; do
     fla_tune)  # FLA's autotuning at the Small-E shape in the foreground, on a quiet GPU
       timeout "${FLA_TIMEOUT:-420}" python3 -m kernels.benchmarks.fla_baseline --B 8 --T 4096 --H 4 --Dk 128 --Dv 256 \
         --repeats 1 2>&1 | grep -v Warning | tail -3 | tee "$OUT/fla_tune.log"
-      # Whatever was tuned so far (Triton stores each kernel's result as it finishes) comes back,
-      # to be carried in .device/ by the next run: tuning resumes where it stopped.
-      (cd "$TRITON_CACHE_DIR" && find . -name '*.autotune.json' | tar -czf "$OUT/triton_autotune.tgz" -T -)
-      echo "autotune files: $(tar -tzf "$OUT/triton_autotune.tgz" | wc -l)" ;;
+      pack_autotune ;;
     data_bg)  # the data step in the background on the CPU (leaves the GPU quiet)
       JAX_PLATFORMS=cpu DATA_MAX_EXAMPLES="${DATA_MAX_EXAMPLES:-200}" bash "$0" data >"$OUT/data_bg.log" 2>&1 &
       echo $! >/tmp/data_bg.pid ;;
@@ -114,8 +117,7 @@ for step in "$@"; do
       deadline="${FLA_DEADLINE:-540}"
       while [ -f /tmp/fla_warm.pid ] && kill -0 "$(cat /tmp/fla_warm.pid)" 2>/dev/null \
             && [ "$(elapsed)" -lt "$deadline" ]; do sleep 5; done
-      (cd "$TRITON_CACHE_DIR" && find . -name '*.autotune.json' | tar -czf "$OUT/triton_autotune.tgz" -T -)
-      echo "autotune files: $(tar -tzf "$OUT/triton_autotune.tgz" | wc -l)"; tail -5 "$OUT/fla_warm.log" ;;
+      pack_autotune; tail -5 "$OUT/fla_warm.log" ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done
