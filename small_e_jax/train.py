@@ -258,6 +258,14 @@ class Trainer:
         with jax.set_mesh(self.mesh):
             return self._step(state, batch, self._poison[bool(poison)])
 
+    def compiled_step(self, state: TrainState, batch: Mapping[str, jax.Array]) -> Any:
+        """The XLA executable of :meth:`step` for these arguments (cost analysis, optimized HLO
+        text); a cache hit once :meth:`step` has run with them."""
+        if self._step is None or False not in self._poison:
+            raise RuntimeError("Trainer.compiled_step: run Trainer.step once first")
+        with jax.set_mesh(self.mesh):
+            return self._step.lower(state, batch, self._poison[False]).compile()
+
     def evaluate(self, state: TrainState, batches: Iterable[Batch], max_batches: int) -> Optional[float]:
         """Mean validation loss over up to ``max_batches`` batches (dropout off); None if none."""
         if self._eval is None:

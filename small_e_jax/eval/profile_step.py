@@ -157,7 +157,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 1
     s = summarize(paths[-1], args.depth)
     try:  # where each kernel comes from (the compile is a cache hit under the persistent cache)
-        origins = hlo_origins(trainer._step.lower(state, data, trainer._poison[False]).compile().as_text())
+        origins = hlo_origins(trainer.compiled_step(state, data).as_text())
     except Exception as e:  # noqa: BLE001 - the origins are a convenience, never fatal
         print(f"(no HLO origins: {type(e).__name__}: {e})")
         origins = {}

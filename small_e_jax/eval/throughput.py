@@ -98,8 +98,7 @@ def measure(config: Config, batch: int, frames: int, *, text_len: int, steps: in
         jax.block_until_ready(metrics["loss"])
         result["compile_s"] = round(time.perf_counter() - t0, 2)
         if peak_tflops:
-            lowered = trainer._step.lower(state, data, trainer._poison[False])
-            cost = lowered.compile().cost_analysis()
+            cost = trainer.compiled_step(state, data).cost_analysis()
             cost = cost[0] if isinstance(cost, (list, tuple)) else cost
             result["step_flops"] = float(cost.get("flops", 0.0)) if cost else None
         for _ in range(warmup):
