@@ -3,7 +3,7 @@
     python -m kernels.benchmarks.gla_bench                      # Small-E shape + T sweep + FLA's shapes
     python -m kernels.benchmarks.gla_bench --shapes cpu --out /tmp/r.jsonl   # seconds, on a CPU
     python -m kernels.benchmarks.gla_bench --shapes small_e --backends pallas_gpu \
-        --pallas-tiles 64x64x128,32x32x64     # sweep pallas_gpu tiles (block_v x block_k x block_v_bwd)
+        --pallas-tiles 64x64x128,32x32x64     # sweep pallas_gpu tiles (block_v x block_k x block_v_out)
 
 Forward+backward is one call that computes the output and the gradients of ``sum(o * do)``
 w.r.t. q, k, v and the gates (FLA: ``o.backward(do)``), so both sides do the same work. When
@@ -57,13 +57,13 @@ def time_calls(fn: Callable[[], Any], sync: Callable[[Any], Any], iters: int, re
 
 
 def backend_fn(backend: str) -> Callable[..., Any]:
-    """``kernels.gla.gla`` for a backend name; ``pallas_gpu@BVxBK[xBVB[xS]]`` = pallas_gpu with
-    tiles block_v = BV, block_k = BK, block_v_bwd = BVB and num_stages = S (a tuning variant,
+    """``kernels.gla.gla`` for a backend name; ``pallas_gpu@BVxBK[xBVo[xS]]`` = pallas_gpu with
+    tiles block_v = BV, block_k = BK, block_v_out = BVo and num_stages = S (a tuning variant,
     ``--pallas-tiles``)."""
     if "@" in backend:
         name, tiles = backend.split("@")
         sizes = [int(t) for t in tiles.split("x")]
-        kwargs = dict(zip(("block_v", "block_k", "block_v_bwd", "num_stages"), sizes))
+        kwargs = dict(zip(("block_v", "block_k", "block_v_out", "num_stages"), sizes))
         fn = gla_kernels.BACKENDS[name]
         return lambda q, k, v, g, chunk_size: fn(q, k, v, g, scale=q.shape[-1] ** -0.5,
                                                  initial_state=None, chunk_size=chunk_size,
@@ -131,8 +131,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--pallas-tiles", default="",
-                        help="comma-separated BVxBK[xBVB[xS]] tile variants of pallas_gpu to time "
-                             "as well, e.g. 64x64x128x1,32x32 (block_v x block_k x block_v_bwd x "
+                        help="comma-separated BVxBK[xBVo[xS]] tile variants of pallas_gpu to time "
+                             "as well, e.g. 64x64x128x1,32x32 (block_v x block_k x block_v_out x "
                              "num_stages)")
     parser.add_argument("--no-fla", action="store_true", help="do not time FLA even if importable")
     parser.add_argument("--fla-timeout", type=float, default=300.0,

@@ -99,11 +99,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder holding the standalone `triton` package")
     parser.add_argument("--shape", default="8,4096,4,128,256", help="B,T,H,Dk,Dv")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
-    parser.add_argument("--tiles", default="", help="BVxBK[xBVB[xS]] as in gla_bench --pallas-tiles")
+    parser.add_argument("--tiles", default="", help="BVxBK[xBVo[xS]] as in gla_bench --pallas-tiles")
     args = parser.parse_args(argv)
     shape = tuple(int(x) for x in args.shape.split(","))
     sizes = [int(t) for t in args.tiles.split("x")] if args.tiles else []
-    tiles = dict(zip(("block_v", "block_k", "block_v_bwd", "num_stages"), sizes))
+    tiles = dict(zip(("block_v", "block_k", "block_v_out", "num_stages"), sizes))
     with tempfile.TemporaryDirectory() as folder:
         dump_kernels(shape, args.dtype, tiles, Path(folder))
         # A child process: the standalone Triton must not meet jaxlib's bundled one.

@@ -28,17 +28,21 @@ query sub-chunk a: keys of earlier sub-chunks through one matmul with the refere
 r_a = b at a's first token (exp(b_i - r_a) <= 1, exp(r_a - b_j) <= 1); the c x c diagonal
 block exactly, one key column at a time.
 
-Kernels (grid in brackets):
-  forward  `_intra_fwd`  [B, H, N]   A for every chunk, fully parallel (all the exp work).
-           `_fwd`        [B, H, Dv/BV] one program per (batch, head, value block) walks the
-                         chunks with the fp32 state S^T [BV, Dk] in registers; two bf16 matmuls
-                         for the output, one for the state update.
+Kernels (grid in brackets). Only the two state walks are sequential over chunks, and they do
+one small matmul per chunk; everything else is parallel over chunks (FLA's split: at the
+Small-E layer the old design computed the outputs inside a 128-program walk, on a 132-SM GPU).
+  forward  `_intra_fwd`  [B, H, N, C/16] one program per query sub-chunk: its rows of A.
+           `_states_fwd` [B, H, Dv/BV, Dk/BK] walks the chunks with an fp32 state tile
+                         S^T [BV, BK]; stores the state entering every chunk, h [B, H, N, Dv, Dk]
+                         (transposed, matmul dtype: a saved residual, like A).
+           `_out_fwd`    [B, H, N, Dv/BVo] o = scale * ((q exp(b)) h_n + A v).
   backward `_intra_bwd`  [B, H, N, C/16] one program per sub-chunk: dA = scale * do v^T, the
-                         within-chunk parts of dq, dk (same sub-chunk scheme) and dv = A^T do
-                         (A is a saved residual: [B, T, H, C] in the input dtype).
-           `_bwd_dq`     [B, H, Dk/BK] walks forward, recomputing S (not stored): dq.
-           `_bwd_dkv`    [B, H, Dv/BV'] walks backward with dS: dv, a value-block share of
-                         dk (summed by XLA), dS_0.
+                         within-chunk parts of dq, dk (same sub-chunk scheme) and dv = A^T do.
+           `_dstates_bwd` [B, H, Dv/BV, Dk/BK] walks backward with dS, the gradient of the
+                         state leaving each chunk; stores it, dh [B, H, N, Dv, Dk], and dS_0.
+           `_bwd_dqk`    [B, H, N, Dk/BK] dq += scale * (do h_n^T) exp(b),
+                         dk += (v dh_n^T) exp(b_last - b).
+           `_bwd_dv`     [B, H, N, Dv/BVo] dv += (k exp(b_last - b)) dh_n.
   dlog_g needs no kernel: with G the global cumsum of log_g, o and S_T depend on G_t only via
   q_t exp(G_t), k_t exp(-G_t) and exp(G_T), so
       dlog_g = reverse_cumsum_t(q * dq - k * dk) + sum_v(S_T * dS_T)   (fp32, XLA).
@@ -56,6 +60,7 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -65,27 +70,26 @@ from jax.experimental.pallas import triton as plgpu
 _F32 = jnp.float32
 CHUNK = 64  # default tokens per chunk (any power of two >= SUB works: see gla_pallas_gpu)
 SUB = 16  # sub-chunk of the exact diagonal blocks (tl.dot needs >= 16 rows)
-# Tile sizes: defaults; `gla_pallas_gpu(block_v=, block_k=, block_v_bwd=, num_stages=)`
+# Tile sizes: defaults; `gla_pallas_gpu(block_v=, block_k=, block_v_out=, num_stages=)`
 # overrides them and the benchmark sweeps them (kernels/benchmarks/gla_bench.py --pallas-tiles).
-# Value columns per forward program (state tile S^T [BV, Dk] fp32 in registers). Default:
-# the largest power of two in [16, 128] with BV * Dk <= FWD_STATE_ELEMS (64 at Dk = 128).
-FWD_STATE_ELEMS = 8192
-BLOCK_K = 64  # key columns per dq program (state tile [Dv, BK] fp32; dq is complete per block)
-# Value columns per dk/dv program (state tile [BV, Dk] fp32). Each of the Dv / BV programs per
-# (b, h) writes an fp32 [T, Dk] share of dk that XLA sums: larger blocks cut that traffic, at
-# the cost of registers. Default: the largest power of two with BV * Dk <= 16K floats.
-BWD_STATE_ELEMS = 16384
+# The sequential kernels hold one fp32 state tile [BLOCK_V, BLOCK_K] and do one small matmul
+# per chunk; small tiles give more programs to walk the chunks side by side (B * H * Dv/BV *
+# Dk/BK: 256 at the Small-E layer, as FLA's chunk_fwd_h at its BK = BV = 64).
+BLOCK_V = 64
+BLOCK_K = 64
+# Value columns per output / dv program (the parallel-over-chunks kernels).
+BLOCK_V_OUT = 128
 # Triton pipelining depth: the next chunk's tiles load while this one computes. Two stages
 # double the shared memory of a loop's loads; the sm_90 cubins used ~1.5-1.8x the bytes one
 # iteration loads at 2 stages, against a 227 KB limit per block, so a kernel whose iteration
 # loads more than PIPELINE_MAX_BYTES gets one stage (no pipelining) instead of failing to launch.
 NUM_STAGES = 2
 PIPELINE_MAX_BYTES = 140 * 1024
-# Warps per program. Chosen from the resource reports of the sm_90 cubins (Triton 3.6, compiled
-# on CPU at the Small-E shape): at 8 warps no kernel spills registers except gla_bwd_dkv at
-# block_v_bwd = 128 (536 B of stack; 184 B at 64); at 4 warps gla_fwd, gla_bwd_dq and
-# gla_bwd_dkv spill. gla_intra_fwd fits 4 warps without spills at Dk <= 128 (two programs per
-# SM) and needs 8 at Dk = 256. `python -m kernels.benchmarks.triton_resources` re-measures.
+# Warps per program of gla_intra_bwd, chosen from the resource reports of the sm_90 cubins
+# (Triton 3.6, compiled on CPU at the Small-E shape): 226 registers and no spills at 8 warps;
+# at 4 warps it spills 448 B. The other kernels run 4 warps without spills (gla_intra_fwd needs
+# 8 at Dk = 256); block_v_out = 256 would spill in gla_out_fwd and gla_bwd_dv.
+# `python -m kernels.benchmarks.triton_resources` re-measures.
 _WARPS = 8
 INTERPRET_ENV = "SMALL_E_PALLAS_INTERPRET"
 
@@ -191,63 +195,114 @@ def _intra_fwd_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype):
         a_ref[pl.ds(lo, SUB), :] = jnp.where(causal, blk, 0.0).astype(a_ref.dtype)
 
 
-def _fwd_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, s0_ref, o_ref, st_ref, *, scale, mm_dtype):
-    """One (batch, head, value block) over all chunks. Refs: q, k, b [Tp, Dk]; v, o [Tp, BV];
-    a [Tp, C]; s0, st [BV, Dk] (states transposed: the gate then scales columns)."""
-    Tp = q_ref.shape[0]
-    C = a_ref.shape[1]
+def _intra_fwd_sub_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype):
+    """Rows s*SUB .. s*SUB + SUB - 1 of one chunk's A, s = program_id(3) (one program per
+    sub-chunk: the diagonal block's column loop is the serial part, so it is kept short).
+    Refs: q, k, b [C, Dk] (whole chunk); a [SUB, C] (zero above the diagonal)."""
+    C = q_ref.shape[0]
+    lo = pl.multiple_of(pl.program_id(3) * SUB, SUB)
+    sl = pl.ds(lo, SUB)
+    rows = _iota((C, 1), 0)
+    cols = _iota((1, C), 1)
+    q_s = q_ref[sl, :].astype(_F32)
+    b_s = b_ref[sl, :]
+    # Keys of earlier sub-chunks relative to r = b at row lo (none when lo = 0: all masked).
+    r = b_ref[pl.ds(lo, 1), :]
+    k_rel = k_ref[...].astype(_F32) * _exp_masked(r - b_ref[...], rows < lo)
+    blk = _dot(q_s * jnp.exp(b_s - r), k_rel, mm_dtype, trans_b=True)  # [SUB, C]
+
+    def diag(j, blk):
+        k_j = k_ref[pl.ds(lo + j, 1), :].astype(_F32)  # [1, Dk]
+        b_j = b_ref[pl.ds(lo + j, 1), :]
+        # Rows i < j would have a positive exponent: clamp (they are masked below).
+        col = jnp.sum(q_s * k_j * jnp.exp(jnp.minimum(b_s - b_j, 0.0)), axis=1)
+        return jnp.where(cols == lo + j, col[:, None], blk)
+
+    blk = jax.lax.fori_loop(0, SUB, diag, blk)
+    causal = cols <= lo + _iota((SUB, 1), 0)
+    a_ref[...] = jnp.where(causal, blk, 0.0).astype(a_ref.dtype)
+
+
+def _states_fwd_kernel(k_ref, v_ref, b_ref, s0_ref, h_ref, st_ref, *, chunk, mm_dtype):
+    """The only sequential part of the forward: one (batch, head, value block, key block)
+    walks the chunks and records the state entering each one.
+    Refs: k, b [Tp, BK]; v [Tp, BV]; s0, st [BV, BK] float32 (transposed state block);
+    h [N, BV, BK] (entering states, matmul dtype)."""
+    Tp, C = k_ref.shape[0], chunk
 
     def body(n, s):
         t = pl.ds(pl.multiple_of(n * C, C), C)
-        b = b_ref[t, :]
-        b_last = b_ref[pl.ds(n * C + C - 1, 1), :]  # [1, Dk]
-        q = q_ref[t, :].astype(_F32)
-        k = k_ref[t, :].astype(_F32)
-        v = v_ref[t, :]
-        o = _dot(q * jnp.exp(b), s, mm_dtype, trans_b=True) + _dot(a_ref[t, :], v, mm_dtype)
-        o_ref[t, :] = (scale * o).astype(o_ref.dtype)
-        return _advance_state(s, k, v, b, b_last, mm_dtype)
+        h_ref[n] = s.astype(h_ref.dtype)
+        return _advance_state(s, k_ref[t, :], v_ref[t, :], b_ref[t, :],
+                              b_ref[pl.ds(n * C + C - 1, 1), :], mm_dtype)
 
     st_ref[...] = jax.lax.fori_loop(0, Tp // C, body, s0_ref[...].astype(_F32))
 
 
-def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, block_v, stages):
+def _out_fwd_kernel(q_ref, v_ref, b_ref, a_ref, h_ref, o_ref, *, scale, mm_dtype):
+    """One (chunk, value block) of the output, all chunks in parallel:
+    o = scale * ((q * exp(b)) S_entering + A v).
+    Refs: q, b [C, Dk]; v, o [C, BV]; a [C, C]; h [BV, Dk] (entering state, transposed)."""
+    q_e = q_ref[...].astype(_F32) * jnp.exp(b_ref[...])
+    o = _dot(q_e, h_ref[...], mm_dtype, trans_b=True) + _dot(a_ref[...], v_ref[...], mm_dtype)
+    o_ref[...] = (scale * o).astype(o_ref.dtype)
+
+
+def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, tiles):
     """Padded inputs: q, k, b [B, Tp, H, Dk]; v [B, Tp, H, Dv]; s0t [B, H, Dv, Dk] float32.
-    Returns o [B, Tp, H, Dv], A [B, Tp, H, C] float32, final state transposed [B, H, Dv, Dk]."""
+    Returns o [B, Tp, H, Dv], A [B, Tp, H, C], the entering states h [B, H, N, Dv, Dk]
+    (transposed, both in the matmul dtype) and the final state transposed [B, H, Dv, Dk]."""
     B, Tp, H, Dk = q.shape
     Dv = v.shape[-1]
     C, N = chunk, Tp // chunk
+    n_sub = C // SUB
     mm_dtype = q.dtype
-    chunk_dk = pl.BlockSpec((None, C, None, Dk), lambda b_, h, n: (b_, n, h, 0))
+    stages = tiles.num_stages
+    isz = jnp.dtype(q.dtype).itemsize
+    whole = pl.BlockSpec((None, C, None, Dk), lambda b_, h, n, s: (b_, n, h, 0))
     a = pl.pallas_call(
-        functools.partial(_intra_fwd_kernel, mm_dtype=mm_dtype),
-        grid=(B, H, N),
-        in_specs=[chunk_dk, chunk_dk, chunk_dk],
-        out_specs=pl.BlockSpec((None, C, None, C), lambda b_, h, n: (b_, n, h, 0)),
+        functools.partial(_intra_fwd_sub_kernel, mm_dtype=mm_dtype),
+        grid=(B, H, N, n_sub),
+        in_specs=[whole, whole, whole],
+        out_specs=pl.BlockSpec((None, SUB, None, C), lambda b_, h, n, s: (b_, n * n_sub + s, h, 0)),
         out_shape=jax.ShapeDtypeStruct((B, Tp, H, C), mm_dtype),  # only ever a matmul operand
         compiler_params=_params(4 if Dk <= 128 else 8, stages),
         interpret=interpret,
         name="gla_intra_fwd",
     )(q, k, b)
 
-    bv = min(block_v, Dv)
-    isz = jnp.dtype(q.dtype).itemsize
-    seq_dk = pl.BlockSpec((None, Tp, None, Dk), lambda b_, h, j: (b_, 0, h, 0))
-    seq_v = pl.BlockSpec((None, Tp, None, bv), lambda b_, h, j: (b_, 0, h, j))
-    state = pl.BlockSpec((None, None, bv, Dk), lambda b_, h, j: (b_, h, j, 0))
-    o, st = pl.pallas_call(
-        functools.partial(_fwd_kernel, scale=scale, mm_dtype=mm_dtype),
-        grid=(B, H, Dv // bv),
-        in_specs=[seq_dk, seq_dk, seq_v, seq_dk,
-                  pl.BlockSpec((None, Tp, None, C), lambda b_, h, j: (b_, 0, h, 0)), state],
-        out_specs=[seq_v, state],
-        out_shape=[jax.ShapeDtypeStruct(v.shape, q.dtype),
+    bv, bk = min(tiles.block_v, Dv), min(tiles.block_k, Dk)
+    seq_k = pl.BlockSpec((None, Tp, None, bk), lambda b_, h, i, j: (b_, 0, h, j))
+    seq_v = pl.BlockSpec((None, Tp, None, bv), lambda b_, h, i, j: (b_, 0, h, i))
+    state = pl.BlockSpec((None, None, bv, bk), lambda b_, h, i, j: (b_, h, i, j))
+    h_all, st = pl.pallas_call(
+        functools.partial(_states_fwd_kernel, chunk=C, mm_dtype=mm_dtype),
+        grid=(B, H, Dv // bv, Dk // bk),
+        in_specs=[seq_k, seq_v, seq_k, state],
+        out_specs=[pl.BlockSpec((None, None, N, bv, bk), lambda b_, h, i, j: (b_, h, 0, i, j)),
+                   state],
+        out_shape=[jax.ShapeDtypeStruct((B, H, N, Dv, Dk), mm_dtype),
                    jax.ShapeDtypeStruct((B, H, Dv, Dk), _F32)],
-        compiler_params=_params(_WARPS, stages, C * (2 * Dk * isz + 4 * Dk + bv * isz + C * isz)),
+        compiler_params=_params(4, stages, C * (bk * (isz + 4) + bv * isz)),
         interpret=interpret,
-        name="gla_fwd",
-    )(q, k, v, b, a, s0t)
-    return o, a, st
+        name="gla_states_fwd",
+    )(k, v, b, s0t)
+
+    bo = min(tiles.block_v_out, Dv)
+    chunk_dk = pl.BlockSpec((None, C, None, Dk), lambda b_, h, n, i: (b_, n, h, 0))
+    o = pl.pallas_call(
+        functools.partial(_out_fwd_kernel, scale=scale, mm_dtype=mm_dtype),
+        grid=(B, H, N, Dv // bo),
+        in_specs=[chunk_dk, pl.BlockSpec((None, C, None, bo), lambda b_, h, n, i: (b_, n, h, i)),
+                  chunk_dk, pl.BlockSpec((None, C, None, C), lambda b_, h, n, i: (b_, n, h, 0)),
+                  pl.BlockSpec((None, None, None, bo, Dk), lambda b_, h, n, i: (b_, h, n, i, 0))],
+        out_specs=pl.BlockSpec((None, C, None, bo), lambda b_, h, n, i: (b_, n, h, i)),
+        out_shape=jax.ShapeDtypeStruct(v.shape, q.dtype),
+        compiler_params=_params(4, stages),
+        interpret=interpret,
+        name="gla_out_fwd",
+    )(q, v, b, a, h_all)
+    return o, a, h_all, st
 
 
 # ----------------------------------------------------------------------------------------------
@@ -333,56 +388,61 @@ def _intra_bwd_sub_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, do_ref, dq_ref, dk_
     dk_ref[...] = dk_s
 
 
-def _bwd_dq_kernel(k_ref, v_ref, b_ref, do_ref, s0_ref, dqi_ref, dq_ref, *, chunk, scale,
-                   mm_dtype):
-    """Forward walk recomputing the state: dq = scale * (do S^T) * exp(b) + dq_intra.
-    Refs: k, b, dqi, dq [Tp, BK]; v, do [Tp, Dv]; s0 [Dv, BK] (transposed state block)."""
-    Tp, C = k_ref.shape[0], chunk
-
-    def body(n, s):
-        t = pl.ds(pl.multiple_of(n * C, C), C)
-        b = b_ref[t, :]
-        b_last = b_ref[pl.ds(n * C + C - 1, 1), :]
-        v = v_ref[t, :]
-        dq = scale * _dot(do_ref[t, :], s, mm_dtype) * jnp.exp(b)
-        dq_ref[t, :] = dq + dqi_ref[t, :]
-        return _advance_state(s, k_ref[t, :], v, b, b_last, mm_dtype)
-
-    jax.lax.fori_loop(0, Tp // C, body, s0_ref[...].astype(_F32))
-
-
-def _bwd_dkv_kernel(q_ref, k_ref, v_ref, b_ref, do_ref, dst_ref, dvi_ref, dkp_ref, dv_ref,
-                    ds0_ref, *, chunk, scale, mm_dtype):
-    """Backward walk with dS (gradient of the state leaving each chunk) for one value block:
-    dv (complete), this value block's share of the inter-chunk dk, and dS_0.
-    Refs: q, k, b, dkp [Tp, Dk]; v, do, dvi, dv [Tp, BV]; dst, ds0 [BV, Dk] (transposed)."""
-    Tp, C = k_ref.shape[0], chunk
+def _dstates_bwd_kernel(q_ref, b_ref, do_ref, dst_ref, dh_ref, ds0_ref, *, chunk, scale,
+                       mm_dtype):
+    """The only sequential part of the backward: one (batch, head, value block, key block)
+    walks the chunks backward with dS, the gradient of the state leaving each chunk, and
+    records it: dS_{n-1} = exp(b_last_n) dS_n + scale * (q_n exp(b_n))^T do_n.
+    Refs: q, b [Tp, BK]; do [Tp, BV]; dst, ds0 [BV, BK] float32 (transposed);
+    dh [N, BV, BK] (dS leaving each chunk, matmul dtype)."""
+    Tp, C = q_ref.shape[0], chunk
     N = Tp // C
 
     def body(i, ds):
         n = N - 1 - i
         t = pl.ds(pl.multiple_of(n * C, C), C)
-        b = b_ref[t, :]
+        dh_ref[n] = ds.astype(dh_ref.dtype)
+        q_e = q_ref[t, :].astype(_F32) * jnp.exp(b_ref[t, :])
         b_last = b_ref[pl.ds(n * C + C - 1, 1), :]
-        tail = jnp.exp(b_last - b)
-        dkp_ref[t, :] = _dot(v_ref[t, :], ds, mm_dtype) * tail
-        k_tail = k_ref[t, :].astype(_F32) * tail
-        dv_ref[t, :] = _dot(k_tail, ds, mm_dtype, trans_b=True) + dvi_ref[t, :]
-        q_e = q_ref[t, :].astype(_F32) * jnp.exp(b)
         return ds * jnp.exp(b_last) + scale * _dot(do_ref[t, :], q_e, mm_dtype, trans_a=True)
 
     ds0_ref[...] = jax.lax.fori_loop(0, N, body, dst_ref[...].astype(_F32))
 
 
-def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret, block_k, block_v_bwd, stages):
-    """Padded arrays as in `_forward`; do [B, Tp, H, Dv]; dst [B, H, Dv, Dk] float32 (the
-    final-state cotangent, transposed). Returns float32 dq, dk [B, Tp, H, Dk], dv [B, Tp, H, Dv],
-    ds0 transposed [B, H, Dv, Dk]."""
+def _bwd_dqk_kernel(k_ref, v_ref, b_ref, do_ref, h_ref, dh_ref, dqi_ref, dki_ref, dq_ref,
+                    dk_ref, *, scale, mm_dtype):
+    """One (chunk, key block) of dq and dk, all chunks in parallel: the inter-chunk terms
+    dq = scale * (do S_entering^T) * exp(b),  dk = (v dS_leaving^T) * exp(b_last - b),
+    added to the within-chunk parts. Refs: k, b, dqi, dki, dq, dk [C, BK]; v, do [C, Dv];
+    h, dh [Dv, BK] (transposed states)."""
+    C = k_ref.shape[0]
+    b = b_ref[...]
+    dq = scale * _dot(do_ref[...], h_ref[...], mm_dtype) * jnp.exp(b)
+    dq_ref[...] = dq + dqi_ref[...]
+    tail = jnp.exp(b_ref[pl.ds(C - 1, 1), :] - b)
+    dk_ref[...] = _dot(v_ref[...], dh_ref[...], mm_dtype) * tail + dki_ref[...]
+
+
+def _bwd_dv_kernel(k_ref, b_ref, dh_ref, dvi_ref, dv_ref, *, mm_dtype):
+    """One (chunk, value block) of dv, all chunks in parallel: the inter-chunk term
+    dv = (k exp(b_last - b)) dS_leaving added to the within-chunk part.
+    Refs: k, b [C, Dk]; dh [BV, Dk] (transposed); dvi, dv [C, BV]."""
+    C = k_ref.shape[0]
+    b = b_ref[...]
+    k_tail = k_ref[...].astype(_F32) * jnp.exp(b_ref[pl.ds(C - 1, 1), :] - b)
+    dv_ref[...] = _dot(k_tail, dh_ref[...], mm_dtype, trans_b=True) + dvi_ref[...]
+
+
+def _backward(q, k, v, b, a, h_all, do, dst, *, scale, interpret, tiles):
+    """Padded arrays as in `_forward`; h_all [B, H, N, Dv, Dk] the entering states it saved;
+    do [B, Tp, H, Dv]; dst [B, H, Dv, Dk] float32 (the final-state cotangent, transposed).
+    Returns float32 dq, dk [B, Tp, H, Dk], dv [B, Tp, H, Dv], ds0 transposed [B, H, Dv, Dk]."""
     B, Tp, H, Dk = q.shape
     Dv = v.shape[-1]
     C = a.shape[-1]
     N = Tp // C
     mm_dtype = q.dtype
+    stages = tiles.num_stages
     isz = jnp.dtype(q.dtype).itemsize
     do = do.astype(q.dtype)  # bf16 matmul operand, like v
 
@@ -402,42 +462,54 @@ def _backward(q, k, v, b, a, s0t, do, dst, *, scale, interpret, block_k, block_v
         name="gla_intra_bwd",
     )(q, k, v, b, a, do)
 
-    bk = min(block_k, Dk)
-    nk = Dk // bk
-    seq_k = pl.BlockSpec((None, Tp, None, bk), lambda b_, h, j: (b_, 0, h, j))
-    seq_v = pl.BlockSpec((None, Tp, None, Dv), lambda b_, h, j: (b_, 0, h, 0))
-    state = pl.BlockSpec((None, None, Dv, bk), lambda b_, h, j: (b_, h, 0, j))
-    dq = pl.pallas_call(
-        functools.partial(_bwd_dq_kernel, chunk=C, scale=scale, mm_dtype=mm_dtype),
-        grid=(B, H, nk),
-        in_specs=[seq_k, seq_v, seq_k, seq_v, state, seq_k],
-        out_specs=seq_k,
-        out_shape=f32(q.shape),
-        compiler_params=_params(_WARPS, stages, C * (bk * (isz + 8) + 2 * Dv * isz)),
+    bv, bk = min(tiles.block_v, Dv), min(tiles.block_k, Dk)
+    seq_k = pl.BlockSpec((None, Tp, None, bk), lambda b_, h, i, j: (b_, 0, h, j))
+    seq_v = pl.BlockSpec((None, Tp, None, bv), lambda b_, h, i, j: (b_, 0, h, i))
+    state = pl.BlockSpec((None, None, bv, bk), lambda b_, h, i, j: (b_, h, i, j))
+    dh_all, ds0t = pl.pallas_call(
+        functools.partial(_dstates_bwd_kernel, chunk=C, scale=scale, mm_dtype=mm_dtype),
+        grid=(B, H, Dv // bv, Dk // bk),
+        in_specs=[seq_k, seq_k, seq_v, state],
+        out_specs=[pl.BlockSpec((None, None, N, bv, bk), lambda b_, h, i, j: (b_, h, 0, i, j)),
+                   state],
+        out_shape=[jax.ShapeDtypeStruct((B, H, N, Dv, Dk), mm_dtype), f32((B, H, Dv, Dk))],
+        compiler_params=_params(4, stages, C * (bk * (isz + 4) + bv * isz)),
         interpret=interpret,
-        name="gla_bwd_dq",
-    )(k, v, b, do, s0t, dqi)
+        name="gla_dstates_bwd",
+    )(q, b, do, dst)
 
-    # dk/dv walk blocked over values (state tile [BV, Dk]): dv is complete per program and dk
-    # comes in Dv / BV fp32 shares summed by XLA: the cheaper split when Dk <= Dv.
-    bvb = min(block_v_bwd, Dv)
-    nv = Dv // bvb
-    seq_dk = pl.BlockSpec((None, Tp, None, Dk), lambda b_, h, j: (b_, 0, h, 0))
-    seq_vb = pl.BlockSpec((None, Tp, None, bvb), lambda b_, h, j: (b_, 0, h, j))
-    state_v = pl.BlockSpec((None, None, bvb, Dk), lambda b_, h, j: (b_, h, j, 0))
-    dk_parts, dv, ds0t = pl.pallas_call(
-        functools.partial(_bwd_dkv_kernel, chunk=C, scale=scale, mm_dtype=mm_dtype),
-        grid=(B, H, nv),
-        in_specs=[seq_dk, seq_dk, seq_vb, seq_dk, seq_vb, state_v, seq_vb],
-        out_specs=[pl.BlockSpec((None, None, Tp, None, Dk), lambda b_, h, j: (j, b_, 0, h, 0)),
-                   seq_vb, state_v],
-        out_shape=[f32((nv, B, Tp, H, Dk)), f32(v.shape), f32((B, H, Dv, Dk))],
-        compiler_params=_params(_WARPS, stages,
-                                C * (Dk * (2 * isz + 4) + bvb * (2 * isz + 4))),
+    # dq, dk: one program per (chunk, key block), contracting over all of Dv.
+    chunk_k = pl.BlockSpec((None, C, None, bk), lambda b_, h, n, j: (b_, n, h, j))
+    chunk_v = pl.BlockSpec((None, C, None, Dv), lambda b_, h, n, j: (b_, n, h, 0))
+    state_k = pl.BlockSpec((None, None, None, Dv, bk), lambda b_, h, n, j: (b_, h, n, 0, j))
+    dq, dk = pl.pallas_call(
+        functools.partial(_bwd_dqk_kernel, scale=scale, mm_dtype=mm_dtype),
+        grid=(B, H, N, Dk // bk),
+        in_specs=[chunk_k, chunk_v, chunk_k, chunk_v, state_k, state_k, chunk_k, chunk_k],
+        out_specs=[chunk_k, chunk_k],
+        out_shape=[f32(q.shape), f32(q.shape)],
+        compiler_params=_params(4, stages),
         interpret=interpret,
-        name="gla_bwd_dkv",
-    )(q, k, v, b, do, dst, dvi)
-    return dq, dki + jnp.sum(dk_parts, axis=0), dv, ds0t
+        name="gla_bwd_dqk",
+    )(k, v, b, do, h_all, dh_all, dqi, dki)
+
+    # dv: one program per (chunk, value block), contracting over all of Dk.
+    bo = min(tiles.block_v_out, Dv)
+    chunk_dk = pl.BlockSpec((None, C, None, Dk), lambda b_, h, n, i: (b_, n, h, 0))
+    chunk_vo = pl.BlockSpec((None, C, None, bo), lambda b_, h, n, i: (b_, n, h, i))
+    dv = pl.pallas_call(
+        functools.partial(_bwd_dv_kernel, mm_dtype=mm_dtype),
+        grid=(B, H, N, Dv // bo),
+        in_specs=[chunk_dk, chunk_dk,
+                  pl.BlockSpec((None, None, None, bo, Dk), lambda b_, h, n, i: (b_, h, n, i, 0)),
+                  chunk_vo],
+        out_specs=chunk_vo,
+        out_shape=f32(v.shape),
+        compiler_params=_params(4, stages),
+        interpret=interpret,
+        name="gla_bwd_dv",
+    )(k, b, dh_all, dvi)
+    return dq, dk, dv, ds0t
 
 
 # ----------------------------------------------------------------------------------------------
@@ -451,6 +523,15 @@ def _chunk_cumsum(g: jax.Array, chunk: int) -> jax.Array:
     return jnp.cumsum(g.reshape(B, Tp // chunk, chunk, H, Dk), axis=2).reshape(g.shape)
 
 
+class Tiles(NamedTuple):
+    """Tile sizes of one call (see the BLOCK_* constants); num_stages None = automatic."""
+
+    block_v: int
+    block_k: int
+    block_v_out: int
+    num_stages: int | None
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8))
 def _gla_core(q, k, v, g, s0, chunk, scale, interpret, tiles):
     return _core_fwd(q, k, v, g, s0, chunk, scale, interpret, tiles)[0]
@@ -459,19 +540,18 @@ def _gla_core(q, k, v, g, s0, chunk, scale, interpret, tiles):
 def _core_fwd(q, k, v, g, s0, chunk, scale, interpret, tiles):
     b = _chunk_cumsum(g, chunk)
     s0t = jnp.swapaxes(s0, -1, -2)
-    o, a, st = _forward(q, k, v, b, s0t, chunk=chunk, scale=scale, interpret=interpret,
-                        block_v=tiles[0], stages=tiles[3])
+    o, a, h_all, st = _forward(q, k, v, b, s0t, chunk=chunk, scale=scale, interpret=interpret,
+                               tiles=tiles)
     s_final = jnp.swapaxes(st, -1, -2)
-    return (o, s_final), (q, k, v, b, a, s0t, s_final)
+    return (o, s_final), (q, k, v, b, a, h_all, s_final)
 
 
 def _core_bwd(chunk, scale, interpret, tiles, res, cotangents):
     del chunk  # A's width
-    q, k, v, b, a, s0t, s_final = res
+    q, k, v, b, a, h_all, s_final = res
     do, ds_final = cotangents
-    dq, dk, dv, ds0t = _backward(q, k, v, b, a, s0t, do, jnp.swapaxes(ds_final, -1, -2),
-                                 scale=scale, interpret=interpret, block_k=tiles[1],
-                                 block_v_bwd=tiles[2], stages=tiles[3])
+    dq, dk, dv, ds0t = _backward(q, k, v, b, a, h_all, do, jnp.swapaxes(ds_final, -1, -2),
+                                 scale=scale, interpret=interpret, tiles=tiles)
     dg = gate_gradient(q, k, dq, dk, s_final, ds_final, time_axis=1)  # over the padded sequence
     return (dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype), dg,
             jnp.swapaxes(ds0t, -1, -2))
@@ -510,7 +590,7 @@ def gla_pallas_gpu(
     interpret: bool | None = None,
     block_v: int | None = None,
     block_k: int | None = None,
-    block_v_bwd: int | None = None,
+    block_v_out: int | None = None,
     num_stages: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """GLA with the Pallas GPU kernels (inputs assumed validated by `kernels.gla.gla`).
@@ -524,10 +604,11 @@ def gla_pallas_gpu(
         are powers of two) and shrunk for short sequences. 64 is what the tiles are sized for;
         the result does not depend on it beyond rounding.
       interpret: Pallas interpret mode; None = on CPU or when SMALL_E_PALLAS_INTERPRET=1.
-      block_v, block_k, block_v_bwd: tile sizes (powers of two >= 16): value columns per
-        forward program (default: BV * Dk <= FWD_STATE_ELEMS), key columns per dq program
-        (BLOCK_K), value columns
-        per dk/dv program (default: largest with block_v_bwd * Dk <= BWD_STATE_ELEMS).
+      block_v, block_k: the state tile [BV, BK] of the two sequential kernels (states forward,
+        dS backward; default BLOCK_V x BLOCK_K); block_k is also the key columns per dq/dk
+        program.
+      block_v_out: value columns per output and dv program (default BLOCK_V_OUT).
+        All tile sizes are powers of two >= 16, capped at the (padded) head dims.
       num_stages: Triton software-pipelining depth of every kernel (1 = no pipelining); None
         = NUM_STAGES where a loop iteration's tiles fit PIPELINE_MAX_BYTES, else 1.
 
@@ -549,12 +630,10 @@ def gla_pallas_gpu(
     q_p, k_p, g_p = (_pad_axis(_pad_axis(x, 1, Tp), 3, dk_p) for x in (q, k, log_g.astype(_F32)))
     v_p = _pad_axis(_pad_axis(v, 1, Tp), 3, dv_p)
     s0_p = _pad_axis(_pad_axis(s0, 2, dk_p), 3, dv_p)
-    auto_bwd = max(16, 1 << (max(BWD_STATE_ELEMS // dk_p, 1).bit_length() - 1))
-    auto_fwd = min(128, max(16, 1 << (max(FWD_STATE_ELEMS // dk_p, 1).bit_length() - 1)))
-    tiles = (block_v or auto_fwd, block_k or BLOCK_K, block_v_bwd or auto_bwd, num_stages)
+    tiles = Tiles(block_v or BLOCK_V, block_k or BLOCK_K, block_v_out or BLOCK_V_OUT, num_stages)
     if num_stages is not None and num_stages < 1:
         raise ValueError(f"gla_pallas_gpu: num_stages must be >= 1, got {num_stages}")
-    for name, size in zip(("block_v", "block_k", "block_v_bwd"), tiles[:3]):
+    for name, size in zip(("block_v", "block_k", "block_v_out"), tiles[:3]):
         if size < 16 or size & (size - 1):
             raise ValueError(f"gla_pallas_gpu: {name} must be a power of two >= 16, got {size}")
     o, s_final = _gla_core(q_p, k_p, v_p, g_p, s0_p, chunk, float(scale),

@@ -121,7 +121,7 @@ SMALL_E = (8, 4096, 4, 128, 256)  # B, T, H, Dk, Dv of one Small-E GLA layer
 
 @pytest.mark.parametrize("shape", [SMALL_E, (2, 1000, 3, 64, 64)], ids=["small_e", "ragged"])
 def test_pallas_gpu_lowers_for_cuda(shape):
-    """Forward and backward lower to five Triton kernels for CUDA (runs the Triton lowering
+    """Forward and backward lower to seven Triton kernels for CUDA (runs the Triton lowering
     of every kernel body: unsupported ops or tile shapes fail here, without a GPU)."""
     B, T, H, Dk, Dv = shape
     sds = jax.ShapeDtypeStruct
@@ -135,8 +135,9 @@ def test_pallas_gpu_lowers_for_cuda(shape):
 
     grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3, 4)))
     text = grad.trace(*args).lower(lowering_platforms=("cuda",)).as_text()
-    assert text.count("stablehlo.custom_call @__gpu$xla.gpu.triton") == 5
-    for name in ("gla_intra_fwd", "gla_fwd", "gla_intra_bwd", "gla_bwd_dq", "gla_bwd_dkv"):
+    assert text.count("stablehlo.custom_call @__gpu$xla.gpu.triton") == 7
+    for name in ("gla_intra_fwd", "gla_states_fwd", "gla_out_fwd", "gla_intra_bwd",
+                 "gla_dstates_bwd", "gla_bwd_dqk", "gla_bwd_dv"):
         assert name in text, name  # kernel names are embedded in the serialized Triton IR
 
 
