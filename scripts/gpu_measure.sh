@@ -18,6 +18,8 @@
 #   codec       Flax DAC vs PyTorch DAC encode/decode throughput
 #   pallas_tests  compiled parity of the Pallas GLA kernels (pytest -m gpu tests/kernels)
 #   profile     device time per kernel and per model scope of the GLA train step (8 x 4096)
+#   kernel_profile  device time per kernel of one GLA layer, fwd and fwd+bwd (gla_profile;
+#               $KERNEL_BACKENDS, default pallas_gpu; $KERNEL_PROFILE_SHAPE, default Small-E)
 #   decode      decode speed of the small_e_librilight_medium preset (batch 1..64, streaming)
 #   codec_train train the small codec of issue 11 for $CODEC_MINUTES minutes (resumes from .device/)
 #   data        build the mini corpus (random DAC on the GPU) and time the grain loader
@@ -95,6 +97,10 @@ for step in "$@"; do
       timeout 240 python3 -m small_e_jax.eval.profile_step --config small_e_librilight_medium --shape "${PROFILE_SHAPE:-8x4096}" \
         --steps 3 --top 30 --out "$OUT/profile_gla.json" model.remat=false \
         "model.gla_backend=${GLA_BACKEND:-auto}" 2>&1 | tee "$OUT/profile.log" ;;
+    kernel_profile)
+      timeout 240 python3 -m kernels.benchmarks.gla_profile --backends "${KERNEL_BACKENDS:-pallas_gpu}" \
+        --shape "${KERNEL_PROFILE_SHAPE:-8,4096,4,128,256}" --out "$OUT/gla_profile.json" 2>&1 \
+        | tee "$OUT/kernel_profile.log" ;;
     decode)
       timeout "${DECODE_TIMEOUT:-300}" python3 -m small_e_jax.bench_decode --batch "${DECODE_BATCHES:-1,8,32,64}" \
         --out "$R" 2>&1 | tee "$OUT/decode.log" ;;

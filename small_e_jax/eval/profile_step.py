@@ -17,16 +17,16 @@ so and prints the host's busiest XLA events instead.
 from __future__ import annotations
 
 import argparse
-import collections
 import glob
 import json
 import re
 import sys
 import tempfile
-from typing import Any, Iterable, Optional
+from typing import Optional
 
 import jax
 
+from kernels.benchmarks.trace_summary import summarize, table as _table
 from small_e_jax.config import ConfigError, load_config
 from small_e_jax.eval.throughput import parse_shapes, synthetic_batch
 
@@ -72,54 +72,6 @@ def hlo_origins(hlo_text: str) -> dict[str, str]:
     return origins
 
 
-def _stats(event: Any) -> dict[str, Any]:
-    try:
-        return {name: value for name, value in event.stats}
-    except Exception:  # noqa: BLE001 - stats are best-effort metadata
-        return {}
-
-
-def summarize(xplane_path: str, depth: int) -> dict[str, Any]:
-    """Device time by kernel and by scope (ns) from one ``.xplane.pb``."""
-    from jax.profiler import ProfileData
-
-    data = ProfileData.from_file(xplane_path)
-    by_kernel: collections.Counter = collections.Counter()
-    by_scope: collections.Counter = collections.Counter()
-    total = 0.0
-    line_names: set[str] = set()
-    device_planes = [p for p in data.planes if p.name.startswith("/device:")]
-    for plane in device_planes:
-        for line in plane.lines:
-            line_names.add(line.name)
-            # XLA:GPU lines: one per stream, plus summary lines ("XLA Ops", "XLA Modules", ...)
-            # that repeat the kernels; keep the stream lines only.
-            if not line.name.lower().startswith("stream"):
-                continue
-            for ev in line.events:
-                ns = float(ev.duration_ns)
-                total += ns
-                by_kernel[ev.name] += ns
-                stats = _stats(ev)
-                op = stats.get("tf_op") or stats.get("name") or stats.get("hlo_op") or ""
-                by_scope[scope_of(str(op), depth)] += ns
-    host: collections.Counter = collections.Counter()
-    if not device_planes:
-        for plane in data.planes:
-            for line in plane.lines:
-                if line.name.startswith("tf_XLA"):
-                    for ev in line.events:
-                        host[ev.name] += float(ev.duration_ns)
-    return {"device_planes": [p.name for p in device_planes], "lines": sorted(line_names), "total_ns": total,
-            "by_kernel": by_kernel, "by_scope": by_scope, "host": host}
-
-
-def _table(title: str, counts: collections.Counter, total: float, top: int, steps: int) -> Iterable[str]:
-    yield f"\n{title} (ms per step, share of device time)"
-    for name, ns in counts.most_common(top):
-        yield f"  {ns / steps / 1e6:9.3f} ms  {ns / max(total, 1):6.1%}  {name[:140]}"
-
-
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="small_e_librilight_medium")
@@ -155,7 +107,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not paths:
         print(f"error: no .xplane.pb written under {trace_dir}", file=sys.stderr)
         return 1
-    s = summarize(paths[-1], args.depth)
+    s = summarize(paths[-1], args.depth, scope_of)
     try:  # where each kernel comes from (the compile is a cache hit under the persistent cache)
         origins = hlo_origins(trainer.compiled_step(state, data).as_text())
     except Exception as e:  # noqa: BLE001 - the origins are a convenience, never fatal

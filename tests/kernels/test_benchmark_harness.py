@@ -62,3 +62,29 @@ def test_missing_fla_is_reported_not_invented():
     times, reason = time_fla_subprocess(SHAPE_SETS["cpu"][0], "float32", repeats=1, timeout_s=120)
     assert times is None and reason  # no CUDA FLA on a CPU machine: a reason, never numbers
     assert fla_main(["--B", "1", "--T", "8", "--H", "1", "--Dk", "4", "--Dv", "4"]) == 1
+
+
+def test_gla_profile_traces_both_passes_and_writes_json(tmp_path, capsys):
+    """On a CPU the trace has no device plane: the profile says so and falls back to the host's
+    XLA events, which must be there for both passes (the tracing itself worked)."""
+    from kernels.benchmarks import gla_profile
+
+    out = tmp_path / "profile.json"
+    assert gla_profile.main(["--backends", "chunked", "--shape", "1,64,2,16,32", "--calls", "2",
+                             "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["shape"] == {"B": 1, "T": 64, "H": 2, "Dk": 16, "Dv": 32}
+    for name in ("fwd", "fwd_bwd"):
+        p = data["profiles"]["chunked"][name]
+        assert p["device_planes"] == [] and p["host_ms"], name
+        assert all(ms >= 0 for ms in p["host_ms"].values())
+    assert "no device plane" in capsys.readouterr().out
+
+
+def test_gla_profile_rejects_bad_input(capsys):
+    from kernels.benchmarks import gla_profile
+
+    assert gla_profile.main(["--shape", "1,2"]) == 2
+    assert gla_profile.main(["--backends", "nope", "--shape", "1,64,2,16,32"]) == 2
+    err = capsys.readouterr().err
+    assert "five integers" in err and "unknown backend" in err
