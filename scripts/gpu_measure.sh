@@ -21,6 +21,7 @@
 #   kernel_profile  device time per kernel of one GLA layer, fwd and fwd+bwd (gla_profile;
 #               $KERNEL_BACKENDS, default pallas_gpu; $KERNEL_PROFILE_SHAPE, default Small-E)
 #   decode      decode speed of the small_e_librilight_medium preset (batch 1..64, streaming)
+#   decode_graphs  the same with XLA command buffers (CUDA graphs) over the whole decode loop
 #   codec_train train the small codec of issue 11 for $CODEC_MINUTES minutes (resumes from .device/)
 #   data        build the mini corpus (random DAC on the GPU) and time the grain loader
 #   fla_cache   wait for fla_warm (until $FLA_DEADLINE seconds into the run) and pack the
@@ -40,8 +41,13 @@ export PYTHONUNBUFFERED=1 TRITON_CACHE_DIR="${TRITON_CACHE_DIR:-/tmp/triton_cach
 # crossover's shapes share B*T, so their projections share GEMM shapes).
 export JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=1
 export XLA_FLAGS="--xla_gpu_per_fusion_autotune_cache_dir=/tmp/xla_autotune ${XLA_FLAGS:-}"
-if [ -f .device/triton_autotune.tgz ]; then  # autotuning results brought back from an earlier run
-  mkdir -p "$TRITON_CACHE_DIR" && tar -xzf .device/triton_autotune.tgz -C "$TRITON_CACHE_DIR"
+# FLA's autotuning results: brought back from an earlier run (.device/, carried), else the
+# committed ones (tuned on a quiet H200 with FLA 0.6.0 and Triton 3.6.0; Triton keys them by
+# kernel source, Triton version and GPU arch, so other versions simply tune afresh).
+AUTOTUNE_TGZ=.device/triton_autotune.tgz
+[ -f "$AUTOTUNE_TGZ" ] || AUTOTUNE_TGZ=benchmarks/fla_autotune/h200_fla0.6.0_triton3.6.0.tgz
+if [ -f "$AUTOTUNE_TGZ" ]; then
+  mkdir -p "$TRITON_CACHE_DIR" && tar -xzf "$AUTOTUNE_TGZ" -C "$TRITON_CACHE_DIR"
 fi
 R="$OUT/results.jsonl"
 PEAK="${PEAK_TFLOPS:-790}"  # dense bf16 matmul rate measured on an H200 (KINDS.md)
@@ -101,9 +107,16 @@ for step in "$@"; do
       timeout 240 python3 -m kernels.benchmarks.gla_profile --backends "${KERNEL_BACKENDS:-pallas_gpu}" \
         --shape "${KERNEL_PROFILE_SHAPE:-8,4096,4,128,256}" --out "$OUT/gla_profile.json" 2>&1 \
         | tee "$OUT/kernel_profile.log" ;;
-    decode)
+    decode)  # $DECODE_ARGS: extra bench_decode flags, e.g. "--unroll 8"
+      # shellcheck disable=SC2086  # DECODE_ARGS is a list of flags
       timeout "${DECODE_TIMEOUT:-300}" python3 -m small_e_jax.bench_decode --batch "${DECODE_BATCHES:-1,8,32,64}" \
-        --out "$R" 2>&1 | tee "$OUT/decode.log" ;;
+        ${DECODE_ARGS:-} --out "$R" 2>&1 | tee -a "$OUT/decode.log" ;;
+    decode_graphs)  # the same with the whole decode loop eligible for CUDA graphs (XLA command
+      # buffers with WHILE/CONDITIONAL): at batch 1 a step is ~100 tiny kernels, launch-bound
+      # shellcheck disable=SC2086
+      XLA_FLAGS="$XLA_FLAGS --xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN,WHILE,CONDITIONAL --xla_gpu_graph_min_graph_size=1" \
+        timeout "${DECODE_TIMEOUT:-300}" python3 -m small_e_jax.bench_decode --batch "${DECODE_BATCHES:-1,8,32,64}" \
+        ${DECODE_ARGS:-} --out "$R" 2>&1 | tee -a "$OUT/decode.log" ;;
     codec_train)
       mkdir -p .device/codec_run
       timeout $(( ${CODEC_MINUTES:-4} * 60 + 120 )) python3 -m small_e_jax.codec.train --workdir .device/codec_run \

@@ -26,6 +26,7 @@ Writes one JSON line per batch size in the format of :mod:`kernels.benchmarks.re
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -172,6 +173,8 @@ def main(argv: Sequence[str] | None = None, *, codec: Any = None) -> int:
             "loop_s": loop, "rtf": rtf, "frame_rate": args.frame_rate,
             "sampling": "greedy" if args.greedy else f"top_k={args.top_k}",
             "step_ms": 1e3 * loop / steps, "params_dtype": args.dtype,
+            # XLA flags change what is measured (e.g. CUDA graphs over the loop): keep them.
+            "xla_flags": os.environ.get("XLA_FLAGS", ""),
         }
         if batch == 1 and args.first_chunk > 0:
             fa = lambda: bench.first_audio(args.text_len, args.first_chunk, codec, args.frames, args.context_frames)

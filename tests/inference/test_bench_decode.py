@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 
 from small_e_jax import bench_decode
 
 from tests.inference.conftest import FakeCodec
 
 
-def test_bench_decode_tiny(tmp_path):
+def test_bench_decode_tiny(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))  # recorded as run
     out = tmp_path / "results.jsonl"
     assert bench_decode.main(["--preset", "tiny", "--batch", "1", "--text-len", "16", "--frames", "6",
                               "--repeats", "1", "--first-chunk", "2", "--context-frames", "2", "--dtype", "float32", "--unroll", "2",
@@ -21,4 +23,5 @@ def test_bench_decode_tiny(tmp_path):
     assert r["shape"] == {"B": 1, "J": 16, "frames": 6, "Q": 4}
     assert r["extra"]["steps"] == 6 + 4 and r["extra"]["rtf"] > 0  # frames + Q: stops at the limit
     assert r["extra"]["first_audio_ms"] > 0
+    assert r["extra"]["xla_flags"] == os.environ["XLA_FLAGS"]
     assert {"device", "commit", "jax_version", "command", "date"} <= set(r)
