@@ -10,6 +10,7 @@ import optax
 import pytest
 from flax import nnx
 
+from small_e_jax.delay import BOA, PAD
 from small_e_jax.model import SmallE, codebook_cross_entropy
 
 
@@ -121,3 +122,23 @@ def test_fits_a_fixed_batch_to_near_zero(kit, block):
     """300 Adam steps memorise the batch (observed ~1e-5)."""
     first, last = _fit(block, 300, kit)
     assert last < 0.01, (first, last)
+
+
+@pytest.mark.parametrize("overrides", [(), ("model.block=transformer",), ("model.block=simple_gla",),
+                                       ("model.cross_attention=plain",)],
+                         ids=["gla_paca", "transformer", "simple_gla", "plain_cross"])
+def test_loss_equals_the_loss_on_the_first_columns(kit, overrides):
+    """`loss` runs the model on all L columns and drops the last prediction (so that L, not
+    L - 1, reaches the kernels); by causality that is the cross-entropy of the logits of the
+    first L - 1 columns, which is what the loss means."""
+    model = kit.model(*overrides)
+    b = kit.batch(model.config)
+    loss, metrics = kit.loss(model, b["text"], b["text_mask"], b["audio"], b["audio_mask"])
+    logits, _ = kit.forward(model, b["text"], b["text_mask"], b["audio"][:, :-1], b["audio_mask"][:, :-1])
+    targets = b["audio"][:, 1:]
+    valid = b["audio_mask"][:, 1:, None] & (targets != PAD)
+    if not model.config.loss_include_boa:
+        valid &= targets != BOA
+    expected, expected_metrics = codebook_cross_entropy(logits, targets, valid)
+    assert float(loss) == pytest.approx(float(expected), abs=1e-5)
+    np.testing.assert_allclose(metrics["loss_per_codebook"], expected_metrics["loss_per_codebook"], atol=1e-5)
