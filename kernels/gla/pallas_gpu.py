@@ -85,13 +85,51 @@ BLOCK_V_OUT = 128
 # loads more than PIPELINE_MAX_BYTES gets one stage (no pipelining) instead of failing to launch.
 NUM_STAGES = 2
 PIPELINE_MAX_BYTES = 140 * 1024
-# Warps per program of gla_intra_bwd, chosen from the resource reports of the sm_90 cubins
-# (Triton 3.6, compiled on CPU at the Small-E shape): 226 registers and no spills at 8 warps;
-# at 4 warps it spills 448 B. The other kernels run 4 warps without spills (gla_intra_fwd needs
-# 8 at Dk = 256); block_v_out = 256 would spill in gla_out_fwd and gla_bwd_dv.
-# `python -m kernels.benchmarks.triton_resources` re-measures.
-_WARPS = 8
+# How the within-chunk kernels handle the exact c x c diagonal block (one serial loop of SUB
+# key columns per program), kept selectable for A/B timing (`gla_pallas_gpu(diag=)`, the
+# benchmark's `--pallas-tiles ...:loop_select`):
+#   "stores"      (default) forward: each diagonal column stored straight to A (a [SUB, 1]
+#                 column store, the off-diagonal columns by one masked store); backward: dA's
+#                 diagonal block and its transpose stored to an fp32 scratch output and read
+#                 back a column per step after a barrier, so the loop is elementwise only
+#                 (FLA's chunk_gla_*_intra scheme, with our exponents kept <= 0).
+#   "loop_select" the previous design: per column a reduction and a select into the register
+#                 tile (forward), and two reductions plus a row select (backward), which Triton
+#                 lowers to shared-memory layout conversions and barriers in every iteration.
+DIAG = "stores"
+DIAG_MODES = ("stores", "loop_select")
+# Warps per program of the within-chunk kernels: {(kernel, diag): (warps at Dk <= 128, at
+# Dk = 256)}, chosen from the resource reports of the sm_90 cubins (Triton 3.6, compiled on CPU
+# by `python -m kernels.benchmarks.triton_resources`): the fewest warps without register spills
+# at the Small-E shape and at Dk = 256 (docs/kernels.md has the table). loop_select keeps its
+# old counts (intra_bwd spilled 448 B at 4 warps).
+_INTRA_WARPS = {
+    ("fwd", "stores"): (4, 8),
+    ("bwd", "stores"): (8, 8),
+    ("fwd", "loop_select"): (4, 8),
+    ("bwd", "loop_select"): (8, 8),
+}
+
+
+def _intra_warps(kernel: str, diag: str, dk: int) -> int:
+    small, large = _INTRA_WARPS[(kernel, diag)]
+    return small if dk <= 128 else large
+
+
 INTERPRET_ENV = "SMALL_E_PALLAS_INTERPRET"
+
+
+def variant_kwargs(spec: str) -> dict:
+    """`gla_pallas_gpu` keywords of a tuning variant "BVxBK[xBVo[xS]][:DIAG]" (the benchmark's
+    --pallas-tiles and triton_resources' --tiles): block_v x block_k x block_v_out x
+    num_stages, then optionally ":" and a diagonal scheme of DIAG_MODES; either part may be
+    empty ("", ":loop_select", "64x64")."""
+    sizes, _, diag = spec.partition(":")
+    kwargs = dict(zip(("block_v", "block_k", "block_v_out", "num_stages"),
+                      (int(t) for t in sizes.split("x") if t)))
+    if diag:
+        kwargs["diag"] = diag
+    return kwargs
 
 
 def _use_interpret(interpret: bool | None) -> bool:
@@ -195,11 +233,12 @@ def _intra_fwd_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype):
         a_ref[pl.ds(lo, SUB), :] = jnp.where(causal, blk, 0.0).astype(a_ref.dtype)
 
 
-def _intra_fwd_sub_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype):
+def _intra_fwd_sub_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype, diag):
     """Rows s*SUB .. s*SUB + SUB - 1 of one chunk's A, s = program_id(3) (one program per
     sub-chunk: the diagonal block's column loop is the serial part, so it is kept short).
-    Refs: q, k, b [C, Dk] (whole chunk); a [SUB, C] (zero above the diagonal)."""
-    C = q_ref.shape[0]
+    Refs: q, k, b [C, Dk] (whole chunk); a [SUB, C] (zero above the diagonal).
+    diag: how the exact diagonal block reaches `a` (see DIAG_MODES)."""
+    C, Dk = q_ref.shape
     lo = pl.multiple_of(pl.program_id(3) * SUB, SUB)
     sl = pl.ds(lo, SUB)
     rows = _iota((C, 1), 0)
@@ -207,20 +246,55 @@ def _intra_fwd_sub_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype):
     q_s = q_ref[sl, :].astype(_F32)
     b_s = b_ref[sl, :]
     # Keys of earlier sub-chunks relative to r = b at row lo (none when lo = 0: all masked).
-    r = b_ref[pl.ds(lo, 1), :]
-    k_rel = k_ref[...].astype(_F32) * _exp_masked(r - b_ref[...], rows < lo)
-    blk = _dot(q_s * jnp.exp(b_s - r), k_rel, mm_dtype, trans_b=True)  # [SUB, C]
+    # Columns >= lo of blk are zero (k_rel is masked there): the diagonal block and above.
+    if Dk <= 128:
+        r = b_ref[pl.ds(lo, 1), :]
+        k_rel = k_ref[...].astype(_F32) * _exp_masked(r - b_ref[...], rows < lo)
+        blk = _dot(q_s * jnp.exp(b_s - r), k_rel, mm_dtype, trans_b=True)  # [SUB, C]
+    else:  # contract over 128-wide slices of Dk: whole [C, Dk] fp32 tiles spilled at Dk = 256
+        def off_diag(d, blk):
+            dd = pl.ds(pl.multiple_of(d * 128, 128), 128)
+            r = b_ref[pl.ds(lo, 1), dd]
+            k_rel = k_ref[:, dd].astype(_F32) * _exp_masked(r - b_ref[:, dd], rows < lo)
+            q_r = q_ref[sl, dd].astype(_F32) * jnp.exp(b_ref[sl, dd] - r)
+            return blk + _dot(q_r, k_rel, mm_dtype, trans_b=True)
 
-    def diag(j, blk):
-        k_j = k_ref[pl.ds(lo + j, 1), :].astype(_F32)  # [1, Dk]
-        b_j = b_ref[pl.ds(lo + j, 1), :]
-        # Rows i < j would have a positive exponent: clamp (they are masked below).
-        col = jnp.sum(q_s * k_j * jnp.exp(jnp.minimum(b_s - b_j, 0.0)), axis=1)
-        return jnp.where(cols == lo + j, col[:, None], blk)
+        blk = jax.lax.fori_loop(0, Dk // 128, off_diag, jnp.zeros((SUB, C), _F32))
 
-    blk = jax.lax.fori_loop(0, SUB, diag, blk)
-    causal = cols <= lo + _iota((SUB, 1), 0)
-    a_ref[...] = jnp.where(causal, blk, 0.0).astype(a_ref.dtype)
+    if diag == "loop_select":  # the diagonal columns selected into the register tile
+        def select(j, blk):
+            k_j = k_ref[pl.ds(lo + j, 1), :].astype(_F32)  # [1, Dk]
+            b_j = b_ref[pl.ds(lo + j, 1), :]
+            # Rows i < j would have a positive exponent: clamp (they are masked below).
+            col = jnp.sum(q_s * k_j * jnp.exp(jnp.minimum(b_s - b_j, 0.0)), axis=1)
+            return jnp.where(cols == lo + j, col[:, None], blk)
+
+        blk = jax.lax.fori_loop(0, SUB, select, blk)
+        causal = cols <= lo + _iota((SUB, 1), 0)
+        a_ref[...] = jnp.where(causal, blk, 0.0).astype(a_ref.dtype)
+        return
+
+    # "stores": the off-diagonal columns in one masked store, then each diagonal column j
+    # straight to column lo + j, causal mask folded into the value. The two stores write
+    # disjoint addresses, so no barrier; the loop keeps nothing but its reduction over Dk.
+    # Key row j is loaded as a [SUB, Dk] tile (the row repeated, from L1): a [1, Dk] row load
+    # gets a layout with the warps along Dk, which made the reduction cross-warp (sm_90 PTX:
+    # 5 barriers per iteration, 2 with the repeated row: the column's conversion to the store
+    # layout).
+    outside = jnp.broadcast_to((cols < lo) | (cols >= lo + SUB), blk.shape)
+    plgpu.store(a_ref, blk.astype(a_ref.dtype), mask=outside)
+    sub_rows = _iota((SUB, 1), 0)
+
+    def column(j, carry):
+        row_j = jnp.full((SUB,), lo + j, jnp.int32)
+        k_j = k_ref[row_j, :].astype(_F32)  # [SUB, Dk], row j repeated
+        b_j = b_ref[row_j, :]
+        # Rows i < j would have a positive exponent: clamped, and zeroed by the causal mask.
+        col = jnp.sum(q_s * k_j * jnp.exp(jnp.minimum(b_s - b_j, 0.0)), axis=1, keepdims=True)
+        a_ref[:, pl.ds(lo + j, 1)] = jnp.where(sub_rows >= j, col, 0.0).astype(a_ref.dtype)
+        return carry
+
+    jax.lax.fori_loop(0, SUB, column, 0)
 
 
 def _states_fwd_kernel(k_ref, v_ref, b_ref, s0_ref, h_ref, st_ref, *, chunk, mm_dtype):
@@ -261,12 +335,12 @@ def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, tiles):
     isz = jnp.dtype(q.dtype).itemsize
     whole = pl.BlockSpec((None, C, None, Dk), lambda b_, h, n, s: (b_, n, h, 0))
     a = pl.pallas_call(
-        functools.partial(_intra_fwd_sub_kernel, mm_dtype=mm_dtype),
+        functools.partial(_intra_fwd_sub_kernel, mm_dtype=mm_dtype, diag=tiles.diag),
         grid=(B, H, N, n_sub),
         in_specs=[whole, whole, whole],
         out_specs=pl.BlockSpec((None, SUB, None, C), lambda b_, h, n, s: (b_, n * n_sub + s, h, 0)),
         out_shape=jax.ShapeDtypeStruct((B, Tp, H, C), mm_dtype),  # only ever a matmul operand
-        compiler_params=_params(4 if Dk <= 128 else 8, stages),
+        compiler_params=_params(_intra_warps("fwd", tiles.diag, Dk), stages),
         interpret=interpret,
         name="gla_intra_fwd",
     )(q, k, b)
@@ -348,12 +422,36 @@ def _intra_bwd_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, do_ref, dq_ref, dk_ref,
         dk_ref[pl.ds(lo, SUB), :] = dk_s
 
 
+def _diag_block_grads_stored(q_ref, k_ref, b_ref, da_ref, b_s, lo, carry):
+    """`_diag_block_grads` without a reduction or a register-tile select in its loop (FLA's
+    chunk_gla_bwd_kernel_intra scheme): dA_ss and its transpose were stored to da_ref
+    [SUB, 2 * SUB] (columns :SUB = dA_ss, SUB: = dA_ss^T; causal, scaled) and a barrier
+    passed, so key column j of dA_ss is one [SUB, 1] load and every update is elementwise:
+        dq_i += dA[i, j] exp(b_i - b_j) k_j   (i >= j),
+        dk_i += dA[j, i] exp(b_j - b_i) q_j   (i <= j).
+    The exponents are clamped at 0 where the causal mask zeroes dA (no overflow, no inf * 0)."""
+
+    def diag(j, carry):
+        dq_s, dk_s = carry
+        row = pl.ds(lo + j, 1)
+        b_j = b_ref[row, :]  # [1, Dk]
+        da_col = da_ref[:, pl.ds(j, 1)]  # [SUB, 1]: dA[i, j], zero for i < j
+        da_row = da_ref[:, pl.ds(SUB + j, 1)]  # [SUB, 1]: dA[j, i], zero for i > j
+        dq_s = dq_s + da_col * jnp.exp(jnp.minimum(b_s - b_j, 0.0)) * k_ref[row, :].astype(_F32)
+        dk_s = dk_s + da_row * jnp.exp(jnp.minimum(b_j - b_s, 0.0)) * q_ref[row, :].astype(_F32)
+        return dq_s, dk_s
+
+    return jax.lax.fori_loop(0, SUB, diag, carry)
+
+
 def _intra_bwd_sub_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, do_ref, dq_ref, dk_ref, dv_ref,
-                          *, scale, mm_dtype):
+                          *scratch, scale, mm_dtype, diag, barrier):
     """`_intra_bwd_kernel` for ONE sub-chunk s = program_id(3) of the chunk (the GPU grid has a
-    program per sub-chunk: a quarter of the live tiles, so no register spills at 8 warps).
+    program per sub-chunk: a quarter of the live tiles, so no register spills).
     Refs: q, k, b [C, Dk]; v, do [C, Dv]; a [C, C] (whole chunk); dq, dk [SUB, Dk];
-    dv [SUB, Dv] (this sub-chunk's rows)."""
+    dv [SUB, Dv] (this sub-chunk's rows); with diag = "stores" also an fp32 scratch output
+    da [SUB, 2 * SUB] (dA_ss | dA_ss^T, read back by `_diag_block_grads_stored`). barrier:
+    False in interpret mode (sequential semantics; debug_barrier has no CPU lowering)."""
     C, Dk = q_ref.shape
     s = pl.program_id(3)
     lo = pl.multiple_of(s * SUB, SUB)
@@ -366,13 +464,23 @@ def _intra_bwd_sub_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, do_ref, dq_ref, dk_
     dv_ref[...] = scale * _dot(a_ref[:, sl], do_ref[...], mm_dtype, trans_a=True)
     # Diagonal block first, exact, one key column j at a time, from zero carries: nothing else
     # is live across this loop (holding the matmul results below across it spilled registers).
-    q_s = q_ref[sl, :].astype(_F32)
     b_s = b_ref[sl, :]
     da_ss = scale * _dot(do_ref[sl, :], v_ref[sl, :], mm_dtype, trans_b=True)
     da_ss = jnp.where(sub_cols <= sub_rows, da_ss, 0.0)
-
     zeros = jnp.zeros((SUB, Dk), _F32)
-    dq_s, dk_s = _diag_block_grads(k_ref, b_ref, q_s, b_s, da_ss, lo, (zeros, zeros))
+    if diag == "loop_select":
+        q_s = q_ref[sl, :].astype(_F32)
+        dq_s, dk_s = _diag_block_grads(k_ref, b_ref, q_s, b_s, da_ss, lo, (zeros, zeros))
+    else:
+        (da_ref,) = scratch
+        # dA_ss^T by a second tiny matmul (v_s do_s^T) rather than a register transpose.
+        da_t = scale * _dot(v_ref[sl, :], do_ref[sl, :], mm_dtype, trans_b=True)
+        da_ref[:, :SUB] = da_ss
+        da_ref[:, SUB:] = jnp.where(sub_rows <= sub_cols, da_t, 0.0)
+        if barrier:  # the stores above are read back by other threads of the program
+            plgpu.debug_barrier()
+        dq_s, dk_s = _diag_block_grads_stored(q_ref, k_ref, b_ref, da_ref, b_s, lo,
+                                              (zeros, zeros))
     # dq_i from keys of earlier sub-chunks (none when s = 0: the mask zeroes k_rel), relative to
     # r = b at row lo; then dk_j from queries of later sub-chunks (none for the last), relative
     # to r = b at row hi - 1. Every exponent is <= 0 where it is not masked.
@@ -451,13 +559,18 @@ def _backward(q, k, v, b, a, h_all, do, dst, *, scale, interpret, tiles):
     whole = lambda D: pl.BlockSpec((None, C, None, D), lambda b_, h, n, s: (b_, n, h, 0))  # noqa: E731
     rows_of = lambda D: pl.BlockSpec(  # noqa: E731
         (None, SUB, None, D), lambda b_, h, n, s: (b_, n * n_sub + s, h, 0))
-    dqi, dki, dvi = pl.pallas_call(
-        functools.partial(_intra_bwd_sub_kernel, scale=scale, mm_dtype=mm_dtype),
+    # diag = "stores": an fp32 scratch output [B, Tp, H, 2 * SUB] that each program writes
+    # its diagonal block of dA to and reads back (16 MB at the Small-E shape, mostly in L2).
+    scratch = [rows_of(2 * SUB)] if tiles.diag == "stores" else []
+    dqi, dki, dvi, *_ = pl.pallas_call(
+        functools.partial(_intra_bwd_sub_kernel, scale=scale, mm_dtype=mm_dtype, diag=tiles.diag,
+                          barrier=not interpret),
         grid=(B, H, N, n_sub),
         in_specs=[whole(Dk), whole(Dk), whole(Dv), whole(Dk), whole(C), whole(Dv)],
-        out_specs=[rows_of(Dk), rows_of(Dk), rows_of(Dv)],
-        out_shape=[f32(q.shape), f32(q.shape), f32(v.shape)],
-        compiler_params=_params(_WARPS, stages),
+        out_specs=[rows_of(Dk), rows_of(Dk), rows_of(Dv)] + scratch,
+        out_shape=[f32(q.shape), f32(q.shape), f32(v.shape)]
+        + [f32((B, Tp, H, 2 * SUB))] * len(scratch),
+        compiler_params=_params(_intra_warps("bwd", tiles.diag, Dk), stages),
         interpret=interpret,
         name="gla_intra_bwd",
     )(q, k, v, b, a, do)
@@ -524,12 +637,14 @@ def _chunk_cumsum(g: jax.Array, chunk: int) -> jax.Array:
 
 
 class Tiles(NamedTuple):
-    """Tile sizes of one call (see the BLOCK_* constants); num_stages None = automatic."""
+    """Tile sizes of one call (see the BLOCK_* constants); num_stages None = automatic; diag
+    the diagonal-block scheme of the within-chunk kernels (DIAG_MODES)."""
 
     block_v: int
     block_k: int
     block_v_out: int
     num_stages: int | None
+    diag: str = DIAG
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8))
@@ -592,6 +707,7 @@ def gla_pallas_gpu(
     block_k: int | None = None,
     block_v_out: int | None = None,
     num_stages: int | None = None,
+    diag: str | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """GLA with the Pallas GPU kernels (inputs assumed validated by `kernels.gla.gla`).
 
@@ -611,6 +727,8 @@ def gla_pallas_gpu(
         All tile sizes are powers of two >= 16, capped at the (padded) head dims.
       num_stages: Triton software-pipelining depth of every kernel (1 = no pipelining); None
         = NUM_STAGES where a loop iteration's tiles fit PIPELINE_MAX_BYTES, else 1.
+      diag: the within-chunk kernels' diagonal-block scheme, one of DIAG_MODES (None = DIAG;
+        "loop_select" is the previous design, kept for A/B timing). Same results either way.
 
     Returns:
       (o [B, T, H, Dv] in q.dtype, final_state [B, H, Dk, Dv] float32).
@@ -630,7 +748,10 @@ def gla_pallas_gpu(
     q_p, k_p, g_p = (_pad_axis(_pad_axis(x, 1, Tp), 3, dk_p) for x in (q, k, log_g.astype(_F32)))
     v_p = _pad_axis(_pad_axis(v, 1, Tp), 3, dv_p)
     s0_p = _pad_axis(_pad_axis(s0, 2, dk_p), 3, dv_p)
-    tiles = Tiles(block_v or BLOCK_V, block_k or BLOCK_K, block_v_out or BLOCK_V_OUT, num_stages)
+    tiles = Tiles(block_v or BLOCK_V, block_k or BLOCK_K, block_v_out or BLOCK_V_OUT, num_stages,
+                  diag or DIAG)
+    if tiles.diag not in DIAG_MODES:
+        raise ValueError(f"gla_pallas_gpu: diag must be one of {DIAG_MODES}, got {diag!r}")
     if num_stages is not None and num_stages < 1:
         raise ValueError(f"gla_pallas_gpu: num_stages must be >= 1, got {num_stages}")
     for name, size in zip(("block_v", "block_k", "block_v_out"), tiles[:3]):
