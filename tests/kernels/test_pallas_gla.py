@@ -101,6 +101,27 @@ def test_pallas_gpu_empty_sequence():
     np.testing.assert_array_equal(np.asarray(s), np.asarray(s0))
 
 
+def test_pallas_gpu_diag_schemes_agree():
+    """diag="loop_select" (the previous within-chunk diagonal loop, kept for A/B timing) and
+    the default "stores" give the same outputs and gradients (fp32, chunk 32, T = 70)."""
+    q, k, v, log_g, s0 = make_inputs(15, 1, 70, 2, 16, 24)
+
+    def run(diag):
+        def loss(q, k, v, log_g, s0):
+            o, s = gla_pallas_gpu(q, k, v, log_g, scale=0.25, initial_state=s0, chunk_size=32,
+                                  diag=diag)
+            return jnp.sum(o * jnp.cos(o)) + jnp.sum(s * s), (o, s)
+
+        grads, (o, s) = jax.grad(loss, argnums=(0, 1, 2, 3, 4), has_aux=True)(
+            q, k, v, log_g, s0)
+        return (o, s) + grads
+
+    for name, new, old in zip(("o", "S_T") + GRAD_NAMES, run("stores"), run("loop_select")):
+        assert_close(new, old, FP32_TOL, name)
+    with pytest.raises(ValueError, match="diag"):
+        gla_pallas_gpu(q, k, v, log_g, scale=0.25, diag="select")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("Dk,Dv", [(64, 64), (128, 256), (256, 128)])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -119,10 +140,12 @@ def test_pallas_gpu_interpret_head_dims(Dk, Dv, dtype):
 SMALL_E = (8, 4096, 4, 128, 256)  # B, T, H, Dk, Dv of one Small-E GLA layer
 
 
+@pytest.mark.parametrize("diag", ["stores", "loop_select"])
 @pytest.mark.parametrize("shape", [SMALL_E, (2, 1000, 3, 64, 64)], ids=["small_e", "ragged"])
-def test_pallas_gpu_lowers_for_cuda(shape):
+def test_pallas_gpu_lowers_for_cuda(shape, diag):
     """Forward and backward lower to seven Triton kernels for CUDA (runs the Triton lowering
-    of every kernel body: unsupported ops or tile shapes fail here, without a GPU)."""
+    of every kernel body: unsupported ops or tile shapes fail here, without a GPU), with
+    either within-chunk diagonal scheme."""
     B, T, H, Dk, Dv = shape
     sds = jax.ShapeDtypeStruct
     args = (sds((B, T, H, Dk), jnp.bfloat16), sds((B, T, H, Dk), jnp.bfloat16),
@@ -130,7 +153,8 @@ def test_pallas_gpu_lowers_for_cuda(shape):
             sds((B, H, Dk, Dv), jnp.float32))
 
     def loss(q, k, v, g, s0):
-        o, s = gla_pallas_gpu(q, k, v, g, scale=Dk**-0.5, initial_state=s0, interpret=False)
+        o, s = gla_pallas_gpu(q, k, v, g, scale=Dk**-0.5, initial_state=s0, interpret=False,
+                              diag=diag)
         return jnp.sum(o.astype(jnp.float32)) + jnp.sum(s)
 
     grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3, 4)))
