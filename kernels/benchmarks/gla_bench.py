@@ -4,6 +4,8 @@
     python -m kernels.benchmarks.gla_bench --shapes cpu --out /tmp/r.jsonl   # seconds, on a CPU
     python -m kernels.benchmarks.gla_bench --shapes small_e --backends pallas_gpu \
         --pallas-tiles 64x64x128,32x32x64     # sweep pallas_gpu tiles (block_v x block_k x block_v_out)
+    python -m kernels.benchmarks.gla_bench --shapes small_e --backends pallas_gpu \
+        --pallas-tiles :loop_select           # A/B: the previous within-chunk diagonal loop
 
 Forward+backward is one call that computes the output and the gradients of ``sum(o * do)``
 w.r.t. q, k, v and the gates (FLA: ``o.backward(do)``), so both sides do the same work. When
@@ -37,6 +39,7 @@ from kernels import gla as gla_kernels  # noqa: E402
 from kernels.benchmarks.fla_baseline import unavailable_reason as fla_unavailable_reason  # noqa: E402
 from kernels.benchmarks.record import DEFAULT_RESULTS, append_records, make_record  # noqa: E402
 from kernels.benchmarks.shapes import SHAPE_SETS, Shape, make_inputs  # noqa: E402
+from kernels.gla.pallas_gpu import variant_kwargs  # noqa: E402
 
 
 # The token-by-token scan is only timed where it finishes in reasonable time.
@@ -57,13 +60,13 @@ def time_calls(fn: Callable[[], Any], sync: Callable[[Any], Any], iters: int, re
 
 
 def backend_fn(backend: str) -> Callable[..., Any]:
-    """``kernels.gla.gla`` for a backend name; ``pallas_gpu@BVxBK[xBVo[xS]]`` = pallas_gpu with
-    tiles block_v = BV, block_k = BK, block_v_out = BVo and num_stages = S (a tuning variant,
-    ``--pallas-tiles``)."""
+    """``kernels.gla.gla`` for a backend name; ``pallas_gpu@BVxBK[xBVo[xS]][:DIAG]`` = pallas_gpu
+    with tiles block_v = BV, block_k = BK, block_v_out = BVo, num_stages = S and the
+    within-chunk diagonal scheme DIAG (``pallas_gpu.DIAG_MODES``; a tuning variant,
+    ``--pallas-tiles``; ``pallas_gpu@:loop_select`` = default tiles, previous diagonal loop)."""
     if "@" in backend:
-        name, tiles = backend.split("@")
-        sizes = [int(t) for t in tiles.split("x")]
-        kwargs = dict(zip(("block_v", "block_k", "block_v_out", "num_stages"), sizes))
+        name, spec = backend.split("@")
+        kwargs = variant_kwargs(spec)
         fn = gla_kernels.BACKENDS[name]
         return lambda q, k, v, g, chunk_size: fn(q, k, v, g, scale=q.shape[-1] ** -0.5,
                                                  initial_state=None, chunk_size=chunk_size,
@@ -131,9 +134,10 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--pallas-tiles", default="",
-                        help="comma-separated BVxBK[xBVo[xS]] tile variants of pallas_gpu to time "
-                             "as well, e.g. 64x64x128x1,32x32 (block_v x block_k x block_v_out x "
-                             "num_stages)")
+                        help="comma-separated BVxBK[xBVo[xS]][:DIAG] variants of pallas_gpu to "
+                             "time as well, e.g. 64x64x128x1,32x32,:loop_select (block_v x block_k "
+                             "x block_v_out x num_stages; DIAG: the within-chunk diagonal scheme, "
+                             "stores (default) or loop_select, the previous one)")
     parser.add_argument("--no-fla", action="store_true", help="do not time FLA even if importable")
     parser.add_argument("--fla-timeout", type=float, default=300.0,
                         help="seconds allowed for FLA per shape, autotuning included")

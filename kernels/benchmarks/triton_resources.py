@@ -47,7 +47,7 @@ for k in meta:
 """
 
 
-def dump_kernels(shape: tuple[int, ...], dtype: str, tiles: dict[str, int], folder: Path) -> None:
+def dump_kernels(shape: tuple[int, ...], dtype: str, tiles: dict, folder: Path) -> None:
     """Lower pallas_gpu forward+backward for CUDA; write each kernel's Triton IR to `folder`."""
     import jax
     import jax.numpy as jnp
@@ -99,11 +99,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder holding the standalone `triton` package")
     parser.add_argument("--shape", default="8,4096,4,128,256", help="B,T,H,Dk,Dv")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
-    parser.add_argument("--tiles", default="", help="BVxBK[xBVo[xS]] as in gla_bench --pallas-tiles")
+    parser.add_argument("--tiles", default="", help="BVxBK[xBVo[xS]][:DIAG] as in gla_bench --pallas-tiles")
     args = parser.parse_args(argv)
     shape = tuple(int(x) for x in args.shape.split(","))
-    sizes = [int(t) for t in args.tiles.split("x")] if args.tiles else []
-    tiles = dict(zip(("block_v", "block_k", "block_v_out", "num_stages"), sizes))
+    from kernels.gla.pallas_gpu import variant_kwargs
+
+    tiles = variant_kwargs(args.tiles)
     with tempfile.TemporaryDirectory() as folder:
         dump_kernels(shape, args.dtype, tiles, Path(folder))
         # A child process: the standalone Triton must not meet jaxlib's bundled one.
