@@ -5,7 +5,7 @@
     python -m kernels.benchmarks.gla_bench --shapes small_e --backends pallas_gpu \
         --pallas-tiles 64x64x128,32x32x64     # sweep pallas_gpu tiles (block_v x block_k x block_v_out)
     python -m kernels.benchmarks.gla_bench --shapes small_e --backends pallas_gpu \
-        --pallas-tiles :loop_select           # A/B: the previous within-chunk diagonal loop
+        --pallas-tiles :stores                # A/B: the within-chunk diagonal by direct stores
 
 Forward+backward is one call that computes the output and the gradients of ``sum(o * do)``
 w.r.t. q, k, v and the gates (FLA: ``o.backward(do)``), so both sides do the same work. When
@@ -63,7 +63,7 @@ def backend_fn(backend: str) -> Callable[..., Any]:
     """``kernels.gla.gla`` for a backend name; ``pallas_gpu@BVxBK[xBVo[xS]][:DIAG]`` = pallas_gpu
     with tiles block_v = BV, block_k = BK, block_v_out = BVo, num_stages = S and the
     within-chunk diagonal scheme DIAG (``pallas_gpu.DIAG_MODES``; a tuning variant,
-    ``--pallas-tiles``; ``pallas_gpu@:loop_select`` = default tiles, previous diagonal loop)."""
+    ``--pallas-tiles``; ``pallas_gpu@:stores`` = default tiles, diagonal by direct stores)."""
     if "@" in backend:
         name, spec = backend.split("@")
         kwargs = variant_kwargs(spec)
@@ -135,9 +135,9 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--pallas-tiles", default="",
                         help="comma-separated BVxBK[xBVo[xS]][:DIAG] variants of pallas_gpu to "
-                             "time as well, e.g. 64x64x128x1,32x32,:loop_select (block_v x block_k "
+                             "time as well, e.g. 64x64x128x1,32x32,:stores (block_v x block_k "
                              "x block_v_out x num_stages; DIAG: the within-chunk diagonal scheme, "
-                             "stores (default) or loop_select, the previous one)")
+                             "loop_select (default) or stores)")
     parser.add_argument("--no-fla", action="store_true", help="do not time FLA even if importable")
     parser.add_argument("--fla-timeout", type=float, default=300.0,
                         help="seconds allowed for FLA per shape, autotuning included")

@@ -102,8 +102,9 @@ def test_pallas_gpu_empty_sequence():
 
 
 def test_pallas_gpu_diag_schemes_agree():
-    """diag="loop_select" (the previous within-chunk diagonal loop, kept for A/B timing) and
-    the default "stores" give the same outputs and gradients (fp32, chunk 32, T = 70)."""
+    """diag="stores" (direct stores; not yet the default: its compiled kernels have not run on
+    a GPU) and the default "loop_select" give the same outputs and gradients (fp32, chunk 32,
+    T = 70)."""
     q, k, v, log_g, s0 = make_inputs(15, 1, 70, 2, 16, 24)
 
     def run(diag):
@@ -120,6 +121,29 @@ def test_pallas_gpu_diag_schemes_agree():
         assert_close(new, old, FP32_TOL, name)
     with pytest.raises(ValueError, match="diag"):
         gla_pallas_gpu(q, k, v, log_g, scale=0.25, diag="select")
+
+
+def test_pallas_gpu_interpret_stores_bf16_extreme_gates():
+    """The "stores" scheme against the reference itself: bf16, extreme per-key gates, ragged T."""
+    inputs = make_inputs(16, 1, 50, 2, 32, 32, gate="extremes", dtype=jnp.bfloat16)
+    ref_inputs = [None if x is None else jnp.asarray(x, jnp.float32) for x in inputs]
+    q, k, v, log_g, s0 = inputs
+
+    def loss_fn(q, k, v, log_g, s0, w1, w2):
+        def loss(q, k, v, log_g, s0):
+            o, s = gla_pallas_gpu(q, k, v, log_g, scale=q.shape[-1] ** -0.5, initial_state=s0,
+                                  chunk_size=32, diag="stores")
+            return jnp.sum(o.astype(jnp.float32) * w1) + jnp.sum(s * w2), (o, s)
+
+        grads, (o, s) = jax.grad(loss, argnums=(0, 1, 2, 3, 4), has_aux=True)(q, k, v, log_g, s0)
+        return o, s, grads
+
+    rng = np.random.default_rng(100)
+    w1 = rng.standard_normal(v.shape, dtype=np.float32)
+    w2 = rng.standard_normal((1, 2, 32, 32), dtype=np.float32)
+    got = jax.jit(loss_fn, compiler_options=_FAST_COMPILE)(q, k, v, log_g, s0, w1, w2)
+    assert_matches_reference(inputs, got, loss_and_grads(ref_inputs, "scan"), out_tol=BF16_OUT_TOL,
+                             state_tol=BF16_STATE_TOL, grad_tol=BF16_GRAD_TOL)
 
 
 @pytest.mark.slow
