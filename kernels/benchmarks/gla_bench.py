@@ -75,9 +75,10 @@ def backend_fn(backend: str) -> Callable[..., Any]:
                                                           chunk_size=chunk_size)
 
 
-def time_jax_backend(backend: str, inputs: dict[str, np.ndarray], chunk_size: int, iters: int,
-                     repeats: int) -> tuple[float, float]:
-    """Seconds per forward and per forward+backward of ``kernels.gla.gla`` with ``backend``."""
+def jax_programs(backend: str, inputs: dict[str, np.ndarray], chunk_size: int
+                 ) -> tuple[Callable[..., Any], Callable[..., Any], tuple[jax.Array, ...]]:
+    """(forward, forward+backward, device args) of ``kernels.gla.gla`` with ``backend``, jitted:
+    forward -> o; forward+backward -> the gradients of ``sum(o * do)`` w.r.t. q, k, v, gates."""
     q, k, v, g, do = (jax.device_put(inputs[n]) for n in ("q", "k", "v", "log_g", "do"))
     call = backend_fn(backend)
 
@@ -87,11 +88,16 @@ def time_jax_backend(backend: str, inputs: dict[str, np.ndarray], chunk_size: in
     def loss(q, k, v, g):
         return jnp.sum(forward(q, k, v, g).astype(jnp.float32) * do.astype(jnp.float32))
 
-    fwd = jax.jit(forward)
-    fwd_bwd = jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3)))
+    return jax.jit(forward), jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3))), (q, k, v, g)
+
+
+def time_jax_backend(backend: str, inputs: dict[str, np.ndarray], chunk_size: int, iters: int,
+                     repeats: int) -> tuple[float, float]:
+    """Seconds per forward and per forward+backward of ``kernels.gla.gla`` with ``backend``."""
+    fwd, fwd_bwd, args = jax_programs(backend, inputs, chunk_size)
     sync = jax.block_until_ready
-    t_fwd = time_calls(lambda: fwd(q, k, v, g), sync, iters, repeats)
-    t_fwd_bwd = time_calls(lambda: fwd_bwd(q, k, v, g), sync, iters, repeats)
+    t_fwd = time_calls(lambda: fwd(*args), sync, iters, repeats)
+    t_fwd_bwd = time_calls(lambda: fwd_bwd(*args), sync, iters, repeats)
     return t_fwd, t_fwd_bwd
 
 

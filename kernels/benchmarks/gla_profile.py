@@ -24,10 +24,9 @@ import tempfile
 from typing import Any, Optional
 
 import jax
-import jax.numpy as jnp
 
 from kernels import gla as gla_kernels
-from kernels.benchmarks.gla_bench import backend_fn
+from kernels.benchmarks.gla_bench import jax_programs
 from kernels.benchmarks.shapes import Shape, make_inputs
 from kernels.benchmarks.trace_summary import summarize
 
@@ -39,25 +38,16 @@ def profile_backend(backend: str, shape: Shape, dtype: str, calls: int, chunk_si
     Returns {"fwd": {...}, "fwd_bwd": {...}}, each {"device_ms": total per call,
     "by_kernel_ms": {name: ms per call}, "device_planes": [...], "host_ms": {...} (CPU only)}.
     """
-    inputs = make_inputs(shape, dtype)
-    q, k, v, g, do = (jax.device_put(inputs[n]) for n in ("q", "k", "v", "log_g", "do"))
-    call = backend_fn(backend)
-
-    def forward(q, k, v, g):
-        return call(q, k, v, g, chunk_size)[0]
-
-    def loss(q, k, v, g):
-        return jnp.sum(forward(q, k, v, g).astype(jnp.float32) * do.astype(jnp.float32))
-
-    programs = {"fwd": jax.jit(forward), "fwd_bwd": jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3)))}
+    fwd, fwd_bwd, args = jax_programs(backend, make_inputs(shape, dtype), chunk_size)
+    programs = {"fwd": fwd, "fwd_bwd": fwd_bwd}
     result: dict[str, Any] = {}
     for name, fn in programs.items():
         for _ in range(2):  # compile + warm-up
-            jax.block_until_ready(fn(q, k, v, g))
+            jax.block_until_ready(fn(*args))
         trace_dir = tempfile.mkdtemp(prefix=f"gla_profile_{name}_", dir=trace_root)
         with jax.profiler.trace(trace_dir):
             for _ in range(calls):
-                out = fn(q, k, v, g)
+                out = fn(*args)
             jax.block_until_ready(out)
         paths = sorted(glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True))
         if not paths:

@@ -206,6 +206,21 @@ def _exp_masked(x, keep):
 # forward
 
 
+def _select_diag_columns(k_ref, b_ref, q_s, b_s, lo, cols, blk):
+    """The exact diagonal block of query rows lo .. lo + SUB - 1, one key column j at a time,
+    selected into columns lo + j of blk [SUB, C] (rows above the diagonal get garbage: the
+    caller masks them). q_s, b_s [SUB, Dk]; k_ref, b_ref [C, Dk]; cols [1, C] column ids."""
+
+    def select(j, blk):
+        k_j = k_ref[pl.ds(lo + j, 1), :].astype(_F32)  # [1, Dk]
+        b_j = b_ref[pl.ds(lo + j, 1), :]
+        # Rows i < j would have a positive exponent: clamp (they are masked by the caller).
+        col = jnp.sum(q_s * k_j * jnp.exp(jnp.minimum(b_s - b_j, 0.0)), axis=1)
+        return jnp.where(cols == lo + j, col[:, None], blk)
+
+    return jax.lax.fori_loop(0, SUB, select, blk)
+
+
 def _intra_fwd_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype):
     """One chunk: A [C, C] (zero above the diagonal). Refs: q, k, b [C, Dk]; a [C, C]."""
     C = q_ref.shape[0]
@@ -224,14 +239,7 @@ def _intra_fwd_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype):
             k_rel = k_ref[...].astype(_F32) * _exp_masked(r - b_ref[...], rows < lo)
             blk = _dot(q_s * jnp.exp(b_s - r), k_rel, mm_dtype, trans_b=True)  # [SUB, C]
 
-        def diag(j, blk, q_s=q_s, b_s=b_s, lo=lo):
-            k_j = k_ref[pl.ds(lo + j, 1), :].astype(_F32)  # [1, Dk]
-            b_j = b_ref[pl.ds(lo + j, 1), :]
-            # Rows i < j would have a positive exponent: clamp (they are masked below).
-            col = jnp.sum(q_s * k_j * jnp.exp(jnp.minimum(b_s - b_j, 0.0)), axis=1)
-            return jnp.where(cols == lo + j, col[:, None], blk)
-
-        blk = jax.lax.fori_loop(0, SUB, diag, blk)
+        blk = _select_diag_columns(k_ref, b_ref, q_s, b_s, lo, cols, blk)
         causal = cols <= lo + _iota((SUB, 1), 0)
         a_ref[pl.ds(lo, SUB), :] = jnp.where(causal, blk, 0.0).astype(a_ref.dtype)
 
@@ -265,14 +273,7 @@ def _intra_fwd_sub_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype, diag):
         blk = jax.lax.fori_loop(0, Dk // 128, off_diag, jnp.zeros((SUB, C), _F32))
 
     if diag == "loop_select":  # the diagonal columns selected into the register tile
-        def select(j, blk):
-            k_j = k_ref[pl.ds(lo + j, 1), :].astype(_F32)  # [1, Dk]
-            b_j = b_ref[pl.ds(lo + j, 1), :]
-            # Rows i < j would have a positive exponent: clamp (they are masked below).
-            col = jnp.sum(q_s * k_j * jnp.exp(jnp.minimum(b_s - b_j, 0.0)), axis=1)
-            return jnp.where(cols == lo + j, col[:, None], blk)
-
-        blk = jax.lax.fori_loop(0, SUB, select, blk)
+        blk = _select_diag_columns(k_ref, b_ref, q_s, b_s, lo, cols, blk)
         causal = cols <= lo + _iota((SUB, 1), 0)
         a_ref[...] = jnp.where(causal, blk, 0.0).astype(a_ref.dtype)
         return
