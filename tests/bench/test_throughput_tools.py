@@ -1,4 +1,4 @@
-"""The measurement tools' pure parts: shape parsing, synthetic batches, profile scopes."""
+"""The measurement tools: shape parsing, synthetic batches, profile scopes, the throughput run."""
 
 import pytest
 
@@ -50,3 +50,20 @@ def test_hlo_origins_maps_kernel_names_to_source():
     assert origins["input_reduce_fusion_73"] == "jit(step)/transpose(jvp(SmallE))/head/reduce_sum (small_e.py:180)"
     assert origins["gemm_fusion_dot_1210"] == "jit(step)/dot_general"
     assert "tuple_1" not in origins
+
+
+def test_throughput_runs_the_train_step_and_records_both_timings(tmp_path):
+    """The tiny preset end to end on the CPU: frames/s comes from the back-to-back timing (as
+    the training loop runs), the per-step synchronised times are recorded beside it."""
+    import json
+
+    from small_e_jax.eval import throughput
+
+    out = tmp_path / "r.jsonl"
+    assert throughput.main(["--config", "tiny", "--shapes", "2x64", "--text-len", "8", "--steps", "2",
+                            "--warmup", "1", "--out", str(out), "model.text_layers=1"]) == 0
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    extra = record["extra"]
+    assert extra["step_ms"] > 0 and extra["step_ms_sync"] > 0 and extra["step_ms_min"] > 0
+    assert extra["step_ms_min"] <= extra["step_ms_sync"]
+    assert record["fwd_bwd_tokens_per_s"] == pytest.approx(2 * 64 / (extra["step_ms"] / 1e3), rel=1e-3)
