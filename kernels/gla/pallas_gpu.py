@@ -87,15 +87,16 @@ NUM_STAGES = 2
 PIPELINE_MAX_BYTES = 140 * 1024
 # How the within-chunk kernels handle the exact c x c diagonal block (one serial loop of SUB
 # key columns per program), kept selectable for A/B timing (`gla_pallas_gpu(diag=)`, the
-# benchmark's `--pallas-tiles ...:loop_select`):
+# benchmark's `--pallas-tiles ...:stores`):
 #   "stores"      forward: each diagonal column stored straight to A (a [SUB, 1]
 #                 column store, the off-diagonal columns by one masked store); backward: dA's
 #                 diagonal block and its transpose stored to an fp32 scratch output and read
 #                 back a column per step after a barrier, so the loop is elementwise only
 #                 (FLA's chunk_gla_*_intra scheme, with our exponents kept <= 0).
-#   "loop_select" (default) the previous design: per column a reduction and a select into the register
-#                 tile (forward), and two reductions plus a row select (backward), which Triton
-#                 lowers to shared-memory layout conversions and barriers in every iteration.
+#   "loop_select" (default) the first design: per column a reduction and a select into the
+#                 register tile (forward), and two reductions plus a row select (backward),
+#                 which Triton lowers to shared-memory layout conversions and barriers in
+#                 every iteration.
 # Default: the scheme whose compiled kernels passed the parity tests on a GPU (H200, 2026-12-01).
 # "stores" passes in interpret mode and compiles for sm_90 but its barrier-ordered scratch
 # round-trip has not run on a GPU yet: switch after `pytest -m gpu tests/kernels` and a timing.
