@@ -37,6 +37,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     p.add_argument("--synthetic", type=int, default=0, help="time N in-memory random records instead")
     p.add_argument("--frames_per_batch", type=int, default=24_000)
     p.add_argument("--n_buckets", type=int, default=10)
+    p.add_argument("--length_multiple", type=int, default=64, help="bucket lengths rounded up to this")
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--batches", type=int, default=200)
     p.add_argument("--out", default=None, help="append a JSON line (kernels/benchmarks/record.py format) here")
@@ -47,7 +48,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         source, _ = open_source(args.dataset, args.split, data_dir=args.data_dir, codec=args.codec, n_q=args.n_q)
         what = f"{args.dataset}/{args.codec}/{args.split} ({len(source)} records)"
     ds = make_dataset(source, n_q=args.n_q, frames_per_batch=args.frames_per_batch, n_buckets=args.n_buckets,
-                      process_index=0, process_count=1, worker_count=args.workers, max_frames=10**6)
+                      length_multiple=args.length_multiple, process_index=0, process_count=1, worker_count=args.workers, max_frames=10**6)
     it = iter(ds)
     next(it)  # start-up (length pass, workers) is not part of the rate
     frames = padded = 0

@@ -3,7 +3,8 @@
 Pipeline (SPEC §1): lengths of every record are read once (cached beside the dataset) ->
 length filter (``min_frames <= F <= max_frames``, ``J <= max_text_tokens``) -> buckets by
 delayed length ``L = F + Q + 1`` (``n_buckets`` quantile bins; each bucket pads L and J up to
-its boundary, so a jit step sees at most ``n_buckets`` shapes) -> per epoch, a seeded plan of
+its boundary, L rounded up to ``length_multiple`` (64, the GLA chunk) and J to 8, so a jit step
+sees at most ``n_buckets`` shapes) -> per epoch, a seeded plan of
 *global* batches (``B_b * L_b <= frames_per_batch``, B_b a multiple of the process count) ->
 process p takes rows ``[p*b, (p+1)*b)`` of each global batch (every example exactly once per
 epoch across processes; the last batch of a bucket is filled with all-masked rows) -> read,
@@ -67,8 +68,12 @@ def _round_up(x: int, m: int) -> int:
 
 
 def make_buckets(audio_len: np.ndarray, text_len: np.ndarray, n_buckets: int, frames_per_batch: int,
-                 process_count: int, multiple: int = 8) -> tuple[list[Bucket], np.ndarray]:
-    """Quantile buckets over delayed lengths; returns buckets and each item's bucket id ``[N]``."""
+                 process_count: int, multiple: int = 64, text_multiple: int = 8
+                 ) -> tuple[list[Bucket], np.ndarray]:
+    """Quantile buckets over delayed lengths; returns buckets and each item's bucket id ``[N]``.
+
+    Bucket lengths L are rounded up to ``multiple`` (audio columns; see ``DataConfig.
+    length_multiple``), text lengths J to ``text_multiple``."""
     if len(audio_len) == 0:
         raise ValueError("no examples left after the length filter")
     qs = np.quantile(audio_len, np.linspace(0, 1, n_buckets + 1)[1:], method="higher")
@@ -77,7 +82,7 @@ def make_buckets(audio_len: np.ndarray, text_len: np.ndarray, n_buckets: int, fr
     buckets = []
     for b, L in enumerate(bounds):
         in_b = ids == b
-        J = _round_up(max(int(text_len[in_b].max()) if in_b.any() else 1, 1), multiple)
+        J = _round_up(max(int(text_len[in_b].max()) if in_b.any() else 1, 1), text_multiple)
         per_process = max(1, frames_per_batch // (L * process_count))
         buckets.append(Bucket(L, J, per_process * process_count))
     return buckets, ids
@@ -186,6 +191,7 @@ def filler_fraction(bucket_ids: np.ndarray, buckets: Sequence[Bucket]) -> float:
 
 def make_dataset(source: Sequence[Record], *, n_q: int, min_frames: int = 1, max_frames: int = 2000,
                  max_text_tokens: int = 512, frames_per_batch: int = 24_000, n_buckets: int = 10,
+                 length_multiple: int = 64,
                  seed: int = 123, process_index: Optional[int] = None, process_count: Optional[int] = None,
                  num_epochs: Optional[int] = None, worker_count: int = 0, codebook_size: Optional[int] = None,
                  lengths_cache: Optional[Path] = None) -> grain.IterDataset:
@@ -204,8 +210,10 @@ def make_dataset(source: Sequence[Record], *, n_q: int, min_frames: int = 1, max
     frames, text = read_lengths(source, lengths_cache)
     keep = (frames >= min_frames) & (frames <= max_frames) & (text <= max_text_tokens)
     indices = np.flatnonzero(keep)
+    if length_multiple < 1:
+        raise ValueError(f"length_multiple must be >= 1, got {length_multiple}")
     buckets, ids = make_buckets(frames[indices] + n_q + 1, text[indices], n_buckets, frames_per_batch,
-                                process_count)
+                                process_count, multiple=length_multiple)
     waste = filler_fraction(ids, buckets)
     if waste > 0.5:  # tiny corpora: most of every batch would be masked rows (wasted compute)
         log.warning("%.0f%% of the batch rows are filler: %d examples in %d length buckets of up to %d rows; "
@@ -227,7 +235,8 @@ def make_loader(data_config: Any, split: str = "train", *, n_q: int = 4, codeboo
     cache = None if folder is None else folder / f"lengths_{split}.npz"
     return make_dataset(source, n_q=n_q, min_frames=data_config.min_frames, max_frames=data_config.max_frames,
                         max_text_tokens=data_config.max_text_tokens, frames_per_batch=data_config.frames_per_batch,
-                        n_buckets=data_config.n_buckets, seed=data_config.shuffle_seed,
+                        n_buckets=data_config.n_buckets, length_multiple=data_config.length_multiple,
+                        seed=data_config.shuffle_seed,
                         process_index=process_index, process_count=process_count, num_epochs=num_epochs,
                         worker_count=data_config.worker_count, codebook_size=codebook_size,
                         lengths_cache=cache if os.access(folder, os.W_OK) else None)

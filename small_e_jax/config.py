@@ -145,12 +145,17 @@ class DataConfig:
     max_text_tokens: int = 512
     frames_per_batch: int = 24_000  # budget per global batch: B_global * L (delayed columns, padding incl.)
     n_buckets: int = 10  # quantile bins of delayed length; one (L, J, B) batch shape per bin
+    # Bucket lengths (delayed audio columns) are rounded up to a multiple of this. 64 = the GLA
+    # chunk: the kernels would pad any other length to it anyway, and copy q, k, v and the gates
+    # of every layer to do so (the filler columns are masked out of the loss).
+    length_multiple: int = 64
     validation_utterances: int = 2000  # not read by data_pipeline: builders write their own validation split
     shuffle_seed: int = 123
     worker_count: int = 0  # grain worker processes (0 = in the main process)
 
     def validate(self) -> None:
-        _positive(self, "data", ("max_frames", "frames_per_batch", "n_buckets", "max_text_tokens"))
+        _positive(self, "data", ("max_frames", "frames_per_batch", "n_buckets", "max_text_tokens",
+                                 "length_multiple"))
         _non_negative(self, "data", ("min_frames", "validation_utterances", "worker_count"))
         if self.min_frames > self.max_frames:
             raise ConfigError(f"data.min_frames={self.min_frames} exceeds data.max_frames={self.max_frames}")

@@ -34,7 +34,7 @@ def test_batches_shapes_masks_delay(source):
         assert q == Q and B * L <= 400
         assert b["audio"].dtype == np.int32 and b["text"].dtype == np.int32
         assert b["audio_mask"].dtype == bool and b["text_mask"].dtype == bool and b["audio_mask"].shape == (B, L)
-        assert L % 8 == 0 and b["text"].shape[1] % 8 == 0
+        assert L % 64 == 0 and b["text"].shape[1] % 8 == 0  # length_multiple 64 by default
         for r in range(B):
             i, F = int(b["index"][r]), int(b["frames"][r])
             if i < 0:
@@ -131,3 +131,14 @@ def test_filler_fraction_and_small_corpus_warning(source, caplog):
     with caplog.at_level("WARNING", logger="data_pipeline.loader"):
         make_dataset(source, **_kwargs(frames_per_batch=100_000))  # batches far larger than the corpus
     assert any("filler" in r.getMessage() and "n_buckets" in r.getMessage() for r in caplog.records)
+
+
+def test_length_multiple_sets_the_bucket_lengths(source):
+    """Bucket lengths follow `length_multiple` (8 here, so not all are multiples of 64 at these
+    lengths) and stay within the frame budget; a multiple < 1 is refused."""
+    lengths = {b["audio"].shape[1] for b in make_dataset(source, num_epochs=1, **_kwargs(length_multiple=8))}
+    assert lengths and all(L % 8 == 0 for L in lengths) and any(L % 64 for L in lengths)
+    for b in make_dataset(source, num_epochs=1, **_kwargs(length_multiple=8)):
+        assert b["audio"].shape[0] * b["audio"].shape[1] <= 400
+    with pytest.raises(ValueError, match="length_multiple"):
+        make_dataset(source, num_epochs=1, **_kwargs(length_multiple=0))
