@@ -102,21 +102,16 @@ PIPELINE_MAX_BYTES = 140 * 1024
 # round-trip has not run on a GPU yet: switch after `pytest -m gpu tests/kernels` and a timing.
 DIAG = "loop_select"
 DIAG_MODES = ("stores", "loop_select")
-# Warps per program of the within-chunk kernels: {(kernel, diag): (warps at Dk <= 128, at
-# Dk = 256)}, chosen from the resource reports of the sm_90 cubins (Triton 3.6, compiled on CPU
-# by `python -m kernels.benchmarks.triton_resources`): the fewest warps without register spills
-# at the Small-E shape and at Dk = 256 (docs/kernels.md has the table). loop_select keeps its
-# old counts (intra_bwd spilled 448 B at 4 warps).
-_INTRA_WARPS = {
-    ("fwd", "stores"): (4, 8),
-    ("bwd", "stores"): (8, 8),
-    ("fwd", "loop_select"): (4, 8),
-    ("bwd", "loop_select"): (8, 8),
-}
+# Warps per program of the within-chunk kernels: {kernel: (warps at Dk <= 128, at Dk = 256)},
+# chosen from the resource reports of the sm_90 cubins (Triton 3.6, compiled on CPU by
+# `python -m kernels.benchmarks.triton_resources`): the fewest warps without register spills at
+# the Small-E shape and at Dk = 256, for both diagonal schemes (docs/kernels.md has the table;
+# gla_intra_bwd spills at 4 warps with either: 64 B with "stores", 448 B with "loop_select").
+_INTRA_WARPS = {"fwd": (4, 8), "bwd": (8, 8)}
 
 
-def _intra_warps(kernel: str, diag: str, dk: int) -> int:
-    small, large = _INTRA_WARPS[(kernel, diag)]
+def _intra_warps(kernel: str, dk: int) -> int:
+    small, large = _INTRA_WARPS[kernel]
     return small if dk <= 128 else large
 
 
@@ -327,6 +322,22 @@ def _out_fwd_kernel(q_ref, v_ref, b_ref, a_ref, h_ref, o_ref, *, scale, mm_dtype
     o_ref[...] = (scale * o).astype(o_ref.dtype)
 
 
+def _walk_specs(Tp: int, N: int, bv: int, bk: int):
+    """BlockSpecs of a state walk on the grid (B, H, Dv/bv, Dk/bk): the per-program sequences
+    [Tp, bk] (key dims) and [Tp, bv] (value dims), its state tile [bv, bk] of a
+    [B, H, Dv, Dk] array, and its per-chunk states [N, bv, bk] of a [B, H, N, Dv, Dk] array."""
+    return (pl.BlockSpec((None, Tp, None, bk), lambda b_, h, i, j: (b_, 0, h, j)),
+            pl.BlockSpec((None, Tp, None, bv), lambda b_, h, i, j: (b_, 0, h, i)),
+            pl.BlockSpec((None, None, bv, bk), lambda b_, h, i, j: (b_, h, i, j)),
+            pl.BlockSpec((None, None, N, bv, bk), lambda b_, h, i, j: (b_, h, 0, i, j)))
+
+
+def _chunk_state_spec(bv: int, Dk: int) -> pl.BlockSpec:
+    """Chunk n's state rows [bv, Dk] (value block i) of a [B, H, N, Dv, Dk] array, on the grid
+    (B, H, N, Dv/bv)."""
+    return pl.BlockSpec((None, None, None, bv, Dk), lambda b_, h, n, i: (b_, h, n, i, 0))
+
+
 def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, tiles):
     """Padded inputs: q, k, b [B, Tp, H, Dk]; v [B, Tp, H, Dv]; s0t [B, H, Dv, Dk] float32.
     Returns o [B, Tp, H, Dv], A [B, Tp, H, C], the entering states h [B, H, N, Dv, Dk]
@@ -345,21 +356,18 @@ def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, tiles):
         in_specs=[whole, whole, whole],
         out_specs=pl.BlockSpec((None, SUB, None, C), lambda b_, h, n, s: (b_, n * n_sub + s, h, 0)),
         out_shape=jax.ShapeDtypeStruct((B, Tp, H, C), mm_dtype),  # only ever a matmul operand
-        compiler_params=_params(_intra_warps("fwd", tiles.diag, Dk), stages),
+        compiler_params=_params(_intra_warps("fwd", Dk), stages),
         interpret=interpret,
         name="gla_intra_fwd",
     )(q, k, b)
 
     bv, bk = min(tiles.block_v, Dv), min(tiles.block_k, Dk)
-    seq_k = pl.BlockSpec((None, Tp, None, bk), lambda b_, h, i, j: (b_, 0, h, j))
-    seq_v = pl.BlockSpec((None, Tp, None, bv), lambda b_, h, i, j: (b_, 0, h, i))
-    state = pl.BlockSpec((None, None, bv, bk), lambda b_, h, i, j: (b_, h, i, j))
+    seq_k, seq_v, state, per_chunk = _walk_specs(Tp, N, bv, bk)
     h_all, st = pl.pallas_call(
         functools.partial(_states_fwd_kernel, chunk=C, mm_dtype=mm_dtype),
         grid=(B, H, Dv // bv, Dk // bk),
         in_specs=[seq_k, seq_v, seq_k, state],
-        out_specs=[pl.BlockSpec((None, None, N, bv, bk), lambda b_, h, i, j: (b_, h, 0, i, j)),
-                   state],
+        out_specs=[per_chunk, state],
         out_shape=[jax.ShapeDtypeStruct((B, H, N, Dv, Dk), mm_dtype),
                    jax.ShapeDtypeStruct((B, H, Dv, Dk), _F32)],
         compiler_params=_params(4, stages, C * (bk * (isz + 4) + bv * isz)),
@@ -374,7 +382,7 @@ def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, tiles):
         grid=(B, H, N, Dv // bo),
         in_specs=[chunk_dk, pl.BlockSpec((None, C, None, bo), lambda b_, h, n, i: (b_, n, h, i)),
                   chunk_dk, pl.BlockSpec((None, C, None, C), lambda b_, h, n, i: (b_, n, h, 0)),
-                  pl.BlockSpec((None, None, None, bo, Dk), lambda b_, h, n, i: (b_, h, n, i, 0))],
+                  _chunk_state_spec(bo, Dk)],
         out_specs=pl.BlockSpec((None, C, None, bo), lambda b_, h, n, i: (b_, n, h, i)),
         out_shape=jax.ShapeDtypeStruct(v.shape, q.dtype),
         compiler_params=_params(4, stages),
@@ -575,21 +583,18 @@ def _backward(q, k, v, b, a, h_all, do, dst, *, scale, interpret, tiles):
         out_specs=[rows_of(Dk), rows_of(Dk), rows_of(Dv)] + scratch,
         out_shape=[f32(q.shape), f32(q.shape), f32(v.shape)]
         + [f32((B, Tp, H, 2 * SUB))] * len(scratch),
-        compiler_params=_params(_intra_warps("bwd", tiles.diag, Dk), stages),
+        compiler_params=_params(_intra_warps("bwd", Dk), stages),
         interpret=interpret,
         name="gla_intra_bwd",
     )(q, k, v, b, a, do)
 
     bv, bk = min(tiles.block_v, Dv), min(tiles.block_k, Dk)
-    seq_k = pl.BlockSpec((None, Tp, None, bk), lambda b_, h, i, j: (b_, 0, h, j))
-    seq_v = pl.BlockSpec((None, Tp, None, bv), lambda b_, h, i, j: (b_, 0, h, i))
-    state = pl.BlockSpec((None, None, bv, bk), lambda b_, h, i, j: (b_, h, i, j))
+    seq_k, seq_v, state, per_chunk = _walk_specs(Tp, N, bv, bk)
     dh_all, ds0t = pl.pallas_call(
         functools.partial(_dstates_bwd_kernel, chunk=C, scale=scale, mm_dtype=mm_dtype),
         grid=(B, H, Dv // bv, Dk // bk),
         in_specs=[seq_k, seq_k, seq_v, state],
-        out_specs=[pl.BlockSpec((None, None, N, bv, bk), lambda b_, h, i, j: (b_, h, 0, i, j)),
-                   state],
+        out_specs=[per_chunk, state],
         out_shape=[jax.ShapeDtypeStruct((B, H, N, Dv, Dk), mm_dtype), f32((B, H, Dv, Dk))],
         compiler_params=_params(4, stages, C * (bk * (isz + 4) + bv * isz)),
         interpret=interpret,
@@ -618,9 +623,7 @@ def _backward(q, k, v, b, a, h_all, do, dst, *, scale, interpret, tiles):
     dv = pl.pallas_call(
         functools.partial(_bwd_dv_kernel, mm_dtype=mm_dtype),
         grid=(B, H, N, Dv // bo),
-        in_specs=[chunk_dk, chunk_dk,
-                  pl.BlockSpec((None, None, None, bo, Dk), lambda b_, h, n, i: (b_, h, n, i, 0)),
-                  chunk_vo],
+        in_specs=[chunk_dk, chunk_dk, _chunk_state_spec(bo, Dk), chunk_vo],
         out_specs=chunk_vo,
         out_shape=f32(v.shape),
         compiler_params=_params(4, stages),
@@ -732,8 +735,9 @@ def gla_pallas_gpu(
         All tile sizes are powers of two >= 16, capped at the (padded) head dims.
       num_stages: Triton software-pipelining depth of every kernel (1 = no pipelining); None
         = NUM_STAGES where a loop iteration's tiles fit PIPELINE_MAX_BYTES, else 1.
-      diag: the within-chunk kernels' diagonal-block scheme, one of DIAG_MODES (None = DIAG;
-        "loop_select" is the previous design, kept for A/B timing). Same results either way.
+      diag: the within-chunk kernels' diagonal-block scheme, one of DIAG_MODES (None = DIAG,
+        "loop_select"; "stores" is opt-in until it has run compiled on a GPU). Same results
+        either way.
 
     Returns:
       (o [B, T, H, Dv] in q.dtype, final_state [B, H, Dk, Dv] float32).
