@@ -58,6 +58,12 @@ pack_autotune() {
   (cd "$TRITON_CACHE_DIR" && find . -name '*.autotune.json' | tar -czf "$OUT/triton_autotune.tgz" -T -)
   echo "autotune files: $(tar -tzf "$OUT/triton_autotune.tgz" | wc -l)"
 }
+# The decode benchmark (bench_decode records XLA_FLAGS, so variants stay apart in results.jsonl).
+run_decode() {
+  # shellcheck disable=SC2086  # DECODE_ARGS is a list of flags
+  timeout "${DECODE_TIMEOUT:-300}" python3 -m small_e_jax.bench_decode --batch "${DECODE_BATCHES:-1,8,32,64}" \
+    ${DECODE_ARGS:-} --out "$R" 2>&1 | tee -a "$OUT/decode.log"
+}
 
 for step in "$@"; do
   echo "=== $step (t=$(elapsed)s)"
@@ -108,15 +114,11 @@ for step in "$@"; do
         --shape "${KERNEL_PROFILE_SHAPE:-8,4096,4,128,256}" --out "$OUT/gla_profile.json" 2>&1 \
         | tee "$OUT/kernel_profile.log" ;;
     decode)  # $DECODE_ARGS: extra bench_decode flags, e.g. "--unroll 8"
-      # shellcheck disable=SC2086  # DECODE_ARGS is a list of flags
-      timeout "${DECODE_TIMEOUT:-300}" python3 -m small_e_jax.bench_decode --batch "${DECODE_BATCHES:-1,8,32,64}" \
-        ${DECODE_ARGS:-} --out "$R" 2>&1 | tee -a "$OUT/decode.log" ;;
+      run_decode ;;
     decode_graphs)  # the same with the whole decode loop eligible for CUDA graphs (XLA command
       # buffers with WHILE/CONDITIONAL): at batch 1 a step is ~100 tiny kernels, launch-bound
-      # shellcheck disable=SC2086
       XLA_FLAGS="$XLA_FLAGS --xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN,WHILE,CONDITIONAL --xla_gpu_graph_min_graph_size=1" \
-        timeout "${DECODE_TIMEOUT:-300}" python3 -m small_e_jax.bench_decode --batch "${DECODE_BATCHES:-1,8,32,64}" \
-        ${DECODE_ARGS:-} --out "$R" 2>&1 | tee -a "$OUT/decode.log" ;;
+        run_decode ;;
     codec_train)
       mkdir -p .device/codec_run
       timeout $(( ${CODEC_MINUTES:-4} * 60 + 120 )) python3 -m small_e_jax.codec.train --workdir .device/codec_run \
