@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from kernels.gla import _AUTO_BACKEND, BACKENDS, gla
-from kernels.gla.pallas_gpu import gla_pallas_gpu
+from kernels.gla.pallas_gpu import gla_pallas_gpu, variant_kwargs
 from kernels.gla.pallas_tpu import gla_pallas_tpu
 from tests.kernels.test_gla import (
     BF16_GRAD_TOL,
@@ -34,10 +34,22 @@ from tests.kernels.test_gla import (
 _FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
+def _gla_fn(backend: str):
+    """`gla` for a backend name, or "pallas_gpu@VARIANT" (the benchmark's syntax, e.g.
+    "pallas_gpu@:stores"): that backend called directly with the variant's keywords."""
+    if "@" not in backend:
+        return functools.partial(gla, backend=backend)
+    name, spec = backend.split("@")
+    return functools.partial(BACKENDS[name], **variant_kwargs(spec))
+
+
 def _loss_and_grads_fn(backend: str, chunk_size: int, fast_compile: bool):
+    call = _gla_fn(backend)
+
     def run(q, k, v, log_g, s0, w1, w2):
         def loss(q, k, v, log_g, s0):
-            o, s = gla(q, k, v, log_g, initial_state=s0, backend=backend, chunk_size=chunk_size)
+            o, s = call(q, k, v, log_g, scale=q.shape[-1] ** -0.5, initial_state=s0,
+                        chunk_size=chunk_size)
             return jnp.sum(o.astype(jnp.float32) * w1) + jnp.sum(s * w2), (o, s)
 
         grads, (o, s) = jax.grad(loss, argnums=(0, 1, 2, 3, 4), has_aux=True)(
@@ -123,38 +135,11 @@ def test_pallas_gpu_diag_schemes_agree():
         gla_pallas_gpu(q, k, v, log_g, scale=0.25, diag="select")
 
 
-def stores_matches_reference(inputs, *, chunk_size, tols):
-    """pallas_gpu with diag="stores" (called directly: `gla()` takes the default scheme) vs the
-    scan reference: o, S_T and the five gradients of sum(o * w1) + sum(S_T * w2)."""
-    q, k, v, log_g, s0 = inputs
-    B, T, H, Dv = v.shape
-    Dk = q.shape[-1]
-
-    def loss_fn(q, k, v, log_g, s0, w1, w2):
-        def loss(q, k, v, log_g, s0):
-            o, s = gla_pallas_gpu(q, k, v, log_g, scale=Dk**-0.5, initial_state=s0,
-                                  chunk_size=chunk_size, diag="stores")
-            return jnp.sum(o.astype(jnp.float32) * w1) + jnp.sum(s * w2), (o, s)
-
-        grads, (o, s) = jax.grad(loss, argnums=(0, 1, 2, 3, 4), has_aux=True)(q, k, v, log_g, s0)
-        return o, s, grads
-
-    rng = np.random.default_rng(100)  # the weights of loss_and_grads
-    w1 = rng.standard_normal((B, T, H, Dv), dtype=np.float32)
-    w2 = rng.standard_normal((B, H, Dk, Dv), dtype=np.float32)
-    s0 = np.zeros((B, H, Dk, Dv), np.float32) if s0 is None else s0
-    fast = _FAST_COMPILE if jax.default_backend() == "cpu" else None
-    got = jax.jit(loss_fn, compiler_options=fast)(q, k, v, log_g, s0, w1, w2)
-    ref_inputs = [None if x is None else jnp.asarray(x, jnp.float32) for x in inputs]
-    assert_matches_reference(inputs, got, loss_and_grads(ref_inputs, "scan"), out_tol=tols[0],
-                             state_tol=tols[1], grad_tol=tols[2])
-
-
 def test_pallas_gpu_interpret_stores_bf16_extreme_gates():
     """The "stores" scheme against the reference itself: bf16, extreme per-key gates, ragged T."""
     inputs = make_inputs(16, 1, 50, 2, 32, 32, gate="extremes", dtype=jnp.bfloat16)
-    stores_matches_reference(inputs, chunk_size=32,
-                             tols=(BF16_OUT_TOL, BF16_STATE_TOL, BF16_GRAD_TOL))
+    check_backend("pallas_gpu@:stores", inputs, chunk_size=32, out_tol=BF16_OUT_TOL,
+                  state_tol=BF16_STATE_TOL, grad_tol=BF16_GRAD_TOL)
 
 
 @pytest.mark.slow
@@ -306,5 +291,5 @@ def test_pallas_gpu_compiled_stores_matches_reference(B, T, H, Dk, Dv, scalar, g
     if jax.default_backend() != "gpu":
         pytest.fail("the gpu marker needs a CUDA GPU (jax.default_backend() == 'gpu')")
     inputs = make_inputs(21, B, T, H, Dk, Dv, scalar_gate=scalar, gate=gate, dtype=jnp.bfloat16)
-    stores_matches_reference(inputs, chunk_size=64,
-                             tols=(BF16_OUT_TOL, BF16_STATE_TOL, BF16_GRAD_TOL))
+    check_backend("pallas_gpu@:stores", inputs, chunk_size=64, out_tol=BF16_OUT_TOL,
+                  state_tol=BF16_STATE_TOL, grad_tol=BF16_GRAD_TOL)
