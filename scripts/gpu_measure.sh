@@ -104,7 +104,7 @@ for step in "$@"; do
           --label "$preset/crossover" --out "$R" model.remat=false "model.gla_backend=${GLA_BACKEND:-auto}"
       done 2>&1 | tee -a "$OUT/crossover.log" ;;
     pallas_tests)
-      timeout 240 python3 -m pytest -m gpu tests/kernels -q -x -p no:cacheprovider 2>&1 | tee "$OUT/pallas_tests.log" ;;
+      timeout 420 python3 -m pytest -m gpu tests/kernels -q -x -p no:cacheprovider 2>&1 | tee "$OUT/pallas_tests.log" ;;
     profile)
       timeout 240 python3 -m small_e_jax.eval.profile_step --config small_e_librilight_medium --shape "${PROFILE_SHAPE:-8x4096}" \
         --steps 3 --top 30 --out "$OUT/profile_gla.json" model.remat=false \

@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder holding the standalone `triton` package")
     parser.add_argument("--shape", default="8,4096,4,128,256", help="B,T,H,Dk,Dv")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
-    parser.add_argument("--tiles", default="", help="BVxBK[xBVo[xS]][:DIAG] as in gla_bench --pallas-tiles")
+    parser.add_argument("--tiles", default="", help="BVxBK[xBVo[xS]][:MODE...] as in gla_bench --pallas-tiles")
     args = parser.parse_args(argv)
     shape = tuple(int(x) for x in args.shape.split(","))
     from kernels.gla.pallas_gpu import variant_kwargs

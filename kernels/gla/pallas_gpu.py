@@ -36,16 +36,20 @@ Small-E layer the old design computed the outputs inside a 128-program walk, on 
                          S^T [BV, BK]; stores the state entering every chunk, h [B, H, N, Dv, Dk]
                          (transposed, matmul dtype: a saved residual, like A).
            `_out_fwd`    [B, H, N, Dv/BVo] o = scale * ((q exp(b)) h_n + A v).
-  backward `_intra_bwd`  [B, H, N, C/16] one program per sub-chunk: dA = scale * do v^T, the
-                         within-chunk parts of dq, dk (same sub-chunk scheme) and dv = A^T do.
+  backward (bwd = "split", the default; "fused" is the first design, see BWD_MODES)
+           `_bwd_da`     [B, H, N] dA = scale * do v^T per chunk, one whole-chunk matmul,
+                         stored causal with its transpose (float32 [B, Tp, H, C] each).
+           `_intra_bwd_dqk` [B, H, N, C/16, Dk/BK] one program per (sub-chunk, key block):
+                         the within-chunk parts of dq, dk from dA (same sub-chunk scheme).
            `_dstates_bwd` [B, H, Dv/BV, Dk/BK] walks backward with dS, the gradient of the
                          state leaving each chunk; stores it, dh [B, H, N, Dv, Dk], and dS_0.
            `_bwd_dqk`    [B, H, N, Dk/BK] dq += scale * (do h_n^T) exp(b),
-                         dk += (v dh_n^T) exp(b_last - b).
-           `_bwd_dv`     [B, H, N, Dv/BVo] dv += (k exp(b_last - b)) dh_n.
-  dlog_g needs no kernel: with G the global cumsum of log_g, o and S_T depend on G_t only via
-  q_t exp(G_t), k_t exp(-G_t) and exp(G_T), so
-      dlog_g = reverse_cumsum_t(q * dq - k * dk) + sum_v(S_T * dS_T)   (fp32, XLA).
+                         dk += (v dh_n^T) exp(b_last - b); also q dq - k dk for dlog_g.
+           `_bwd_dv`     [B, H, N, Dv/BVo] dv = scale * A^T do + (k exp(b_last - b)) dh_n.
+  dlog_g needs no kernel of its own: with G the global cumsum of log_g, o and S_T depend on
+  G_t only via q_t exp(G_t), k_t exp(-G_t) and exp(G_T), so
+      dlog_g = reverse_cumsum_t(q * dq - k * dk) + sum_v(S_T * dS_T)   (fp32; the product
+  inside `_bwd_dqk`, the reverse cumsum in XLA).
 
 Precision: gates, cumsums, states and every accumulation are float32. With bf16 inputs the
 matmul operands are bf16 (as in chunked.py); with float32 inputs the matmuls run in IEEE
@@ -88,20 +92,36 @@ PIPELINE_MAX_BYTES = 140 * 1024
 # How the within-chunk kernels handle the exact c x c diagonal block (one serial loop of SUB
 # key columns per program), kept selectable for A/B timing (`gla_pallas_gpu(diag=)`, the
 # benchmark's `--pallas-tiles ...:stores`):
-#   "stores"      forward: each diagonal column stored straight to A (a [SUB, 1]
+#   "stores"      (default) forward: each diagonal column stored straight to A (a [SUB, 1]
 #                 column store, the off-diagonal columns by one masked store); backward: dA's
 #                 diagonal block and its transpose stored to an fp32 scratch output and read
 #                 back a column per step after a barrier, so the loop is elementwise only
 #                 (FLA's chunk_gla_*_intra scheme, with our exponents kept <= 0).
-#   "loop_select" (default) the first design: per column a reduction and a select into the
+#   "loop_select" the first design: per column a reduction and a select into the
 #                 register tile (forward), and two reductions plus a row select (backward),
 #                 which Triton lowers to shared-memory layout conversions and barriers in
 #                 every iteration.
-# Default: the scheme whose compiled kernels passed the parity tests on a GPU (H200, 2026-12-01).
-# "stores" passes in interpret mode and compiles for sm_90 but its barrier-ordered scratch
-# round-trip has not run on a GPU yet: switch after `pytest -m gpu tests/kernels` and a timing.
-DIAG = "loop_select"
-DIAG_MODES = ("stores", "loop_select")
+#   "separate"    forward: the "stores" column loop in a kernel of its own
+#                 (`gla_intra_fwd_diag`, one program per sub-chunk holding only [SUB, Dk]
+#                 tiles), after `gla_intra_fwd` has written the off-diagonal columns: the
+#                 serial loop no longer runs in the whole-chunk program at ~170 registers
+#                 (few programs per SM). The fused backward uses "stores" with it.
+# The split backward (BWD = "split") reads its diagonal blocks from dA and ignores `diag`.
+# Both pass the compiled parity tests on an H200; "stores" is the faster (forward within-chunk
+# kernel 0.47 vs 0.72 ms at the Small-E shape; benchmarks/RESULTS.md, fifth lease).
+DIAG = "stores"
+DIAG_MODES = ("stores", "loop_select", "separate")
+# How the backward computes the within-chunk gradients (`gla_pallas_gpu(bwd=)`, the
+# benchmark's `--pallas-tiles ...:fused`):
+#   "split" (default) FLA's division: dA = scale * do v^T once per chunk as a whole-chunk
+#           matmul (`gla_bwd_da`, stored with its transpose); dq, dk by a light program per
+#           (16-row sub-chunk, key block) reading dA; dv's within-chunk term A^T do inside the
+#           dv kernel (no float32 dv intermediate).
+#   "fused" the first design: one program per sub-chunk computes its dA rows, dq, dk and dv
+#           from the whole chunk (8 warps at ~180 registers: one program per SM at a time;
+#           1.3 ms of the 2.9 ms forward+backward at the Small-E shape on an H200).
+BWD = "split"
+BWD_MODES = ("split", "fused")
 # Warps per program of the within-chunk kernels: {kernel: (warps at Dk <= 128, at Dk = 256)},
 # chosen from the resource reports of the sm_90 cubins (Triton 3.6, compiled on CPU by
 # `python -m kernels.benchmarks.triton_resources`): the fewest warps without register spills at
@@ -119,15 +139,22 @@ INTERPRET_ENV = "SMALL_E_PALLAS_INTERPRET"
 
 
 def variant_kwargs(spec: str) -> dict:
-    """`gla_pallas_gpu` keywords of a tuning variant "BVxBK[xBVo[xS]][:DIAG]" (the benchmark's
-    --pallas-tiles and triton_resources' --tiles): block_v x block_k x block_v_out x
-    num_stages, then optionally ":" and a diagonal scheme of DIAG_MODES; either part may be
-    empty ("", ":loop_select", "64x64")."""
-    sizes, _, diag = spec.partition(":")
+    """`gla_pallas_gpu` keywords of a tuning variant "BVxBK[xBVo[xS]][:MODE...]" (the
+    benchmark's --pallas-tiles and triton_resources' --tiles): block_v x block_k x block_v_out
+    x num_stages, then ":"-separated scheme names, each of DIAG_MODES (the diagonal block) or
+    BWD_MODES (the backward's within-chunk split); any part may be empty ("", ":loop_select",
+    "64x64", ":stores:fused")."""
+    sizes, *modes = spec.split(":")
     kwargs = dict(zip(("block_v", "block_k", "block_v_out", "num_stages"),
                       (int(t) for t in sizes.split("x") if t)))
-    if diag:
-        kwargs["diag"] = diag
+    for mode in filter(None, modes):
+        if mode in DIAG_MODES:
+            kwargs["diag"] = mode
+        elif mode in BWD_MODES:
+            kwargs["bwd"] = mode
+        else:
+            raise ValueError(f"tuning variant {spec!r}: unknown scheme {mode!r} "
+                             f"(diag: {DIAG_MODES}, bwd: {BWD_MODES})")
     return kwargs
 
 
@@ -185,6 +212,11 @@ def gate_gradient(q, k, dq, dk, s_final, ds_final, time_axis: int):
     q * dq - k * dk (fp32), plus the final-state term sum_v(S_T * dS_T) broadcast over time.
     q, k, dq, dk: [..., T, ..., Dk] with time on ``time_axis``; s_final, ds_final [B, H, Dk, Dv]."""
     local = q.astype(_F32) * dq - k.astype(_F32) * dk
+    return gate_gradient_from_local(local, s_final, ds_final, time_axis)
+
+
+def gate_gradient_from_local(local, s_final, ds_final, time_axis: int):
+    """`gate_gradient` given local = q * dq - k * dk (float32, computed inside a kernel)."""
     dg = jnp.flip(jnp.cumsum(jnp.flip(local, time_axis), axis=time_axis), time_axis)
     return dg + jnp.expand_dims(jnp.sum(s_final * ds_final, axis=-1), time_axis)
 
@@ -254,20 +286,27 @@ def _intra_fwd_sub_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype, diag):
     b_s = b_ref[sl, :]
     # Keys of earlier sub-chunks relative to r = b at row lo (none when lo = 0: all masked).
     # Columns >= lo of blk are zero (k_rel is masked there): the diagonal block and above.
-    if Dk <= 128:
+    # Contract over slices of Dk: whole [C, Dk] fp32 tiles spilled at Dk = 256 (128-wide
+    # slices); with diag = "separate" this kernel is only this matmul, and 64-wide slices keep
+    # it small enough for more programs per SM.
+    width = min(Dk, 64 if diag == "separate" else 128)
+    if Dk == width:
         r = b_ref[pl.ds(lo, 1), :]
         k_rel = k_ref[...].astype(_F32) * _exp_masked(r - b_ref[...], rows < lo)
         blk = _dot(q_s * jnp.exp(b_s - r), k_rel, mm_dtype, trans_b=True)  # [SUB, C]
-    else:  # contract over 128-wide slices of Dk: whole [C, Dk] fp32 tiles spilled at Dk = 256
+    else:
         def off_diag(d, blk):
-            dd = pl.ds(pl.multiple_of(d * 128, 128), 128)
+            dd = pl.ds(pl.multiple_of(d * width, width), width)
             r = b_ref[pl.ds(lo, 1), dd]
             k_rel = k_ref[:, dd].astype(_F32) * _exp_masked(r - b_ref[:, dd], rows < lo)
             q_r = q_ref[sl, dd].astype(_F32) * jnp.exp(b_ref[sl, dd] - r)
             return blk + _dot(q_r, k_rel, mm_dtype, trans_b=True)
 
-        blk = jax.lax.fori_loop(0, Dk // 128, off_diag, jnp.zeros((SUB, C), _F32))
+        blk = jax.lax.fori_loop(0, Dk // width, off_diag, jnp.zeros((SUB, C), _F32))
 
+    if diag == "separate":  # columns >= lo of blk are zero; `_intra_fwd_diag_kernel` follows
+        a_ref[...] = blk.astype(a_ref.dtype)
+        return
     if diag == "loop_select":  # the diagonal columns selected into the register tile
         blk = _select_diag_columns(k_ref, b_ref, q_s, b_s, lo, cols, blk)
         causal = cols <= lo + _iota((SUB, 1), 0)
@@ -292,6 +331,28 @@ def _intra_fwd_sub_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype, diag):
         # Rows i < j would have a positive exponent: clamped, and zeroed by the causal mask.
         col = jnp.sum(q_s * k_j * jnp.exp(jnp.minimum(b_s - b_j, 0.0)), axis=1, keepdims=True)
         a_ref[:, pl.ds(lo + j, 1)] = jnp.where(sub_rows >= j, col, 0.0).astype(a_ref.dtype)
+        return carry
+
+    jax.lax.fori_loop(0, SUB, column, 0)
+
+
+def _intra_fwd_diag_kernel(q_ref, k_ref, b_ref, a_in_ref, a_ref):
+    """The exact SUB x SUB diagonal block of one sub-chunk's rows of A (diag = "separate"),
+    written into the A that `_intra_fwd_sub_kernel` filled off the diagonal (aliased:
+    a_in_ref is a_ref's buffer, unread). Refs: q, k, b [SUB, Dk] (this sub-chunk only, so the
+    program is small and many fit on an SM); a [SUB, SUB] (this block of A). Same column
+    loop as "stores"."""
+    del a_in_ref
+    q_s = q_ref[...].astype(_F32)
+    b_s = b_ref[...]
+    sub_rows = _iota((SUB, 1), 0)
+
+    def column(j, carry):
+        row_j = jnp.full((SUB,), j, jnp.int32)
+        k_j = k_ref[row_j, :].astype(_F32)  # [SUB, Dk], row j repeated (see "stores")
+        b_j = b_ref[row_j, :]
+        col = jnp.sum(q_s * k_j * jnp.exp(jnp.minimum(b_s - b_j, 0.0)), axis=1, keepdims=True)
+        a_ref[:, pl.ds(j, 1)] = jnp.where(sub_rows >= j, col, 0.0).astype(a_ref.dtype)
         return carry
 
     jax.lax.fori_loop(0, SUB, column, 0)
@@ -360,6 +421,20 @@ def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, tiles):
         interpret=interpret,
         name="gla_intra_fwd",
     )(q, k, b)
+    if tiles.diag == "separate":
+        rows_k = pl.BlockSpec((None, SUB, None, Dk), lambda b_, h, m: (b_, m, h, 0))
+        block = pl.BlockSpec((None, SUB, None, SUB), lambda b_, h, m: (b_, m, h, m % n_sub))
+        a = pl.pallas_call(
+            _intra_fwd_diag_kernel,
+            grid=(B, H, Tp // SUB),
+            in_specs=[rows_k, rows_k, rows_k, block],
+            out_specs=block,
+            out_shape=jax.ShapeDtypeStruct(a.shape, a.dtype),
+            input_output_aliases={3: 0},
+            compiler_params=_params(4, stages),
+            interpret=interpret,
+            name="gla_intra_fwd_diag",
+        )(q, k, b, a)
 
     bv, bk = min(tiles.block_v, Dv), min(tiles.block_k, Dk)
     seq_k, seq_v, state, per_chunk = _walk_specs(Tp, N, bv, bk)
@@ -509,6 +584,57 @@ def _intra_bwd_sub_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, do_ref, dq_ref, dk_
     dk_ref[...] = dk_s
 
 
+def _bwd_da_kernel(v_ref, do_ref, da_ref, dat_ref, *, scale, mm_dtype):
+    """One chunk's dA = scale * do v^T as a single matmul (split backward, no sub-chunks):
+    da [C, C] causal (zero above the diagonal) and its transpose dat [C, C] (zero below it),
+    both float32, so the dq/dk kernel reads rows of either. Refs: v, do [C, Dv]."""
+    C = v_ref.shape[0]
+    rows = _iota((C, 1), 0)
+    cols = _iota((1, C), 1)
+    da = _dot(do_ref[...], v_ref[...], mm_dtype, trans_b=True)
+    da_ref[...] = jnp.where(cols <= rows, scale * da, 0.0)
+    # The transpose by a second matmul (v do^T) rather than a register transpose.
+    dat = _dot(v_ref[...], do_ref[...], mm_dtype, trans_b=True)
+    dat_ref[...] = jnp.where(cols >= rows, scale * dat, 0.0)
+
+
+def _intra_bwd_dqk_kernel(q_ref, k_ref, b_ref, da_ref, dat_ref, dq_ref, dk_ref, *, mm_dtype):
+    """Within-chunk dq, dk of ONE sub-chunk s = program_id(3) and one key block (split
+    backward): dA came from `_bwd_da_kernel`, so this program holds only [C, BK] tiles.
+    Refs: q, k, b [C, BK] (whole chunk); da, dat [SUB, C] (this sub-chunk's rows of dA and of
+    dA^T, scaled, float32); dq, dk [SUB, BK] float32.
+        dq_i = sum_{j <= i} dA_ij exp(b_i - b_j) k_j,   dk_j = sum_{i >= j} dA_ij exp(b_i - b_j) q_i.
+    Earlier (later) sub-chunks through one matmul relative to r = b at the sub-chunk's first
+    (last) row; the diagonal block one column per step, read from dA in memory (no reduction,
+    no barrier: this kernel only reads dA). Every exponent is <= 0 where it is not masked."""
+    C = q_ref.shape[0]
+    lo = pl.multiple_of(pl.program_id(3) * SUB, SUB)
+    hi = lo + SUB
+    sl = pl.ds(lo, SUB)
+    rows = _iota((C, 1), 0)
+    b_s = b_ref[sl, :]
+    r = b_ref[pl.ds(lo, 1), :]
+    k_rel = k_ref[...].astype(_F32) * _exp_masked(r - b_ref[...], rows < lo)
+    dq_s = _dot(da_ref[...], k_rel, mm_dtype) * jnp.exp(b_s - r)
+    r = b_ref[pl.ds(hi - 1, 1), :]
+    q_rel = q_ref[...].astype(_F32) * _exp_masked(b_ref[...] - r, rows >= hi)
+    dk_s = _dot(dat_ref[...], q_rel, mm_dtype) * jnp.exp(r - b_s)
+
+    def diag(j, carry):
+        dq_s, dk_s = carry
+        row = pl.ds(lo + j, 1)
+        b_j = b_ref[row, :]  # [1, BK]
+        da_col = da_ref[:, pl.ds(lo + j, 1)]  # [SUB, 1]: dA[i, j], zero for i < j
+        dat_col = dat_ref[:, pl.ds(lo + j, 1)]  # [SUB, 1]: dA[j, i], zero for i > j
+        dq_s = dq_s + da_col * jnp.exp(jnp.minimum(b_s - b_j, 0.0)) * k_ref[row, :].astype(_F32)
+        dk_s = dk_s + dat_col * jnp.exp(jnp.minimum(b_j - b_s, 0.0)) * q_ref[row, :].astype(_F32)
+        return dq_s, dk_s
+
+    dq_s, dk_s = jax.lax.fori_loop(0, SUB, diag, (dq_s, dk_s))
+    dq_ref[...] = dq_s
+    dk_ref[...] = dk_s
+
+
 def _dstates_bwd_kernel(q_ref, b_ref, do_ref, dst_ref, dh_ref, ds0_ref, *, chunk, scale,
                        mm_dtype):
     """The only sequential part of the backward: one (batch, head, value block, key block)
@@ -530,18 +656,22 @@ def _dstates_bwd_kernel(q_ref, b_ref, do_ref, dst_ref, dh_ref, ds0_ref, *, chunk
     ds0_ref[...] = jax.lax.fori_loop(0, N, body, dst_ref[...].astype(_F32))
 
 
-def _bwd_dqk_kernel(k_ref, v_ref, b_ref, do_ref, h_ref, dh_ref, dqi_ref, dki_ref, dq_ref,
-                    dk_ref, *, scale, mm_dtype):
+def _bwd_dqk_kernel(q_ref, k_ref, v_ref, b_ref, do_ref, h_ref, dh_ref, dqi_ref, dki_ref, dq_ref,
+                    dk_ref, dgl_ref, *, scale, mm_dtype):
     """One (chunk, key block) of dq and dk, all chunks in parallel: the inter-chunk terms
     dq = scale * (do S_entering^T) * exp(b),  dk = (v dS_leaving^T) * exp(b_last - b),
-    added to the within-chunk parts. Refs: k, b, dqi, dki, dq, dk [C, BK]; v, do [C, Dv];
-    h, dh [Dv, BK] (transposed states)."""
+    added to the within-chunk parts, and the gate gradient's local term q dq - k dk (float32;
+    its reverse cumsum over time is left to XLA). Refs: q, k, b, dqi, dki, dq, dk, dgl
+    [C, BK]; v, do [C, Dv]; h, dh [Dv, BK] (transposed states). dq, dk are written in the
+    input dtype (no float32 round trip through memory)."""
     C = k_ref.shape[0]
     b = b_ref[...]
-    dq = scale * _dot(do_ref[...], h_ref[...], mm_dtype) * jnp.exp(b)
-    dq_ref[...] = dq + dqi_ref[...]
+    dq = scale * _dot(do_ref[...], h_ref[...], mm_dtype) * jnp.exp(b) + dqi_ref[...]
     tail = jnp.exp(b_ref[pl.ds(C - 1, 1), :] - b)
-    dk_ref[...] = _dot(v_ref[...], dh_ref[...], mm_dtype) * tail + dki_ref[...]
+    dk = _dot(v_ref[...], dh_ref[...], mm_dtype) * tail + dki_ref[...]
+    dq_ref[...] = dq.astype(dq_ref.dtype)
+    dk_ref[...] = dk.astype(dk_ref.dtype)
+    dgl_ref[...] = q_ref[...].astype(_F32) * dq - k_ref[...].astype(_F32) * dk
 
 
 def _bwd_dv_kernel(k_ref, b_ref, dh_ref, dvi_ref, dv_ref, *, mm_dtype):
@@ -551,13 +681,98 @@ def _bwd_dv_kernel(k_ref, b_ref, dh_ref, dvi_ref, dv_ref, *, mm_dtype):
     C = k_ref.shape[0]
     b = b_ref[...]
     k_tail = k_ref[...].astype(_F32) * jnp.exp(b_ref[pl.ds(C - 1, 1), :] - b)
-    dv_ref[...] = _dot(k_tail, dh_ref[...], mm_dtype, trans_b=True) + dvi_ref[...]
+    dv_ref[...] = (_dot(k_tail, dh_ref[...], mm_dtype, trans_b=True)
+                   + dvi_ref[...]).astype(dv_ref.dtype)
+
+
+def _bwd_dv_split_kernel(k_ref, b_ref, a_ref, do_ref, dh_ref, dv_ref, *, scale, mm_dtype):
+    """`_bwd_dv_kernel` with the within-chunk term computed here (split backward):
+    dv = scale * A^T do + (k exp(b_last - b)) dS_leaving, both as whole-chunk matmuls.
+    Refs: k, b [C, Dk]; a [C, C] (the forward's A, unscaled); do, dv [C, BV]; dh [BV, Dk]."""
+    C = k_ref.shape[0]
+    b = b_ref[...]
+    k_tail = k_ref[...].astype(_F32) * jnp.exp(b_ref[pl.ds(C - 1, 1), :] - b)
+    dv = (_dot(k_tail, dh_ref[...], mm_dtype, trans_b=True)
+          + scale * _dot(a_ref[...], do_ref[...], mm_dtype, trans_a=True))
+    dv_ref[...] = dv.astype(dv_ref.dtype)
+
+
+def _intra_bwd_fused(q, k, v, b, a, do, *, scale, interpret, tiles):
+    """Within-chunk dq, dk, dv (float32, [B, Tp, H, D]) in one kernel, a program per 16-row
+    sub-chunk holding the whole chunk (bwd = "fused", the first design)."""
+    B, Tp, H, Dk = q.shape
+    Dv = v.shape[-1]
+    C = a.shape[-1]
+    N, n_sub = Tp // C, C // SUB
+    f32 = lambda shape: jax.ShapeDtypeStruct(shape, _F32)  # noqa: E731
+    whole = lambda D: pl.BlockSpec((None, C, None, D), lambda b_, h, n, s: (b_, n, h, 0))  # noqa: E731
+    rows_of = lambda D: pl.BlockSpec(  # noqa: E731
+        (None, SUB, None, D), lambda b_, h, n, s: (b_, n * n_sub + s, h, 0))
+    # diag = "stores": an fp32 scratch output [B, Tp, H, 2 * SUB] that each program writes
+    # its diagonal block of dA to and reads back (16 MB at the Small-E shape, mostly in L2).
+    diag = "loop_select" if tiles.diag == "loop_select" else "stores"  # "separate": stores
+    scratch = [rows_of(2 * SUB)] if diag == "stores" else []
+    dqi, dki, dvi, *_ = pl.pallas_call(
+        functools.partial(_intra_bwd_sub_kernel, scale=scale, mm_dtype=q.dtype, diag=diag,
+                          barrier=not interpret),
+        grid=(B, H, N, n_sub),
+        in_specs=[whole(Dk), whole(Dk), whole(Dv), whole(Dk), whole(C), whole(Dv)],
+        out_specs=[rows_of(Dk), rows_of(Dk), rows_of(Dv)] + scratch,
+        out_shape=[f32(q.shape), f32(q.shape), f32(v.shape)]
+        + [f32((B, Tp, H, 2 * SUB))] * len(scratch),
+        compiler_params=_params(_intra_warps("bwd", Dk), tiles.num_stages),
+        interpret=interpret,
+        name="gla_intra_bwd",
+    )(q, k, v, b, a, do)
+    return dqi, dki, dvi
+
+
+def _intra_bwd_split(q, k, v, b, do, *, chunk, scale, interpret, stages, bk):
+    """Within-chunk dq, dk (float32 [B, Tp, H, Dk]) in two kernels (bwd = "split", FLA's
+    division of the work): dA and dA^T per chunk as whole-chunk matmuls, then one light
+    program per (16-row sub-chunk, key block of bk columns). dv's within-chunk term is left to
+    the dv kernel."""
+    B, Tp, H, Dk = q.shape
+    Dv = v.shape[-1]
+    C = chunk
+    N, n_sub = Tp // C, C // SUB
+    f32 = lambda shape: jax.ShapeDtypeStruct(shape, _F32)  # noqa: E731
+    chunk_v = pl.BlockSpec((None, C, None, Dv), lambda b_, h, n: (b_, n, h, 0))
+    chunk_a = pl.BlockSpec((None, C, None, C), lambda b_, h, n: (b_, n, h, 0))
+    da, dat = pl.pallas_call(
+        functools.partial(_bwd_da_kernel, scale=scale, mm_dtype=q.dtype),
+        grid=(B, H, N),
+        in_specs=[chunk_v, chunk_v],
+        out_specs=[chunk_a, chunk_a],
+        out_shape=[f32((B, Tp, H, C))] * 2,
+        compiler_params=_params(4, stages),
+        interpret=interpret,
+        name="gla_bwd_da",
+    )(v, do)
+
+    whole_k = pl.BlockSpec((None, C, None, bk), lambda b_, h, n, s, j: (b_, n, h, j))
+    rows_a = pl.BlockSpec((None, SUB, None, C), lambda b_, h, n, s, j: (b_, n * n_sub + s, h, 0))
+    rows_k = pl.BlockSpec((None, SUB, None, bk),
+                          lambda b_, h, n, s, j: (b_, n * n_sub + s, h, j))
+    dqi, dki = pl.pallas_call(
+        functools.partial(_intra_bwd_dqk_kernel, mm_dtype=q.dtype),
+        grid=(B, H, N, n_sub, Dk // bk),
+        in_specs=[whole_k, whole_k, whole_k, rows_a, rows_a],
+        out_specs=[rows_k, rows_k],
+        out_shape=[f32(q.shape)] * 2,
+        compiler_params=_params(4, stages),
+        interpret=interpret,
+        name="gla_intra_bwd",
+    )(q, k, b, da, dat)
+    return dqi, dki
 
 
 def _backward(q, k, v, b, a, h_all, do, dst, *, scale, interpret, tiles):
     """Padded arrays as in `_forward`; h_all [B, H, N, Dv, Dk] the entering states it saved;
     do [B, Tp, H, Dv]; dst [B, H, Dv, Dk] float32 (the final-state cotangent, transposed).
-    Returns float32 dq, dk [B, Tp, H, Dk], dv [B, Tp, H, Dv], ds0 transposed [B, H, Dv, Dk]."""
+    Returns dq, dk [B, Tp, H, Dk] and dv [B, Tp, H, Dv] in the input dtype, the gate
+    gradient's local term q dq - k dk [B, Tp, H, Dk] float32 and dS_0 transposed
+    [B, H, Dv, Dk] float32."""
     B, Tp, H, Dk = q.shape
     Dv = v.shape[-1]
     C = a.shape[-1]
@@ -568,27 +783,15 @@ def _backward(q, k, v, b, a, h_all, do, dst, *, scale, interpret, tiles):
     do = do.astype(q.dtype)  # bf16 matmul operand, like v
 
     f32 = lambda shape: jax.ShapeDtypeStruct(shape, _F32)  # noqa: E731
-    n_sub = C // SUB
-    whole = lambda D: pl.BlockSpec((None, C, None, D), lambda b_, h, n, s: (b_, n, h, 0))  # noqa: E731
-    rows_of = lambda D: pl.BlockSpec(  # noqa: E731
-        (None, SUB, None, D), lambda b_, h, n, s: (b_, n * n_sub + s, h, 0))
-    # diag = "stores": an fp32 scratch output [B, Tp, H, 2 * SUB] that each program writes
-    # its diagonal block of dA to and reads back (16 MB at the Small-E shape, mostly in L2).
-    scratch = [rows_of(2 * SUB)] if tiles.diag == "stores" else []
-    dqi, dki, dvi, *_ = pl.pallas_call(
-        functools.partial(_intra_bwd_sub_kernel, scale=scale, mm_dtype=mm_dtype, diag=tiles.diag,
-                          barrier=not interpret),
-        grid=(B, H, N, n_sub),
-        in_specs=[whole(Dk), whole(Dk), whole(Dv), whole(Dk), whole(C), whole(Dv)],
-        out_specs=[rows_of(Dk), rows_of(Dk), rows_of(Dv)] + scratch,
-        out_shape=[f32(q.shape), f32(q.shape), f32(v.shape)]
-        + [f32((B, Tp, H, 2 * SUB))] * len(scratch),
-        compiler_params=_params(_intra_warps("bwd", Dk), stages),
-        interpret=interpret,
-        name="gla_intra_bwd",
-    )(q, k, v, b, a, do)
-
     bv, bk = min(tiles.block_v, Dv), min(tiles.block_k, Dk)
+    if tiles.bwd == "split":
+        dqi, dki = _intra_bwd_split(q, k, v, b, do, chunk=C, scale=scale, interpret=interpret,
+                                    stages=stages, bk=bk)
+        dvi = None
+    else:
+        dqi, dki, dvi = _intra_bwd_fused(q, k, v, b, a, do, scale=scale, interpret=interpret,
+                                         tiles=tiles)
+
     seq_k, seq_v, state, per_chunk = _walk_specs(Tp, N, bv, bk)
     dh_all, ds0t = pl.pallas_call(
         functools.partial(_dstates_bwd_kernel, chunk=C, scale=scale, mm_dtype=mm_dtype),
@@ -605,32 +808,44 @@ def _backward(q, k, v, b, a, h_all, do, dst, *, scale, interpret, tiles):
     chunk_k = pl.BlockSpec((None, C, None, bk), lambda b_, h, n, j: (b_, n, h, j))
     chunk_v = pl.BlockSpec((None, C, None, Dv), lambda b_, h, n, j: (b_, n, h, 0))
     state_k = pl.BlockSpec((None, None, None, Dv, bk), lambda b_, h, n, j: (b_, h, n, 0, j))
-    dq, dk = pl.pallas_call(
+    dq, dk, dg_local = pl.pallas_call(
         functools.partial(_bwd_dqk_kernel, scale=scale, mm_dtype=mm_dtype),
         grid=(B, H, N, Dk // bk),
-        in_specs=[chunk_k, chunk_v, chunk_k, chunk_v, state_k, state_k, chunk_k, chunk_k],
-        out_specs=[chunk_k, chunk_k],
-        out_shape=[f32(q.shape), f32(q.shape)],
+        in_specs=[chunk_k, chunk_k, chunk_v, chunk_k, chunk_v, state_k, state_k, chunk_k,
+                  chunk_k],
+        out_specs=[chunk_k, chunk_k, chunk_k],
+        out_shape=[jax.ShapeDtypeStruct(q.shape, q.dtype)] * 2 + [f32(q.shape)],
         compiler_params=_params(4, stages),
         interpret=interpret,
         name="gla_bwd_dqk",
-    )(k, v, b, do, h_all, dh_all, dqi, dki)
+    )(q, k, v, b, do, h_all, dh_all, dqi, dki)
 
     # dv: one program per (chunk, value block), contracting over all of Dk.
     bo = min(tiles.block_v_out, Dv)
     chunk_dk = pl.BlockSpec((None, C, None, Dk), lambda b_, h, n, i: (b_, n, h, 0))
     chunk_vo = pl.BlockSpec((None, C, None, bo), lambda b_, h, n, i: (b_, n, h, i))
+    state_o = _chunk_state_spec(bo, Dk)
+    if dvi is None:  # split: the within-chunk term inside the dv kernel (A^T do)
+        kernel = functools.partial(_bwd_dv_split_kernel, scale=scale, mm_dtype=mm_dtype)
+        in_specs = [chunk_dk, chunk_dk,
+                    pl.BlockSpec((None, C, None, C), lambda b_, h, n, i: (b_, n, h, 0)),
+                    chunk_vo, state_o]
+        args = (k, b, a, do, dh_all)
+    else:
+        kernel = functools.partial(_bwd_dv_kernel, mm_dtype=mm_dtype)
+        in_specs = [chunk_dk, chunk_dk, state_o, chunk_vo]
+        args = (k, b, dh_all, dvi)
     dv = pl.pallas_call(
-        functools.partial(_bwd_dv_kernel, mm_dtype=mm_dtype),
+        kernel,
         grid=(B, H, N, Dv // bo),
-        in_specs=[chunk_dk, chunk_dk, _chunk_state_spec(bo, Dk), chunk_vo],
+        in_specs=in_specs,
         out_specs=chunk_vo,
-        out_shape=f32(v.shape),
+        out_shape=jax.ShapeDtypeStruct(v.shape, v.dtype),
         compiler_params=_params(4, stages),
         interpret=interpret,
         name="gla_bwd_dv",
-    )(k, b, dh_all, dvi)
-    return dq, dk, dv, ds0t
+    )(*args)
+    return dq, dk, dv, dg_local, ds0t
 
 
 # ----------------------------------------------------------------------------------------------
@@ -653,6 +868,7 @@ class Tiles(NamedTuple):
     block_v_out: int
     num_stages: int | None
     diag: str = DIAG
+    bwd: str = BWD
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8))
@@ -673,10 +889,12 @@ def _core_bwd(chunk, scale, interpret, tiles, res, cotangents):
     del chunk  # A's width
     q, k, v, b, a, h_all, s_final = res
     do, ds_final = cotangents
-    dq, dk, dv, ds0t = _backward(q, k, v, b, a, h_all, do, jnp.swapaxes(ds_final, -1, -2),
-                                 scale=scale, interpret=interpret, tiles=tiles)
-    dg = gate_gradient(q, k, dq, dk, s_final, ds_final, time_axis=1)  # over the padded sequence
-    return (dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype), dg,
+    dq, dk, dv, dg_local, ds0t = _backward(q, k, v, b, a, h_all, do,
+                                           jnp.swapaxes(ds_final, -1, -2), scale=scale,
+                                           interpret=interpret, tiles=tiles)
+    # over the padded sequence (padded steps have q = k = 0: their local terms are zero)
+    dg = gate_gradient_from_local(dg_local, s_final, ds_final, time_axis=1)
+    return (dq, dk, dv, dg,
             jnp.swapaxes(ds0t, -1, -2))
 
 
@@ -716,6 +934,7 @@ def gla_pallas_gpu(
     block_v_out: int | None = None,
     num_stages: int | None = None,
     diag: str | None = None,
+    bwd: str | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """GLA with the Pallas GPU kernels (inputs assumed validated by `kernels.gla.gla`).
 
@@ -736,8 +955,9 @@ def gla_pallas_gpu(
       num_stages: Triton software-pipelining depth of every kernel (1 = no pipelining); None
         = NUM_STAGES where a loop iteration's tiles fit PIPELINE_MAX_BYTES, else 1.
       diag: the within-chunk kernels' diagonal-block scheme, one of DIAG_MODES (None = DIAG,
-        "loop_select"; "stores" is opt-in until it has run compiled on a GPU). Same results
-        either way.
+        "stores"). Same results either way.
+      bwd: the backward's within-chunk scheme, one of BWD_MODES (None = BWD, "split"). Same
+        results either way.
 
     Returns:
       (o [B, T, H, Dv] in q.dtype, final_state [B, H, Dk, Dv] float32).
@@ -758,9 +978,11 @@ def gla_pallas_gpu(
     v_p = _pad_axis(_pad_axis(v, 1, Tp), 3, dv_p)
     s0_p = _pad_axis(_pad_axis(s0, 2, dk_p), 3, dv_p)
     tiles = Tiles(block_v or BLOCK_V, block_k or BLOCK_K, block_v_out or BLOCK_V_OUT, num_stages,
-                  diag or DIAG)
+                  diag or DIAG, bwd or BWD)
     if tiles.diag not in DIAG_MODES:
         raise ValueError(f"gla_pallas_gpu: diag must be one of {DIAG_MODES}, got {diag!r}")
+    if tiles.bwd not in BWD_MODES:
+        raise ValueError(f"gla_pallas_gpu: bwd must be one of {BWD_MODES}, got {bwd!r}")
     if num_stages is not None and num_stages < 1:
         raise ValueError(f"gla_pallas_gpu: num_stages must be >= 1, got {num_stages}")
     for name, size in zip(("block_v", "block_k", "block_v_out"), tiles[:3]):

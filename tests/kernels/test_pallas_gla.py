@@ -113,32 +113,50 @@ def test_pallas_gpu_empty_sequence():
     np.testing.assert_array_equal(np.asarray(s), np.asarray(s0))
 
 
-def test_pallas_gpu_diag_schemes_agree():
-    """diag="stores" (direct stores; not yet the default: its compiled kernels have not run on
-    a GPU) and the default "loop_select" give the same outputs and gradients (fp32, chunk 32,
-    T = 70)."""
+def test_pallas_gpu_schemes_agree():
+    """The default schemes (diag="stores", bwd="split") and the others kept for A/B timing
+    (bwd="fused", diag="loop_select" or "separate") give the same outputs and gradients (fp32,
+    chunk 32, T = 70)."""
     q, k, v, log_g, s0 = make_inputs(15, 1, 70, 2, 16, 24)
 
-    def run(diag):
+    def run(**schemes):
         def loss(q, k, v, log_g, s0):
             o, s = gla_pallas_gpu(q, k, v, log_g, scale=0.25, initial_state=s0, chunk_size=32,
-                                  diag=diag)
+                                  **schemes)
             return jnp.sum(o * jnp.cos(o)) + jnp.sum(s * s), (o, s)
 
         grads, (o, s) = jax.grad(loss, argnums=(0, 1, 2, 3, 4), has_aux=True)(
             q, k, v, log_g, s0)
         return (o, s) + grads
 
-    for name, new, old in zip(("o", "S_T") + GRAD_NAMES, run("stores"), run("loop_select")):
-        assert_close(new, old, FP32_TOL, name)
+    default = run()
+    for schemes in ({"bwd": "fused"}, {"diag": "loop_select", "bwd": "fused"},
+                    {"diag": "separate"}, {"diag": "separate", "bwd": "fused"}):
+        for name, new, old in zip(("o", "S_T") + GRAD_NAMES, default, run(**schemes)):
+            assert_close(new, old, FP32_TOL, f"{name} vs {schemes}")
     with pytest.raises(ValueError, match="diag"):
         gla_pallas_gpu(q, k, v, log_g, scale=0.25, diag="select")
+    with pytest.raises(ValueError, match="bwd"):
+        gla_pallas_gpu(q, k, v, log_g, scale=0.25, bwd="merged")
 
 
-def test_pallas_gpu_interpret_stores_bf16_extreme_gates():
-    """The "stores" scheme against the reference itself: bf16, extreme per-key gates, ragged T."""
+def test_variant_kwargs():
+    assert variant_kwargs("") == {}
+    assert variant_kwargs("64x32x128x1") == {"block_v": 64, "block_k": 32, "block_v_out": 128,
+                                             "num_stages": 1}
+    assert variant_kwargs(":loop_select:fused") == {"diag": "loop_select", "bwd": "fused"}
+    assert variant_kwargs(":separate") == {"diag": "separate"}
+    assert variant_kwargs("32x64:split") == {"block_v": 32, "block_k": 64, "bwd": "split"}
+    with pytest.raises(ValueError, match="unknown scheme 'selects'"):
+        variant_kwargs(":selects")
+
+
+@pytest.mark.parametrize("variant", ["pallas_gpu", "pallas_gpu@:fused", "pallas_gpu@:separate"])
+def test_pallas_gpu_interpret_bf16_extreme_gates(variant):
+    """Both backward schemes and the separate diagonal kernel against the reference
+    itself: bf16, extreme per-key gates, ragged T."""
     inputs = make_inputs(16, 1, 50, 2, 32, 32, gate="extremes", dtype=jnp.bfloat16)
-    check_backend("pallas_gpu@:stores", inputs, chunk_size=32, out_tol=BF16_OUT_TOL,
+    check_backend(variant, inputs, chunk_size=32, out_tol=BF16_OUT_TOL,
                   state_tol=BF16_STATE_TOL, grad_tol=BF16_GRAD_TOL)
 
 
@@ -160,12 +178,19 @@ def test_pallas_gpu_interpret_head_dims(Dk, Dv, dtype):
 SMALL_E = (8, 4096, 4, 128, 256)  # B, T, H, Dk, Dv of one Small-E GLA layer
 
 
-@pytest.mark.parametrize("diag", ["stores", "loop_select"])
-@pytest.mark.parametrize("shape", [SMALL_E, (2, 1000, 3, 64, 64)], ids=["small_e", "ragged"])
-def test_pallas_gpu_lowers_for_cuda(shape, diag):
-    """Forward and backward lower to seven Triton kernels for CUDA (runs the Triton lowering
-    of every kernel body: unsupported ops or tile shapes fail here, without a GPU), with
-    either within-chunk diagonal scheme."""
+LOWERING_CASES = [  # (shape, variant): every kernel body of every scheme, Small-E shape
+    (SMALL_E, ""), (SMALL_E, ":fused"), (SMALL_E, ":loop_select:fused"),
+    (SMALL_E, ":separate"), ((2, 1000, 3, 64, 64), ""),
+]
+
+
+@pytest.mark.parametrize("shape,variant", LOWERING_CASES,
+                         ids=["small_e", "small_e-fused", "small_e-loop_select-fused",
+                              "small_e-separate", "ragged"])
+def test_pallas_gpu_lowers_for_cuda(shape, variant):
+    """Forward and backward lower to their Triton kernels for CUDA (runs the Triton lowering of
+    every kernel body: unsupported ops or tile shapes fail here, without a GPU), for the
+    default schemes and the earlier ones kept for A/B timing."""
     B, T, H, Dk, Dv = shape
     sds = jax.ShapeDtypeStruct
     args = (sds((B, T, H, Dk), jnp.bfloat16), sds((B, T, H, Dk), jnp.bfloat16),
@@ -174,14 +199,19 @@ def test_pallas_gpu_lowers_for_cuda(shape, diag):
 
     def loss(q, k, v, g, s0):
         o, s = gla_pallas_gpu(q, k, v, g, scale=Dk**-0.5, initial_state=s0, interpret=False,
-                              diag=diag)
+                              **variant_kwargs(variant))
         return jnp.sum(o.astype(jnp.float32)) + jnp.sum(s)
 
     grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3, 4)))
     text = grad.trace(*args).lower(lowering_platforms=("cuda",)).as_text()
-    assert text.count("stablehlo.custom_call @__gpu$xla.gpu.triton") == 7
-    for name in ("gla_intra_fwd", "gla_states_fwd", "gla_out_fwd", "gla_intra_bwd",
-                 "gla_dstates_bwd", "gla_bwd_dqk", "gla_bwd_dv"):
+    kernels = ["gla_intra_fwd", "gla_states_fwd", "gla_out_fwd", "gla_intra_bwd",
+               "gla_dstates_bwd", "gla_bwd_dqk", "gla_bwd_dv"]
+    if "fused" not in variant:
+        kernels.append("gla_bwd_da")
+    if "separate" in variant:
+        kernels.append("gla_intra_fwd_diag")
+    assert text.count("stablehlo.custom_call @__gpu$xla.gpu.triton") == len(kernels)
+    for name in kernels:
         assert name in text, name  # kernel names are embedded in the serialized Triton IR
 
 
@@ -284,12 +314,15 @@ def test_pallas_tpu_lowers_for_tpu(dtype):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("variant", ["pallas_gpu@:fused", "pallas_gpu@:loop_select:fused",
+                                     "pallas_gpu@:separate"])
 @pytest.mark.parametrize("B,T,H,Dk,Dv,scalar,gate", GPU_CASES[:2])
-def test_pallas_gpu_compiled_stores_matches_reference(B, T, H, Dk, Dv, scalar, gate):
-    """The opt-in diag="stores" scheme compiled (its barrier-ordered scratch round-trip only
-    runs for real on a GPU): the Small-E layer and ragged T with extreme gates, bf16."""
+def test_pallas_gpu_compiled_other_schemes_match_reference(B, T, H, Dk, Dv, scalar, gate,
+                                                           variant):
+    """The schemes kept for A/B timing, compiled (the fused backward's barrier-ordered scratch
+    round-trip only runs for real on a GPU): Small-E layer and ragged T, extreme gates, bf16."""
     if jax.default_backend() != "gpu":
         pytest.fail("the gpu marker needs a CUDA GPU (jax.default_backend() == 'gpu')")
     inputs = make_inputs(21, B, T, H, Dk, Dv, scalar_gate=scalar, gate=gate, dtype=jnp.bfloat16)
-    check_backend("pallas_gpu@:stores", inputs, chunk_size=64, out_tol=BF16_OUT_TOL,
+    check_backend(variant, inputs, chunk_size=64, out_tol=BF16_OUT_TOL,
                   state_tol=BF16_STATE_TOL, grad_tol=BF16_GRAD_TOL)
