@@ -16,8 +16,8 @@ lowering check here, and its API still moves between jax releases. Triton itself
 for bf16 `tl.dot`s of these tile sizes on sm_90.
 
 Decomposition (the FLA chunk_gla idea, rewritten for Pallas; chunk C = 64, sub-chunk c = 16):
-with b the within-chunk inclusive cumsum of log_g (float32, computed by XLA outside the
-kernels), token i of a chunk sees
+with b the within-chunk inclusive cumsum of log_g (float32, its own small kernel
+`gla_chunk_cumsum`, [B, H, N]), token i of a chunk sees
 
     o_i = scale * [ (q_i * exp(b_i)) S + sum_{j <= i in chunk} A_ij v_j ],
     A_ij = sum_d q_id k_jd exp(b_id - b_jd),
@@ -49,7 +49,7 @@ Small-E layer the old design computed the outputs inside a 128-program walk, on 
   dlog_g needs no kernel of its own: with G the global cumsum of log_g, o and S_T depend on
   G_t only via q_t exp(G_t), k_t exp(-G_t) and exp(G_T), so
       dlog_g = reverse_cumsum_t(q * dq - k * dk) + sum_v(S_T * dS_T)   (fp32; the product
-  inside `_bwd_dqk`, the reverse cumsum in XLA).
+  and its reverse cumsum within each chunk inside `_bwd_dqk`, the later chunks' sums in XLA).
 
 Precision: gates, cumsums, states and every accumulation are float32. With bf16 inputs the
 matmul operands are bf16 (as in chunked.py); with float32 inputs the matmuls run in IEEE
@@ -89,10 +89,12 @@ BLOCK_V_OUT = 128
 # loads more than PIPELINE_MAX_BYTES gets one stage (no pipelining) instead of failing to launch.
 NUM_STAGES = 2
 PIPELINE_MAX_BYTES = 140 * 1024
+# Largest matmul operands of one split-backward dv program (shared memory, see _backward).
+DV_SHARED_MAX_BYTES = 192 * 1024
 # How the within-chunk kernels handle the exact c x c diagonal block (one serial loop of SUB
 # key columns per program), kept selectable for A/B timing (`gla_pallas_gpu(diag=)`, the
 # benchmark's `--pallas-tiles ...:stores`):
-#   "stores"      (default) forward: each diagonal column stored straight to A (a [SUB, 1]
+#   "stores"      forward: each diagonal column stored straight to A (a [SUB, 1]
 #                 column store, the off-diagonal columns by one masked store); backward: dA's
 #                 diagonal block and its transpose stored to an fp32 scratch output and read
 #                 back a column per step after a barrier, so the loop is elementwise only
@@ -101,15 +103,16 @@ PIPELINE_MAX_BYTES = 140 * 1024
 #                 register tile (forward), and two reductions plus a row select (backward),
 #                 which Triton lowers to shared-memory layout conversions and barriers in
 #                 every iteration.
-#   "separate"    forward: the "stores" column loop in a kernel of its own
+#   "separate"    (default) forward: the "stores" column loop in a kernel of its own
 #                 (`gla_intra_fwd_diag`, one program per sub-chunk holding only [SUB, Dk]
 #                 tiles), after `gla_intra_fwd` has written the off-diagonal columns: the
 #                 serial loop no longer runs in the whole-chunk program at ~170 registers
 #                 (few programs per SM). The fused backward uses "stores" with it.
 # The split backward (BWD = "split") reads its diagonal blocks from dA and ignores `diag`.
-# Both pass the compiled parity tests on an H200; "stores" is the faster (forward within-chunk
-# kernel 0.47 vs 0.72 ms at the Small-E shape; benchmarks/RESULTS.md, fifth lease).
-DIAG = "stores"
+# All three pass the compiled parity tests on an H200. At the Small-E shape the forward's
+# within-chunk work took 0.72 ms ("loop_select"), 0.47 ms ("stores") and 0.16 + 0.18 ms
+# ("separate"); benchmarks/RESULTS.md, fifth lease.
+DIAG = "separate"
 DIAG_MODES = ("stores", "loop_select", "separate")
 # How the backward computes the within-chunk gradients (`gla_pallas_gpu(bwd=)`, the
 # benchmark's `--pallas-tiles ...:fused`):
@@ -212,13 +215,20 @@ def gate_gradient(q, k, dq, dk, s_final, ds_final, time_axis: int):
     q * dq - k * dk (fp32), plus the final-state term sum_v(S_T * dS_T) broadcast over time.
     q, k, dq, dk: [..., T, ..., Dk] with time on ``time_axis``; s_final, ds_final [B, H, Dk, Dv]."""
     local = q.astype(_F32) * dq - k.astype(_F32) * dk
-    return gate_gradient_from_local(local, s_final, ds_final, time_axis)
-
-
-def gate_gradient_from_local(local, s_final, ds_final, time_axis: int):
-    """`gate_gradient` given local = q * dq - k * dk (float32, computed inside a kernel)."""
     dg = jnp.flip(jnp.cumsum(jnp.flip(local, time_axis), axis=time_axis), time_axis)
     return dg + jnp.expand_dims(jnp.sum(s_final * ds_final, axis=-1), time_axis)
+
+
+def _gate_gradient_from_chunks(dg_chunk, s_final, ds_final, chunk: int):
+    """`gate_gradient` given dg_chunk [B, Tp, H, Dk] float32: the reverse cumsum of
+    q * dq - k * dk within each chunk (computed in `_bwd_dqk_kernel`). Adds the sums of all
+    later chunks (a cumsum over the N chunk totals, 1/C of the data) and the final-state term."""
+    B, Tp, H, Dk = dg_chunk.shape
+    dg = dg_chunk.reshape(B, Tp // chunk, chunk, H, Dk)
+    totals = dg[:, :, 0]  # [B, N, H, Dk]: each chunk's whole sum (its first row)
+    later = jnp.flip(jnp.cumsum(jnp.flip(totals, 1), axis=1), 1) - totals
+    dg = (dg + later[:, :, None]).reshape(dg_chunk.shape)
+    return dg + jnp.sum(s_final * ds_final, axis=-1)[:, None]
 
 
 def _iota(shape, dim):
@@ -660,8 +670,9 @@ def _bwd_dqk_kernel(q_ref, k_ref, v_ref, b_ref, do_ref, h_ref, dh_ref, dqi_ref, 
                     dk_ref, dgl_ref, *, scale, mm_dtype):
     """One (chunk, key block) of dq and dk, all chunks in parallel: the inter-chunk terms
     dq = scale * (do S_entering^T) * exp(b),  dk = (v dS_leaving^T) * exp(b_last - b),
-    added to the within-chunk parts, and the gate gradient's local term q dq - k dk (float32;
-    its reverse cumsum over time is left to XLA). Refs: q, k, b, dqi, dki, dq, dk, dgl
+    added to the within-chunk parts, and the gate gradient's local term q dq - k dk reverse-
+    cumsummed within the chunk (float32; `_gate_gradient_from_chunks` adds the later chunks).
+    Refs: q, k, b, dqi, dki, dq, dk, dgl
     [C, BK]; v, do [C, Dv]; h, dh [Dv, BK] (transposed states). dq, dk are written in the
     input dtype (no float32 round trip through memory)."""
     C = k_ref.shape[0]
@@ -671,7 +682,10 @@ def _bwd_dqk_kernel(q_ref, k_ref, v_ref, b_ref, do_ref, h_ref, dh_ref, dqi_ref, 
     dk = _dot(v_ref[...], dh_ref[...], mm_dtype) * tail + dki_ref[...]
     dq_ref[...] = dq.astype(dq_ref.dtype)
     dk_ref[...] = dk.astype(dk_ref.dtype)
-    dgl_ref[...] = q_ref[...].astype(_F32) * dq - k_ref[...].astype(_F32) * dk
+    local = q_ref[...].astype(_F32) * dq - k_ref[...].astype(_F32) * dk
+    # Its reverse cumsum within the chunk (Triton has only the forward scan): total - prefix
+    # + self, float32 (the error is of the order of any summation order's).
+    dgl_ref[...] = jnp.sum(local, axis=0, keepdims=True) - jnp.cumsum(local, axis=0) + local
 
 
 def _bwd_dv_kernel(k_ref, b_ref, dh_ref, dvi_ref, dv_ref, *, mm_dtype):
@@ -822,6 +836,10 @@ def _backward(q, k, v, b, a, h_all, do, dst, *, scale, interpret, tiles):
 
     # dv: one program per (chunk, value block), contracting over all of Dk.
     bo = min(tiles.block_v_out, Dv)
+    if tiles.bwd == "split":  # its matmul operands (k_tail, dh, A, do) sit in shared memory:
+        # float32 at Dk = 256 needed 240 KB at bo = 128 (the limit is 227 KB per block)
+        while bo > 16 and (C * Dk + bo * Dk + C * C + C * bo) * isz > DV_SHARED_MAX_BYTES:
+            bo //= 2
     chunk_dk = pl.BlockSpec((None, C, None, Dk), lambda b_, h, n, i: (b_, n, h, 0))
     chunk_vo = pl.BlockSpec((None, C, None, bo), lambda b_, h, n, i: (b_, n, h, i))
     state_o = _chunk_state_spec(bo, Dk)
@@ -852,11 +870,35 @@ def _backward(q, k, v, b, a, h_all, do, dst, *, scale, interpret, tiles):
 # custom VJP over padded, per-key-gate inputs
 
 
+def _chunk_cumsum_kernel(g_ref, b_ref):
+    """One chunk's inclusive cumsum over time. Refs: g, b [C, Dk] float32."""
+    b_ref[...] = jnp.cumsum(g_ref[...], axis=0)
+
+
 def _chunk_cumsum(g: jax.Array, chunk: int) -> jax.Array:
-    """[B, Tp, H, Dk] float32 -> inclusive cumsum within each chunk (XLA: the kernels then
-    need no cumsum primitive)."""
+    """[B, Tp, H, Dk] float32 -> inclusive cumsum within each chunk, by XLA (the TPU kernels'
+    way; `_chunk_cumsum_gpu` is the GPU one)."""
     B, Tp, H, Dk = g.shape
     return jnp.cumsum(g.reshape(B, Tp // chunk, chunk, H, Dk), axis=2).reshape(g.shape)
+
+
+def _chunk_cumsum_gpu(g: jax.Array, chunk: int, interpret: bool) -> jax.Array:
+    """[B, Tp, H, Dk] float32 -> inclusive cumsum within each chunk, one program per chunk
+    and 64 key dims (XLA's cumsum over the chunk axis ran at a tenth of the memory bandwidth: 0.08 ms at the
+    Small-E shape on an H200)."""
+    B, Tp, H, Dk = g.shape
+    bk = min(Dk, 64)  # [C, 64] float32 tiles: 32 registers a thread at 4 warps
+    spec = pl.BlockSpec((None, chunk, None, bk), lambda b_, h, n, j: (b_, n, h, j))
+    return pl.pallas_call(
+        _chunk_cumsum_kernel,
+        grid=(B, H, Tp // chunk, Dk // bk),
+        in_specs=[spec],
+        out_specs=spec,
+        out_shape=jax.ShapeDtypeStruct(g.shape, _F32),
+        compiler_params=_params(4, 1),
+        interpret=interpret,
+        name="gla_chunk_cumsum",
+    )(g)
 
 
 class Tiles(NamedTuple):
@@ -877,7 +919,7 @@ def _gla_core(q, k, v, g, s0, chunk, scale, interpret, tiles):
 
 
 def _core_fwd(q, k, v, g, s0, chunk, scale, interpret, tiles):
-    b = _chunk_cumsum(g, chunk)
+    b = _chunk_cumsum_gpu(g, chunk, interpret)
     s0t = jnp.swapaxes(s0, -1, -2)
     o, a, h_all, st = _forward(q, k, v, b, s0t, chunk=chunk, scale=scale, interpret=interpret,
                                tiles=tiles)
@@ -893,7 +935,7 @@ def _core_bwd(chunk, scale, interpret, tiles, res, cotangents):
                                            jnp.swapaxes(ds_final, -1, -2), scale=scale,
                                            interpret=interpret, tiles=tiles)
     # over the padded sequence (padded steps have q = k = 0: their local terms are zero)
-    dg = gate_gradient_from_local(dg_local, s_final, ds_final, time_axis=1)
+    dg = _gate_gradient_from_chunks(dg_local, s_final, ds_final, a.shape[-1])
     return (dq, dk, dv, dg,
             jnp.swapaxes(ds0t, -1, -2))
 
@@ -955,7 +997,7 @@ def gla_pallas_gpu(
       num_stages: Triton software-pipelining depth of every kernel (1 = no pipelining); None
         = NUM_STAGES where a loop iteration's tiles fit PIPELINE_MAX_BYTES, else 1.
       diag: the within-chunk kernels' diagonal-block scheme, one of DIAG_MODES (None = DIAG,
-        "stores"). Same results either way.
+        "separate"). Same results either way.
       bwd: the backward's within-chunk scheme, one of BWD_MODES (None = BWD, "split"). Same
         results either way.
 

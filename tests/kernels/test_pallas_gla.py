@@ -114,8 +114,8 @@ def test_pallas_gpu_empty_sequence():
 
 
 def test_pallas_gpu_schemes_agree():
-    """The default schemes (diag="stores", bwd="split") and the others kept for A/B timing
-    (bwd="fused", diag="loop_select" or "separate") give the same outputs and gradients (fp32,
+    """The default schemes (diag="separate", bwd="split") and the others kept for A/B timing
+    (bwd="fused", diag="stores" or "loop_select") give the same outputs and gradients (fp32,
     chunk 32, T = 70)."""
     q, k, v, log_g, s0 = make_inputs(15, 1, 70, 2, 16, 24)
 
@@ -131,7 +131,7 @@ def test_pallas_gpu_schemes_agree():
 
     default = run()
     for schemes in ({"bwd": "fused"}, {"diag": "loop_select", "bwd": "fused"},
-                    {"diag": "separate"}, {"diag": "separate", "bwd": "fused"}):
+                    {"diag": "stores"}, {"diag": "stores", "bwd": "fused"}):
         for name, new, old in zip(("o", "S_T") + GRAD_NAMES, default, run(**schemes)):
             assert_close(new, old, FP32_TOL, f"{name} vs {schemes}")
     with pytest.raises(ValueError, match="diag"):
@@ -145,15 +145,15 @@ def test_variant_kwargs():
     assert variant_kwargs("64x32x128x1") == {"block_v": 64, "block_k": 32, "block_v_out": 128,
                                              "num_stages": 1}
     assert variant_kwargs(":loop_select:fused") == {"diag": "loop_select", "bwd": "fused"}
-    assert variant_kwargs(":separate") == {"diag": "separate"}
+    assert variant_kwargs(":stores") == {"diag": "stores"}
     assert variant_kwargs("32x64:split") == {"block_v": 32, "block_k": 64, "bwd": "split"}
     with pytest.raises(ValueError, match="unknown scheme 'selects'"):
         variant_kwargs(":selects")
 
 
-@pytest.mark.parametrize("variant", ["pallas_gpu", "pallas_gpu@:fused", "pallas_gpu@:separate"])
+@pytest.mark.parametrize("variant", ["pallas_gpu", "pallas_gpu@:fused", "pallas_gpu@:stores"])
 def test_pallas_gpu_interpret_bf16_extreme_gates(variant):
-    """Both backward schemes and the separate diagonal kernel against the reference
+    """Both backward schemes and both diagonal schemes of the forward against the reference
     itself: bf16, extreme per-key gates, ragged T."""
     inputs = make_inputs(16, 1, 50, 2, 32, 32, gate="extremes", dtype=jnp.bfloat16)
     check_backend(variant, inputs, chunk_size=32, out_tol=BF16_OUT_TOL,
@@ -180,13 +180,13 @@ SMALL_E = (8, 4096, 4, 128, 256)  # B, T, H, Dk, Dv of one Small-E GLA layer
 
 LOWERING_CASES = [  # (shape, variant): every kernel body of every scheme, Small-E shape
     (SMALL_E, ""), (SMALL_E, ":fused"), (SMALL_E, ":loop_select:fused"),
-    (SMALL_E, ":separate"), ((2, 1000, 3, 64, 64), ""),
+    (SMALL_E, ":stores"), ((2, 1000, 3, 64, 64), ""),
 ]
 
 
 @pytest.mark.parametrize("shape,variant", LOWERING_CASES,
                          ids=["small_e", "small_e-fused", "small_e-loop_select-fused",
-                              "small_e-separate", "ragged"])
+                              "small_e-stores", "ragged"])
 def test_pallas_gpu_lowers_for_cuda(shape, variant):
     """Forward and backward lower to their Triton kernels for CUDA (runs the Triton lowering of
     every kernel body: unsupported ops or tile shapes fail here, without a GPU), for the
@@ -204,11 +204,11 @@ def test_pallas_gpu_lowers_for_cuda(shape, variant):
 
     grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3, 4)))
     text = grad.trace(*args).lower(lowering_platforms=("cuda",)).as_text()
-    kernels = ["gla_intra_fwd", "gla_states_fwd", "gla_out_fwd", "gla_intra_bwd",
+    kernels = ["gla_chunk_cumsum", "gla_intra_fwd", "gla_states_fwd", "gla_out_fwd", "gla_intra_bwd",
                "gla_dstates_bwd", "gla_bwd_dqk", "gla_bwd_dv"]
     if "fused" not in variant:
         kernels.append("gla_bwd_da")
-    if "separate" in variant:
+    if "stores" not in variant and "loop_select" not in variant:  # diag = "separate"
         kernels.append("gla_intra_fwd_diag")
     assert text.count("stablehlo.custom_call @__gpu$xla.gpu.triton") == len(kernels)
     for name in kernels:
@@ -315,7 +315,7 @@ def test_pallas_tpu_lowers_for_tpu(dtype):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("variant", ["pallas_gpu@:fused", "pallas_gpu@:loop_select:fused",
-                                     "pallas_gpu@:separate"])
+                                     "pallas_gpu@:stores"])
 @pytest.mark.parametrize("B,T,H,Dk,Dv,scalar,gate", GPU_CASES[:2])
 def test_pallas_gpu_compiled_other_schemes_match_reference(B, T, H, Dk, Dv, scalar, gate,
                                                            variant):
