@@ -108,7 +108,8 @@ DV_SHARED_MAX_BYTES = 192 * 1024
 #                 tiles), after `gla_intra_fwd` has written the off-diagonal columns: the
 #                 serial loop no longer runs in the whole-chunk program at ~170 registers
 #                 (few programs per SM). The fused backward uses "stores" with it.
-# The split backward (BWD = "split") reads its diagonal blocks from dA and ignores `diag`.
+# The split backward (BWD = "split") reads its diagonal blocks from dA: in its dq/dk kernel,
+# or with "separate" in a kernel of their own (`gla_intra_bwd_diag`).
 # All three pass the compiled parity tests on an H200. At the Small-E shape the forward's
 # within-chunk work took 0.72 ms ("loop_select"), 0.47 ms ("stores") and 0.16 + 0.18 ms
 # ("separate"); benchmarks/RESULTS.md, fifth lease.
@@ -608,7 +609,8 @@ def _bwd_da_kernel(v_ref, do_ref, da_ref, dat_ref, *, scale, mm_dtype):
     dat_ref[...] = jnp.where(cols >= rows, scale * dat, 0.0)
 
 
-def _intra_bwd_dqk_kernel(q_ref, k_ref, b_ref, da_ref, dat_ref, dq_ref, dk_ref, *, mm_dtype):
+def _intra_bwd_dqk_kernel(q_ref, k_ref, b_ref, da_ref, dat_ref, dq_ref, dk_ref, *, mm_dtype,
+                          diag_loop):
     """Within-chunk dq, dk of ONE sub-chunk s = program_id(3) and one key block (split
     backward): dA came from `_bwd_da_kernel`, so this program holds only [C, BK] tiles.
     Refs: q, k, b [C, BK] (whole chunk); da, dat [SUB, C] (this sub-chunk's rows of dA and of
@@ -616,7 +618,8 @@ def _intra_bwd_dqk_kernel(q_ref, k_ref, b_ref, da_ref, dat_ref, dq_ref, dk_ref, 
         dq_i = sum_{j <= i} dA_ij exp(b_i - b_j) k_j,   dk_j = sum_{i >= j} dA_ij exp(b_i - b_j) q_i.
     Earlier (later) sub-chunks through one matmul relative to r = b at the sub-chunk's first
     (last) row; the diagonal block one column per step, read from dA in memory (no reduction,
-    no barrier: this kernel only reads dA). Every exponent is <= 0 where it is not masked."""
+    no barrier: this kernel only reads dA), here when diag_loop, else by
+    `_intra_bwd_diag_kernel` afterwards. Every exponent is <= 0 where it is not masked."""
     C = q_ref.shape[0]
     lo = pl.multiple_of(pl.program_id(3) * SUB, SUB)
     hi = lo + SUB
@@ -630,17 +633,42 @@ def _intra_bwd_dqk_kernel(q_ref, k_ref, b_ref, da_ref, dat_ref, dq_ref, dk_ref, 
     q_rel = q_ref[...].astype(_F32) * _exp_masked(b_ref[...] - r, rows >= hi)
     dk_s = _dot(dat_ref[...], q_rel, mm_dtype) * jnp.exp(r - b_s)
 
+    if diag_loop:
+        dq_s, dk_s = _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, dat_ref, b_s, lo,
+                                               lo, (dq_s, dk_s))
+    dq_ref[...] = dq_s
+    dk_ref[...] = dk_s
+
+
+def _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, dat_ref, b_s, row0, col0, carry):
+    """Adds to carry = (dq_s, dk_s) [SUB, BK] the exact diagonal-block terms, one key column j
+    per step: dq_i += dA[i, j] exp(b_i - b_j) k_j (i >= j), dk_i += dA[j, i] exp(b_j - b_i) q_j
+    (i <= j). Key j is row row0 + j of q_ref, k_ref, b_ref and column col0 + j of da_ref,
+    dat_ref ([SUB, *]: dA's and dA^T's rows of this sub-chunk, causal, scaled); b_s [SUB, BK]
+    the sub-chunk's gate cumsums. Exponents clamped at 0 where dA is masked to zero."""
+
     def diag(j, carry):
         dq_s, dk_s = carry
-        row = pl.ds(lo + j, 1)
+        row = pl.ds(row0 + j, 1)
         b_j = b_ref[row, :]  # [1, BK]
-        da_col = da_ref[:, pl.ds(lo + j, 1)]  # [SUB, 1]: dA[i, j], zero for i < j
-        dat_col = dat_ref[:, pl.ds(lo + j, 1)]  # [SUB, 1]: dA[j, i], zero for i > j
+        da_col = da_ref[:, pl.ds(col0 + j, 1)]  # [SUB, 1]: dA[i, j], zero for i < j
+        dat_col = dat_ref[:, pl.ds(col0 + j, 1)]  # [SUB, 1]: dA[j, i], zero for i > j
         dq_s = dq_s + da_col * jnp.exp(jnp.minimum(b_s - b_j, 0.0)) * k_ref[row, :].astype(_F32)
         dk_s = dk_s + dat_col * jnp.exp(jnp.minimum(b_j - b_s, 0.0)) * q_ref[row, :].astype(_F32)
         return dq_s, dk_s
 
-    dq_s, dk_s = jax.lax.fori_loop(0, SUB, diag, (dq_s, dk_s))
+    return jax.lax.fori_loop(0, SUB, diag, carry)
+
+
+def _intra_bwd_diag_kernel(q_ref, k_ref, b_ref, da_ref, dat_ref, dqi_ref, dki_ref, dq_ref,
+                           dk_ref):
+    """The diagonal-block terms of one sub-chunk's within-chunk dq, dk (split backward with
+    diag = "separate"), added to what `_intra_bwd_dqk_kernel` wrote (dqi, dki aliased to dq,
+    dk). Refs: q, k, b, dqi, dki, dq, dk [SUB, BK] (this sub-chunk only: a small program, many
+    per SM); da, dat [SUB, SUB] (dA's and dA^T's diagonal block)."""
+    carry = (dqi_ref[...], dki_ref[...])
+    dq_s, dk_s = _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, dat_ref, b_ref[...], 0,
+                                           0, carry)
     dq_ref[...] = dq_s
     dk_ref[...] = dk_s
 
@@ -741,10 +769,11 @@ def _intra_bwd_fused(q, k, v, b, a, do, *, scale, interpret, tiles):
     return dqi, dki, dvi
 
 
-def _intra_bwd_split(q, k, v, b, do, *, chunk, scale, interpret, stages, bk):
+def _intra_bwd_split(q, k, v, b, do, *, chunk, scale, interpret, stages, bk, diag):
     """Within-chunk dq, dk (float32 [B, Tp, H, Dk]) in two kernels (bwd = "split", FLA's
     division of the work): dA and dA^T per chunk as whole-chunk matmuls, then one light
-    program per (16-row sub-chunk, key block of bk columns). dv's within-chunk term is left to
+    program per (16-row sub-chunk, key block of bk columns); with diag = "separate" the exact
+    diagonal blocks in a third kernel of [SUB, bk] programs. dv's within-chunk term is left to
     the dv kernel."""
     B, Tp, H, Dk = q.shape
     Dv = v.shape[-1]
@@ -768,8 +797,9 @@ def _intra_bwd_split(q, k, v, b, do, *, chunk, scale, interpret, stages, bk):
     rows_a = pl.BlockSpec((None, SUB, None, C), lambda b_, h, n, s, j: (b_, n * n_sub + s, h, 0))
     rows_k = pl.BlockSpec((None, SUB, None, bk),
                           lambda b_, h, n, s, j: (b_, n * n_sub + s, h, j))
+    separate = diag == "separate"
     dqi, dki = pl.pallas_call(
-        functools.partial(_intra_bwd_dqk_kernel, mm_dtype=q.dtype),
+        functools.partial(_intra_bwd_dqk_kernel, mm_dtype=q.dtype, diag_loop=not separate),
         grid=(B, H, N, n_sub, Dk // bk),
         in_specs=[whole_k, whole_k, whole_k, rows_a, rows_a],
         out_specs=[rows_k, rows_k],
@@ -778,7 +808,21 @@ def _intra_bwd_split(q, k, v, b, do, *, chunk, scale, interpret, stages, bk):
         interpret=interpret,
         name="gla_intra_bwd",
     )(q, k, b, da, dat)
-    return dqi, dki
+    if not separate:
+        return dqi, dki
+    sub_k = pl.BlockSpec((None, SUB, None, bk), lambda b_, h, m, j: (b_, m, h, j))
+    block = pl.BlockSpec((None, SUB, None, SUB), lambda b_, h, m, j: (b_, m, h, m % n_sub))
+    return pl.pallas_call(
+        _intra_bwd_diag_kernel,
+        grid=(B, H, Tp // SUB, Dk // bk),
+        in_specs=[sub_k, sub_k, sub_k, block, block, sub_k, sub_k],
+        out_specs=[sub_k, sub_k],
+        out_shape=[f32(q.shape)] * 2,
+        input_output_aliases={5: 0, 6: 1},
+        compiler_params=_params(4, stages),
+        interpret=interpret,
+        name="gla_intra_bwd_diag",
+    )(q, k, b, da, dat, dqi, dki)
 
 
 def _backward(q, k, v, b, a, h_all, do, dst, *, scale, interpret, tiles):
@@ -800,7 +844,7 @@ def _backward(q, k, v, b, a, h_all, do, dst, *, scale, interpret, tiles):
     bv, bk = min(tiles.block_v, Dv), min(tiles.block_k, Dk)
     if tiles.bwd == "split":
         dqi, dki = _intra_bwd_split(q, k, v, b, do, chunk=C, scale=scale, interpret=interpret,
-                                    stages=stages, bk=bk)
+                                    stages=stages, bk=bk, diag=tiles.diag)
         dvi = None
     else:
         dqi, dki, dvi = _intra_bwd_fused(q, k, v, b, a, do, scale=scale, interpret=interpret,

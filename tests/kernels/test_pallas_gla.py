@@ -210,6 +210,8 @@ def test_pallas_gpu_lowers_for_cuda(shape, variant):
         kernels.append("gla_bwd_da")
     if "stores" not in variant and "loop_select" not in variant:  # diag = "separate"
         kernels.append("gla_intra_fwd_diag")
+        if "fused" not in variant:
+            kernels.append("gla_intra_bwd_diag")
     assert text.count("stablehlo.custom_call @__gpu$xla.gpu.triton") == len(kernels)
     for name in kernels:
         assert name in text, name  # kernel names are embedded in the serialized Triton IR
