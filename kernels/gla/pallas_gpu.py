@@ -145,20 +145,22 @@ INTERPRET_ENV = "SMALL_E_PALLAS_INTERPRET"
 def variant_kwargs(spec: str) -> dict:
     """`gla_pallas_gpu` keywords of a tuning variant "BVxBK[xBVo[xS]][:MODE...]" (the
     benchmark's --pallas-tiles and triton_resources' --tiles): block_v x block_k x block_v_out
-    x num_stages, then ":"-separated scheme names, each of DIAG_MODES (the diagonal block) or
-    BWD_MODES (the backward's within-chunk split); any part may be empty ("", ":loop_select",
-    "64x64", ":stores:fused")."""
+    x num_stages, then ":"-separated names, each a scheme of DIAG_MODES (the diagonal block) or
+    BWD_MODES (the backward's within-chunk split), or "unroll" (the diagonal loops unrolled);
+    any part may be empty ("", ":loop_select", "64x64", ":stores:fused", ":unroll")."""
     sizes, *modes = spec.split(":")
-    kwargs = dict(zip(("block_v", "block_k", "block_v_out", "num_stages"),
-                      (int(t) for t in sizes.split("x") if t)))
+    kwargs: dict = dict(zip(("block_v", "block_k", "block_v_out", "num_stages"),
+                            (int(t) for t in sizes.split("x") if t)))
     for mode in filter(None, modes):
         if mode in DIAG_MODES:
             kwargs["diag"] = mode
         elif mode in BWD_MODES:
             kwargs["bwd"] = mode
+        elif mode == "unroll":
+            kwargs["unroll"] = True
         else:
             raise ValueError(f"tuning variant {spec!r}: unknown scheme {mode!r} "
-                             f"(diag: {DIAG_MODES}, bwd: {BWD_MODES})")
+                             f"(diag: {DIAG_MODES}, bwd: {BWD_MODES}, or 'unroll')")
     return kwargs
 
 
@@ -230,6 +232,16 @@ def _gate_gradient_from_chunks(dg_chunk, s_final, ds_final, chunk: int):
     later = jnp.flip(jnp.cumsum(jnp.flip(totals, 1), axis=1), 1) - totals
     dg = (dg + later[:, :, None]).reshape(dg_chunk.shape)
     return dg + jnp.sum(s_final * ds_final, axis=-1)[:, None]
+
+
+def _sub_loop(body, carry, unroll: bool):
+    """body(j, carry) for j = 0 .. SUB - 1: a loop, or unrolled at trace time (straight-line
+    code that Triton may schedule across steps; its scan lowering cannot unroll)."""
+    if not unroll:
+        return jax.lax.fori_loop(0, SUB, body, carry)
+    for j in range(SUB):
+        carry = body(j, carry)
+    return carry
 
 
 def _iota(shape, dim):
@@ -347,12 +359,12 @@ def _intra_fwd_sub_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype, diag):
     jax.lax.fori_loop(0, SUB, column, 0)
 
 
-def _intra_fwd_diag_kernel(q_ref, k_ref, b_ref, a_in_ref, a_ref):
+def _intra_fwd_diag_kernel(q_ref, k_ref, b_ref, a_in_ref, a_ref, *, unroll):
     """The exact SUB x SUB diagonal block of one sub-chunk's rows of A (diag = "separate"),
     written into the A that `_intra_fwd_sub_kernel` filled off the diagonal (aliased:
     a_in_ref is a_ref's buffer, unread). Refs: q, k, b [SUB, Dk] (this sub-chunk only, so the
     program is small and many fit on an SM); a [SUB, SUB] (this block of A). Same column
-    loop as "stores"."""
+    loop as "stores"; unroll: the loop unrolled (Tiles.unroll)."""
     del a_in_ref
     q_s = q_ref[...].astype(_F32)
     b_s = b_ref[...]
@@ -366,7 +378,7 @@ def _intra_fwd_diag_kernel(q_ref, k_ref, b_ref, a_in_ref, a_ref):
         a_ref[:, pl.ds(j, 1)] = jnp.where(sub_rows >= j, col, 0.0).astype(a_ref.dtype)
         return carry
 
-    jax.lax.fori_loop(0, SUB, column, 0)
+    _sub_loop(column, 0, unroll)
 
 
 def _states_fwd_kernel(k_ref, v_ref, b_ref, s0_ref, h_ref, st_ref, *, chunk, mm_dtype):
@@ -436,7 +448,7 @@ def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, tiles):
         rows_k = pl.BlockSpec((None, SUB, None, Dk), lambda b_, h, m: (b_, m, h, 0))
         block = pl.BlockSpec((None, SUB, None, SUB), lambda b_, h, m: (b_, m, h, m % n_sub))
         a = pl.pallas_call(
-            _intra_fwd_diag_kernel,
+            functools.partial(_intra_fwd_diag_kernel, unroll=tiles.unroll),
             grid=(B, H, Tp // SUB),
             in_specs=[rows_k, rows_k, rows_k, block],
             out_specs=block,
@@ -640,7 +652,8 @@ def _intra_bwd_dqk_kernel(q_ref, k_ref, b_ref, da_ref, dat_ref, dq_ref, dk_ref, 
     dk_ref[...] = dk_s
 
 
-def _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, dat_ref, b_s, row0, col0, carry):
+def _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, dat_ref, b_s, row0, col0, carry,
+                              unroll=False):
     """Adds to carry = (dq_s, dk_s) [SUB, BK] the exact diagonal-block terms, one key column j
     per step: dq_i += dA[i, j] exp(b_i - b_j) k_j (i >= j), dk_i += dA[j, i] exp(b_j - b_i) q_j
     (i <= j). Key j is row row0 + j of q_ref, k_ref, b_ref and column col0 + j of da_ref,
@@ -657,18 +670,18 @@ def _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, dat_ref, b_s, row0, c
         dk_s = dk_s + dat_col * jnp.exp(jnp.minimum(b_j - b_s, 0.0)) * q_ref[row, :].astype(_F32)
         return dq_s, dk_s
 
-    return jax.lax.fori_loop(0, SUB, diag, carry)
+    return _sub_loop(diag, carry, unroll)
 
 
 def _intra_bwd_diag_kernel(q_ref, k_ref, b_ref, da_ref, dat_ref, dqi_ref, dki_ref, dq_ref,
-                           dk_ref):
+                           dk_ref, *, unroll):
     """The diagonal-block terms of one sub-chunk's within-chunk dq, dk (split backward with
     diag = "separate"), added to what `_intra_bwd_dqk_kernel` wrote (dqi, dki aliased to dq,
     dk). Refs: q, k, b, dqi, dki, dq, dk [SUB, BK] (this sub-chunk only: a small program, many
     per SM); da, dat [SUB, SUB] (dA's and dA^T's diagonal block)."""
     carry = (dqi_ref[...], dki_ref[...])
     dq_s, dk_s = _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, dat_ref, b_ref[...], 0,
-                                           0, carry)
+                                           0, carry, unroll)
     dq_ref[...] = dq_s
     dk_ref[...] = dk_s
 
@@ -769,7 +782,7 @@ def _intra_bwd_fused(q, k, v, b, a, do, *, scale, interpret, tiles):
     return dqi, dki, dvi
 
 
-def _intra_bwd_split(q, k, v, b, do, *, chunk, scale, interpret, stages, bk, diag):
+def _intra_bwd_split(q, k, v, b, do, *, chunk, scale, interpret, stages, bk, diag, unroll):
     """Within-chunk dq, dk (float32 [B, Tp, H, Dk]) in two kernels (bwd = "split", FLA's
     division of the work): dA and dA^T per chunk as whole-chunk matmuls, then one light
     program per (16-row sub-chunk, key block of bk columns); with diag = "separate" the exact
@@ -813,7 +826,7 @@ def _intra_bwd_split(q, k, v, b, do, *, chunk, scale, interpret, stages, bk, dia
     sub_k = pl.BlockSpec((None, SUB, None, bk), lambda b_, h, m, j: (b_, m, h, j))
     block = pl.BlockSpec((None, SUB, None, SUB), lambda b_, h, m, j: (b_, m, h, m % n_sub))
     return pl.pallas_call(
-        _intra_bwd_diag_kernel,
+        functools.partial(_intra_bwd_diag_kernel, unroll=unroll),
         grid=(B, H, Tp // SUB, Dk // bk),
         in_specs=[sub_k, sub_k, sub_k, block, block, sub_k, sub_k],
         out_specs=[sub_k, sub_k],
@@ -844,7 +857,7 @@ def _backward(q, k, v, b, a, h_all, do, dst, *, scale, interpret, tiles):
     bv, bk = min(tiles.block_v, Dv), min(tiles.block_k, Dk)
     if tiles.bwd == "split":
         dqi, dki = _intra_bwd_split(q, k, v, b, do, chunk=C, scale=scale, interpret=interpret,
-                                    stages=stages, bk=bk, diag=tiles.diag)
+                                    stages=stages, bk=bk, diag=tiles.diag, unroll=tiles.unroll)
         dvi = None
     else:
         dqi, dki, dvi = _intra_bwd_fused(q, k, v, b, a, do, scale=scale, interpret=interpret,
@@ -947,7 +960,9 @@ def _chunk_cumsum_gpu(g: jax.Array, chunk: int, interpret: bool) -> jax.Array:
 
 class Tiles(NamedTuple):
     """Tile sizes of one call (see the BLOCK_* constants); num_stages None = automatic; diag
-    the diagonal-block scheme of the within-chunk kernels (DIAG_MODES)."""
+    the diagonal-block scheme of the within-chunk kernels (DIAG_MODES); bwd the backward's
+    within-chunk scheme (BWD_MODES); unroll: the 16-step diagonal loops of the "separate"
+    kernels unrolled at trace time."""
 
     block_v: int
     block_k: int
@@ -955,6 +970,7 @@ class Tiles(NamedTuple):
     num_stages: int | None
     diag: str = DIAG
     bwd: str = BWD
+    unroll: bool = False
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8))
@@ -1021,6 +1037,7 @@ def gla_pallas_gpu(
     num_stages: int | None = None,
     diag: str | None = None,
     bwd: str | None = None,
+    unroll: bool = False,
 ) -> tuple[jax.Array, jax.Array]:
     """GLA with the Pallas GPU kernels (inputs assumed validated by `kernels.gla.gla`).
 
@@ -1044,6 +1061,8 @@ def gla_pallas_gpu(
         "separate"). Same results either way.
       bwd: the backward's within-chunk scheme, one of BWD_MODES (None = BWD, "split"). Same
         results either way.
+      unroll: unroll the 16-step diagonal-block loops of the diag="separate" kernels at trace
+        time (an A/B knob, not yet timed on a GPU). Same results either way.
 
     Returns:
       (o [B, T, H, Dv] in q.dtype, final_state [B, H, Dk, Dv] float32).
@@ -1064,7 +1083,7 @@ def gla_pallas_gpu(
     v_p = _pad_axis(_pad_axis(v, 1, Tp), 3, dv_p)
     s0_p = _pad_axis(_pad_axis(s0, 2, dk_p), 3, dv_p)
     tiles = Tiles(block_v or BLOCK_V, block_k or BLOCK_K, block_v_out or BLOCK_V_OUT, num_stages,
-                  diag or DIAG, bwd or BWD)
+                  diag or DIAG, bwd or BWD, bool(unroll))
     if tiles.diag not in DIAG_MODES:
         raise ValueError(f"gla_pallas_gpu: diag must be one of {DIAG_MODES}, got {diag!r}")
     if tiles.bwd not in BWD_MODES:

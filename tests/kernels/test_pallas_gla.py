@@ -115,7 +115,7 @@ def test_pallas_gpu_empty_sequence():
 
 def test_pallas_gpu_schemes_agree():
     """The default schemes (diag="separate", bwd="split") and the others kept for A/B timing
-    (bwd="fused", diag="stores" or "loop_select") give the same outputs and gradients (fp32,
+    (bwd="fused", diag="stores" or "loop_select", unrolled diagonal loops) give the same outputs and gradients (fp32,
     chunk 32, T = 70)."""
     q, k, v, log_g, s0 = make_inputs(15, 1, 70, 2, 16, 24)
 
@@ -131,7 +131,7 @@ def test_pallas_gpu_schemes_agree():
 
     default = run()
     for schemes in ({"bwd": "fused"}, {"diag": "loop_select", "bwd": "fused"},
-                    {"diag": "stores"}, {"diag": "stores", "bwd": "fused"}):
+                    {"diag": "stores"}, {"diag": "stores", "bwd": "fused"}, {"unroll": True}):
         for name, new, old in zip(("o", "S_T") + GRAD_NAMES, default, run(**schemes)):
             assert_close(new, old, FP32_TOL, f"{name} vs {schemes}")
     with pytest.raises(ValueError, match="diag"):
@@ -146,6 +146,7 @@ def test_variant_kwargs():
                                              "num_stages": 1}
     assert variant_kwargs(":loop_select:fused") == {"diag": "loop_select", "bwd": "fused"}
     assert variant_kwargs(":stores") == {"diag": "stores"}
+    assert variant_kwargs("64x64:unroll") == {"block_v": 64, "block_k": 64, "unroll": True}
     assert variant_kwargs("32x64:split") == {"block_v": 32, "block_k": 64, "bwd": "split"}
     with pytest.raises(ValueError, match="unknown scheme 'selects'"):
         variant_kwargs(":selects")
@@ -180,13 +181,13 @@ SMALL_E = (8, 4096, 4, 128, 256)  # B, T, H, Dk, Dv of one Small-E GLA layer
 
 LOWERING_CASES = [  # (shape, variant): every kernel body of every scheme, Small-E shape
     (SMALL_E, ""), (SMALL_E, ":fused"), (SMALL_E, ":loop_select:fused"),
-    (SMALL_E, ":stores"), ((2, 1000, 3, 64, 64), ""),
+    (SMALL_E, ":stores"), (SMALL_E, ":unroll"), ((2, 1000, 3, 64, 64), ""),
 ]
 
 
 @pytest.mark.parametrize("shape,variant", LOWERING_CASES,
                          ids=["small_e", "small_e-fused", "small_e-loop_select-fused",
-                              "small_e-stores", "ragged"])
+                              "small_e-stores", "small_e-unroll", "ragged"])
 def test_pallas_gpu_lowers_for_cuda(shape, variant):
     """Forward and backward lower to their Triton kernels for CUDA (runs the Triton lowering of
     every kernel body: unsupported ops or tile shapes fail here, without a GPU), for the
@@ -317,7 +318,7 @@ def test_pallas_tpu_lowers_for_tpu(dtype):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("variant", ["pallas_gpu@:fused", "pallas_gpu@:loop_select:fused",
-                                     "pallas_gpu@:stores"])
+                                     "pallas_gpu@:stores", "pallas_gpu@:unroll"])
 @pytest.mark.parametrize("B,T,H,Dk,Dv,scalar,gate", GPU_CASES[:2])
 def test_pallas_gpu_compiled_other_schemes_match_reference(B, T, H, Dk, Dv, scalar, gate,
                                                            variant):
