@@ -2,6 +2,7 @@
 
     python -m small_e_jax.bench_decode [--preset small_e_librilight_medium] [--batch 1,8,32,64]
         [--text-len 300] [--frames 750] [--dtype bfloat16] [--unroll 4] [--out benchmarks/results.jsonl]
+        [--trace]    # also: kernels per decode step, device busy/idle time, busiest kernels
 
 Random weights (speed does not depend on them). Each item gets ``--text-len`` random text
 tokens and decodes exactly ``--frames`` frames (the stop token is held off with ``min_frames``)
@@ -126,6 +127,31 @@ class Bench:
         return time.perf_counter() - t0
 
 
+def trace_loop(bench: Bench, batch: int, text_len: int, frames: int, top: int = 15) -> dict[str, Any]:
+    """Trace one run (prefill + loop) and print the device timeline per decode step and the
+    busiest kernels: at batch 1 a step is a chain of small kernels, and this says how many and
+    how long the device waits between them. Returns the timeline per step (ns; {} on a CPU)."""
+    import glob
+    import tempfile
+
+    from kernels.benchmarks.trace_summary import summarize, table, timeline_lines
+
+    trace_dir = tempfile.mkdtemp(prefix="small_e_decode_trace_")
+    with jax.profiler.trace(trace_dir):
+        _, _, steps = bench.run_once(batch, text_len, frames)
+    paths = sorted(glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True))
+    summary = summarize(paths[-1]) if paths else None
+    if not summary or not summary["device_planes"]:
+        print(f"  B={batch}: no device plane in the trace (CPU run): no timeline")
+        return {}
+    print(f"  B={batch}: {steps} decode steps traced (plus the prefill)")
+    for line in timeline_lines(summary["timeline"], steps):
+        print("  " + line)
+    for line in table("  busiest kernels", summary["by_kernel"], summary["total_ns"], top, steps):
+        print("  " + line)
+    return {k: v / steps for k, v in summary["timeline"].items()}
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m small_e_jax.bench_decode", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -143,6 +169,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--context-frames", type=int, default=16, help="codec right context before audio is final")
     p.add_argument("--codec", default="dac_24khz", help="codec for the time-to-first-audio figure")
     p.add_argument("--out", type=Path, default=None, help="append JSON lines here")
+    p.add_argument("--trace", action="store_true",
+                   help="also trace one timed loop per batch size and print, per decode step, the "
+                        "kernels launched, the device's busy and idle time and the top kernels")
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
     return p.parse_args(argv)
 
@@ -190,6 +219,8 @@ def main(argv: Sequence[str] | None = None, *, codec: Any = None) -> int:
         first = f", first audio {extra['first_audio_ms']:.0f} ms" if "first_audio_ms" in extra else ""
         print(f"B={batch:3d}: {frames_per_s:,.0f} frames/s, rtf {rtf:.4f}, step {extra['step_ms']:.3f} ms, "
               f"prefill {extra['prefill_ms']:.1f} ms{first}", flush=True)
+        if args.trace:  # after the timed runs, so the profiler does not disturb them
+            record["extra"]["trace_per_step"] = trace_loop(bench, batch, args.text_len, args.frames)
     if args.out is not None:
         append_records(records, args.out)
         print(f"appended {len(records)} records to {args.out}")

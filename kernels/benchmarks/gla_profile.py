@@ -28,7 +28,7 @@ import jax
 from kernels import gla as gla_kernels
 from kernels.benchmarks.gla_bench import jax_programs
 from kernels.benchmarks.shapes import Shape, make_inputs
-from kernels.benchmarks.trace_summary import summarize
+from kernels.benchmarks.trace_summary import summarize, timeline_lines
 
 
 def profile_backend(backend: str, shape: Shape, dtype: str, calls: int, chunk_size: int = 64,
@@ -55,7 +55,8 @@ def profile_backend(backend: str, shape: Shape, dtype: str, calls: int, chunk_si
         s = summarize(paths[-1])
         per_call = lambda counts: {k_: ns / calls / 1e6 for k_, ns in counts.most_common()}  # noqa: E731
         result[name] = {"device_ms": s["total_ns"] / calls / 1e6, "by_kernel_ms": per_call(s["by_kernel"]),
-                        "device_planes": s["device_planes"], "host_ms": per_call(s["host"])}
+                        "device_planes": s["device_planes"], "host_ms": per_call(s["host"]),
+                        "timeline_per_call": {k_: v / calls for k_, v in s["timeline"].items()}}
     return result
 
 
@@ -73,6 +74,9 @@ def format_profile(backend: str, shape: Shape, prof: dict[str, Any], top: int) -
         rate = tokens / (total / 1e3) / 1e6 if total else float("nan")
         lines.append(f"{backend} {name}: {total:.3f} ms of device time per call "
                      f"({rate:.2f} Mtok/s if the GPU were never idle)")
+        if "timeline_per_call" in p:  # calls back to back: idle = launch gaps and dispatch
+            lines.extend("  " + line.replace("per step", "per call")
+                         for line in timeline_lines(p["timeline_per_call"], 1))
         for kernel, ms in list(p["by_kernel_ms"].items())[:top]:
             lines.append(f"  {ms:9.3f} ms  {ms / total:6.1%}  {kernel[:100]}")
     return lines

@@ -4,7 +4,9 @@ train-step profiler (`small_e_jax/eval/profile_step.py`).
 
 Every event on a device plane (``/device:GPU:*``, ``/device:TPU:*``) is a kernel; its time is
 totalled by kernel name and by the JAX name scope of the HLO op that launched it (``scope_of``
-decides how a scope is cut, the caller passes it).
+decides how a scope is cut, the caller passes it). ``timeline`` says how busy the device was
+between its first and last kernel: how many kernels, how much idle time and in what gaps (many
+small gaps = launch-bound; a few large ones = the host or a synchronisation).
 """
 
 from __future__ import annotations
@@ -20,6 +22,54 @@ def _stats(event: Any) -> dict[str, Any]:
         return {}
 
 
+SHORT_KERNEL_NS = 10_000  # kernels shorter than this are likely launch-bound
+LARGE_GAP_NS = 100_000  # idle gaps longer than this are not launch latency
+
+
+def timeline(intervals: Iterable[tuple[float, float]], short_ns: float = SHORT_KERNEL_NS,
+             large_gap_ns: float = LARGE_GAP_NS) -> dict[str, float]:
+    """Busy/idle accounting of kernel intervals (start, end) in ns, any order, overlaps allowed
+    (several streams): kernels, span (first start to last end), busy (their union), idle (span -
+    busy), the short kernels (< short_ns: count and time) and the idle gaps (count, and count
+    and time of those > large_gap_ns)."""
+    spans = sorted((float(a), float(b)) for a, b in intervals)
+    stats = {"kernels": len(spans), "span_ns": 0.0, "busy_ns": 0.0, "idle_ns": 0.0,
+             "short_kernels": 0, "short_kernel_ns": 0.0, "gaps": 0, "large_gaps": 0,
+             "large_gap_ns": 0.0}
+    if not spans:
+        return stats
+    for a, b in spans:
+        if b - a < short_ns:
+            stats["short_kernels"] += 1
+            stats["short_kernel_ns"] += b - a
+    cur_start, cur_end = spans[0]
+    for a, b in spans[1:]:
+        if a > cur_end:  # an idle gap
+            gap = a - cur_end
+            stats["gaps"] += 1
+            if gap > large_gap_ns:
+                stats["large_gaps"] += 1
+                stats["large_gap_ns"] += gap
+            stats["busy_ns"] += cur_end - cur_start
+            cur_start, cur_end = a, b
+        else:
+            cur_end = max(cur_end, b)
+    stats["busy_ns"] += cur_end - cur_start
+    stats["span_ns"] = cur_end - spans[0][0]
+    stats["idle_ns"] = stats["span_ns"] - stats["busy_ns"]
+    return stats
+
+
+def timeline_lines(t: dict[str, float], steps: int) -> Iterable[str]:
+    """``timeline`` per step, for a console report."""
+    per = lambda key: t[key] / steps / 1e6  # noqa: E731 - ms per step
+    yield (f"timeline per step: {t['kernels'] / steps:.0f} kernels ({t['short_kernels'] / steps:.0f} "
+           f"shorter than {SHORT_KERNEL_NS / 1e3:.0f} us, {per('short_kernel_ns'):.2f} ms); device busy "
+           f"{per('busy_ns'):.2f} ms of a {per('span_ns'):.2f} ms span; idle {per('idle_ns'):.2f} ms in "
+           f"{t['gaps'] / steps:.0f} gaps, {per('large_gap_ns'):.2f} ms of it in "
+           f"{t['large_gaps'] / steps:.1f} gaps over {LARGE_GAP_NS / 1e3:.0f} us")
+
+
 def summarize(xplane_path: str, depth: int = 4,
               scope_of: Callable[[str, int], str] | None = None) -> dict[str, Any]:
     """Device time by kernel and by scope (ns) from one ``.xplane.pb``."""
@@ -29,6 +79,7 @@ def summarize(xplane_path: str, depth: int = 4,
     by_kernel: collections.Counter = collections.Counter()
     by_scope: collections.Counter = collections.Counter()
     total = 0.0
+    intervals: list[tuple[float, float]] = []
     line_names: set[str] = set()
     device_planes = [p for p in data.planes if p.name.startswith("/device:")]
     for plane in device_planes:
@@ -41,6 +92,7 @@ def summarize(xplane_path: str, depth: int = 4,
             for ev in line.events:
                 ns = float(ev.duration_ns)
                 total += ns
+                intervals.append((float(ev.start_ns), float(ev.start_ns) + ns))
                 by_kernel[ev.name] += ns
                 stats = _stats(ev)
                 op = stats.get("tf_op") or stats.get("name") or stats.get("hlo_op") or ""
@@ -53,7 +105,7 @@ def summarize(xplane_path: str, depth: int = 4,
                     for ev in line.events:
                         host[ev.name] += float(ev.duration_ns)
     return {"device_planes": [p.name for p in device_planes], "lines": sorted(line_names), "total_ns": total,
-            "by_kernel": by_kernel, "by_scope": by_scope, "host": host}
+            "by_kernel": by_kernel, "by_scope": by_scope, "host": host, "timeline": timeline(intervals)}
 
 
 def table(title: str, counts: collections.Counter, total: float, top: int, steps: int) -> Iterable[str]:

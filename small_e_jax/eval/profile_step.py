@@ -10,8 +10,9 @@ The step is :meth:`small_e_jax.train.Trainer.step` on a synthetic full batch (as
 is a kernel; its time is totalled (1) by kernel name and (2) by the JAX name scope of the HLO op
 that launched it (the ``tf_op`` / ``name`` stat, e.g. ``jit(step)/.../decoder/...``), cut to
 ``--depth`` components after the transformation prefixes, so that "GLA kernel", "projections",
-"loss" and "optimizer" can be told apart. On a CPU there is no device plane: the command says
-so and prints the host's busiest XLA events instead.
+"loss" and "optimizer" can be told apart. A timeline line says how many kernels a step launches
+and how long the device sat idle between them (launch gaps vs host stalls). On a CPU there is
+no device plane: the command says so and prints the host's busiest XLA events instead.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Optional
 
 import jax
 
-from kernels.benchmarks.trace_summary import summarize, table as _table
+from kernels.benchmarks.trace_summary import summarize, table as _table, timeline_lines
 from small_e_jax.config import ConfigError, load_config
 from small_e_jax.eval.throughput import parse_shapes, synthetic_batch
 
@@ -121,6 +122,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     else:
         print(f"device lines: {s['lines']}")
         print(f"device time per step: {s['total_ns'] / args.steps / 1e6:.2f} ms")
+        # The traced steps run back to back (as in training): idle time here is the device
+        # waiting for the host's launches or for a synchronisation, not for the next step.
+        for line in timeline_lines(s["timeline"], args.steps):
+            print(line)
         for line in _table("by scope", s["by_scope"], s["total_ns"], args.top, args.steps):
             print(line)
         for line in _table("by kernel", s["by_kernel"], s["total_ns"], args.top, args.steps):
@@ -132,6 +137,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         summary = {"config": config.name, "B": batch, "T": frames, "steps": args.steps,
                    "overrides": args.overrides, "device": jax.devices()[0].device_kind,
                    "device_ms_per_step": s["total_ns"] / args.steps / 1e6,
+                   "timeline_per_step": {k: v / args.steps for k, v in s["timeline"].items()},
                    "by_scope_ms": {k: v / args.steps / 1e6 for k, v in s["by_scope"].most_common(60)},
                    "by_kernel_ms": {k: v / args.steps / 1e6 for k, v in s["by_kernel"].most_common(60)},
                    "kernel_origins": {k: origins.get(k) for k, _ in s["by_kernel"].most_common(60)}}

@@ -67,3 +67,23 @@ def test_throughput_runs_the_train_step_and_records_both_timings(tmp_path):
     assert extra["step_ms"] > 0 and extra["step_ms_sync"] > 0 and extra["step_ms_min"] > 0
     assert extra["step_ms_min"] <= extra["step_ms_sync"]
     assert record["fwd_bwd_tokens_per_s"] == pytest.approx(2 * 64 / (extra["step_ms"] / 1e3), rel=1e-3)
+
+
+def test_timeline_counts_busy_idle_and_gaps():
+    """Two streams overlapping, one short kernel, one launch-sized gap and one large gap."""
+    from kernels.benchmarks.trace_summary import timeline, timeline_lines
+
+    ns = 1_000  # one microsecond
+    intervals = [(0, 50 * ns), (40 * ns, 60 * ns),  # overlap: busy 0..60 us
+                 (65 * ns, 70 * ns),  # short kernel (5 us) after a 5 us gap
+                 (270 * ns, 300 * ns)]  # after a 200 us gap
+    t = timeline(intervals)
+    assert t["kernels"] == 4
+    assert t["span_ns"] == 300 * ns
+    assert t["busy_ns"] == (60 + 5 + 30) * ns
+    assert t["idle_ns"] == (5 + 200) * ns
+    assert (t["gaps"], t["large_gaps"], t["large_gap_ns"]) == (2, 1, 200 * ns)
+    assert (t["short_kernels"], t["short_kernel_ns"]) == (1, 5 * ns)
+    assert timeline([])["kernels"] == 0
+    line = next(iter(timeline_lines(t, steps=1)))
+    assert "4 kernels" in line and "idle 0.20 ms in 2 gaps" in line

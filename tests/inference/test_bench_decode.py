@@ -15,7 +15,7 @@ def test_bench_decode_tiny(tmp_path, monkeypatch):
     out = tmp_path / "results.jsonl"
     assert bench_decode.main(["--preset", "tiny", "--batch", "1", "--text-len", "16", "--frames", "6",
                               "--repeats", "1", "--first-chunk", "2", "--context-frames", "2", "--dtype", "float32", "--unroll", "2",
-                              "--out", str(out), "model.text_layers=1"], codec=FakeCodec(4, 1024)) == 0
+                              "--out", str(out), "--trace", "model.text_layers=1"], codec=FakeCodec(4, 1024)) == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) == 1
     r = records[0]
@@ -25,3 +25,5 @@ def test_bench_decode_tiny(tmp_path, monkeypatch):
     assert r["extra"]["first_audio_ms"] > 0
     assert r["extra"]["xla_flags"] == os.environ["XLA_FLAGS"]
     assert {"device", "commit", "jax_version", "command", "date"} <= set(r)
+    # --trace on a CPU: no device plane, so no timeline (on a GPU: kernels, busy/idle per step)
+    assert r["extra"]["trace_per_step"] == {}

@@ -81,6 +81,20 @@ def test_gla_profile_traces_both_passes_and_writes_json(tmp_path, capsys):
     assert "no device plane" in capsys.readouterr().out
 
 
+def test_gla_profile_formats_a_device_profile():
+    """The GPU branch of the report (no GPU here: a profile as a GPU trace would give it)."""
+    from kernels.benchmarks import gla_profile
+    from kernels.benchmarks.trace_summary import timeline
+
+    timeline_ns = timeline([(0, 400_000), (450_000, 1_000_000)])  # 0.95 ms busy, one 50 us gap
+    prof = {"fwd": {"device_ms": 0.95, "by_kernel_ms": {"gla_out_fwd": 0.55, "gla_intra_fwd": 0.4},
+                    "device_planes": ["/device:GPU:0"], "host_ms": {}, "timeline_per_call": timeline_ns}}
+    lines = gla_profile.format_profile("pallas_gpu", gla_profile.Shape("small_e", 8, 4096, 4, 128, 256), prof, top=5)
+    assert lines[0].startswith("pallas_gpu fwd: 0.950 ms of device time per call")
+    assert "timeline per call: 2 kernels" in lines[1] and "idle 0.05 ms in 1 gaps" in lines[1]
+    assert "57.9%  gla_out_fwd" in lines[2]
+
+
 def test_gla_profile_rejects_bad_input(capsys):
     from kernels.benchmarks import gla_profile
 
