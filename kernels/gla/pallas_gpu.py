@@ -17,7 +17,7 @@ for bf16 `tl.dot`s of these tile sizes on sm_90.
 
 Decomposition (the FLA chunk_gla idea, rewritten for Pallas; chunk C = 64, sub-chunk c = 16):
 with b the within-chunk inclusive cumsum of log_g (float32, its own small kernel
-`gla_chunk_cumsum`, [B, H, N]), token i of a chunk sees
+`gla_chunk_cumsum`), token i of a chunk sees
 
     o_i = scale * [ (q_i * exp(b_i)) S + sum_{j <= i in chunk} A_ij v_j ],
     A_ij = sum_d q_id k_jd exp(b_id - b_jd),
@@ -31,7 +31,10 @@ block exactly, one key column at a time.
 Kernels (grid in brackets). Only the two state walks are sequential over chunks, and they do
 one small matmul per chunk; everything else is parallel over chunks (FLA's split: at the
 Small-E layer the old design computed the outputs inside a 128-program walk, on a 132-SM GPU).
-  forward  `_intra_fwd`  [B, H, N, C/16] one program per query sub-chunk: its rows of A.
+  forward  `_chunk_cumsum` [B, H, N, Dk/64] b, the within-chunk cumsum of log_g.
+           `_intra_fwd`  [B, H, N, C/16] one program per query sub-chunk: its rows of A (with
+                         diag = "separate", the default, only off the diagonal; then
+           `_intra_fwd_diag` [B, H, T/16] the exact 16 x 16 diagonal blocks, in place).
            `_states_fwd` [B, H, Dv/BV, Dk/BK] walks the chunks with an fp32 state tile
                          S^T [BV, BK]; stores the state entering every chunk, h [B, H, N, Dv, Dk]
                          (transposed, matmul dtype: a saved residual, like A).
@@ -40,7 +43,9 @@ Small-E layer the old design computed the outputs inside a 128-program walk, on 
            `_bwd_da`     [B, H, N] dA = scale * do v^T per chunk, one whole-chunk matmul,
                          stored causal with its transpose (float32 [B, Tp, H, C] each).
            `_intra_bwd_dqk` [B, H, N, C/16, Dk/BK] one program per (sub-chunk, key block):
-                         the within-chunk parts of dq, dk from dA (same sub-chunk scheme).
+                         the within-chunk parts of dq, dk from dA (same sub-chunk scheme; with
+                         diag = "separate" the diagonal blocks follow in
+           `_intra_bwd_diag` [B, H, T/16, Dk/BK], in place).
            `_dstates_bwd` [B, H, Dv/BV, Dk/BK] walks backward with dS, the gradient of the
                          state leaving each chunk; stores it, dh [B, H, N, Dv, Dk], and dS_0.
            `_bwd_dqk`    [B, H, N, Dk/BK] dq += scale * (do h_n^T) exp(b),
