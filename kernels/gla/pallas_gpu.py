@@ -131,6 +131,13 @@ DIAG_MODES = ("stores", "loop_select", "separate")
 #           1.3 ms of the 2.9 ms forward+backward at the Small-E shape on an H200).
 BWD = "split"
 BWD_MODES = ("split", "fused")
+# factored = True (opt-in, variant ":factored"): the "separate" diagonal-block kernels compute a
+# sub-chunk's block with matmuls, e^{b_i - b_j} = e^{b_i - r} e^{r - b_j} (r = b at its first
+# row), wherever no key dim decays by more than e^FACTORED_MAX_EXP within its 16 rows (the
+# factor e^{r - b} stays finite and representable in bf16); elsewhere the exact loop. At the
+# Small-E shape the loops took 0.55 of 1.88 ms per fwd+bwd call (H200): they evaluate
+# 16 x 16 x Dk exponentials per sub-chunk, the matmuls 2 x 16 x Dk.
+FACTORED_MAX_EXP = 16.0
 # Warps per program of the within-chunk kernels: {kernel: (warps at Dk <= 128, at Dk = 256)},
 # chosen from the resource reports of the sm_90 cubins (Triton 3.6, compiled on CPU by
 # `python -m kernels.benchmarks.triton_resources`): the fewest warps without register spills at
@@ -151,8 +158,9 @@ def variant_kwargs(spec: str) -> dict:
     """`gla_pallas_gpu` keywords of a tuning variant "BVxBK[xBVo[xS]][:MODE...]" (the
     benchmark's --pallas-tiles and triton_resources' --tiles): block_v x block_k x block_v_out
     x num_stages, then ":"-separated names, each a scheme of DIAG_MODES (the diagonal block) or
-    BWD_MODES (the backward's within-chunk split), or "unroll" (the diagonal loops unrolled);
-    any part may be empty ("", ":loop_select", "64x64", ":stores:fused", ":unroll")."""
+    BWD_MODES (the backward's within-chunk split), "unroll" (the diagonal loops unrolled) or
+    "factored" (the diagonal blocks by matmuls where the gates allow it); any part may be empty
+    ("", ":loop_select", "64x64", ":stores:fused", ":unroll", ":factored")."""
     sizes, *modes = spec.split(":")
     kwargs: dict = dict(zip(("block_v", "block_k", "block_v_out", "num_stages"),
                             (int(t) for t in sizes.split("x") if t)))
@@ -161,11 +169,11 @@ def variant_kwargs(spec: str) -> dict:
             kwargs["diag"] = mode
         elif mode in BWD_MODES:
             kwargs["bwd"] = mode
-        elif mode == "unroll":
-            kwargs["unroll"] = True
+        elif mode in ("unroll", "factored"):
+            kwargs[mode] = True
         else:
             raise ValueError(f"tuning variant {spec!r}: unknown scheme {mode!r} "
-                             f"(diag: {DIAG_MODES}, bwd: {BWD_MODES}, or 'unroll')")
+                             f"(diag: {DIAG_MODES}, bwd: {BWD_MODES}, 'unroll' or 'factored')")
     return kwargs
 
 
@@ -364,26 +372,59 @@ def _intra_fwd_sub_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype, diag):
     jax.lax.fori_loop(0, SUB, column, 0)
 
 
-def _intra_fwd_diag_kernel(q_ref, k_ref, b_ref, a_in_ref, a_ref, *, unroll):
+def _intra_fwd_diag_kernel(q_ref, k_ref, b_ref, a_in_ref, a_ref, *, unroll, factored, mm_dtype):
     """The exact SUB x SUB diagonal block of one sub-chunk's rows of A (diag = "separate"),
     written into the A that `_intra_fwd_sub_kernel` filled off the diagonal (aliased:
     a_in_ref is a_ref's buffer, unread). Refs: q, k, b [SUB, Dk] (this sub-chunk only, so the
     program is small and many fit on an SM); a [SUB, SUB] (this block of A). Same column
-    loop as "stores"; unroll: the loop unrolled (Tiles.unroll)."""
+    loop as "stores"; unroll: the loop unrolled (Tiles.unroll). factored: one matmul instead
+    of the loop where the gates allow it (`_factored_ok`)."""
     del a_in_ref
-    q_s = q_ref[...].astype(_F32)
-    b_s = b_ref[...]
     sub_rows = _iota((SUB, 1), 0)
 
-    def column(j, carry):
-        row_j = jnp.full((SUB,), j, jnp.int32)
-        k_j = k_ref[row_j, :].astype(_F32)  # [SUB, Dk], row j repeated (see "stores")
-        b_j = b_ref[row_j, :]
-        col = jnp.sum(q_s * k_j * jnp.exp(jnp.minimum(b_s - b_j, 0.0)), axis=1, keepdims=True)
-        a_ref[:, pl.ds(j, 1)] = jnp.where(sub_rows >= j, col, 0.0).astype(a_ref.dtype)
-        return carry
+    def exact():
+        q_s = q_ref[...].astype(_F32)
+        b_s = b_ref[...]
 
-    _sub_loop(column, 0, unroll)
+        def column(j, carry):
+            row_j = jnp.full((SUB,), j, jnp.int32)
+            k_j = k_ref[row_j, :].astype(_F32)  # [SUB, Dk], row j repeated (see "stores")
+            b_j = b_ref[row_j, :]
+            col = jnp.sum(q_s * k_j * jnp.exp(jnp.minimum(b_s - b_j, 0.0)), axis=1,
+                          keepdims=True)
+            a_ref[:, pl.ds(j, 1)] = jnp.where(sub_rows >= j, col, 0.0).astype(a_ref.dtype)
+            return carry
+
+        _sub_loop(column, 0, unroll)
+
+    if not factored:
+        exact()
+        return
+    ok = _factored_ok(b_ref[pl.ds(0, 1), :], b_ref[...])
+
+    @pl.when(ok)
+    def _():
+        # A_ij = sum_d (q_id e^{b_id - r_d}) (k_jd e^{r_d - b_jd}): factors <= 1 and
+        # <= e^FACTORED_MAX_EXP, their product e^{b_i - b_j} <= 1 where i >= j. Contracted
+        # over 64-wide slices of Dk (whole [16, Dk] fp32 operands took 226 registers).
+        Dk = q_ref.shape[1]
+        width = min(Dk, 64)
+        blk = jnp.zeros((SUB, SUB), _F32)
+        for d in range(Dk // width):
+            dd = pl.ds(d * width, width)
+            r_d, b_d = b_ref[pl.ds(0, 1), dd], b_ref[:, dd]
+            blk += _dot(q_ref[:, dd].astype(_F32) * jnp.exp(b_d - r_d),
+                        k_ref[:, dd].astype(_F32) * jnp.exp(r_d - b_d), mm_dtype, trans_b=True)
+        a_ref[...] = jnp.where(_iota((1, SUB), 1) <= sub_rows, blk, 0.0).astype(a_ref.dtype)
+
+    pl.when(jnp.logical_not(ok))(exact)
+
+
+def _factored_ok(r, b_s):
+    """Whether a sub-chunk's diagonal block may use the factored form e^{b_i - r} e^{r - b_j}
+    (r = b at its first row, b non-increasing): the largest factor e^{r - b} stays below
+    e^FACTORED_MAX_EXP, i.e. no key dim decays by more than that within the 16 rows."""
+    return jnp.max(r - b_s) <= FACTORED_MAX_EXP
 
 
 def _states_fwd_kernel(k_ref, v_ref, b_ref, s0_ref, h_ref, st_ref, *, chunk, mm_dtype):
@@ -453,7 +494,8 @@ def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, tiles):
         rows_k = pl.BlockSpec((None, SUB, None, Dk), lambda b_, h, m: (b_, m, h, 0))
         block = pl.BlockSpec((None, SUB, None, SUB), lambda b_, h, m: (b_, m, h, m % n_sub))
         a = pl.pallas_call(
-            functools.partial(_intra_fwd_diag_kernel, unroll=tiles.unroll),
+            functools.partial(_intra_fwd_diag_kernel, unroll=tiles.unroll,
+                              factored=tiles.factored, mm_dtype=mm_dtype),
             grid=(B, H, Tp // SUB),
             in_specs=[rows_k, rows_k, rows_k, block],
             out_specs=block,
@@ -679,16 +721,38 @@ def _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, dat_ref, b_s, row0, c
 
 
 def _intra_bwd_diag_kernel(q_ref, k_ref, b_ref, da_ref, dat_ref, dqi_ref, dki_ref, dq_ref,
-                           dk_ref, *, unroll):
+                           dk_ref, *, unroll, factored, mm_dtype):
     """The diagonal-block terms of one sub-chunk's within-chunk dq, dk (split backward with
     diag = "separate"), added to what `_intra_bwd_dqk_kernel` wrote (dqi, dki aliased to dq,
     dk). Refs: q, k, b, dqi, dki, dq, dk [SUB, BK] (this sub-chunk only: a small program, many
-    per SM); da, dat [SUB, SUB] (dA's and dA^T's diagonal block)."""
-    carry = (dqi_ref[...], dki_ref[...])
-    dq_s, dk_s = _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, dat_ref, b_ref[...], 0,
-                                           0, carry, unroll)
-    dq_ref[...] = dq_s
-    dk_ref[...] = dk_s
+    per SM); da, dat [SUB, SUB] (dA's and dA^T's diagonal block). factored: two matmuls instead
+    of the loop where the gates allow it (`_factored_ok`)."""
+    b_s = b_ref[...]
+
+    def exact():
+        carry = (dqi_ref[...], dki_ref[...])
+        dq_s, dk_s = _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, dat_ref, b_s, 0, 0,
+                                               carry, unroll)
+        dq_ref[...] = dq_s
+        dk_ref[...] = dk_s
+
+    if not factored:
+        exact()
+        return
+    r = b_ref[pl.ds(0, 1), :]
+    ok = _factored_ok(r, b_s)
+
+    @pl.when(ok)
+    def _():
+        # dq_i = e^{b_i - r} sum_j dA_ij (k_j e^{r - b_j}); dk_j = e^{r - b_j} sum_i dA_ij
+        # (q_i e^{b_i - r}), i.e. dat (q e^{b - r}) with dat = dA^T.
+        grow, shrink = jnp.exp(r - b_s), jnp.exp(b_s - r)
+        dq_ref[...] = dqi_ref[...] + _dot(da_ref[...], k_ref[...].astype(_F32) * grow,
+                                          mm_dtype) * shrink
+        dk_ref[...] = dki_ref[...] + _dot(dat_ref[...], q_ref[...].astype(_F32) * shrink,
+                                          mm_dtype) * grow
+
+    pl.when(jnp.logical_not(ok))(exact)
 
 
 def _dstates_bwd_kernel(q_ref, b_ref, do_ref, dst_ref, dh_ref, ds0_ref, *, chunk, scale,
@@ -787,7 +851,8 @@ def _intra_bwd_fused(q, k, v, b, a, do, *, scale, interpret, tiles):
     return dqi, dki, dvi
 
 
-def _intra_bwd_split(q, k, v, b, do, *, chunk, scale, interpret, stages, bk, diag, unroll):
+def _intra_bwd_split(q, k, v, b, do, *, chunk, scale, interpret, stages, bk, diag, unroll,
+                     factored):
     """Within-chunk dq, dk (float32 [B, Tp, H, Dk]) in two kernels (bwd = "split", FLA's
     division of the work): dA and dA^T per chunk as whole-chunk matmuls, then one light
     program per (16-row sub-chunk, key block of bk columns); with diag = "separate" the exact
@@ -831,7 +896,8 @@ def _intra_bwd_split(q, k, v, b, do, *, chunk, scale, interpret, stages, bk, dia
     sub_k = pl.BlockSpec((None, SUB, None, bk), lambda b_, h, m, j: (b_, m, h, j))
     block = pl.BlockSpec((None, SUB, None, SUB), lambda b_, h, m, j: (b_, m, h, m % n_sub))
     return pl.pallas_call(
-        functools.partial(_intra_bwd_diag_kernel, unroll=unroll),
+        functools.partial(_intra_bwd_diag_kernel, unroll=unroll, factored=factored,
+                          mm_dtype=q.dtype),
         grid=(B, H, Tp // SUB, Dk // bk),
         in_specs=[sub_k, sub_k, sub_k, block, block, sub_k, sub_k],
         out_specs=[sub_k, sub_k],
@@ -862,7 +928,8 @@ def _backward(q, k, v, b, a, h_all, do, dst, *, scale, interpret, tiles):
     bv, bk = min(tiles.block_v, Dv), min(tiles.block_k, Dk)
     if tiles.bwd == "split":
         dqi, dki = _intra_bwd_split(q, k, v, b, do, chunk=C, scale=scale, interpret=interpret,
-                                    stages=stages, bk=bk, diag=tiles.diag, unroll=tiles.unroll)
+                                    stages=stages, bk=bk, diag=tiles.diag, unroll=tiles.unroll,
+                                    factored=tiles.factored)
         dvi = None
     else:
         dqi, dki, dvi = _intra_bwd_fused(q, k, v, b, a, do, scale=scale, interpret=interpret,
@@ -967,7 +1034,8 @@ class Tiles(NamedTuple):
     """Tile sizes of one call (see the BLOCK_* constants); num_stages None = automatic; diag
     the diagonal-block scheme of the within-chunk kernels (DIAG_MODES); bwd the backward's
     within-chunk scheme (BWD_MODES); unroll: the 16-step diagonal loops of the "separate"
-    kernels unrolled at trace time."""
+    kernels unrolled at trace time; factored: those kernels use matmuls instead of the loops
+    where the gates allow it."""
 
     block_v: int
     block_k: int
@@ -976,6 +1044,7 @@ class Tiles(NamedTuple):
     diag: str = DIAG
     bwd: str = BWD
     unroll: bool = False
+    factored: bool = False
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8))
@@ -1043,6 +1112,7 @@ def gla_pallas_gpu(
     diag: str | None = None,
     bwd: str | None = None,
     unroll: bool = False,
+    factored: bool = False,
 ) -> tuple[jax.Array, jax.Array]:
     """GLA with the Pallas GPU kernels (inputs assumed validated by `kernels.gla.gla`).
 
@@ -1068,6 +1138,9 @@ def gla_pallas_gpu(
         results either way.
       unroll: unroll the 16-step diagonal-block loops of the diag="separate" kernels at trace
         time (an A/B knob, not yet timed on a GPU). Same results either way.
+      factored: the diag="separate" kernels' diagonal blocks by matmuls where no key dim
+        decays by more than e^FACTORED_MAX_EXP within a 16-row sub-chunk, the exact loop
+        elsewhere (an A/B knob, not yet run on a GPU). Equal up to matmul rounding.
 
     Returns:
       (o [B, T, H, Dv] in q.dtype, final_state [B, H, Dk, Dv] float32).
@@ -1088,7 +1161,7 @@ def gla_pallas_gpu(
     v_p = _pad_axis(_pad_axis(v, 1, Tp), 3, dv_p)
     s0_p = _pad_axis(_pad_axis(s0, 2, dk_p), 3, dv_p)
     tiles = Tiles(block_v or BLOCK_V, block_k or BLOCK_K, block_v_out or BLOCK_V_OUT, num_stages,
-                  diag or DIAG, bwd or BWD, bool(unroll))
+                  diag or DIAG, bwd or BWD, bool(unroll), bool(factored))
     if tiles.diag not in DIAG_MODES:
         raise ValueError(f"gla_pallas_gpu: diag must be one of {DIAG_MODES}, got {diag!r}")
     if tiles.bwd not in BWD_MODES:

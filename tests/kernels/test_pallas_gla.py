@@ -140,6 +140,25 @@ def test_pallas_gpu_schemes_agree():
         gla_pallas_gpu(q, k, v, log_g, scale=0.25, bwd="merged")
 
 
+def test_pallas_gpu_factored_diagonal_both_paths():
+    """factored=True: sub-chunks whose gates decay by less than e^FACTORED_MAX_EXP take the
+    matmul form, the others the exact loop, in one call (fp32: both equal the reference
+    tightly); bf16 with moderate gates (the matmul form everywhere) within bf16 tolerances."""
+    from kernels.gla import pallas_gpu
+
+    q, k, v, log_g, s0 = make_inputs(17, 1, 64, 2, 16, 24)
+    log_g = np.full(np.shape(log_g), -0.05, np.float32)  # mild: factored everywhere...
+    log_g[:, 20:24] = -9.0  # ...but the sub-chunk at rows 16..31 decays by e^-36: the loop
+    r = np.cumsum(log_g.reshape(1, 4, 16, 2, 16), axis=2)
+    decay = (r[:, :, :1] - r).max(axis=(0, 2, 3, 4))  # per sub-chunk (chunk 32: 2 per chunk)
+    assert decay[1] > pallas_gpu.FACTORED_MAX_EXP > decay[[0, 2, 3]].max()
+    check_backend("pallas_gpu@:factored", (q, k, v, jnp.asarray(log_g), s0), chunk_size=32,
+                  out_tol=FP32_TOL, state_tol=FP32_TOL, grad_tol=FP32_TOL)
+    inputs = make_inputs(18, 1, 50, 2, 32, 32, dtype=jnp.bfloat16)  # moderate gates
+    check_backend("pallas_gpu@:factored", inputs, chunk_size=32, out_tol=BF16_OUT_TOL,
+                  state_tol=BF16_STATE_TOL, grad_tol=BF16_GRAD_TOL)
+
+
 def test_variant_kwargs():
     assert variant_kwargs("") == {}
     assert variant_kwargs("64x32x128x1") == {"block_v": 64, "block_k": 32, "block_v_out": 128,
@@ -147,12 +166,14 @@ def test_variant_kwargs():
     assert variant_kwargs(":loop_select:fused") == {"diag": "loop_select", "bwd": "fused"}
     assert variant_kwargs(":stores") == {"diag": "stores"}
     assert variant_kwargs("64x64:unroll") == {"block_v": 64, "block_k": 64, "unroll": True}
+    assert variant_kwargs(":factored:unroll") == {"factored": True, "unroll": True}
     assert variant_kwargs("32x64:split") == {"block_v": 32, "block_k": 64, "bwd": "split"}
     with pytest.raises(ValueError, match="unknown scheme 'selects'"):
         variant_kwargs(":selects")
 
 
-@pytest.mark.parametrize("variant", ["pallas_gpu", "pallas_gpu@:fused", "pallas_gpu@:stores"])
+@pytest.mark.parametrize("variant", ["pallas_gpu", "pallas_gpu@:fused", "pallas_gpu@:stores",
+                                     "pallas_gpu@:factored"])
 def test_pallas_gpu_interpret_bf16_extreme_gates(variant):
     """Both backward schemes and both diagonal schemes of the forward against the reference
     itself: bf16, extreme per-key gates, ragged T."""
@@ -162,16 +183,18 @@ def test_pallas_gpu_interpret_bf16_extreme_gates(variant):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("Dk,Dv", [(64, 64), (128, 256), (256, 128)])
+@pytest.mark.parametrize("Dk,Dv,variant", [(64, 64, ""), (128, 256, ""), (256, 128, ""),
+                                           (128, 256, ":factored"), (256, 128, ":factored")])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_pallas_gpu_interpret_head_dims(Dk, Dv, dtype):
-    """Head dims 64-256 at chunk 64 (four sub-chunks), T = 100, extreme gates per head."""
+def test_pallas_gpu_interpret_head_dims(Dk, Dv, variant, dtype):
+    """Head dims 64-256 at chunk 64 (four sub-chunks), T = 100, extreme gates per head (with
+    factored=True: the weak-gate head takes the matmul form, the strong one the loop)."""
     bf16 = dtype == "bfloat16"
     inputs = make_inputs(14, 1, 100, 3, Dk, Dv, gate="extremes",
                          dtype=jnp.bfloat16 if bf16 else jnp.float32)
     tols = (BF16_OUT_TOL, BF16_STATE_TOL, BF16_GRAD_TOL) if bf16 else (FP32_TOL,) * 3
-    check_backend("pallas_gpu", inputs, chunk_size=64, out_tol=tols[0], state_tol=tols[1],
-                  grad_tol=tols[2])
+    check_backend(f"pallas_gpu{'@' + variant if variant else ''}", inputs, chunk_size=64,
+                  out_tol=tols[0], state_tol=tols[1], grad_tol=tols[2])
 
 
 # --- lowering for CUDA on a machine without a GPU ------------------------------------------
@@ -181,13 +204,14 @@ SMALL_E = (8, 4096, 4, 128, 256)  # B, T, H, Dk, Dv of one Small-E GLA layer
 
 LOWERING_CASES = [  # (shape, variant): every kernel body of every scheme, Small-E shape
     (SMALL_E, ""), (SMALL_E, ":fused"), (SMALL_E, ":loop_select:fused"),
-    (SMALL_E, ":stores"), (SMALL_E, ":unroll"), ((2, 1000, 3, 64, 64), ""),
+    (SMALL_E, ":stores"), (SMALL_E, ":unroll"), (SMALL_E, ":factored"),
+    ((2, 1000, 3, 64, 64), ""),
 ]
 
 
 @pytest.mark.parametrize("shape,variant", LOWERING_CASES,
                          ids=["small_e", "small_e-fused", "small_e-loop_select-fused",
-                              "small_e-stores", "small_e-unroll", "ragged"])
+                              "small_e-stores", "small_e-unroll", "small_e-factored", "ragged"])
 def test_pallas_gpu_lowers_for_cuda(shape, variant):
     """Forward and backward lower to their Triton kernels for CUDA (runs the Triton lowering of
     every kernel body: unsupported ops or tile shapes fail here, without a GPU), for the
@@ -318,7 +342,8 @@ def test_pallas_tpu_lowers_for_tpu(dtype):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("variant", ["pallas_gpu@:fused", "pallas_gpu@:loop_select:fused",
-                                     "pallas_gpu@:stores", "pallas_gpu@:unroll"])
+                                     "pallas_gpu@:stores", "pallas_gpu@:unroll",
+                                     "pallas_gpu@:factored"])
 @pytest.mark.parametrize("B,T,H,Dk,Dv,scalar,gate", GPU_CASES[:2])
 def test_pallas_gpu_compiled_other_schemes_match_reference(B, T, H, Dk, Dv, scalar, gate,
                                                            variant):
