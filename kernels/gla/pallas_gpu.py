@@ -138,6 +138,11 @@ BWD_MODES = ("split", "fused")
 # Small-E shape the loops took 0.55 of 1.88 ms per fwd+bwd call (H200): they evaluate
 # 16 x 16 x Dk exponentials per sub-chunk, the matmuls 2 x 16 x Dk.
 FACTORED_MAX_EXP = 16.0
+# factored_chunk = True (opt-in, variant ":factored_chunk"): the same at the scale of a whole
+# chunk for the forward's A (one C x C matmul per chunk, r = b at the chunk's first row), where
+# no key dim decays by more than e^FACTORED_MAX_EXP over the chunk; the exact sub-chunk scheme,
+# serially in the same program, elsewhere.
+FLAGS = ("unroll", "factored", "factored_chunk")  # boolean knobs of `gla_pallas_gpu`
 # Warps per program of the within-chunk kernels: {kernel: (warps at Dk <= 128, at Dk = 256)},
 # chosen from the resource reports of the sm_90 cubins (Triton 3.6, compiled on CPU by
 # `python -m kernels.benchmarks.triton_resources`): the fewest warps without register spills at
@@ -158,9 +163,10 @@ def variant_kwargs(spec: str) -> dict:
     """`gla_pallas_gpu` keywords of a tuning variant "BVxBK[xBVo[xS]][:MODE...]" (the
     benchmark's --pallas-tiles and triton_resources' --tiles): block_v x block_k x block_v_out
     x num_stages, then ":"-separated names, each a scheme of DIAG_MODES (the diagonal block) or
-    BWD_MODES (the backward's within-chunk split), "unroll" (the diagonal loops unrolled) or
-    "factored" (the diagonal blocks by matmuls where the gates allow it); any part may be empty
-    ("", ":loop_select", "64x64", ":stores:fused", ":unroll", ":factored")."""
+    BWD_MODES (the backward's within-chunk split), or a flag of FLAGS set to True ("unroll":
+    the diagonal loops unrolled; "factored": the diagonal blocks by matmuls where the gates
+    allow it; "factored_chunk": the forward's A by one matmul per chunk where they allow it);
+    any part may be empty ("", ":loop_select", "64x64", ":stores:fused", ":factored")."""
     sizes, *modes = spec.split(":")
     kwargs: dict = dict(zip(("block_v", "block_k", "block_v_out", "num_stages"),
                             (int(t) for t in sizes.split("x") if t)))
@@ -169,11 +175,11 @@ def variant_kwargs(spec: str) -> dict:
             kwargs["diag"] = mode
         elif mode in BWD_MODES:
             kwargs["bwd"] = mode
-        elif mode in ("unroll", "factored"):
+        elif mode in FLAGS:
             kwargs[mode] = True
         else:
             raise ValueError(f"tuning variant {spec!r}: unknown scheme {mode!r} "
-                             f"(diag: {DIAG_MODES}, bwd: {BWD_MODES}, 'unroll' or 'factored')")
+                             f"(diag: {DIAG_MODES}, bwd: {BWD_MODES}, or one of {FLAGS})")
     return kwargs
 
 
@@ -427,6 +433,30 @@ def _factored_ok(r, b_s):
     return jnp.max(r - b_s) <= FACTORED_MAX_EXP
 
 
+def _intra_fwd_chunk_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype):
+    """One chunk's A [C, C] in one program (factored_chunk = True): where no key dim decays by
+    more than e^FACTORED_MAX_EXP over the whole chunk, A = (q e^{b - r}) (k e^{r - b})^T masked
+    causal, r = b at the chunk's first row (one C x C matmul, no sub-chunks, no loop);
+    elsewhere the exact sub-chunk scheme, serially (`_intra_fwd_kernel`). Refs: q, k, b
+    [C, Dk]; a [C, C]."""
+    C, Dk = q_ref.shape
+    ok = _factored_ok(b_ref[pl.ds(0, 1), :], b_ref[...])
+
+    @pl.when(ok)
+    def _():
+        width = min(Dk, 64)  # contract over 64-wide slices of Dk: fewer live registers
+        blk = jnp.zeros((C, C), _F32)
+        for d in range(Dk // width):
+            dd = pl.ds(d * width, width)
+            r_d, b_d = b_ref[pl.ds(0, 1), dd], b_ref[:, dd]
+            blk += _dot(q_ref[:, dd].astype(_F32) * jnp.exp(b_d - r_d),
+                        k_ref[:, dd].astype(_F32) * jnp.exp(r_d - b_d), mm_dtype, trans_b=True)
+        a_ref[...] = jnp.where(_iota((1, C), 1) <= _iota((C, 1), 0), blk, 0.0).astype(a_ref.dtype)
+
+    pl.when(jnp.logical_not(ok))(
+        functools.partial(_intra_fwd_kernel, q_ref, k_ref, b_ref, a_ref, mm_dtype=mm_dtype))
+
+
 def _states_fwd_kernel(k_ref, v_ref, b_ref, s0_ref, h_ref, st_ref, *, chunk, mm_dtype):
     """The only sequential part of the forward: one (batch, head, value block, key block)
     walks the chunks and records the state entering each one.
@@ -468,6 +498,60 @@ def _chunk_state_spec(bv: int, Dk: int) -> pl.BlockSpec:
     return pl.BlockSpec((None, None, None, bv, Dk), lambda b_, h, n, i: (b_, h, n, i, 0))
 
 
+def _intra_fwd_sub_chunks(q, k, b, *, chunk, interpret, tiles):
+    """A [B, Tp, H, C] (matmul dtype) by one program per 16-row sub-chunk, then (diag =
+    "separate") the diagonal blocks by one small program each."""
+    B, Tp, H, Dk = q.shape
+    C, N = chunk, Tp // chunk
+    n_sub = C // SUB
+    stages = tiles.num_stages
+    whole = pl.BlockSpec((None, C, None, Dk), lambda b_, h, n, s: (b_, n, h, 0))
+    a = pl.pallas_call(
+        functools.partial(_intra_fwd_sub_kernel, mm_dtype=q.dtype, diag=tiles.diag),
+        grid=(B, H, N, n_sub),
+        in_specs=[whole, whole, whole],
+        out_specs=pl.BlockSpec((None, SUB, None, C), lambda b_, h, n, s: (b_, n * n_sub + s, h, 0)),
+        out_shape=jax.ShapeDtypeStruct((B, Tp, H, C), q.dtype),  # only ever a matmul operand
+        compiler_params=_params(_intra_warps("fwd", Dk), stages),
+        interpret=interpret,
+        name="gla_intra_fwd",
+    )(q, k, b)
+    if tiles.diag != "separate":
+        return a
+    rows_k = pl.BlockSpec((None, SUB, None, Dk), lambda b_, h, m: (b_, m, h, 0))
+    block = pl.BlockSpec((None, SUB, None, SUB), lambda b_, h, m: (b_, m, h, m % n_sub))
+    return pl.pallas_call(
+        functools.partial(_intra_fwd_diag_kernel, unroll=tiles.unroll, factored=tiles.factored,
+                          mm_dtype=q.dtype),
+        grid=(B, H, Tp // SUB),
+        in_specs=[rows_k, rows_k, rows_k, block],
+        out_specs=block,
+        out_shape=jax.ShapeDtypeStruct(a.shape, a.dtype),
+        input_output_aliases={3: 0},
+        compiler_params=_params(4, stages),
+        interpret=interpret,
+        name="gla_intra_fwd_diag",
+    )(q, k, b, a)
+
+
+def _intra_fwd_chunks(q, k, b, *, chunk, interpret, stages):
+    """A [B, Tp, H, C] (matmul dtype) by one program per chunk (factored_chunk = True: one
+    C x C matmul where the gates allow it, see `_intra_fwd_chunk_kernel`)."""
+    B, Tp, H, Dk = q.shape
+    C = chunk
+    whole = pl.BlockSpec((None, C, None, Dk), lambda b_, h, n: (b_, n, h, 0))
+    return pl.pallas_call(
+        functools.partial(_intra_fwd_chunk_kernel, mm_dtype=q.dtype),
+        grid=(B, H, Tp // C),
+        in_specs=[whole, whole, whole],
+        out_specs=pl.BlockSpec((None, C, None, C), lambda b_, h, n: (b_, n, h, 0)),
+        out_shape=jax.ShapeDtypeStruct((B, Tp, H, C), q.dtype),
+        compiler_params=_params(8, stages),  # the fallback holds whole-chunk tiles
+        interpret=interpret,
+        name="gla_intra_fwd",
+    )(q, k, b)
+
+
 def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, tiles):
     """Padded inputs: q, k, b [B, Tp, H, Dk]; v [B, Tp, H, Dv]; s0t [B, H, Dv, Dk] float32.
     Returns o [B, Tp, H, Dv], A [B, Tp, H, C], the entering states h [B, H, N, Dv, Dk]
@@ -475,36 +559,13 @@ def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, tiles):
     B, Tp, H, Dk = q.shape
     Dv = v.shape[-1]
     C, N = chunk, Tp // chunk
-    n_sub = C // SUB
     mm_dtype = q.dtype
     stages = tiles.num_stages
     isz = jnp.dtype(q.dtype).itemsize
-    whole = pl.BlockSpec((None, C, None, Dk), lambda b_, h, n, s: (b_, n, h, 0))
-    a = pl.pallas_call(
-        functools.partial(_intra_fwd_sub_kernel, mm_dtype=mm_dtype, diag=tiles.diag),
-        grid=(B, H, N, n_sub),
-        in_specs=[whole, whole, whole],
-        out_specs=pl.BlockSpec((None, SUB, None, C), lambda b_, h, n, s: (b_, n * n_sub + s, h, 0)),
-        out_shape=jax.ShapeDtypeStruct((B, Tp, H, C), mm_dtype),  # only ever a matmul operand
-        compiler_params=_params(_intra_warps("fwd", Dk), stages),
-        interpret=interpret,
-        name="gla_intra_fwd",
-    )(q, k, b)
-    if tiles.diag == "separate":
-        rows_k = pl.BlockSpec((None, SUB, None, Dk), lambda b_, h, m: (b_, m, h, 0))
-        block = pl.BlockSpec((None, SUB, None, SUB), lambda b_, h, m: (b_, m, h, m % n_sub))
-        a = pl.pallas_call(
-            functools.partial(_intra_fwd_diag_kernel, unroll=tiles.unroll,
-                              factored=tiles.factored, mm_dtype=mm_dtype),
-            grid=(B, H, Tp // SUB),
-            in_specs=[rows_k, rows_k, rows_k, block],
-            out_specs=block,
-            out_shape=jax.ShapeDtypeStruct(a.shape, a.dtype),
-            input_output_aliases={3: 0},
-            compiler_params=_params(4, stages),
-            interpret=interpret,
-            name="gla_intra_fwd_diag",
-        )(q, k, b, a)
+    if tiles.factored_chunk:
+        a = _intra_fwd_chunks(q, k, b, chunk=C, interpret=interpret, stages=stages)
+    else:
+        a = _intra_fwd_sub_chunks(q, k, b, chunk=C, interpret=interpret, tiles=tiles)
 
     bv, bk = min(tiles.block_v, Dv), min(tiles.block_k, Dk)
     seq_k, seq_v, state, per_chunk = _walk_specs(Tp, N, bv, bk)
@@ -1035,7 +1096,8 @@ class Tiles(NamedTuple):
     the diagonal-block scheme of the within-chunk kernels (DIAG_MODES); bwd the backward's
     within-chunk scheme (BWD_MODES); unroll: the 16-step diagonal loops of the "separate"
     kernels unrolled at trace time; factored: those kernels use matmuls instead of the loops
-    where the gates allow it."""
+    where the gates allow it; factored_chunk: the forward's A by one matmul per chunk where the
+    gates allow it."""
 
     block_v: int
     block_k: int
@@ -1045,6 +1107,7 @@ class Tiles(NamedTuple):
     bwd: str = BWD
     unroll: bool = False
     factored: bool = False
+    factored_chunk: bool = False
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8))
@@ -1113,6 +1176,7 @@ def gla_pallas_gpu(
     bwd: str | None = None,
     unroll: bool = False,
     factored: bool = False,
+    factored_chunk: bool = False,
 ) -> tuple[jax.Array, jax.Array]:
     """GLA with the Pallas GPU kernels (inputs assumed validated by `kernels.gla.gla`).
 
@@ -1141,6 +1205,9 @@ def gla_pallas_gpu(
       factored: the diag="separate" kernels' diagonal blocks by matmuls where no key dim
         decays by more than e^FACTORED_MAX_EXP within a 16-row sub-chunk, the exact loop
         elsewhere (an A/B knob, not yet run on a GPU). Equal up to matmul rounding.
+      factored_chunk: the forward's within-chunk scores A by one C x C matmul per chunk where
+        no key dim decays by more than e^FACTORED_MAX_EXP over the chunk, the exact sub-chunk
+        scheme elsewhere (an A/B knob, not yet run on a GPU). Equal up to matmul rounding.
 
     Returns:
       (o [B, T, H, Dv] in q.dtype, final_state [B, H, Dk, Dv] float32).
@@ -1161,7 +1228,7 @@ def gla_pallas_gpu(
     v_p = _pad_axis(_pad_axis(v, 1, Tp), 3, dv_p)
     s0_p = _pad_axis(_pad_axis(s0, 2, dk_p), 3, dv_p)
     tiles = Tiles(block_v or BLOCK_V, block_k or BLOCK_K, block_v_out or BLOCK_V_OUT, num_stages,
-                  diag or DIAG, bwd or BWD, bool(unroll), bool(factored))
+                  diag or DIAG, bwd or BWD, bool(unroll), bool(factored), bool(factored_chunk))
     if tiles.diag not in DIAG_MODES:
         raise ValueError(f"gla_pallas_gpu: diag must be one of {DIAG_MODES}, got {diag!r}")
     if tiles.bwd not in BWD_MODES:

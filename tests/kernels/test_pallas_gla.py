@@ -115,8 +115,8 @@ def test_pallas_gpu_empty_sequence():
 
 def test_pallas_gpu_schemes_agree():
     """The default schemes (diag="separate", bwd="split") and the others kept for A/B timing
-    (bwd="fused", diag="stores" or "loop_select", unrolled diagonal loops) give the same outputs and gradients (fp32,
-    chunk 32, T = 70)."""
+    (bwd="fused", diag="stores" or "loop_select", unrolled diagonal loops) give the same
+    outputs and gradients (fp32, chunk 32, T = 70)."""
     q, k, v, log_g, s0 = make_inputs(15, 1, 70, 2, 16, 24)
 
     def run(**schemes):
@@ -125,8 +125,9 @@ def test_pallas_gpu_schemes_agree():
                                   **schemes)
             return jnp.sum(o * jnp.cos(o)) + jnp.sum(s * s), (o, s)
 
-        grads, (o, s) = jax.grad(loss, argnums=(0, 1, 2, 3, 4), has_aux=True)(
-            q, k, v, log_g, s0)
+        grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3, 4), has_aux=True),
+                       compiler_options=_FAST_COMPILE)
+        grads, (o, s) = grad(q, k, v, log_g, s0)
         return (o, s) + grads
 
     default = run()
@@ -159,6 +160,25 @@ def test_pallas_gpu_factored_diagonal_both_paths():
                   state_tol=BF16_STATE_TOL, grad_tol=BF16_GRAD_TOL)
 
 
+def test_pallas_gpu_factored_chunk_both_paths():
+    """factored_chunk=True: chunks whose gates decay by less than e^FACTORED_MAX_EXP get A from
+    one matmul, the others from the exact sub-chunk scheme, in one call (fp32 against the
+    reference); bf16 with moderate gates (the matmul everywhere) within bf16 tolerances."""
+    from kernels.gla import pallas_gpu
+
+    q, k, v, log_g, s0 = make_inputs(19, 1, 96, 2, 16, 24)
+    log_g = np.full(np.shape(log_g), -0.1, np.float32)  # 32 rows: a decay of e^-3.1 per chunk
+    log_g[:, 40:44] = -9.0  # except the chunk of rows 32..63
+    r = np.cumsum(log_g.reshape(1, 3, 32, 2, 16), axis=2)
+    decay = (r[:, :, :1] - r).max(axis=(0, 2, 3, 4))
+    assert decay[1] > pallas_gpu.FACTORED_MAX_EXP > decay[[0, 2]].max()
+    check_backend("pallas_gpu@:factored_chunk", (q, k, v, jnp.asarray(log_g), s0),
+                  chunk_size=32, out_tol=FP32_TOL, state_tol=FP32_TOL, grad_tol=FP32_TOL)
+    inputs = make_inputs(20, 1, 50, 2, 32, 32, dtype=jnp.bfloat16)  # moderate gates
+    check_backend("pallas_gpu@:factored_chunk", inputs, chunk_size=32, out_tol=BF16_OUT_TOL,
+                  state_tol=BF16_STATE_TOL, grad_tol=BF16_GRAD_TOL)
+
+
 def test_variant_kwargs():
     assert variant_kwargs("") == {}
     assert variant_kwargs("64x32x128x1") == {"block_v": 64, "block_k": 32, "block_v_out": 128,
@@ -167,6 +187,7 @@ def test_variant_kwargs():
     assert variant_kwargs(":stores") == {"diag": "stores"}
     assert variant_kwargs("64x64:unroll") == {"block_v": 64, "block_k": 64, "unroll": True}
     assert variant_kwargs(":factored:unroll") == {"factored": True, "unroll": True}
+    assert variant_kwargs(":factored_chunk") == {"factored_chunk": True}
     assert variant_kwargs("32x64:split") == {"block_v": 32, "block_k": 64, "bwd": "split"}
     with pytest.raises(ValueError, match="unknown scheme 'selects'"):
         variant_kwargs(":selects")
@@ -184,11 +205,14 @@ def test_pallas_gpu_interpret_bf16_extreme_gates(variant):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("Dk,Dv,variant", [(64, 64, ""), (128, 256, ""), (256, 128, ""),
-                                           (128, 256, ":factored"), (256, 128, ":factored")])
+                                           (128, 256, ":factored"), (256, 128, ":factored"),
+                                           (128, 256, ":factored_chunk"),
+                                           (256, 128, ":factored_chunk")])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_pallas_gpu_interpret_head_dims(Dk, Dv, variant, dtype):
     """Head dims 64-256 at chunk 64 (four sub-chunks), T = 100, extreme gates per head (with
-    factored=True: the weak-gate head takes the matmul form, the strong one the loop)."""
+    factored / factored_chunk: the weak-gate head takes the matmul form, the strong one the
+    exact scheme)."""
     bf16 = dtype == "bfloat16"
     inputs = make_inputs(14, 1, 100, 3, Dk, Dv, gate="extremes",
                          dtype=jnp.bfloat16 if bf16 else jnp.float32)
@@ -205,13 +229,14 @@ SMALL_E = (8, 4096, 4, 128, 256)  # B, T, H, Dk, Dv of one Small-E GLA layer
 LOWERING_CASES = [  # (shape, variant): every kernel body of every scheme, Small-E shape
     (SMALL_E, ""), (SMALL_E, ":fused"), (SMALL_E, ":loop_select:fused"),
     (SMALL_E, ":stores"), (SMALL_E, ":unroll"), (SMALL_E, ":factored"),
-    ((2, 1000, 3, 64, 64), ""),
+    (SMALL_E, ":factored_chunk"), ((2, 1000, 3, 64, 64), ""),
 ]
 
 
 @pytest.mark.parametrize("shape,variant", LOWERING_CASES,
                          ids=["small_e", "small_e-fused", "small_e-loop_select-fused",
-                              "small_e-stores", "small_e-unroll", "small_e-factored", "ragged"])
+                              "small_e-stores", "small_e-unroll", "small_e-factored",
+                              "small_e-factored_chunk", "ragged"])
 def test_pallas_gpu_lowers_for_cuda(shape, variant):
     """Forward and backward lower to their Triton kernels for CUDA (runs the Triton lowering of
     every kernel body: unsupported ops or tile shapes fail here, without a GPU), for the
@@ -234,7 +259,8 @@ def test_pallas_gpu_lowers_for_cuda(shape, variant):
     if "fused" not in variant:
         kernels.append("gla_bwd_da")
     if "stores" not in variant and "loop_select" not in variant:  # diag = "separate"
-        kernels.append("gla_intra_fwd_diag")
+        if "factored_chunk" not in variant:  # (that one computes A in a single kernel)
+            kernels.append("gla_intra_fwd_diag")
         if "fused" not in variant:
             kernels.append("gla_intra_bwd_diag")
     assert text.count("stablehlo.custom_call @__gpu$xla.gpu.triton") == len(kernels)
@@ -343,7 +369,7 @@ def test_pallas_tpu_lowers_for_tpu(dtype):
 @pytest.mark.gpu
 @pytest.mark.parametrize("variant", ["pallas_gpu@:fused", "pallas_gpu@:loop_select:fused",
                                      "pallas_gpu@:stores", "pallas_gpu@:unroll",
-                                     "pallas_gpu@:factored"])
+                                     "pallas_gpu@:factored", "pallas_gpu@:factored_chunk"])
 @pytest.mark.parametrize("B,T,H,Dk,Dv,scalar,gate", GPU_CASES[:2])
 def test_pallas_gpu_compiled_other_schemes_match_reference(B, T, H, Dk, Dv, scalar, gate,
                                                            variant):
