@@ -139,9 +139,10 @@ BWD_MODES = ("split", "fused")
 # 16 x 16 x Dk exponentials per sub-chunk, the matmuls 2 x 16 x Dk.
 FACTORED_MAX_EXP = 16.0
 # factored_chunk = True (opt-in, variant ":factored_chunk"): the same at the scale of a whole
-# chunk for the forward's A (one C x C matmul per chunk, r = b at the chunk's first row), where
-# no key dim decays by more than e^FACTORED_MAX_EXP over the chunk; the exact sub-chunk scheme,
-# serially in the same program, elsewhere.
+# chunk, r = b at the chunk's first row, where no key dim decays by more than e^FACTORED_MAX_EXP
+# over the chunk: the forward's A by one C x C matmul per chunk, the split backward's
+# within-chunk dq, dk by two C x C x BK matmuls per (chunk, key block); elsewhere the exact
+# sub-chunk scheme, serially in the same program.
 FLAGS = ("unroll", "factored", "factored_chunk")  # boolean knobs of `gla_pallas_gpu`
 # Warps per program of the within-chunk kernels: {kernel: (warps at Dk <= 128, at Dk = 256)},
 # chosen from the resource reports of the sm_90 cubins (Triton 3.6, compiled on CPU by
@@ -165,7 +166,7 @@ def variant_kwargs(spec: str) -> dict:
     x num_stages, then ":"-separated names, each a scheme of DIAG_MODES (the diagonal block) or
     BWD_MODES (the backward's within-chunk split), or a flag of FLAGS set to True ("unroll":
     the diagonal loops unrolled; "factored": the diagonal blocks by matmuls where the gates
-    allow it; "factored_chunk": the forward's A by one matmul per chunk where they allow it);
+    allow it; "factored_chunk": whole-chunk matmuls where they allow it);
     any part may be empty ("", ":loop_select", "64x64", ":stores:fused", ":factored")."""
     sizes, *modes = spec.split(":")
     kwargs: dict = dict(zip(("block_v", "block_k", "block_v_out", "num_stages"),
@@ -734,46 +735,80 @@ def _intra_bwd_dqk_kernel(q_ref, k_ref, b_ref, da_ref, dat_ref, dq_ref, dk_ref, 
     """Within-chunk dq, dk of ONE sub-chunk s = program_id(3) and one key block (split
     backward): dA came from `_bwd_da_kernel`, so this program holds only [C, BK] tiles.
     Refs: q, k, b [C, BK] (whole chunk); da, dat [SUB, C] (this sub-chunk's rows of dA and of
-    dA^T, scaled, float32); dq, dk [SUB, BK] float32.
+    dA^T, scaled, float32); dq, dk [SUB, BK] float32. See `_sub_chunk_dq_dk`; the diagonal
+    block here when diag_loop, else by `_intra_bwd_diag_kernel` afterwards."""
+    lo = pl.multiple_of(pl.program_id(3) * SUB, SUB)
+    dq_ref[...], dk_ref[...] = _sub_chunk_dq_dk(q_ref, k_ref, b_ref, da_ref, dat_ref, lo,
+                                                slice(None), mm_dtype=mm_dtype,
+                                                diag_loop=diag_loop)
+
+
+def _sub_chunk_dq_dk(q_ref, k_ref, b_ref, da_ref, dat_ref, lo, da_rows, *, mm_dtype, diag_loop,
+                     unroll=False):
+    """Within-chunk (dq, dk) [SUB, BK] of the sub-chunk at rows lo .. lo + SUB - 1 of the
+    chunk's q, k, b [C, BK]; rows `da_rows` of da_ref, dat_ref are its rows of dA and dA^T
+    (scaled, causal, float32, [*, C]).
         dq_i = sum_{j <= i} dA_ij exp(b_i - b_j) k_j,   dk_j = sum_{i >= j} dA_ij exp(b_i - b_j) q_i.
     Earlier (later) sub-chunks through one matmul relative to r = b at the sub-chunk's first
-    (last) row; the diagonal block one column per step, read from dA in memory (no reduction,
-    no barrier: this kernel only reads dA), here when diag_loop, else by
-    `_intra_bwd_diag_kernel` afterwards. Every exponent is <= 0 where it is not masked."""
+    (last) row; with diag_loop the diagonal block one column per step, read from dA in memory
+    (no reduction, no barrier: dA is only read). Every exponent is <= 0 where not masked."""
     C = q_ref.shape[0]
-    lo = pl.multiple_of(pl.program_id(3) * SUB, SUB)
     hi = lo + SUB
     sl = pl.ds(lo, SUB)
     rows = _iota((C, 1), 0)
     b_s = b_ref[sl, :]
     r = b_ref[pl.ds(lo, 1), :]
     k_rel = k_ref[...].astype(_F32) * _exp_masked(r - b_ref[...], rows < lo)
-    dq_s = _dot(da_ref[...], k_rel, mm_dtype) * jnp.exp(b_s - r)
+    dq_s = _dot(da_ref[da_rows, :], k_rel, mm_dtype) * jnp.exp(b_s - r)
     r = b_ref[pl.ds(hi - 1, 1), :]
     q_rel = q_ref[...].astype(_F32) * _exp_masked(b_ref[...] - r, rows >= hi)
-    dk_s = _dot(dat_ref[...], q_rel, mm_dtype) * jnp.exp(r - b_s)
-
+    dk_s = _dot(dat_ref[da_rows, :], q_rel, mm_dtype) * jnp.exp(r - b_s)
     if diag_loop:
         dq_s, dk_s = _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, dat_ref, b_s, lo,
-                                               lo, (dq_s, dk_s))
-    dq_ref[...] = dq_s
-    dk_ref[...] = dk_s
+                                               lo, (dq_s, dk_s), unroll, da_rows)
+    return dq_s, dk_s
+
+
+def _intra_bwd_chunk_kernel(q_ref, k_ref, b_ref, da_ref, dat_ref, dq_ref, dk_ref, *, mm_dtype):
+    """Within-chunk dq, dk of one chunk and key block in one program (factored_chunk = True):
+    where no key dim of the block decays by more than e^FACTORED_MAX_EXP over the chunk,
+        dq = e^{b - r} (dA (k e^{r - b})),   dk = e^{r - b} (dA^T (q e^{b - r})),
+    r = b at the chunk's first row (two C x C x BK matmuls); elsewhere the exact sub-chunk
+    scheme, serially (`_sub_chunk_dq_dk`). Refs: q, k, b, dq, dk [C, BK]; da, dat [C, C]."""
+    C = q_ref.shape[0]
+    b = b_ref[...]
+    r = b_ref[pl.ds(0, 1), :]
+    ok = _factored_ok(r, b)
+
+    @pl.when(ok)
+    def _():
+        grow, shrink = jnp.exp(r - b), jnp.exp(b - r)
+        dq_ref[...] = _dot(da_ref[...], k_ref[...].astype(_F32) * grow, mm_dtype) * shrink
+        dk_ref[...] = _dot(dat_ref[...], q_ref[...].astype(_F32) * shrink, mm_dtype) * grow
+
+    @pl.when(jnp.logical_not(ok))
+    def _():
+        for s in range(C // SUB):
+            sl = pl.ds(s * SUB, SUB)
+            dq_ref[sl, :], dk_ref[sl, :] = _sub_chunk_dq_dk(
+                q_ref, k_ref, b_ref, da_ref, dat_ref, s * SUB, sl, mm_dtype=mm_dtype,
+                diag_loop=True)
 
 
 def _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, dat_ref, b_s, row0, col0, carry,
-                              unroll=False):
+                              unroll=False, da_rows=slice(None)):
     """Adds to carry = (dq_s, dk_s) [SUB, BK] the exact diagonal-block terms, one key column j
     per step: dq_i += dA[i, j] exp(b_i - b_j) k_j (i >= j), dk_i += dA[j, i] exp(b_j - b_i) q_j
     (i <= j). Key j is row row0 + j of q_ref, k_ref, b_ref and column col0 + j of da_ref,
-    dat_ref ([SUB, *]: dA's and dA^T's rows of this sub-chunk, causal, scaled); b_s [SUB, BK]
-    the sub-chunk's gate cumsums. Exponents clamped at 0 where dA is masked to zero."""
+    dat_ref, whose rows `da_rows` are dA's and dA^T's rows of this sub-chunk (causal, scaled);
+    b_s [SUB, BK] the sub-chunk's gate cumsums. Exponents clamped at 0 where dA is masked."""
 
     def diag(j, carry):
         dq_s, dk_s = carry
         row = pl.ds(row0 + j, 1)
         b_j = b_ref[row, :]  # [1, BK]
-        da_col = da_ref[:, pl.ds(col0 + j, 1)]  # [SUB, 1]: dA[i, j], zero for i < j
-        dat_col = dat_ref[:, pl.ds(col0 + j, 1)]  # [SUB, 1]: dA[j, i], zero for i > j
+        da_col = da_ref[da_rows, pl.ds(col0 + j, 1)]  # [SUB, 1]: dA[i, j], zero for i < j
+        dat_col = dat_ref[da_rows, pl.ds(col0 + j, 1)]  # [SUB, 1]: dA[j, i], zero for i > j
         dq_s = dq_s + da_col * jnp.exp(jnp.minimum(b_s - b_j, 0.0)) * k_ref[row, :].astype(_F32)
         dk_s = dk_s + dat_col * jnp.exp(jnp.minimum(b_j - b_s, 0.0)) * q_ref[row, :].astype(_F32)
         return dq_s, dk_s
@@ -913,11 +948,12 @@ def _intra_bwd_fused(q, k, v, b, a, do, *, scale, interpret, tiles):
 
 
 def _intra_bwd_split(q, k, v, b, do, *, chunk, scale, interpret, stages, bk, diag, unroll,
-                     factored):
+                     factored, factored_chunk):
     """Within-chunk dq, dk (float32 [B, Tp, H, Dk]) in two kernels (bwd = "split", FLA's
     division of the work): dA and dA^T per chunk as whole-chunk matmuls, then one light
     program per (16-row sub-chunk, key block of bk columns); with diag = "separate" the exact
-    diagonal blocks in a third kernel of [SUB, bk] programs. dv's within-chunk term is left to
+    diagonal blocks in a third kernel of [SUB, bk] programs; with factored_chunk one program per
+    (chunk, key block) instead (`_intra_bwd_chunk_kernel`). dv's within-chunk term is left to
     the dv kernel."""
     B, Tp, H, Dk = q.shape
     Dv = v.shape[-1]
@@ -936,6 +972,20 @@ def _intra_bwd_split(q, k, v, b, do, *, chunk, scale, interpret, stages, bk, dia
         interpret=interpret,
         name="gla_bwd_da",
     )(v, do)
+
+    if factored_chunk:
+        chunk_k = pl.BlockSpec((None, C, None, bk), lambda b_, h, n, j: (b_, n, h, j))
+        chunk_a = pl.BlockSpec((None, C, None, C), lambda b_, h, n, j: (b_, n, h, 0))
+        return pl.pallas_call(
+            functools.partial(_intra_bwd_chunk_kernel, mm_dtype=q.dtype),
+            grid=(B, H, N, Dk // bk),
+            in_specs=[chunk_k, chunk_k, chunk_k, chunk_a, chunk_a],
+            out_specs=[chunk_k, chunk_k],
+            out_shape=[f32(q.shape)] * 2,
+            compiler_params=_params(8, stages),  # the fallback holds whole-chunk tiles
+            interpret=interpret,
+            name="gla_intra_bwd",
+        )(q, k, b, da, dat)
 
     whole_k = pl.BlockSpec((None, C, None, bk), lambda b_, h, n, s, j: (b_, n, h, j))
     rows_a = pl.BlockSpec((None, SUB, None, C), lambda b_, h, n, s, j: (b_, n * n_sub + s, h, 0))
@@ -990,7 +1040,8 @@ def _backward(q, k, v, b, a, h_all, do, dst, *, scale, interpret, tiles):
     if tiles.bwd == "split":
         dqi, dki = _intra_bwd_split(q, k, v, b, do, chunk=C, scale=scale, interpret=interpret,
                                     stages=stages, bk=bk, diag=tiles.diag, unroll=tiles.unroll,
-                                    factored=tiles.factored)
+                                    factored=tiles.factored,
+                                    factored_chunk=tiles.factored_chunk)
         dvi = None
     else:
         dqi, dki, dvi = _intra_bwd_fused(q, k, v, b, a, do, scale=scale, interpret=interpret,
@@ -1096,8 +1147,8 @@ class Tiles(NamedTuple):
     the diagonal-block scheme of the within-chunk kernels (DIAG_MODES); bwd the backward's
     within-chunk scheme (BWD_MODES); unroll: the 16-step diagonal loops of the "separate"
     kernels unrolled at trace time; factored: those kernels use matmuls instead of the loops
-    where the gates allow it; factored_chunk: the forward's A by one matmul per chunk where the
-    gates allow it."""
+    where the gates allow it; factored_chunk: the forward's A and the backward's within-chunk
+    dq, dk by whole-chunk matmuls where the gates allow it."""
 
     block_v: int
     block_k: int
@@ -1205,9 +1256,10 @@ def gla_pallas_gpu(
       factored: the diag="separate" kernels' diagonal blocks by matmuls where no key dim
         decays by more than e^FACTORED_MAX_EXP within a 16-row sub-chunk, the exact loop
         elsewhere (an A/B knob, not yet run on a GPU). Equal up to matmul rounding.
-      factored_chunk: the forward's within-chunk scores A by one C x C matmul per chunk where
-        no key dim decays by more than e^FACTORED_MAX_EXP over the chunk, the exact sub-chunk
-        scheme elsewhere (an A/B knob, not yet run on a GPU). Equal up to matmul rounding.
+      factored_chunk: the forward's within-chunk scores A (and the split backward's
+        within-chunk dq, dk) by whole-chunk matmuls where no key dim decays by more than
+        e^FACTORED_MAX_EXP over the chunk, the exact sub-chunk scheme elsewhere (an A/B knob,
+        not yet run on a GPU). Equal up to matmul rounding.
 
     Returns:
       (o [B, T, H, Dv] in q.dtype, final_state [B, H, Dk, Dv] float32).

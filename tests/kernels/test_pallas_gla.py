@@ -161,9 +161,10 @@ def test_pallas_gpu_factored_diagonal_both_paths():
 
 
 def test_pallas_gpu_factored_chunk_both_paths():
-    """factored_chunk=True: chunks whose gates decay by less than e^FACTORED_MAX_EXP get A from
-    one matmul, the others from the exact sub-chunk scheme, in one call (fp32 against the
-    reference); bf16 with moderate gates (the matmul everywhere) within bf16 tolerances."""
+    """factored_chunk=True: chunks whose gates decay by less than e^FACTORED_MAX_EXP get A and
+    the within-chunk dq, dk from whole-chunk matmuls, the others from the exact sub-chunk
+    scheme, in one call (fp32 against the reference); bf16 with moderate gates (the matmuls
+    everywhere) within bf16 tolerances."""
     from kernels.gla import pallas_gpu
 
     q, k, v, log_g, s0 = make_inputs(19, 1, 96, 2, 16, 24)
@@ -261,7 +262,7 @@ def test_pallas_gpu_lowers_for_cuda(shape, variant):
     if "stores" not in variant and "loop_select" not in variant:  # diag = "separate"
         if "factored_chunk" not in variant:  # (that one computes A in a single kernel)
             kernels.append("gla_intra_fwd_diag")
-        if "fused" not in variant:
+        if "fused" not in variant and "factored_chunk" not in variant:
             kernels.append("gla_intra_bwd_diag")
     assert text.count("stablehlo.custom_call @__gpu$xla.gpu.triton") == len(kernels)
     for name in kernels:
