@@ -359,12 +359,19 @@ def _intra_fwd_sub_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype, diag):
     # "stores": the off-diagonal columns in one masked store, then each diagonal column j
     # straight to column lo + j, causal mask folded into the value. The two stores write
     # disjoint addresses, so no barrier; the loop keeps nothing but its reduction over Dk.
-    # Key row j is loaded as a [SUB, Dk] tile (the row repeated, from L1): a [1, Dk] row load
-    # gets a layout with the warps along Dk, which made the reduction cross-warp (sm_90 PTX:
-    # 5 barriers per iteration, 2 with the repeated row: the column's conversion to the store
-    # layout).
     outside = jnp.broadcast_to((cols < lo) | (cols >= lo + SUB), blk.shape)
     plgpu.store(a_ref, blk.astype(a_ref.dtype), mask=outside)
+    _store_diag_columns(q_s, b_s, k_ref, b_ref, a_ref, lo, unroll=False)
+
+
+def _store_diag_columns(q_s, b_s, k_ref, b_ref, a_ref, lo, *, unroll):
+    """The exact diagonal block of a sub-chunk, one key column j per step, each stored straight
+    to column lo + j of a_ref (its rows are the sub-chunk's), causal mask folded into the value.
+    q_s, b_s [SUB, Dk] the sub-chunk's queries and gate cumsums; key j is row lo + j of k_ref,
+    b_ref. Key row j is loaded as a [SUB, Dk] tile (the row repeated, from L1): a [1, Dk] row
+    load gets a layout with the warps along Dk, which made the reduction cross-warp (sm_90 PTX:
+    5 barriers per iteration, 2 with the repeated row: the column's conversion to the store
+    layout). unroll: the loop unrolled at trace time."""
     sub_rows = _iota((SUB, 1), 0)
 
     def column(j, carry):
@@ -376,7 +383,7 @@ def _intra_fwd_sub_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype, diag):
         a_ref[:, pl.ds(lo + j, 1)] = jnp.where(sub_rows >= j, col, 0.0).astype(a_ref.dtype)
         return carry
 
-    jax.lax.fori_loop(0, SUB, column, 0)
+    _sub_loop(column, 0, unroll)
 
 
 def _intra_fwd_diag_kernel(q_ref, k_ref, b_ref, a_in_ref, a_ref, *, unroll, factored, mm_dtype):
@@ -387,50 +394,41 @@ def _intra_fwd_diag_kernel(q_ref, k_ref, b_ref, a_in_ref, a_ref, *, unroll, fact
     loop as "stores"; unroll: the loop unrolled (Tiles.unroll). factored: one matmul instead
     of the loop where the gates allow it (`_factored_ok`)."""
     del a_in_ref
-    sub_rows = _iota((SUB, 1), 0)
 
     def exact():
-        q_s = q_ref[...].astype(_F32)
-        b_s = b_ref[...]
-
-        def column(j, carry):
-            row_j = jnp.full((SUB,), j, jnp.int32)
-            k_j = k_ref[row_j, :].astype(_F32)  # [SUB, Dk], row j repeated (see "stores")
-            b_j = b_ref[row_j, :]
-            col = jnp.sum(q_s * k_j * jnp.exp(jnp.minimum(b_s - b_j, 0.0)), axis=1,
-                          keepdims=True)
-            a_ref[:, pl.ds(j, 1)] = jnp.where(sub_rows >= j, col, 0.0).astype(a_ref.dtype)
-            return carry
-
-        _sub_loop(column, 0, unroll)
+        _store_diag_columns(q_ref[...].astype(_F32), b_ref[...], k_ref, b_ref, a_ref, 0,
+                            unroll=unroll)
 
     if not factored:
         exact()
         return
     ok = _factored_ok(b_ref[pl.ds(0, 1), :], b_ref[...])
-
-    @pl.when(ok)
-    def _():
-        # A_ij = sum_d (q_id e^{b_id - r_d}) (k_jd e^{r_d - b_jd}): factors <= 1 and
-        # <= e^FACTORED_MAX_EXP, their product e^{b_i - b_j} <= 1 where i >= j. Contracted
-        # over 64-wide slices of Dk (whole [16, Dk] fp32 operands took 226 registers).
-        Dk = q_ref.shape[1]
-        width = min(Dk, 64)
-        blk = jnp.zeros((SUB, SUB), _F32)
-        for d in range(Dk // width):
-            dd = pl.ds(d * width, width)
-            r_d, b_d = b_ref[pl.ds(0, 1), dd], b_ref[:, dd]
-            blk += _dot(q_ref[:, dd].astype(_F32) * jnp.exp(b_d - r_d),
-                        k_ref[:, dd].astype(_F32) * jnp.exp(r_d - b_d), mm_dtype, trans_b=True)
-        a_ref[...] = jnp.where(_iota((1, SUB), 1) <= sub_rows, blk, 0.0).astype(a_ref.dtype)
-
+    pl.when(ok)(functools.partial(_store_factored_scores, q_ref, k_ref, b_ref, a_ref, mm_dtype))
     pl.when(jnp.logical_not(ok))(exact)
 
 
+def _store_factored_scores(q_ref, k_ref, b_ref, a_ref, mm_dtype):
+    """a = causal(A) for the R rows the refs hold (a sub-chunk or a whole chunk), by the
+    factored form A_ij = sum_d (q_id e^{b_id - r_d}) (k_jd e^{r_d - b_jd}), r = b at the first
+    row: valid where `_factored_ok` (factors <= 1 and <= e^FACTORED_MAX_EXP; their product
+    e^{b_i - b_j} <= 1 where i >= j). Refs: q, k, b [R, Dk]; a [R, R]. Contracted over 64-wide
+    slices of Dk (whole [16, Dk] fp32 operands took 226 registers)."""
+    R, Dk = q_ref.shape
+    width = min(Dk, 64)
+    blk = jnp.zeros((R, R), _F32)
+    for d in range(Dk // width):
+        dd = pl.ds(d * width, width)
+        r_d, b_d = b_ref[pl.ds(0, 1), dd], b_ref[:, dd]
+        blk += _dot(q_ref[:, dd].astype(_F32) * jnp.exp(b_d - r_d),
+                    k_ref[:, dd].astype(_F32) * jnp.exp(r_d - b_d), mm_dtype, trans_b=True)
+    a_ref[...] = jnp.where(_iota((1, R), 1) <= _iota((R, 1), 0), blk, 0.0).astype(a_ref.dtype)
+
+
 def _factored_ok(r, b_s):
-    """Whether a sub-chunk's diagonal block may use the factored form e^{b_i - r} e^{r - b_j}
-    (r = b at its first row, b non-increasing): the largest factor e^{r - b} stays below
-    e^FACTORED_MAX_EXP, i.e. no key dim decays by more than that within the 16 rows."""
+    """Whether a block of rows (a sub-chunk or a whole chunk) may use the factored form
+    e^{b_i - r} e^{r - b_j} (r = b at its first row, b non-increasing): the largest factor
+    e^{r - b} stays below e^FACTORED_MAX_EXP, i.e. no key dim decays by more than that
+    within the block."""
     return jnp.max(r - b_s) <= FACTORED_MAX_EXP
 
 
@@ -440,20 +438,8 @@ def _intra_fwd_chunk_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype):
     causal, r = b at the chunk's first row (one C x C matmul, no sub-chunks, no loop);
     elsewhere the exact sub-chunk scheme, serially (`_intra_fwd_kernel`). Refs: q, k, b
     [C, Dk]; a [C, C]."""
-    C, Dk = q_ref.shape
     ok = _factored_ok(b_ref[pl.ds(0, 1), :], b_ref[...])
-
-    @pl.when(ok)
-    def _():
-        width = min(Dk, 64)  # contract over 64-wide slices of Dk: fewer live registers
-        blk = jnp.zeros((C, C), _F32)
-        for d in range(Dk // width):
-            dd = pl.ds(d * width, width)
-            r_d, b_d = b_ref[pl.ds(0, 1), dd], b_ref[:, dd]
-            blk += _dot(q_ref[:, dd].astype(_F32) * jnp.exp(b_d - r_d),
-                        k_ref[:, dd].astype(_F32) * jnp.exp(r_d - b_d), mm_dtype, trans_b=True)
-        a_ref[...] = jnp.where(_iota((1, C), 1) <= _iota((C, 1), 0), blk, 0.0).astype(a_ref.dtype)
-
+    pl.when(ok)(functools.partial(_store_factored_scores, q_ref, k_ref, b_ref, a_ref, mm_dtype))
     pl.when(jnp.logical_not(ok))(
         functools.partial(_intra_fwd_kernel, q_ref, k_ref, b_ref, a_ref, mm_dtype=mm_dtype))
 
@@ -642,35 +628,13 @@ def _intra_bwd_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, do_ref, dq_ref, dk_ref,
         dk_ref[pl.ds(lo, SUB), :] = dk_s
 
 
-def _diag_block_grads_stored(q_ref, k_ref, b_ref, da_ref, b_s, lo, carry):
-    """`_diag_block_grads` without a reduction or a register-tile select in its loop (FLA's
-    chunk_gla_bwd_kernel_intra scheme): dA_ss and its transpose were stored to da_ref
-    [SUB, 2 * SUB] (columns :SUB = dA_ss, SUB: = dA_ss^T; causal, scaled) and a barrier
-    passed, so key column j of dA_ss is one [SUB, 1] load and every update is elementwise:
-        dq_i += dA[i, j] exp(b_i - b_j) k_j   (i >= j),
-        dk_i += dA[j, i] exp(b_j - b_i) q_j   (i <= j).
-    The exponents are clamped at 0 where the causal mask zeroes dA (no overflow, no inf * 0)."""
-
-    def diag(j, carry):
-        dq_s, dk_s = carry
-        row = pl.ds(lo + j, 1)
-        b_j = b_ref[row, :]  # [1, Dk]
-        da_col = da_ref[:, pl.ds(j, 1)]  # [SUB, 1]: dA[i, j], zero for i < j
-        da_row = da_ref[:, pl.ds(SUB + j, 1)]  # [SUB, 1]: dA[j, i], zero for i > j
-        dq_s = dq_s + da_col * jnp.exp(jnp.minimum(b_s - b_j, 0.0)) * k_ref[row, :].astype(_F32)
-        dk_s = dk_s + da_row * jnp.exp(jnp.minimum(b_j - b_s, 0.0)) * q_ref[row, :].astype(_F32)
-        return dq_s, dk_s
-
-    return jax.lax.fori_loop(0, SUB, diag, carry)
-
-
 def _intra_bwd_sub_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, do_ref, dq_ref, dk_ref, dv_ref,
                           *scratch, scale, mm_dtype, diag, barrier):
     """`_intra_bwd_kernel` for ONE sub-chunk s = program_id(3) of the chunk (the GPU grid has a
     program per sub-chunk: a quarter of the live tiles, so no register spills).
     Refs: q, k, b [C, Dk]; v, do [C, Dv]; a [C, C] (whole chunk); dq, dk [SUB, Dk];
     dv [SUB, Dv] (this sub-chunk's rows); with diag = "stores" also an fp32 scratch output
-    da [SUB, 2 * SUB] (dA_ss | dA_ss^T, read back by `_diag_block_grads_stored`). barrier:
+    da [SUB, 2 * SUB] (dA_ss | dA_ss^T, read back by `_diag_block_grads_from_da`). barrier:
     False in interpret mode (sequential semantics; debug_barrier has no CPU lowering)."""
     C, Dk = q_ref.shape
     s = pl.program_id(3)
@@ -699,8 +663,11 @@ def _intra_bwd_sub_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, do_ref, dq_ref, dk_
         da_ref[:, SUB:] = jnp.where(sub_rows <= sub_cols, da_t, 0.0)
         if barrier:  # the stores above are read back by other threads of the program
             plgpu.debug_barrier()
-        dq_s, dk_s = _diag_block_grads_stored(q_ref, k_ref, b_ref, da_ref, b_s, lo,
-                                              (zeros, zeros))
+        # dA_ss is columns :SUB of the scratch, dA_ss^T columns SUB: (FLA's
+        # chunk_gla_bwd_kernel_intra scheme: the loop below is elementwise only).
+        dq_s, dk_s = _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, da_ref, b_s,
+                                               row0=lo, da_col0=0, dat_col0=SUB,
+                                               carry=(zeros, zeros))
     # dq_i from keys of earlier sub-chunks (none when s = 0: the mask zeroes k_rel), relative to
     # r = b at row lo; then dk_j from queries of later sub-chunks (none for the last), relative
     # to r = b at row hi - 1. Every exponent is <= 0 where it is not masked.
@@ -764,8 +731,10 @@ def _sub_chunk_dq_dk(q_ref, k_ref, b_ref, da_ref, dat_ref, lo, da_rows, *, mm_dt
     q_rel = q_ref[...].astype(_F32) * _exp_masked(b_ref[...] - r, rows >= hi)
     dk_s = _dot(dat_ref[da_rows, :], q_rel, mm_dtype) * jnp.exp(r - b_s)
     if diag_loop:
-        dq_s, dk_s = _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, dat_ref, b_s, lo,
-                                               lo, (dq_s, dk_s), unroll, da_rows)
+        dq_s, dk_s = _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, dat_ref, b_s,
+                                               row0=lo, da_col0=lo, dat_col0=lo,
+                                               carry=(dq_s, dk_s), unroll=unroll,
+                                               da_rows=da_rows)
     return dq_s, dk_s
 
 
@@ -782,9 +751,7 @@ def _intra_bwd_chunk_kernel(q_ref, k_ref, b_ref, da_ref, dat_ref, dq_ref, dk_ref
 
     @pl.when(ok)
     def _():
-        grow, shrink = jnp.exp(r - b), jnp.exp(b - r)
-        dq_ref[...] = _dot(da_ref[...], k_ref[...].astype(_F32) * grow, mm_dtype) * shrink
-        dk_ref[...] = _dot(dat_ref[...], q_ref[...].astype(_F32) * shrink, mm_dtype) * grow
+        dq_ref[...], dk_ref[...] = _factored_dq_dk(q_ref, k_ref, r, b, da_ref, dat_ref, mm_dtype)
 
     @pl.when(jnp.logical_not(ok))
     def _():
@@ -795,20 +762,24 @@ def _intra_bwd_chunk_kernel(q_ref, k_ref, b_ref, da_ref, dat_ref, dq_ref, dk_ref
                 diag_loop=True)
 
 
-def _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, dat_ref, b_s, row0, col0, carry,
-                              unroll=False, da_rows=slice(None)):
+def _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, dat_ref, b_s, *, row0, da_col0,
+                              dat_col0, carry, unroll=False, da_rows=slice(None)):
     """Adds to carry = (dq_s, dk_s) [SUB, BK] the exact diagonal-block terms, one key column j
-    per step: dq_i += dA[i, j] exp(b_i - b_j) k_j (i >= j), dk_i += dA[j, i] exp(b_j - b_i) q_j
-    (i <= j). Key j is row row0 + j of q_ref, k_ref, b_ref and column col0 + j of da_ref,
-    dat_ref, whose rows `da_rows` are dA's and dA^T's rows of this sub-chunk (causal, scaled);
-    b_s [SUB, BK] the sub-chunk's gate cumsums. Exponents clamped at 0 where dA is masked."""
+    per step, read from memory (dA was stored, and, within one program, a barrier passed), so
+    the loop is elementwise:
+        dq_i += dA[i, j] exp(b_i - b_j) k_j   (i >= j),
+        dk_i += dA[j, i] exp(b_j - b_i) q_j   (i <= j).
+    Key j is row row0 + j of q_ref, k_ref, b_ref; column da_col0 + j of da_ref and
+    dat_col0 + j of dat_ref, whose rows `da_rows` are dA's and dA^T's rows of this sub-chunk
+    (causal, scaled). b_s [SUB, BK] the sub-chunk's gate cumsums. Exponents clamped at 0
+    where dA is masked (no overflow, no inf * 0)."""
 
     def diag(j, carry):
         dq_s, dk_s = carry
         row = pl.ds(row0 + j, 1)
         b_j = b_ref[row, :]  # [1, BK]
-        da_col = da_ref[da_rows, pl.ds(col0 + j, 1)]  # [SUB, 1]: dA[i, j], zero for i < j
-        dat_col = dat_ref[da_rows, pl.ds(col0 + j, 1)]  # [SUB, 1]: dA[j, i], zero for i > j
+        da_col = da_ref[da_rows, pl.ds(da_col0 + j, 1)]  # [SUB, 1]: dA[i, j], 0 for i < j
+        dat_col = dat_ref[da_rows, pl.ds(dat_col0 + j, 1)]  # [SUB, 1]: dA[j, i], 0 for i > j
         dq_s = dq_s + da_col * jnp.exp(jnp.minimum(b_s - b_j, 0.0)) * k_ref[row, :].astype(_F32)
         dk_s = dk_s + dat_col * jnp.exp(jnp.minimum(b_j - b_s, 0.0)) * q_ref[row, :].astype(_F32)
         return dq_s, dk_s
@@ -827,8 +798,9 @@ def _intra_bwd_diag_kernel(q_ref, k_ref, b_ref, da_ref, dat_ref, dqi_ref, dki_re
 
     def exact():
         carry = (dqi_ref[...], dki_ref[...])
-        dq_s, dk_s = _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, dat_ref, b_s, 0, 0,
-                                               carry, unroll)
+        dq_s, dk_s = _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, dat_ref, b_s,
+                                               row0=0, da_col0=0, dat_col0=0, carry=carry,
+                                               unroll=unroll)
         dq_ref[...] = dq_s
         dk_ref[...] = dk_s
 
@@ -840,15 +812,23 @@ def _intra_bwd_diag_kernel(q_ref, k_ref, b_ref, da_ref, dat_ref, dqi_ref, dki_re
 
     @pl.when(ok)
     def _():
-        # dq_i = e^{b_i - r} sum_j dA_ij (k_j e^{r - b_j}); dk_j = e^{r - b_j} sum_i dA_ij
-        # (q_i e^{b_i - r}), i.e. dat (q e^{b - r}) with dat = dA^T.
-        grow, shrink = jnp.exp(r - b_s), jnp.exp(b_s - r)
-        dq_ref[...] = dqi_ref[...] + _dot(da_ref[...], k_ref[...].astype(_F32) * grow,
-                                          mm_dtype) * shrink
-        dk_ref[...] = dki_ref[...] + _dot(dat_ref[...], q_ref[...].astype(_F32) * shrink,
-                                          mm_dtype) * grow
+        dq, dk = _factored_dq_dk(q_ref, k_ref, r, b_s, da_ref, dat_ref, mm_dtype)
+        dq_ref[...] = dqi_ref[...] + dq
+        dk_ref[...] = dki_ref[...] + dk
 
     pl.when(jnp.logical_not(ok))(exact)
+
+
+def _factored_dq_dk(q_ref, k_ref, r, b, da_ref, dat_ref, mm_dtype):
+    """The within-block (dq, dk) [R, BK] by the factored form, valid where `_factored_ok`:
+        dq_i = e^{b_i - r} sum_j dA_ij (k_j e^{r - b_j}),
+        dk_j = e^{r - b_j} sum_i dA_ij (q_i e^{b_i - r})  (= dat (q e^{b - r}), dat = dA^T).
+    Refs: q, k [R, BK]; da, dat [R, R] (causal, scaled); r [1, BK] = b at the first row;
+    b [R, BK]."""
+    grow, shrink = jnp.exp(r - b), jnp.exp(b - r)
+    dq = _dot(da_ref[...], k_ref[...].astype(_F32) * grow, mm_dtype) * shrink
+    dk = _dot(dat_ref[...], q_ref[...].astype(_F32) * shrink, mm_dtype) * grow
+    return dq, dk
 
 
 def _dstates_bwd_kernel(q_ref, b_ref, do_ref, dst_ref, dh_ref, ds0_ref, *, chunk, scale,
