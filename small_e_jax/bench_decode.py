@@ -131,16 +131,14 @@ def trace_loop(bench: Bench, batch: int, text_len: int, frames: int, top: int = 
     """Trace one run (prefill + loop) and print the device timeline per decode step and the
     busiest kernels: at batch 1 a step is a chain of small kernels, and this says how many and
     how long the device waits between them. Returns the timeline per step (ns; {} on a CPU)."""
-    import glob
-    import tempfile
+    from kernels.benchmarks.trace_summary import run_traced, summarize, table, timeline_lines
 
-    from kernels.benchmarks.trace_summary import summarize, table, timeline_lines
-
-    trace_dir = tempfile.mkdtemp(prefix="small_e_decode_trace_")
-    with jax.profiler.trace(trace_dir):
-        _, _, steps = bench.run_once(batch, text_len, frames)
-    paths = sorted(glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True))
-    summary = summarize(paths[-1]) if paths else None
+    try:  # run_once waits for the loop (it reads the step count back)
+        (_, _, steps), path = run_traced(lambda: bench.run_once(batch, text_len, frames),
+                                         prefix="small_e_decode_trace_")
+        summary = summarize(path)
+    except RuntimeError:
+        summary = None
     if not summary or not summary["device_planes"]:
         print(f"  B={batch}: no device plane in the trace (CPU run): no timeline")
         return {}

@@ -17,10 +17,8 @@ busiest host XLA events (useful only as a smoke test).
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import sys
-import tempfile
 from typing import Any, Optional
 
 import jax
@@ -28,7 +26,7 @@ import jax
 from kernels import gla as gla_kernels
 from kernels.benchmarks.gla_bench import jax_programs
 from kernels.benchmarks.shapes import Shape, make_inputs
-from kernels.benchmarks.trace_summary import summarize, timeline_lines
+from kernels.benchmarks.trace_summary import run_traced, summarize, timeline_lines
 
 
 def profile_backend(backend: str, shape: Shape, dtype: str, calls: int, chunk_size: int = 64,
@@ -44,15 +42,13 @@ def profile_backend(backend: str, shape: Shape, dtype: str, calls: int, chunk_si
     for name, fn in programs.items():
         for _ in range(2):  # compile + warm-up
             jax.block_until_ready(fn(*args))
-        trace_dir = tempfile.mkdtemp(prefix=f"gla_profile_{name}_", dir=trace_root)
-        with jax.profiler.trace(trace_dir):
+        def run(fn=fn):
             for _ in range(calls):
                 out = fn(*args)
-            jax.block_until_ready(out)
-        paths = sorted(glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True))
-        if not paths:
-            raise RuntimeError(f"no .xplane.pb written under {trace_dir}")
-        s = summarize(paths[-1])
+            return jax.block_until_ready(out)
+
+        _, path = run_traced(run, prefix=f"gla_profile_{name}_", parent=trace_root)
+        s = summarize(path)
         per_call = lambda counts: {k_: ns / calls / 1e6 for k_, ns in counts.most_common()}  # noqa: E731
         result[name] = {"device_ms": s["total_ns"] / calls / 1e6, "by_kernel_ms": per_call(s["by_kernel"]),
                         "device_planes": s["device_planes"], "host_ms": per_call(s["host"]),

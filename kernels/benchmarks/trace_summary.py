@@ -12,7 +12,9 @@ small gaps = launch-bound; a few large ones = the host or a synchronisation).
 from __future__ import annotations
 
 import collections
-from typing import Any, Callable, Iterable
+import glob
+import tempfile
+from typing import Any, Callable, Iterable, Optional
 
 
 def _stats(event: Any) -> dict[str, Any]:
@@ -20,6 +22,22 @@ def _stats(event: Any) -> dict[str, Any]:
         return {name: value for name, value in event.stats}
     except Exception:  # noqa: BLE001 - stats are best-effort metadata
         return {}
+
+
+def run_traced(run: Callable[[], Any], *, prefix: str, trace_dir: Optional[str] = None,
+               parent: Optional[str] = None) -> tuple[Any, str]:
+    """``run()`` (which must wait for its device work) under ``jax.profiler``, into
+    ``trace_dir`` (default: a new temporary folder, in ``parent`` if given, named ``prefix``...).
+    Returns (its result, the newest ``.xplane.pb`` written); RuntimeError if there is none."""
+    import jax
+
+    trace_dir = trace_dir or tempfile.mkdtemp(prefix=prefix, dir=parent)
+    with jax.profiler.trace(trace_dir):
+        result = run()
+    paths = sorted(glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True))
+    if not paths:
+        raise RuntimeError(f"no .xplane.pb written under {trace_dir}")
+    return result, paths[-1]
 
 
 SHORT_KERNEL_NS = 10_000  # kernels shorter than this are likely launch-bound

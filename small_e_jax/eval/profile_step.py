@@ -18,16 +18,14 @@ no device plane: the command says so and prints the host's busiest XLA events in
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import re
 import sys
-import tempfile
 from typing import Optional
 
 import jax
 
-from kernels.benchmarks.trace_summary import summarize, table as _table, timeline_lines
+from kernels.benchmarks.trace_summary import run_traced, summarize, table as _table, timeline_lines
 from small_e_jax.config import ConfigError, load_config
 from small_e_jax.eval.throughput import parse_shapes, synthetic_batch
 
@@ -99,16 +97,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     for _ in range(2):  # compile + warm-up
         state, metrics = trainer.step(state, data)
     jax.block_until_ready(metrics["loss"])
-    trace_dir = args.trace_dir or tempfile.mkdtemp(prefix="small_e_trace_")
-    with jax.profiler.trace(trace_dir):
+    def run(state=state):
         for _ in range(args.steps):
             state, metrics = trainer.step(state, data)
         jax.block_until_ready(metrics["loss"])
-    paths = sorted(glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True))
-    if not paths:
-        print(f"error: no .xplane.pb written under {trace_dir}", file=sys.stderr)
+        return state
+
+    try:
+        state, path = run_traced(run, prefix="small_e_trace_", trace_dir=args.trace_dir)
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 1
-    s = summarize(paths[-1], args.depth, scope_of)
+    s = summarize(path, args.depth, scope_of)
     try:  # where each kernel comes from (the compile is a cache hit under the persistent cache)
         origins = hlo_origins(trainer.compiled_step(state, data).as_text())
     except Exception as e:  # noqa: BLE001 - the origins are a convenience, never fatal
