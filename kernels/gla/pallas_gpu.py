@@ -138,11 +138,14 @@ BWD_MODES = ("split", "fused")
 # Small-E shape the loops took 0.55 of 1.88 ms per fwd+bwd call (H200): they evaluate
 # 16 x 16 x Dk exponentials per sub-chunk, the matmuls 2 x 16 x Dk.
 FACTORED_MAX_EXP = 16.0
-# factored_chunk = True (opt-in, variant ":factored_chunk"): the same at the scale of a whole
-# chunk, r = b at the chunk's first row, where no key dim decays by more than e^FACTORED_MAX_EXP
-# over the chunk: the forward's A by one C x C matmul per chunk, the split backward's
-# within-chunk dq, dk by two C x C x BK matmuls per (chunk, key block); elsewhere the exact
-# sub-chunk scheme, serially in the same program.
+# factored_chunk (default True; variant ":no_factored_chunk" turns it off): the same at the
+# scale of a whole chunk, r = b at the chunk's first row, where no key dim decays by more than
+# e^FACTORED_MAX_EXP over the chunk: the forward's A by one C x C matmul per chunk, the split
+# backward's within-chunk dq, dk by two C x C x BK matmuls per (chunk, key block); elsewhere the
+# exact sub-chunk scheme, serially in the same program. On an H200 at the Small-E shape (model
+# gates, logsigmoid / 16) it took the forward from 0.658 to 0.448 ms and the forward+backward
+# from 1.860 to 1.236 ms per call (benchmarks/RESULTS.md, sixth lease).
+FACTORED_CHUNK = True
 FLAGS = ("unroll", "factored", "factored_chunk")  # boolean knobs of `gla_pallas_gpu`
 # Warps per program of the within-chunk kernels: {kernel: (warps at Dk <= 128, at Dk = 256)},
 # chosen from the resource reports of the sm_90 cubins (Triton 3.6, compiled on CPU by
@@ -166,8 +169,9 @@ def variant_kwargs(spec: str) -> dict:
     x num_stages, then ":"-separated names, each a scheme of DIAG_MODES (the diagonal block) or
     BWD_MODES (the backward's within-chunk split), or a flag of FLAGS set to True ("unroll":
     the diagonal loops unrolled; "factored": the diagonal blocks by matmuls where the gates
-    allow it; "factored_chunk": whole-chunk matmuls where they allow it);
-    any part may be empty ("", ":loop_select", "64x64", ":stores:fused", ":factored")."""
+    allow it; "factored_chunk": whole-chunk matmuls where they allow it), or "no_" + a flag set
+    to False; any part may be empty ("", ":loop_select", "64x64", ":stores:fused",
+    ":no_factored_chunk:factored")."""
     sizes, *modes = spec.split(":")
     kwargs: dict = dict(zip(("block_v", "block_k", "block_v_out", "num_stages"),
                             (int(t) for t in sizes.split("x") if t)))
@@ -178,6 +182,8 @@ def variant_kwargs(spec: str) -> dict:
             kwargs["bwd"] = mode
         elif mode in FLAGS:
             kwargs[mode] = True
+        elif mode.startswith("no_") and mode[3:] in FLAGS:
+            kwargs[mode[3:]] = False
         else:
             raise ValueError(f"tuning variant {spec!r}: unknown scheme {mode!r} "
                              f"(diag: {DIAG_MODES}, bwd: {BWD_MODES}, or one of {FLAGS})")
@@ -1138,7 +1144,7 @@ class Tiles(NamedTuple):
     bwd: str = BWD
     unroll: bool = False
     factored: bool = False
-    factored_chunk: bool = False
+    factored_chunk: bool = FACTORED_CHUNK
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8))
@@ -1207,7 +1213,7 @@ def gla_pallas_gpu(
     bwd: str | None = None,
     unroll: bool = False,
     factored: bool = False,
-    factored_chunk: bool = False,
+    factored_chunk: bool | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """GLA with the Pallas GPU kernels (inputs assumed validated by `kernels.gla.gla`).
 
@@ -1238,8 +1244,8 @@ def gla_pallas_gpu(
         elsewhere (an A/B knob, not yet run on a GPU). Equal up to matmul rounding.
       factored_chunk: the forward's within-chunk scores A (and the split backward's
         within-chunk dq, dk) by whole-chunk matmuls where no key dim decays by more than
-        e^FACTORED_MAX_EXP over the chunk, the exact sub-chunk scheme elsewhere (an A/B knob,
-        not yet run on a GPU). Equal up to matmul rounding.
+        e^FACTORED_MAX_EXP over the chunk, the exact sub-chunk scheme elsewhere (None =
+        FACTORED_CHUNK, True). Equal up to matmul rounding.
 
     Returns:
       (o [B, T, H, Dv] in q.dtype, final_state [B, H, Dk, Dv] float32).
@@ -1260,7 +1266,8 @@ def gla_pallas_gpu(
     v_p = _pad_axis(_pad_axis(v, 1, Tp), 3, dv_p)
     s0_p = _pad_axis(_pad_axis(s0, 2, dk_p), 3, dv_p)
     tiles = Tiles(block_v or BLOCK_V, block_k or BLOCK_K, block_v_out or BLOCK_V_OUT, num_stages,
-                  diag or DIAG, bwd or BWD, bool(unroll), bool(factored), bool(factored_chunk))
+                  diag or DIAG, bwd or BWD, bool(unroll), bool(factored),
+                  FACTORED_CHUNK if factored_chunk is None else bool(factored_chunk))
     if tiles.diag not in DIAG_MODES:
         raise ValueError(f"gla_pallas_gpu: diag must be one of {DIAG_MODES}, got {diag!r}")
     if tiles.bwd not in BWD_MODES:

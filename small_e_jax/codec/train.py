@@ -428,24 +428,23 @@ def init_params_from(model: Any, directory: str) -> None:
         var.set_value(jnp.asarray(arrays[".".join(str(k) for k in path)]))
 
 
-# --------------------------------------------------------------------------- main loop
+@dataclasses.dataclass
+class TrainingSetup:
+    """What a run trains with: the model's graph, the replicated train state, the shardings of
+    the state and of a batch ``[B, S]`` (split over a 1-D ``data`` mesh), the jitted step."""
+
+    graphdef: Any
+    state: dict
+    replicated: NamedSharding
+    batched: NamedSharding
+    train_step: Callable
 
 
-def train(cfg: CodecTrainConfig) -> dict[str, Any]:
-    """Run (or resume) training; returns ``{"step", "export_dir", "last_metrics", "val", "params"}``
-    (``params``: the final parameters as a host-side ``nnx.State``)."""
-    start_time = time.perf_counter()
-    cfg.validate()
-    workdir = Path(cfg.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    mcfg = cfg.model_config()
-    segment = cfg.segment_samples()
-    devices = jax.devices()
-    if cfg.batch_size % len(devices):
-        raise ValueError(f"--batch-size {cfg.batch_size} is not divisible by the {len(devices)} devices")
+def build_training(cfg: CodecTrainConfig, devices: list) -> TrainingSetup:
+    """A fresh train state (``cfg.seed``; ``cfg.init_from`` copied in) on ``devices`` and its step."""
+    mcfg, segment = cfg.model_config(), cfg.segment_samples()
     mesh = Mesh(np.array(devices), ("data",))
     replicated, batched = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-
     model = random_init(mcfg, cfg.seed, precision=cfg.precision)
     if cfg.init_from:  # ignored when resuming: the checkpoint wins
         init_params_from(model, cfg.init_from)
@@ -461,7 +460,30 @@ def train(cfg: CodecTrainConfig) -> dict[str, Any]:
         d_graphdef, d_params = nnx.split(Discriminators(rngs=nnx.Rngs(cfg.seed + 1)))
         d_tx = make_optimizer(cfg)
         state.update(d_params=d_params, d_opt_state=d_tx.init(d_params))
-    state = jax.device_put(state, replicated)
+        step = make_gan_train_step(graphdef, d_graphdef, cfg, tx, d_tx, replicated, batched)
+    else:
+        step = make_train_step(graphdef, cfg, tx, replicated, batched)
+    return TrainingSetup(graphdef, jax.device_put(state, replicated), replicated, batched, step)
+
+
+# --------------------------------------------------------------------------- main loop
+
+
+def train(cfg: CodecTrainConfig) -> dict[str, Any]:
+    """Run (or resume) training; returns ``{"step", "export_dir", "last_metrics", "val", "params"}``
+    (``params``: the final parameters as a host-side ``nnx.State``)."""
+    start_time = time.perf_counter()
+    cfg.validate()
+    workdir = Path(cfg.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    mcfg = cfg.model_config()
+    segment = cfg.segment_samples()
+    devices = jax.devices()
+    if cfg.batch_size % len(devices):
+        raise ValueError(f"--batch-size {cfg.batch_size} is not divisible by the {len(devices)} devices")
+    setup = build_training(cfg, devices)
+    graphdef, state, replicated, batched = setup.graphdef, setup.state, setup.replicated, setup.batched
+    model = nnx.merge(graphdef, state["params"])
     ckpt = Checkpoints(workdir / "checkpoints", cfg.keep_checkpoints)
     if ckpt.latest_step() is not None:
         state, meta = ckpt.restore(state)
@@ -482,10 +504,7 @@ def train(cfg: CodecTrainConfig) -> dict[str, Any]:
     val_batch = jax.device_put(CropSampler(val_clips, segment, seed=cfg.seed + 1, min_gain=1.0).batch(0, n_val),
                                batched)
 
-    if cfg.gan:
-        train_step = make_gan_train_step(graphdef, d_graphdef, cfg, tx, d_tx, replicated, batched)
-    else:
-        train_step = make_train_step(graphdef, cfg, tx, replicated, batched)
+    train_step = setup.train_step
     eval_step = make_eval_step(graphdef, cfg, replicated, batched)
     logger = Logger(workdir)
     bar = None

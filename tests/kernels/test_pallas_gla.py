@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from kernels.gla import _AUTO_BACKEND, BACKENDS, gla
-from kernels.gla.pallas_gpu import gla_pallas_gpu, variant_kwargs
+from kernels.gla.pallas_gpu import FACTORED_CHUNK, gla_pallas_gpu, variant_kwargs
 from kernels.gla.pallas_tpu import gla_pallas_tpu
 from tests.kernels.test_gla import (
     BF16_GRAD_TOL,
@@ -153,10 +153,10 @@ def test_pallas_gpu_factored_diagonal_both_paths():
     r = np.cumsum(log_g.reshape(1, 4, 16, 2, 16), axis=2)
     decay = (r[:, :, :1] - r).max(axis=(0, 2, 3, 4))  # per sub-chunk (chunk 32: 2 per chunk)
     assert decay[1] > pallas_gpu.FACTORED_MAX_EXP > decay[[0, 2, 3]].max()
-    check_backend("pallas_gpu@:factored", (q, k, v, jnp.asarray(log_g), s0), chunk_size=32,
+    check_backend("pallas_gpu@:no_factored_chunk:factored", (q, k, v, jnp.asarray(log_g), s0), chunk_size=32,
                   out_tol=FP32_TOL, state_tol=FP32_TOL, grad_tol=FP32_TOL)
     inputs = make_inputs(18, 1, 50, 2, 32, 32, dtype=jnp.bfloat16)  # moderate gates
-    check_backend("pallas_gpu@:factored", inputs, chunk_size=32, out_tol=BF16_OUT_TOL,
+    check_backend("pallas_gpu@:no_factored_chunk:factored", inputs, chunk_size=32, out_tol=BF16_OUT_TOL,
                   state_tol=BF16_STATE_TOL, grad_tol=BF16_GRAD_TOL)
 
 
@@ -189,13 +189,16 @@ def test_variant_kwargs():
     assert variant_kwargs("64x64:unroll") == {"block_v": 64, "block_k": 64, "unroll": True}
     assert variant_kwargs(":factored:unroll") == {"factored": True, "unroll": True}
     assert variant_kwargs(":factored_chunk") == {"factored_chunk": True}
+    assert variant_kwargs(":no_factored_chunk:factored") == {"factored_chunk": False, "factored": True}
     assert variant_kwargs("32x64:split") == {"block_v": 32, "block_k": 64, "bwd": "split"}
     with pytest.raises(ValueError, match="unknown scheme 'selects'"):
         variant_kwargs(":selects")
 
 
-@pytest.mark.parametrize("variant", ["pallas_gpu", "pallas_gpu@:fused", "pallas_gpu@:stores",
-                                     "pallas_gpu@:factored"])
+@pytest.mark.parametrize("variant", ["pallas_gpu", "pallas_gpu@:no_factored_chunk",
+                                     "pallas_gpu@:no_factored_chunk:fused",
+                                     "pallas_gpu@:no_factored_chunk:stores",
+                                     "pallas_gpu@:no_factored_chunk:factored"])
 def test_pallas_gpu_interpret_bf16_extreme_gates(variant):
     """Both backward schemes and both diagonal schemes of the forward against the reference
     itself: bf16, extreme per-key gates, ragged T."""
@@ -206,9 +209,10 @@ def test_pallas_gpu_interpret_bf16_extreme_gates(variant):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("Dk,Dv,variant", [(64, 64, ""), (128, 256, ""), (256, 128, ""),
-                                           (128, 256, ":factored"), (256, 128, ":factored"),
-                                           (128, 256, ":factored_chunk"),
-                                           (256, 128, ":factored_chunk")])
+                                           (128, 256, ":no_factored_chunk:factored"),
+                                           (256, 128, ":no_factored_chunk:factored"),
+                                           (128, 256, ":no_factored_chunk"),
+                                           (256, 128, ":no_factored_chunk")])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_pallas_gpu_interpret_head_dims(Dk, Dv, variant, dtype):
     """Head dims 64-256 at chunk 64 (four sub-chunks), T = 100, extreme gates per head (with
@@ -228,16 +232,17 @@ SMALL_E = (8, 4096, 4, 128, 256)  # B, T, H, Dk, Dv of one Small-E GLA layer
 
 
 LOWERING_CASES = [  # (shape, variant): every kernel body of every scheme, Small-E shape
-    (SMALL_E, ""), (SMALL_E, ":fused"), (SMALL_E, ":loop_select:fused"),
-    (SMALL_E, ":stores"), (SMALL_E, ":unroll"), (SMALL_E, ":factored"),
-    (SMALL_E, ":factored_chunk"), ((2, 1000, 3, 64, 64), ""),
+    (SMALL_E, ""), (SMALL_E, ":no_factored_chunk:fused"), (SMALL_E, ":no_factored_chunk:loop_select:fused"),
+    (SMALL_E, ":no_factored_chunk:stores"), (SMALL_E, ":no_factored_chunk:unroll"),
+    (SMALL_E, ":no_factored_chunk:factored"),
+    (SMALL_E, ":no_factored_chunk"), ((2, 1000, 3, 64, 64), ""),
 ]
 
 
 @pytest.mark.parametrize("shape,variant", LOWERING_CASES,
                          ids=["small_e", "small_e-fused", "small_e-loop_select-fused",
                               "small_e-stores", "small_e-unroll", "small_e-factored",
-                              "small_e-factored_chunk", "ragged"])
+                              "small_e-no_factored_chunk", "ragged"])
 def test_pallas_gpu_lowers_for_cuda(shape, variant):
     """Forward and backward lower to their Triton kernels for CUDA (runs the Triton lowering of
     every kernel body: unsupported ops or tile shapes fail here, without a GPU), for the
@@ -259,10 +264,11 @@ def test_pallas_gpu_lowers_for_cuda(shape, variant):
                "gla_dstates_bwd", "gla_bwd_dqk", "gla_bwd_dv"]
     if "fused" not in variant:
         kernels.append("gla_bwd_da")
+    factored_chunk = variant_kwargs(variant).get("factored_chunk", FACTORED_CHUNK)
     if "stores" not in variant and "loop_select" not in variant:  # diag = "separate"
-        if "factored_chunk" not in variant:  # (that one computes A in a single kernel)
+        if not factored_chunk:  # (that one computes A in a single kernel)
             kernels.append("gla_intra_fwd_diag")
-        if "fused" not in variant and "factored_chunk" not in variant:
+        if "fused" not in variant and not factored_chunk:
             kernels.append("gla_intra_bwd_diag")
     assert text.count("stablehlo.custom_call @__gpu$xla.gpu.triton") == len(kernels)
     for name in kernels:
@@ -368,9 +374,12 @@ def test_pallas_tpu_lowers_for_tpu(dtype):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("variant", ["pallas_gpu@:fused", "pallas_gpu@:loop_select:fused",
-                                     "pallas_gpu@:stores", "pallas_gpu@:unroll",
-                                     "pallas_gpu@:factored", "pallas_gpu@:factored_chunk"])
+@pytest.mark.parametrize("variant", ["pallas_gpu@:no_factored_chunk:fused",
+                                     "pallas_gpu@:no_factored_chunk:loop_select:fused",
+                                     "pallas_gpu@:no_factored_chunk:stores",
+                                     "pallas_gpu@:no_factored_chunk:unroll",
+                                     "pallas_gpu@:no_factored_chunk:factored",
+                                     "pallas_gpu@:no_factored_chunk"])
 @pytest.mark.parametrize("B,T,H,Dk,Dv,scalar,gate", GPU_CASES[:2])
 def test_pallas_gpu_compiled_other_schemes_match_reference(B, T, H, Dk, Dv, scalar, gate,
                                                            variant):
