@@ -259,11 +259,43 @@ class Conv1d(nnx.Module):
         """``lengths`` ([B], valid input lengths) zeroes the input past each item's end first."""
         if self.kernel_size > 1 or self.stride > 1:
             x = _mask(x, lengths)
-        y = jax.lax.conv_general_dilated(
-            x, self.kernel[...].astype(x.dtype), window_strides=(self.stride,),
-            padding=[(self.padding, self.padding)], rhs_dilation=(self.dilation,),
-            dimension_numbers=("NWC", "WIO", "NWC"), precision=_PRECISIONS[self.precision])
+        y = conv1d(x, self.kernel[...].astype(x.dtype), stride=self.stride, dilation=self.dilation,
+                   padding=self.padding, precision=_PRECISIONS[self.precision])
         return y + self.bias[...].astype(x.dtype)
+
+
+CONV_IMPLS = ("matmul", "xla")
+
+
+def conv1d(x: Array, kernel: Array, *, stride: int = 1, dilation: int = 1, padding: int = 0,
+           precision: Any = None, impl: str = "matmul") -> Array:
+    """``x [B, L, C_in]`` conv ``kernel [K, C_in, C_out]`` -> ``[B, L_out, C_out]`` (symmetric zero
+    padding, PyTorch ``Conv1d`` semantics).
+
+    ``impl="matmul"`` (default): the K shifted (strided, dilated) views of the padded input
+    side by side, ``[B, L_out, K * C_in]``, times the kernel as one ``[K * C_in, C_out]`` matmul.
+    Why: on an H200, cuDNN ran this codec's narrow, dilated full-rate convolutions (16-32
+    channels at 24 kHz) with an unoptimised "analytic" kernel that took 156 of the 176 ms of a
+    training step (``python -m small_e_jax.codec.profile_train``); as matmuls they are GEMMs of
+    a well-supported shape. ``impl="xla"``: ``lax.conv_general_dilated``.
+    """
+    if impl == "xla":
+        return jax.lax.conv_general_dilated(
+            x, kernel, window_strides=(stride,), padding=[(padding, padding)], rhs_dilation=(dilation,),
+            dimension_numbers=("NWC", "WIO", "NWC"), precision=precision)
+    if impl != "matmul":
+        raise ValueError(f"conv1d: impl must be one of {CONV_IMPLS}, got {impl!r}")
+    k_size, c_in, c_out = kernel.shape
+    if k_size == 1 and stride == 1 and padding == 0:
+        return jnp.einsum("blc,co->blo", x, kernel[0], precision=precision)
+    xp = jnp.pad(x, ((0, 0), (padding, padding), (0, 0))) if padding else x
+    out_len = (xp.shape[1] - dilation * (k_size - 1) - 1) // stride + 1
+    if out_len < 1:
+        raise ValueError(f"conv1d: input of {x.shape[1]} samples is shorter than the kernel's span")
+    span = (out_len - 1) * stride + 1
+    taps = [jax.lax.slice_in_dim(xp, j * dilation, j * dilation + span, stride, axis=1) for j in range(k_size)]
+    cols = jnp.concatenate(taps, axis=-1)  # [B, L_out, K * C_in], tap-major like kernel.reshape
+    return jnp.einsum("blc,co->blo", cols, kernel.reshape(k_size * c_in, c_out), precision=precision)
 
 
 class ConvTranspose1d(nnx.Module):
