@@ -147,7 +147,27 @@ def trace_loop(bench: Bench, batch: int, text_len: int, frames: int, top: int = 
         print("  " + line)
     for line in table("  busiest kernels", summary["by_kernel"], summary["total_ns"], top, steps):
         print("  " + line)
+    origins = loop_kernel_origins(bench, batch, text_len, frames)
+    if origins:
+        print("  where the busiest kernels come from (optimized HLO metadata)")
+        for name, ns in summary["by_kernel"].most_common(top):
+            print(f"    {ns / steps / 1e6:8.3f} ms  {name[:40]}  <- {origins.get(name, '?')[:160]}")
     return {k: v / steps for k, v in summary["timeline"].items()}
+
+
+def loop_kernel_origins(bench: Bench, batch: int, text_len: int, frames: int) -> dict[str, str]:
+    """{kernel (fusion) name: the JAX op and source line it was made from} for the decode loop's
+    compiled program; {} when the program text cannot be had (a convenience, never fatal)."""
+    from small_e_jax.eval.profile_step import hlo_origins
+
+    try:
+        text, mask, request, n_steps = bench.inputs(batch, text_len, frames)
+        carry = bench.start(bench.params, text, mask, request, n_steps=n_steps)
+        compiled = bench.loop.lower(bench.params, carry, request, jnp.int32(n_steps)).compile()
+        return hlo_origins(compiled.as_text())
+    except Exception as e:  # noqa: BLE001
+        print(f"  (no kernel origins: {type(e).__name__}: {e})")
+        return {}
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:

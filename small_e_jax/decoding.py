@@ -134,7 +134,8 @@ def decode_loop_body(model: SmallE, sampling: SamplingConfig, request: Request, 
         padded = jnp.pad(carry.outputs, ((0, 0), (W, 0), (0, 0)), constant_values=-1)
         recent = jax.lax.dynamic_slice_in_dim(padded, i, W, axis=1)  # outputs i-W .. i-1
     keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(carry.keys, i)
-    tokens = sample(logits, keys, sampling, recent, values)  # [B, Q]
+    with jax.named_scope("sample"):
+        tokens = sample(logits, keys, sampling, recent, values)  # [B, Q]
 
     codebook = jnp.arange(Q)[None, :]
     forced = c <= request.prompt_frames[:, None] + codebook

@@ -295,17 +295,23 @@ class SmallE(nnx.Module):
             raise ValueError(f"codes_t must be [B, Q], got shape {getattr(codes_t, 'shape', None)}")
         check_audio(self.config, codes_t[:, None], state.memory["v"].shape[0], name="codes_t")
         position = state.step
-        h = self.embed_audio(codes_t[:, None])[:, 0]
+        # Named scopes: profiles of the decode loop (bench_decode --trace) name each kernel's part.
+        with jax.named_scope("embed"):
+            h = self.embed_audio(codes_t[:, None])[:, 0]
         n_enc = len(self.encoder)
         new_blocks = list(state.blocks)
         for i, block in enumerate(self.encoder):
-            h, new_blocks[i] = block.step(h, state.blocks[i], position)
-        cross, cross_state, attention = self.cross_attention.step(h, state.memory, state.cross, position)
+            with jax.named_scope(f"encoder{i}"):
+                h, new_blocks[i] = block.step(h, state.blocks[i], position)
+        with jax.named_scope("cross_attention"):
+            cross, cross_state, attention = self.cross_attention.step(h, state.memory, state.cross, position)
         h = h + cross
         for i, block in enumerate(self.decoder):
-            h, new_blocks[n_enc + i] = block.step(h, state.blocks[n_enc + i], position)
+            with jax.named_scope(f"decoder{i}"):
+                h, new_blocks[n_enc + i] = block.step(h, state.blocks[n_enc + i], position)
         new_state = state.replace(step=position + 1, blocks=tuple(new_blocks), cross=cross_state)
-        logits = self.logits(h)
+        with jax.named_scope("heads"):
+            logits = self.logits(h)
         return (logits, new_state, attention) if return_attention else (logits, new_state)
 
 

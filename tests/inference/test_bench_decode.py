@@ -27,3 +27,21 @@ def test_bench_decode_tiny(tmp_path, monkeypatch):
     assert {"device", "commit", "jax_version", "command", "date"} <= set(r)
     # --trace on a CPU: no device plane, so no timeline (on a GPU: kernels, busy/idle per step)
     assert r["extra"]["trace_per_step"] == {}
+
+
+def test_loop_kernel_origins_names_the_jax_ops():
+    """--trace's origin table: every fusion of the compiled decode loop maps to the JAX op (and
+    source line) it came from — checked on the CPU program, whose fusions carry the same metadata."""
+    from small_e_jax.config import load_config
+    from small_e_jax.inference import SamplingConfig
+
+    config = load_config("tiny", ["model.dtype=float32", "model.text_layers=1"])
+    bench = bench_decode.Bench(bench_decode.random_model(config, "float32"), SamplingConfig(greedy=True), 2)
+    origins = bench_decode.loop_kernel_origins(bench, 1, 16, 6)
+    assert len(origins) > 10
+    assert any("fusion" in name for name in origins)
+    assert sum(where.startswith("jit(_loop)/while/body") for where in origins.values()) > len(origins) / 2
+    # the decode step's named scopes say which part of the model each kernel computes
+    scopes = {"embed", "encoder0", "cross_attention", "decoder0", "heads", "sample"}
+    found = {s for s in scopes if any(f"/{s}/" in where for where in origins.values())}
+    assert found == scopes
