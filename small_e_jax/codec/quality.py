@@ -1,7 +1,7 @@
 """How well a codec resynthesises held-out speech: ``python -m small_e_jax.codec.quality``.
 
     python -m small_e_jax.codec.quality --codec dac_mini24 --weights runs/codec_mini/export/dac_mini24 \\
-        [--split validation] [--write-wavs DIR] [--asr MODULE:FUNCTION] [--json OUT.json]
+        [--split validation] [--write-wavs DIR] [--asr whisper|MODULE:FUNCTION] [--json OUT.json]
 
 Every clip of ``--split`` (default: the mini corpus' 72 validation utterances, sentences never
 seen in training) is encoded and decoded; reported (means over clips):
@@ -12,10 +12,12 @@ seen in training) is encoded and decoded; reported (means over clips):
 * ``stft_distance``: the multi-scale STFT loss (log-magnitude L1 + magnitude L1);
 * ``codebook_usage``: per codebook, the fraction of its entries used and the perplexity of the codes.
 
-``--asr MODULE:FUNCTION`` is the hook for intelligibility: ``FUNCTION(wavs: list[np.ndarray],
-sample_rate: int) -> list[str]`` transcribes clips; the command then reports the word error rate
-of the original and of the resynthesised audio against the manifest text, and their ratio (the
-issue asks for resynthesised WER within 1.5x of the original's). ``--write-wavs DIR`` saves the
+``--asr whisper`` (the offline Whisper tiny.en of ``requirements-eval.txt``) or ``--asr
+MODULE:FUNCTION`` (``FUNCTION(wavs: list[np.ndarray], sample_rate: int) -> list[str]``)
+transcribes the clips; the command then reports the word and character error rates of the
+original and of the resynthesised audio against the manifest text (:mod:`small_e_jax.eval.wer`:
+jiwer after the Whisper-style normaliser) and the WER ratio (the target: resynthesised within
+1.5x of the original's). ``--write-wavs DIR`` saves the
 first ``--n-wavs`` originals and resyntheses for listening.
 """
 
@@ -24,7 +26,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -91,29 +92,15 @@ def codebook_usage(codes: Sequence[np.ndarray], codebook_size: int) -> dict[str,
     return {"used_fraction": used, "perplexity": ppl}
 
 
-def _words(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
-
-
-def word_error_rate(refs: Sequence[str], hyps: Sequence[str]) -> float:
-    """Corpus WER: total word edit distance / total reference words (lower-cased, punctuation dropped)."""
-    errors, total = 0, 0
-    for ref, hyp in zip(refs, hyps, strict=True):
-        r, h = _words(ref), _words(hyp)
-        d = list(range(len(h) + 1))
-        for i, rw in enumerate(r, 1):
-            prev, d[0] = d[0], i
-            for j, hw in enumerate(h, 1):
-                prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (rw != hw))
-        errors += d[len(h)]
-        total += len(r)
-    return errors / max(total, 1)
-
-
 def load_asr(spec: str) -> Callable[[list[np.ndarray], int], list[str]]:
-    """``"package.module:function"`` -> the function."""
+    """``"whisper"`` -> the offline Whisper of :mod:`small_e_jax.eval.asr` (``requirements-eval.txt``);
+    ``"package.module:function"`` -> that function."""
+    if spec == "whisper":
+        from small_e_jax.eval.asr import WhisperASR
+
+        return WhisperASR().transcribe
     if ":" not in spec:
-        raise ValueError(f"--asr must look like package.module:function, got {spec!r}")
+        raise ValueError(f"--asr must be 'whisper' or look like package.module:function, got {spec!r}")
     module, name = spec.split(":", 1)
     return getattr(importlib.import_module(module), name)
 
@@ -130,11 +117,13 @@ def evaluate(codec: Any, corpus_dir: str | Path = MINI_CORPUS, split: str = "val
                               **spectral_distances(refs, preds, sr),
                               "codebook_usage": codebook_usage(codes, codec.codebook_size)}
     if asr is not None:
+        from small_e_jax.eval.wer import error_rates  # jiwer, after the Whisper-style normaliser
+
         texts = [r["text"] for r in read_manifest(corpus_dir, split)[:limit]]
-        wer_orig = word_error_rate(texts, asr(refs, sr))
-        wer_resyn = word_error_rate(texts, asr(preds, sr))
-        result.update(wer_original=wer_orig, wer_resynthesized=wer_resyn,
-                      wer_ratio=wer_resyn / wer_orig if wer_orig > 0 else float("inf"))
+        orig, resyn = error_rates(texts, asr(refs, sr)), error_rates(texts, asr(preds, sr))
+        result.update(wer_original=orig.wer, wer_resynthesized=resyn.wer,
+                      wer_ratio=resyn.wer / orig.wer if orig.wer > 0 else float("inf"),
+                      cer_original=orig.cer, cer_resynthesized=resyn.cer)
     if write_wavs:
         import soundfile as sf
 
@@ -156,7 +145,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--corpus-dir", default=str(MINI_CORPUS))
     parser.add_argument("--split", default="validation")
     parser.add_argument("--limit", type=int, default=None, help="first N clips only")
-    parser.add_argument("--asr", default=None, help="MODULE:FUNCTION transcribing (wavs, sample_rate) -> texts")
+    parser.add_argument("--asr", default=None, help="'whisper' (the offline Whisper tiny.en of requirements-eval.txt) or "
+                        "MODULE:FUNCTION transcribing (wavs, sample_rate) -> texts")
     parser.add_argument("--write-wavs", default=None, help="folder for a few original/resynthesised wavs")
     parser.add_argument("--n-wavs", type=int, default=4)
     parser.add_argument("--json", default=None, help="also write the result here")

@@ -15,8 +15,9 @@ from flax import nnx
 from small_e_jax.codec import load_codec, quality
 from small_e_jax.codec.dac import DACConfig, random_init
 from small_e_jax.codec.train import CodecTrainConfig, check_resumable, init_params_from, parse_args, train
-from small_e_jax.codec.train_data import MINI_CORPUS, load_clips
+from small_e_jax.codec.train_data import MINI_CORPUS, load_clips, read_manifest
 from small_e_jax.codec.weights import load_dac, model_to_arrays, save_model
+from small_e_jax.eval.text_norm import normalize
 
 TINY = dict(model_overrides='{"encoder_dim": 4, "decoder_dim": 32, "codebook_size": 64}', max_clips=24,
             eval_clips=4, batch_size=4, segment_seconds=0.25, steps=24, warmup_steps=2, learning_rate=3e-3,
@@ -104,9 +105,31 @@ def test_command_line_parsing():
         parse_args(["--model-overrides", "{bad"]).validate()
 
 
-def test_word_error_rate():
-    assert quality.word_error_rate(["The cat sat."], ["the cat sat"]) == 0.0
-    assert quality.word_error_rate(["a b c d"], ["a x c"]) == pytest.approx(0.5)  # 1 sub + 1 del
+def test_quality_error_rates_through_the_asr_hook():
+    """WER/CER of originals and resyntheses via the hook (jiwer after the Whisper-style
+    normaliser): the fake transcriber drops the last word of each original and the last two of
+    each resynthesis (it is called in that order)."""
+    codec = load_codec("dac_mini24", None)  # random weights: the hook, not the codec, is tested
+    texts = [r["text"] for r in read_manifest(MINI_CORPUS, "validation")[:2]]
+    calls = []
+
+    def fake_asr(wavs, sample_rate):
+        assert len(wavs) == 2 and sample_rate == 24_000
+        calls.append(1)
+        return [" ".join(t.split()[:-len(calls)]) for t in texts]
+
+    result = quality.evaluate(codec, limit=2, asr=fake_asr)
+    n_words = sum(len(normalize(t).split()) for t in texts)
+    assert result["wer_original"] == pytest.approx(2 / n_words)
+    assert result["wer_resynthesized"] == pytest.approx(4 / n_words)
+    assert result["wer_ratio"] == pytest.approx(2.0)
+    assert 0 < result["cer_original"] < result["cer_resynthesized"]
+
+
+def test_load_asr():
+    assert quality.load_asr("os.path:basename") is __import__("os").path.basename
+    with pytest.raises(ValueError, match="whisper"):
+        quality.load_asr("no_colon")
 
 
 def test_init_from_exported_weights(tmp_path):
