@@ -1,14 +1,19 @@
-"""The README's main job while no trained codec ships (issue 11).
+"""The README's main job: one utterance of the bundled corpus, learnt and spoken back.
 
-    python -m experiments.quickstart [--steps 150] [--out runs/quickstart] [--config PRESET] [key=value ...]
+    python -m experiments.quickstart [--steps 300] [--out runs/quickstart] [--config PRESET] [key=value ...]
 
-The smallest end-to-end run that exists, through the real pieces: one sentence through the BPE
-tokenizer; a synthetic 1.2 s voiced tone through the DAC codec (random weights: no trained
-codec can be downloaded here, so the codes mean nothing acoustically); the codes through the
-delay pattern; ``--steps`` Adam steps of the ``tiny`` Small-E model memorising that one pair;
-greedy generation through the product's decode loop (:class:`small_e_jax.inference.Synthesizer`:
-one compiled ``lax.while_loop`` over ``decode_step``, stopping on EOA, undelayed); the codec's
-decoder; a wav file. It reports how many generated codes equal the trained ones.
+The smallest end-to-end run through the real pieces: one utterance of the bundled mini corpus
+(``CLIP``, Festival's slt voice: "Do that with a wooden stick.") and its text; the text through
+the BPE tokenizer; the audio through the codec the repository ships (``dac_mini24``, trained by
+``python -m small_e_jax.codec.train`` on the mini corpus; ``data.codec`` / ``data.codec_weights``
+choose another); the codes through the delay pattern; ``--steps`` Adam steps of the ``tiny``
+Small-E model memorising that one pair; greedy generation through the product's decode loop
+(:class:`small_e_jax.inference.Synthesizer`: one compiled ``lax.while_loop`` over
+``decode_step``, stopping on EOA, undelayed); the codec's decoder; a wav file that speaks the
+sentence. It reports how many generated codes equal the trained ones.
+
+This is memorisation, not text-to-speech: a model that reads new sentences needs the full
+corpus and a GPU (``python -m experiments.librilight_medium``, README).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from flax import nnx
 from tqdm import tqdm
 
 from small_e_jax.codec import load_codec
+from small_e_jax.codec.train_data import MINI_CORPUS, read_manifest, resample
 from small_e_jax.config import Config, ConfigError, parse_cli
 from small_e_jax.delay import delay
 from small_e_jax.inference import Synthesizer
@@ -35,16 +41,17 @@ from small_e_jax.model import SmallE
 from small_e_jax.sampling import GREEDY
 from small_e_jax.text import load_tokenizer
 
-SENTENCE = "The quick brown fox jumps over the lazy dog."
+CLIP = "audio/festival_slt/h213_festival_slt.ogg"  # 1.5 s, in the corpus' training split
+DEFAULT_CODEC = ["data.codec=dac_mini24", "data.codec_weights=bundled"]  # the codec we ship
 
 
-def synthetic_voice(sample_rate: int, seconds: float = 1.2) -> np.ndarray:
-    """A vowel-like test signal [S]: 140 Hz harmonics with vibrato and a soft envelope."""
-    t = np.arange(int(sample_rate * seconds)) / sample_rate
-    phase = 2 * np.pi * np.cumsum(140.0 * (1.0 + 0.03 * np.sin(2 * np.pi * 5.0 * t))) / sample_rate
-    wave = sum(np.sin(h * phase) / h for h in range(1, 9))
-    envelope = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.05)
-    return (0.3 * wave * envelope / np.abs(wave).max()).astype(np.float32)
+def corpus_utterance(path: str, sample_rate: int, corpus_dir: Path = MINI_CORPUS) -> tuple[np.ndarray, str]:
+    """(mono waveform [S] at ``sample_rate``, its transcript) of one clip of the mini corpus."""
+    rows = [r for r in read_manifest(corpus_dir, "train") if r["path"] == path]
+    if not rows:
+        raise ConfigError(f"{path} is not in the training split of {corpus_dir / 'manifest.jsonl'}")
+    audio, rate = soundfile.read(corpus_dir / path, dtype="float32", always_2d=True)
+    return resample(audio.mean(axis=1), rate, sample_rate).astype(np.float32), rows[0]["text"]
 
 
 def train(model: SmallE, batch: dict[str, jax.Array], steps: int, learning_rate: float) -> list[float]:
@@ -74,15 +81,15 @@ def run(config: Config, steps: int, out_dir: Path) -> int:
     if tokenizer.vocab_size != m.text_vocab_size:
         raise ConfigError(f"model.text_vocab_size={m.text_vocab_size} but the tokenizer has "
                           f"{tokenizer.vocab_size} entries")
-    text = jnp.asarray([tokenizer.encode(SENTENCE)], jnp.int32)
-    text_mask = jnp.ones(text.shape, bool)
-
     start = time.perf_counter()
     codec = load_codec(config.data.codec, config.data.codec_weights, n_q=m.n_codebooks)
     if codec.codebook_size != m.codebook_size:
         raise ConfigError(f"model.codebook_size={m.codebook_size} but codec {config.data.codec} "
                           f"has {codec.codebook_size} entries per codebook")
-    wav = synthetic_voice(codec.sample_rate)
+    wav, sentence = corpus_utterance(CLIP, codec.sample_rate)
+    print(f"utterance {CLIP}: {sentence!r}")
+    text = jnp.asarray([tokenizer.encode(sentence)], jnp.int32)
+    text_mask = jnp.ones(text.shape, bool)
     codes = np.asarray(codec.encode(wav[None], codec.sample_rate))  # [1, Q, F]
     frames = codes.shape[-1]
     print(f"codec {config.data.codec} ({'random weights' if config.data.codec_weights is None else config.data.codec_weights}): "
@@ -100,7 +107,7 @@ def run(config: Config, steps: int, out_dir: Path) -> int:
     # The product's decode path: one compiled while-loop over decode_step, greedy, stop on EOA.
     synthesizer = Synthesizer(model, config, codec=codec)
     max_frames = frames + 8
-    generated = synthesizer.generate([SENTENCE], sampling=GREEDY, max_frames=max_frames)[0]  # [T, Q]
+    generated = synthesizer.generate([sentence], sampling=GREEDY, max_frames=max_frames)[0]  # [T, Q]
     stopped = len(generated) < max_frames
     n = min(len(generated), frames)
     match = float((generated[:n] == codes[0].T[:n]).mean()) if n else 0.0
@@ -123,8 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.steps < 1:
         parser.error("--steps must be >= 1")
     try:
+        # The shipped codec unless the command line names one (later overrides win).
         config = parse_cli(rest if any(a.startswith(("--config", "-c")) for a in rest)
-                           else ["--config", "tiny", *rest])
+                           else ["--config", "tiny", *DEFAULT_CODEC, *rest])
         return run(config, args.steps, args.out)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
