@@ -5,7 +5,7 @@
     python -m kernels.benchmarks.gla_bench --shapes small_e --backends pallas_gpu \
         --pallas-tiles 64x64x128,32x32x64     # sweep pallas_gpu tiles (block_v x block_k x block_v_out)
     python -m kernels.benchmarks.gla_bench --shapes small_e --backends pallas_gpu \
-        --pallas-tiles :fused,:loop_select    # A/B: the earlier backward / diagonal schemes
+        --pallas-tiles :no_factored_chunk     # A/B: without the whole-chunk matmuls
 
 Forward+backward is one call that computes the output and the gradients of ``sum(o * do)``
 w.r.t. q, k, v and the gates (FLA: ``o.backward(do)``), so both sides do the same work. When
@@ -60,10 +60,11 @@ def time_calls(fn: Callable[[], Any], sync: Callable[[Any], Any], iters: int, re
 
 
 def backend_fn(backend: str) -> Callable[..., Any]:
-    """``kernels.gla.gla`` for a backend name; ``pallas_gpu@BVxBK[xBVo[xS]][:MODE...]`` =
+    """``kernels.gla.gla`` for a backend name; ``pallas_gpu@BVxBK[xBVo[xS]][:FLAG...]`` =
     pallas_gpu with tiles block_v = BV, block_k = BK, block_v_out = BVo, num_stages = S and
-    the named schemes (``pallas_gpu.DIAG_MODES``, ``BWD_MODES``; a tuning variant,
-    ``--pallas-tiles``; ``pallas_gpu@:fused`` = default tiles, the fused backward)."""
+    the named flags (``pallas_gpu.FLAGS``, ``no_`` to turn one off; a tuning variant,
+    ``--pallas-tiles``; ``pallas_gpu@:no_factored_chunk`` = default tiles, without the
+    whole-chunk matmuls)."""
     if "@" in backend:
         name, spec = backend.split("@")
         kwargs = variant_kwargs(spec)
@@ -140,11 +141,11 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--pallas-tiles", default="",
-                        help="comma-separated BVxBK[xBVo[xS]][:MODE...] variants of pallas_gpu to "
-                             "time as well, e.g. 64x64x128x1,32x32,:fused (block_v x block_k "
-                             "x block_v_out x num_stages; MODE: a within-chunk diagonal scheme, "
-                             "stores (default) or loop_select, or a backward scheme, split "
-                             "(default) or fused)")
+                        help="comma-separated BVxBK[xBVo[xS]][:FLAG...] variants of pallas_gpu to "
+                             "time as well, e.g. 64x64x128x1,32x32,:no_factored_chunk (block_v x "
+                             "block_k x block_v_out x num_stages; FLAG: factored_chunk (default) "
+                             "or no_factored_chunk, the exact sub-chunk scheme without the "
+                             "whole-chunk matmuls)")
     parser.add_argument("--no-fla", action="store_true", help="do not time FLA even if importable")
     parser.add_argument("--fla-timeout", type=float, default=300.0,
                         help="seconds allowed for FLA per shape, autotuning included")

@@ -3,6 +3,8 @@
     python -m kernels.benchmarks.triton_resources --triton-path /tmp/tritonsite      # Small-E
     python -m kernels.benchmarks.triton_resources --triton-path /tmp/tritonsite \\
         --shape 8,1024,8,64,64 --tiles 64x64x64x1
+    python -m kernels.benchmarks.triton_resources --triton-path /tmp/tritonsite \\
+        --tiles :no_factored_chunk        # the A/B baseline's kernels
 
 Lowers forward+backward for CUDA (jax, CPU), keeps the Triton IR of each kernel, then compiles
 it to an sm_90 cubin in a child process with a standalone Triton (pip package `triton`, the
@@ -99,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder holding the standalone `triton` package")
     parser.add_argument("--shape", default="8,4096,4,128,256", help="B,T,H,Dk,Dv")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
-    parser.add_argument("--tiles", default="", help="BVxBK[xBVo[xS]][:MODE...] as in gla_bench --pallas-tiles")
+    parser.add_argument("--tiles", default="",
+                        help="BVxBK[xBVo[xS]][:FLAG...] as in gla_bench --pallas-tiles, e.g. "
+                             "64x64x64x1 or :no_factored_chunk")
     args = parser.parse_args(argv)
     shape = tuple(int(x) for x in args.shape.split(","))
     from kernels.gla.pallas_gpu import variant_kwargs

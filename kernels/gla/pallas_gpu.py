@@ -23,29 +23,36 @@ with b the within-chunk inclusive cumsum of log_g (float32, its own small kernel
     A_ij = sum_d q_id k_jd exp(b_id - b_jd),
     S'   = exp(b_last) * S + (k * exp(b_last - b))^T v.
 
-Every exponent evaluated is <= 0, so nothing overflows for any gate strength. A is built per
-query sub-chunk a: keys of earlier sub-chunks through one matmul with the reference point
-r_a = b at a's first token (exp(b_i - r_a) <= 1, exp(r_a - b_j) <= 1); the c x c diagonal
-block exactly, one key column at a time.
+Within a chunk, exp(b_i - b_j) = exp(b_i - r) exp(r - b_j) with r = b at the chunk's first row:
+where no key dim decays by more than e^FACTORED_MAX_EXP (16) over the chunk, A is one C x C
+matmul of (q exp(b - r)) and (k exp(r - b)) (factors <= e^16, representable in bf16), and the
+within-chunk dq, dk are two such matmuls (factored_chunk, the default). Elsewhere (strong
+gates) the exact sub-chunk scheme, in which every exponent evaluated is <= 0, so nothing
+overflows for any gate strength: A is built per query sub-chunk a, keys of earlier sub-chunks
+through one matmul with the reference point r_a = b at a's first token (exp(b_i - r_a) <= 1,
+exp(r_a - b_j) <= 1), the c x c diagonal block exactly, one key column at a time.
 
 Kernels (grid in brackets). Only the two state walks are sequential over chunks, and they do
 one small matmul per chunk; everything else is parallel over chunks (FLA's split: at the
 Small-E layer the old design computed the outputs inside a 128-program walk, on a 132-SM GPU).
   forward  `_chunk_cumsum` [B, H, N, Dk/64] b, the within-chunk cumsum of log_g.
-           `_intra_fwd`  [B, H, N, C/16] one program per query sub-chunk: its rows of A (with
-                         diag = "separate", the default, only off the diagonal; then
-           `_intra_fwd_diag` [B, H, T/16] the exact 16 x 16 diagonal blocks, in place).
+           `_intra_fwd`  [B, H, N] one program per chunk: A by one matmul where the gates
+                         allow it, else the exact sub-chunk scheme (`_intra_fwd_chunk_kernel`).
+                         (factored_chunk = False: [B, H, N, C/16], one program per query
+                         sub-chunk, its rows of A off the diagonal; then
+           `_intra_fwd_diag` [B, H, T/16] the exact 16 x 16 diagonal blocks, in place.)
            `_states_fwd` [B, H, Dv/BV, Dk/BK] walks the chunks with an fp32 state tile
                          S^T [BV, BK]; stores the state entering every chunk, h [B, H, N, Dv, Dk]
                          (transposed, matmul dtype: a saved residual, like A).
            `_out_fwd`    [B, H, N, Dv/BVo] o = scale * ((q exp(b)) h_n + A v).
-  backward (bwd = "split", the default; "fused" is the first design, see BWD_MODES)
-           `_bwd_da`     [B, H, N] dA = scale * do v^T per chunk, one whole-chunk matmul,
+  backward `_bwd_da`     [B, H, N] dA = scale * do v^T per chunk, one whole-chunk matmul,
                          stored causal with its transpose (float32 [B, Tp, H, C] each).
-           `_intra_bwd_dqk` [B, H, N, C/16, Dk/BK] one program per (sub-chunk, key block):
-                         the within-chunk parts of dq, dk from dA (same sub-chunk scheme; with
-                         diag = "separate" the diagonal blocks follow in
-           `_intra_bwd_diag` [B, H, T/16, Dk/BK], in place).
+           `_intra_bwd`  [B, H, N, Dk/BK] one program per (chunk, key block): the within-chunk
+                         parts of dq, dk from dA, by two matmuls where the gates allow it, else
+                         the exact sub-chunk scheme (`_intra_bwd_chunk_kernel`).
+                         (factored_chunk = False: [B, H, N, C/16, Dk/BK], one program per
+                         (sub-chunk, key block) off the diagonal; then
+           `_intra_bwd_diag` [B, H, T/16, Dk/BK] the diagonal blocks, in place.)
            `_dstates_bwd` [B, H, Dv/BV, Dk/BK] walks backward with dS, the gradient of the
                          state leaving each chunk; stores it, dh [B, H, N, Dv, Dk], and dS_0.
            `_bwd_dqk`    [B, H, N, Dk/BK] dq += scale * (do h_n^T) exp(b),
@@ -94,69 +101,59 @@ BLOCK_V_OUT = 128
 # loads more than PIPELINE_MAX_BYTES gets one stage (no pipelining) instead of failing to launch.
 NUM_STAGES = 2
 PIPELINE_MAX_BYTES = 140 * 1024
-# Largest matmul operands of one split-backward dv program (shared memory, see _backward).
+# Largest matmul operands of one dv program (shared memory, see _backward).
 DV_SHARED_MAX_BYTES = 192 * 1024
-# How the within-chunk kernels handle the exact c x c diagonal block (one serial loop of SUB
-# key columns per program), kept selectable for A/B timing (`gla_pallas_gpu(diag=)`, the
-# benchmark's `--pallas-tiles ...:stores`):
-#   "stores"      forward: each diagonal column stored straight to A (a [SUB, 1]
-#                 column store, the off-diagonal columns by one masked store); backward: dA's
-#                 diagonal block and its transpose stored to an fp32 scratch output and read
-#                 back a column per step after a barrier, so the loop is elementwise only
-#                 (FLA's chunk_gla_*_intra scheme, with our exponents kept <= 0).
-#   "loop_select" the first design: per column a reduction and a select into the
-#                 register tile (forward), and two reductions plus a row select (backward),
-#                 which Triton lowers to shared-memory layout conversions and barriers in
-#                 every iteration.
-#   "separate"    (default) forward: the "stores" column loop in a kernel of its own
-#                 (`gla_intra_fwd_diag`, one program per sub-chunk holding only [SUB, Dk]
-#                 tiles), after `gla_intra_fwd` has written the off-diagonal columns: the
-#                 serial loop no longer runs in the whole-chunk program at ~170 registers
-#                 (few programs per SM). The fused backward uses "stores" with it.
-# The split backward (BWD = "split") reads its diagonal blocks from dA: in its dq/dk kernel,
-# or with "separate" in a kernel of their own (`gla_intra_bwd_diag`).
-# All three pass the compiled parity tests on an H200. At the Small-E shape the forward's
-# within-chunk work took 0.72 ms ("loop_select"), 0.47 ms ("stores") and 0.16 + 0.18 ms
-# ("separate"); benchmarks/RESULTS.md, fifth lease.
-DIAG = "separate"
-DIAG_MODES = ("stores", "loop_select", "separate")
-# How the backward computes the within-chunk gradients (`gla_pallas_gpu(bwd=)`, the
-# benchmark's `--pallas-tiles ...:fused`):
-#   "split" (default) FLA's division: dA = scale * do v^T once per chunk as a whole-chunk
-#           matmul (`gla_bwd_da`, stored with its transpose); dq, dk by a light program per
-#           (16-row sub-chunk, key block) reading dA; dv's within-chunk term A^T do inside the
-#           dv kernel (no float32 dv intermediate).
-#   "fused" the first design: one program per sub-chunk computes its dA rows, dq, dk and dv
-#           from the whole chunk (8 warps at ~180 registers: one program per SM at a time;
-#           1.3 ms of the 2.9 ms forward+backward at the Small-E shape on an H200).
-BWD = "split"
-BWD_MODES = ("split", "fused")
-# factored = True (opt-in, variant ":factored"): the "separate" diagonal-block kernels compute a
-# sub-chunk's block with matmuls, e^{b_i - b_j} = e^{b_i - r} e^{r - b_j} (r = b at its first
-# row), wherever no key dim decays by more than e^FACTORED_MAX_EXP within its 16 rows (the
-# factor e^{r - b} stays finite and representable in bf16); elsewhere the exact loop. At the
-# Small-E shape the loops took 0.55 of 1.88 ms per fwd+bwd call (H200): they evaluate
-# 16 x 16 x Dk exponentials per sub-chunk, the matmuls 2 x 16 x Dk.
+# factored_chunk (default True; variant ":no_factored_chunk" turns it off): e^{b_i - b_j} =
+# e^{b_i - r} e^{r - b_j}, r = b at the chunk's first row, wherever no key dim decays by more
+# than e^FACTORED_MAX_EXP over the chunk (the factor e^{r - b} stays finite and representable
+# in bf16; the product is <= 1 where i >= j): the forward's A by one C x C matmul per chunk
+# (`gla_intra_fwd`), the backward's within-chunk dq, dk by two C x C x BK matmuls per (chunk,
+# key block) (`gla_intra_bwd`, after `gla_bwd_da`); elsewhere the exact sub-chunk scheme,
+# serially in the same program.
+# factored_chunk = False (the previous default, kept as the A/B baseline) runs that exact scheme
+# spread over four kernels: one program per 16-row sub-chunk for the part off the diagonal
+# (`gla_intra_fwd`; `gla_intra_bwd` per (sub-chunk, key block), reading dA), then the exact
+# SUB x SUB diagonal blocks, one key column per step of a 16-step loop, in light kernels of
+# their own (`gla_intra_fwd_diag`, `gla_intra_bwd_diag`: [SUB, Dk] tiles, ~70 registers, many
+# programs per SM). Those loops evaluate 16 x 16 x Dk exponentials per sub-chunk (they took
+# 0.55 of 1.88 ms per fwd+bwd call), the whole-chunk form 2 x C x Dk per chunk.
+# On an H200 at the Small-E layer (B=8, T=4096, H=4, Dk=128, Dv=256, bf16, model gates
+# logsigmoid / 16; benchmarks/RESULTS.md, sixth lease), Mtok/s fwd / fwd+bwd: 68.5 / 25.4 with
+# factored_chunk, 45.0 / 17.1 without (same run); device time per call 0.448 / 1.236 ms
+# against 0.658 / 1.860 (an earlier run of that lease, where the candidates below were timed).
+# Deleted after being measured slower (git history has them): "factored" (only the 16 x 16
+# diagonal blocks by matmuls where the gates allow it: 49.6 / 19.7 Mtok/s, against 68.3 / 25.3
+# for factored_chunk and 48.1 / 17.3 for the exact scheme in the same run); "unroll" (the
+# diagonal loops unrolled at trace time: 46.5 / 17.4); the diagonal block inside the sub-chunk
+# program, by direct column stores ("stores", FLA's chunk_gla_*_intra scheme) or by a
+# reduction and select per column ("loop_select", the first design): the forward's
+# within-chunk work took 0.47 and 0.72 ms against 0.16 + 0.18 ms in kernels of their own
+# (fifth lease); and the "fused" backward (one program per sub-chunk computing its dA, dq, dk
+# and dv from the whole chunk, 8 warps at ~180 registers, one program per SM: 1.3 of 2.9 ms
+# per fwd+bwd call), replaced by FLA's division into the dA, dq/dk and dv kernels kept here.
 FACTORED_MAX_EXP = 16.0
-# factored_chunk (default True; variant ":no_factored_chunk" turns it off): the same at the
-# scale of a whole chunk, r = b at the chunk's first row, where no key dim decays by more than
-# e^FACTORED_MAX_EXP over the chunk: the forward's A by one C x C matmul per chunk, the split
-# backward's within-chunk dq, dk by two C x C x BK matmuls per (chunk, key block); elsewhere the
-# exact sub-chunk scheme, serially in the same program. On an H200 at the Small-E shape (model
-# gates, logsigmoid / 16) it took the forward from 0.658 to 0.448 ms and the forward+backward
-# from 1.860 to 1.236 ms per call (benchmarks/RESULTS.md, sixth lease).
 FACTORED_CHUNK = True
-FLAGS = ("unroll", "factored", "factored_chunk")  # boolean knobs of `gla_pallas_gpu`
-# Warps per program of the within-chunk kernels: {kernel: (warps at Dk <= 128, at Dk = 256)},
-# chosen from the resource reports of the sm_90 cubins (Triton 3.6, compiled on CPU by
-# `python -m kernels.benchmarks.triton_resources`): the fewest warps without register spills at
-# the Small-E shape and at Dk = 256, for both diagonal schemes (docs/kernels.md has the table;
-# gla_intra_bwd spills at 4 warps with either: 64 B with "stores", 448 B with "loop_select").
-_INTRA_WARPS = {"fwd": (4, 8), "bwd": (8, 8)}
+FLAGS = ("factored_chunk",)  # boolean knobs of `gla_pallas_gpu` (variant ":NAME" / ":no_NAME")
+# Variant names of the deleted schemes: variant_kwargs says they were removed, and why.
+REMOVED_MODES = {
+    "stores": "a diagonal-block scheme, measured slower",
+    "loop_select": "a diagonal-block scheme, measured slower",
+    "fused": "a backward scheme, measured slower",
+    "unroll": "unrolled diagonal loops, measured slower",
+    "factored": "diagonal blocks by matmuls, measured slower than factored_chunk",
+    "separate": "no longer a choice: the only diagonal-block scheme, used by no_factored_chunk",
+    "split": "no longer a choice: the only backward",
+}
+# Warps per program of the per-sub-chunk `gla_intra_fwd` (factored_chunk = False): (at
+# Dk <= 128, at Dk = 256), the fewest without register spills in the sm_90 cubins (Triton 3.6,
+# compiled on CPU by `python -m kernels.benchmarks.triton_resources`; docs/kernels.md), chosen
+# when that kernel still held the diagonal loop (2 warps spilled 616 B at Dk = 128, 4 warps
+# 16 B at Dk = 256). The whole-chunk kernels take 8: their fallback holds whole-chunk tiles.
+_INTRA_FWD_WARPS = (4, 8)
 
 
-def _intra_warps(kernel: str, dk: int) -> int:
-    small, large = _INTRA_WARPS[kernel]
+def _intra_fwd_warps(dk: int) -> int:
+    small, large = _INTRA_FWD_WARPS
     return small if dk <= 128 else large
 
 
@@ -164,29 +161,29 @@ INTERPRET_ENV = "SMALL_E_PALLAS_INTERPRET"
 
 
 def variant_kwargs(spec: str) -> dict:
-    """`gla_pallas_gpu` keywords of a tuning variant "BVxBK[xBVo[xS]][:MODE...]" (the
+    """`gla_pallas_gpu` keywords of a tuning variant "BVxBK[xBVo[xS]][:FLAG...]" (the
     benchmark's --pallas-tiles and triton_resources' --tiles): block_v x block_k x block_v_out
-    x num_stages, then ":"-separated names, each a scheme of DIAG_MODES (the diagonal block) or
-    BWD_MODES (the backward's within-chunk split), or a flag of FLAGS set to True ("unroll":
-    the diagonal loops unrolled; "factored": the diagonal blocks by matmuls where the gates
-    allow it; "factored_chunk": whole-chunk matmuls where they allow it), or "no_" + a flag set
-    to False; any part may be empty ("", ":loop_select", "64x64", ":stores:fused",
-    ":no_factored_chunk:factored")."""
+    x num_stages, then ":"-separated flags of FLAGS, each set to True, or "no_" + a flag set
+    to False; any part may be empty ("", "64x64", "64x64x128x1", ":no_factored_chunk",
+    "32x32:no_factored_chunk"). The names of the deleted A/B schemes (REMOVED_MODES) raise a
+    ValueError that says so."""
     sizes, *modes = spec.split(":")
     kwargs: dict = dict(zip(("block_v", "block_k", "block_v_out", "num_stages"),
                             (int(t) for t in sizes.split("x") if t)))
+    accepted = ", ".join(f"{f}, no_{f}" for f in FLAGS)
     for mode in filter(None, modes):
-        if mode in DIAG_MODES:
-            kwargs["diag"] = mode
-        elif mode in BWD_MODES:
-            kwargs["bwd"] = mode
-        elif mode in FLAGS:
+        if mode in FLAGS:
             kwargs[mode] = True
         elif mode.startswith("no_") and mode[3:] in FLAGS:
             kwargs[mode[3:]] = False
+        elif mode.removeprefix("no_") in REMOVED_MODES:
+            reason = REMOVED_MODES[mode.removeprefix("no_")]
+            raise ValueError(f"tuning variant {spec!r}: scheme {mode!r} was removed ({reason}; "
+                             f"see FACTORED_CHUNK in kernels/gla/pallas_gpu.py); accepted: "
+                             f"{accepted}")
         else:
             raise ValueError(f"tuning variant {spec!r}: unknown scheme {mode!r} "
-                             f"(diag: {DIAG_MODES}, bwd: {BWD_MODES}, or one of {FLAGS})")
+                             f"(accepted: {accepted})")
     return kwargs
 
 
@@ -223,7 +220,8 @@ def _advance_state(s, k, v, b, b_last, mm_dtype):
 def _diag_block_grads(k_ref, b_ref, q_s, b_s, da_ss, lo, carry):
     """Exact gradients of one diagonal SUB x SUB block, one key column j at a time: adds to
     carry = (dq_s, dk_s) [SUB, Dk] the terms of dA_ss [SUB, SUB] (causal, scaled) for the
-    sub-chunk starting at row lo (q_s, b_s [SUB, Dk] its queries and gate cumsums)."""
+    sub-chunk starting at row lo (q_s, b_s [SUB, Dk] its queries and gate cumsums). Used by
+    `_intra_bwd_kernel` (pallas_tpu's within-chunk backward)."""
     sub_rows = _iota((SUB, 1), 0)
     sub_cols = _iota((1, SUB), 1)
 
@@ -260,16 +258,6 @@ def _gate_gradient_from_chunks(dg_chunk, s_final, ds_final, chunk: int):
     return dg + jnp.sum(s_final * ds_final, axis=-1)[:, None]
 
 
-def _sub_loop(body, carry, unroll: bool):
-    """body(j, carry) for j = 0 .. SUB - 1: a loop, or unrolled at trace time (straight-line
-    code that Triton may schedule across steps; its scan lowering cannot unroll)."""
-    if not unroll:
-        return jax.lax.fori_loop(0, SUB, body, carry)
-    for j in range(SUB):
-        carry = body(j, carry)
-    return carry
-
-
 def _iota(shape, dim):
     return jax.lax.broadcasted_iota(jnp.int32, shape, dim)
 
@@ -299,7 +287,9 @@ def _select_diag_columns(k_ref, b_ref, q_s, b_s, lo, cols, blk):
 
 
 def _intra_fwd_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype):
-    """One chunk: A [C, C] (zero above the diagonal). Refs: q, k, b [C, Dk]; a [C, C]."""
+    """One chunk's A [C, C] (zero above the diagonal) by the exact sub-chunk scheme, the
+    sub-chunks one after the other: the fallback of `_intra_fwd_chunk_kernel` for strongly
+    decaying gates, and pallas_tpu's within-chunk forward. Refs: q, k, b [C, Dk]; a [C, C]."""
     C = q_ref.shape[0]
     rows = _iota((C, 1), 0)
     cols = _iota((1, C), 1)
@@ -321,25 +311,23 @@ def _intra_fwd_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype):
         a_ref[pl.ds(lo, SUB), :] = jnp.where(causal, blk, 0.0).astype(a_ref.dtype)
 
 
-def _intra_fwd_sub_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype, diag):
-    """Rows s*SUB .. s*SUB + SUB - 1 of one chunk's A, s = program_id(3) (one program per
-    sub-chunk: the diagonal block's column loop is the serial part, so it is kept short).
-    Refs: q, k, b [C, Dk] (whole chunk); a [SUB, C] (zero above the diagonal).
-    diag: how the exact diagonal block reaches `a` (see DIAG_MODES)."""
+def _intra_fwd_sub_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype):
+    """Rows s*SUB .. s*SUB + SUB - 1 of one chunk's A off the diagonal, s = program_id(3)
+    (factored_chunk = False: one program per sub-chunk; `_intra_fwd_diag_kernel` then writes
+    the diagonal block). Refs: q, k, b [C, Dk] (whole chunk); a [SUB, C] (zero on and above the
+    diagonal block)."""
     C, Dk = q_ref.shape
     lo = pl.multiple_of(pl.program_id(3) * SUB, SUB)
     sl = pl.ds(lo, SUB)
     rows = _iota((C, 1), 0)
-    cols = _iota((1, C), 1)
-    q_s = q_ref[sl, :].astype(_F32)
-    b_s = b_ref[sl, :]
     # Keys of earlier sub-chunks relative to r = b at row lo (none when lo = 0: all masked).
     # Columns >= lo of blk are zero (k_rel is masked there): the diagonal block and above.
-    # Contract over slices of Dk: whole [C, Dk] fp32 tiles spilled at Dk = 256 (128-wide
-    # slices); with diag = "separate" this kernel is only this matmul, and 64-wide slices keep
-    # it small enough for more programs per SM.
-    width = min(Dk, 64 if diag == "separate" else 128)
+    # Contracted over 64-wide slices of Dk: whole [C, Dk] fp32 tiles spilled at Dk = 256, and
+    # 64-wide slices keep this kernel (only this matmul) small enough for more programs per SM.
+    width = min(Dk, 64)
     if Dk == width:
+        q_s = q_ref[sl, :].astype(_F32)
+        b_s = b_ref[sl, :]
         r = b_ref[pl.ds(lo, 1), :]
         k_rel = k_ref[...].astype(_F32) * _exp_masked(r - b_ref[...], rows < lo)
         blk = _dot(q_s * jnp.exp(b_s - r), k_rel, mm_dtype, trans_b=True)  # [SUB, C]
@@ -352,73 +340,42 @@ def _intra_fwd_sub_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype, diag):
             return blk + _dot(q_r, k_rel, mm_dtype, trans_b=True)
 
         blk = jax.lax.fori_loop(0, Dk // width, off_diag, jnp.zeros((SUB, C), _F32))
-
-    if diag == "separate":  # columns >= lo of blk are zero; `_intra_fwd_diag_kernel` follows
-        a_ref[...] = blk.astype(a_ref.dtype)
-        return
-    if diag == "loop_select":  # the diagonal columns selected into the register tile
-        blk = _select_diag_columns(k_ref, b_ref, q_s, b_s, lo, cols, blk)
-        causal = cols <= lo + _iota((SUB, 1), 0)
-        a_ref[...] = jnp.where(causal, blk, 0.0).astype(a_ref.dtype)
-        return
-
-    # "stores": the off-diagonal columns in one masked store, then each diagonal column j
-    # straight to column lo + j, causal mask folded into the value. The two stores write
-    # disjoint addresses, so no barrier; the loop keeps nothing but its reduction over Dk.
-    outside = jnp.broadcast_to((cols < lo) | (cols >= lo + SUB), blk.shape)
-    plgpu.store(a_ref, blk.astype(a_ref.dtype), mask=outside)
-    _store_diag_columns(q_s, b_s, k_ref, b_ref, a_ref, lo, unroll=False)
+    a_ref[...] = blk.astype(a_ref.dtype)
 
 
-def _store_diag_columns(q_s, b_s, k_ref, b_ref, a_ref, lo, *, unroll):
-    """The exact diagonal block of a sub-chunk, one key column j per step, each stored straight
-    to column lo + j of a_ref (its rows are the sub-chunk's), causal mask folded into the value.
-    q_s, b_s [SUB, Dk] the sub-chunk's queries and gate cumsums; key j is row lo + j of k_ref,
-    b_ref. Key row j is loaded as a [SUB, Dk] tile (the row repeated, from L1): a [1, Dk] row
-    load gets a layout with the warps along Dk, which made the reduction cross-warp (sm_90 PTX:
-    5 barriers per iteration, 2 with the repeated row: the column's conversion to the store
-    layout). unroll: the loop unrolled at trace time."""
+def _intra_fwd_diag_kernel(q_ref, k_ref, b_ref, a_in_ref, a_ref):
+    """The exact SUB x SUB diagonal block of one sub-chunk's rows of A (factored_chunk =
+    False), written into the A that `_intra_fwd_sub_kernel` filled off the diagonal (aliased:
+    a_in_ref is a_ref's buffer, unread). Refs: q, k, b [SUB, Dk] (this sub-chunk only, so the
+    program is small and many fit on an SM); a [SUB, SUB] (this block of A).
+    One key column j per step, stored straight to column j of a, the causal mask folded into
+    the value. Key row j is loaded as a [SUB, Dk] tile (the row repeated, from L1): a [1, Dk]
+    row load gets a layout with the warps along Dk, which made the reduction cross-warp (sm_90
+    PTX: 5 barriers per iteration, 2 with the repeated row: the column's conversion to the
+    store layout)."""
+    del a_in_ref
+    q_s = q_ref[...].astype(_F32)
+    b_s = b_ref[...]
     sub_rows = _iota((SUB, 1), 0)
 
     def column(j, carry):
-        row_j = jnp.full((SUB,), lo + j, jnp.int32)
+        row_j = jnp.full((SUB,), j, jnp.int32)
         k_j = k_ref[row_j, :].astype(_F32)  # [SUB, Dk], row j repeated
         b_j = b_ref[row_j, :]
         # Rows i < j would have a positive exponent: clamped, and zeroed by the causal mask.
         col = jnp.sum(q_s * k_j * jnp.exp(jnp.minimum(b_s - b_j, 0.0)), axis=1, keepdims=True)
-        a_ref[:, pl.ds(lo + j, 1)] = jnp.where(sub_rows >= j, col, 0.0).astype(a_ref.dtype)
+        a_ref[:, pl.ds(j, 1)] = jnp.where(sub_rows >= j, col, 0.0).astype(a_ref.dtype)
         return carry
 
-    _sub_loop(column, 0, unroll)
-
-
-def _intra_fwd_diag_kernel(q_ref, k_ref, b_ref, a_in_ref, a_ref, *, unroll, factored, mm_dtype):
-    """The exact SUB x SUB diagonal block of one sub-chunk's rows of A (diag = "separate"),
-    written into the A that `_intra_fwd_sub_kernel` filled off the diagonal (aliased:
-    a_in_ref is a_ref's buffer, unread). Refs: q, k, b [SUB, Dk] (this sub-chunk only, so the
-    program is small and many fit on an SM); a [SUB, SUB] (this block of A). Same column
-    loop as "stores"; unroll: the loop unrolled (Tiles.unroll). factored: one matmul instead
-    of the loop where the gates allow it (`_factored_ok`)."""
-    del a_in_ref
-
-    def exact():
-        _store_diag_columns(q_ref[...].astype(_F32), b_ref[...], k_ref, b_ref, a_ref, 0,
-                            unroll=unroll)
-
-    if not factored:
-        exact()
-        return
-    ok = _factored_ok(b_ref[pl.ds(0, 1), :], b_ref[...])
-    pl.when(ok)(functools.partial(_store_factored_scores, q_ref, k_ref, b_ref, a_ref, mm_dtype))
-    pl.when(jnp.logical_not(ok))(exact)
+    jax.lax.fori_loop(0, SUB, column, 0)
 
 
 def _store_factored_scores(q_ref, k_ref, b_ref, a_ref, mm_dtype):
-    """a = causal(A) for the R rows the refs hold (a sub-chunk or a whole chunk), by the
-    factored form A_ij = sum_d (q_id e^{b_id - r_d}) (k_jd e^{r_d - b_jd}), r = b at the first
-    row: valid where `_factored_ok` (factors <= 1 and <= e^FACTORED_MAX_EXP; their product
-    e^{b_i - b_j} <= 1 where i >= j). Refs: q, k, b [R, Dk]; a [R, R]. Contracted over 64-wide
-    slices of Dk (whole [16, Dk] fp32 operands took 226 registers)."""
+    """a = causal(A) for the R rows the refs hold (a whole chunk), by the factored form
+    A_ij = sum_d (q_id e^{b_id - r_d}) (k_jd e^{r_d - b_jd}), r = b at the first row: valid
+    where `_factored_ok` (factors <= 1 and <= e^FACTORED_MAX_EXP; their product e^{b_i - b_j}
+    <= 1 where i >= j). Refs: q, k, b [R, Dk]; a [R, R]. Contracted over 64-wide slices of Dk
+    (whole [R, Dk] fp32 operands cost too many registers: 226 already at R = 16)."""
     R, Dk = q_ref.shape
     width = min(Dk, 64)
     blk = jnp.zeros((R, R), _F32)
@@ -430,12 +387,11 @@ def _store_factored_scores(q_ref, k_ref, b_ref, a_ref, mm_dtype):
     a_ref[...] = jnp.where(_iota((1, R), 1) <= _iota((R, 1), 0), blk, 0.0).astype(a_ref.dtype)
 
 
-def _factored_ok(r, b_s):
-    """Whether a block of rows (a sub-chunk or a whole chunk) may use the factored form
-    e^{b_i - r} e^{r - b_j} (r = b at its first row, b non-increasing): the largest factor
-    e^{r - b} stays below e^FACTORED_MAX_EXP, i.e. no key dim decays by more than that
-    within the block."""
-    return jnp.max(r - b_s) <= FACTORED_MAX_EXP
+def _factored_ok(r, b):
+    """Whether a chunk may use the factored form e^{b_i - r} e^{r - b_j} (r = b at its first
+    row, b [R, D] non-increasing): the largest factor e^{r - b} stays below e^FACTORED_MAX_EXP,
+    i.e. no key dim decays by more than that within the chunk."""
+    return jnp.max(r - b) <= FACTORED_MAX_EXP
 
 
 def _intra_fwd_chunk_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype):
@@ -491,31 +447,27 @@ def _chunk_state_spec(bv: int, Dk: int) -> pl.BlockSpec:
     return pl.BlockSpec((None, None, None, bv, Dk), lambda b_, h, n, i: (b_, h, n, i, 0))
 
 
-def _intra_fwd_sub_chunks(q, k, b, *, chunk, interpret, tiles):
-    """A [B, Tp, H, C] (matmul dtype) by one program per 16-row sub-chunk, then (diag =
-    "separate") the diagonal blocks by one small program each."""
+def _intra_fwd_sub_chunks(q, k, b, *, chunk, interpret, stages):
+    """A [B, Tp, H, C] (matmul dtype) by one program per 16-row sub-chunk off the diagonal,
+    then the diagonal blocks by one small program each (factored_chunk = False)."""
     B, Tp, H, Dk = q.shape
     C, N = chunk, Tp // chunk
     n_sub = C // SUB
-    stages = tiles.num_stages
     whole = pl.BlockSpec((None, C, None, Dk), lambda b_, h, n, s: (b_, n, h, 0))
     a = pl.pallas_call(
-        functools.partial(_intra_fwd_sub_kernel, mm_dtype=q.dtype, diag=tiles.diag),
+        functools.partial(_intra_fwd_sub_kernel, mm_dtype=q.dtype),
         grid=(B, H, N, n_sub),
         in_specs=[whole, whole, whole],
         out_specs=pl.BlockSpec((None, SUB, None, C), lambda b_, h, n, s: (b_, n * n_sub + s, h, 0)),
         out_shape=jax.ShapeDtypeStruct((B, Tp, H, C), q.dtype),  # only ever a matmul operand
-        compiler_params=_params(_intra_warps("fwd", Dk), stages),
+        compiler_params=_params(_intra_fwd_warps(Dk), stages),
         interpret=interpret,
         name="gla_intra_fwd",
     )(q, k, b)
-    if tiles.diag != "separate":
-        return a
     rows_k = pl.BlockSpec((None, SUB, None, Dk), lambda b_, h, m: (b_, m, h, 0))
     block = pl.BlockSpec((None, SUB, None, SUB), lambda b_, h, m: (b_, m, h, m % n_sub))
     return pl.pallas_call(
-        functools.partial(_intra_fwd_diag_kernel, unroll=tiles.unroll, factored=tiles.factored,
-                          mm_dtype=q.dtype),
+        _intra_fwd_diag_kernel,
         grid=(B, H, Tp // SUB),
         in_specs=[rows_k, rows_k, rows_k, block],
         out_specs=block,
@@ -558,7 +510,7 @@ def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, tiles):
     if tiles.factored_chunk:
         a = _intra_fwd_chunks(q, k, b, chunk=C, interpret=interpret, stages=stages)
     else:
-        a = _intra_fwd_sub_chunks(q, k, b, chunk=C, interpret=interpret, tiles=tiles)
+        a = _intra_fwd_sub_chunks(q, k, b, chunk=C, interpret=interpret, stages=stages)
 
     bv, bk = min(tiles.block_v, Dv), min(tiles.block_k, Dk)
     seq_k, seq_v, state, per_chunk = _walk_specs(Tp, N, bv, bk)
@@ -597,8 +549,10 @@ def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, tiles):
 
 def _intra_bwd_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, do_ref, dq_ref, dk_ref, dv_ref, *,
                       scale, mm_dtype):
-    """One chunk's within-chunk gradients. Refs: q, k, b, dq, dk [C, Dk]; v, do, dv [C, Dv];
-    a [C, C]. dq, dk, dv are float32 and exclude the inter-chunk terms."""
+    """One chunk's within-chunk gradients in one program, by the exact sub-chunk scheme (the
+    within-chunk backward of pallas_tpu; the GPU kernels divide this work: `_bwd_da_kernel`,
+    `_intra_bwd_chunk_kernel`, `_bwd_dv_kernel`). Refs: q, k, b, dq, dk [C, Dk]; v, do, dv
+    [C, Dv]; a [C, C]. dq, dk, dv are float32 and exclude the inter-chunk terms."""
     C, Dk = q_ref.shape
     # Whole-chunk tiles are (re)loaded where used (short live ranges, see _intra_fwd_kernel).
     dv_ref[...] = scale * _dot(a_ref[...], do_ref[...], mm_dtype, trans_a=True)
@@ -634,63 +588,8 @@ def _intra_bwd_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, do_ref, dq_ref, dk_ref,
         dk_ref[pl.ds(lo, SUB), :] = dk_s
 
 
-def _intra_bwd_sub_kernel(q_ref, k_ref, v_ref, b_ref, a_ref, do_ref, dq_ref, dk_ref, dv_ref,
-                          *scratch, scale, mm_dtype, diag, barrier):
-    """`_intra_bwd_kernel` for ONE sub-chunk s = program_id(3) of the chunk (the GPU grid has a
-    program per sub-chunk: a quarter of the live tiles, so no register spills).
-    Refs: q, k, b [C, Dk]; v, do [C, Dv]; a [C, C] (whole chunk); dq, dk [SUB, Dk];
-    dv [SUB, Dv] (this sub-chunk's rows); with diag = "stores" also an fp32 scratch output
-    da [SUB, 2 * SUB] (dA_ss | dA_ss^T, read back by `_diag_block_grads_from_da`). barrier:
-    False in interpret mode (sequential semantics; debug_barrier has no CPU lowering)."""
-    C, Dk = q_ref.shape
-    s = pl.program_id(3)
-    lo = pl.multiple_of(s * SUB, SUB)
-    hi = lo + SUB
-    rows = _iota((C, 1), 0)
-    sub_rows = _iota((SUB, 1), 0)
-    sub_cols = _iota((1, SUB), 1)
-    sl = pl.ds(lo, SUB)
-    # dv_j = scale * sum_i A_ij do_i for this sub-chunk's keys j: A's columns lo .. hi - 1.
-    dv_ref[...] = scale * _dot(a_ref[:, sl], do_ref[...], mm_dtype, trans_a=True)
-    # Diagonal block first, exact, one key column j at a time, from zero carries: nothing else
-    # is live across this loop (holding the matmul results below across it spilled registers).
-    b_s = b_ref[sl, :]
-    da_ss = scale * _dot(do_ref[sl, :], v_ref[sl, :], mm_dtype, trans_b=True)
-    da_ss = jnp.where(sub_cols <= sub_rows, da_ss, 0.0)
-    zeros = jnp.zeros((SUB, Dk), _F32)
-    if diag == "loop_select":
-        q_s = q_ref[sl, :].astype(_F32)
-        dq_s, dk_s = _diag_block_grads(k_ref, b_ref, q_s, b_s, da_ss, lo, (zeros, zeros))
-    else:
-        (da_ref,) = scratch
-        # dA_ss^T by a second tiny matmul (v_s do_s^T) rather than a register transpose.
-        da_t = scale * _dot(v_ref[sl, :], do_ref[sl, :], mm_dtype, trans_b=True)
-        da_ref[:, :SUB] = da_ss
-        da_ref[:, SUB:] = jnp.where(sub_rows <= sub_cols, da_t, 0.0)
-        if barrier:  # the stores above are read back by other threads of the program
-            plgpu.debug_barrier()
-        # dA_ss is columns :SUB of the scratch, dA_ss^T columns SUB: (FLA's
-        # chunk_gla_bwd_kernel_intra scheme: the loop below is elementwise only).
-        dq_s, dk_s = _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, da_ref, b_s,
-                                               row0=lo, da_col0=0, dat_col0=SUB,
-                                               carry=(zeros, zeros))
-    # dq_i from keys of earlier sub-chunks (none when s = 0: the mask zeroes k_rel), relative to
-    # r = b at row lo; then dk_j from queries of later sub-chunks (none for the last), relative
-    # to r = b at row hi - 1. Every exponent is <= 0 where it is not masked.
-    r = b_ref[pl.ds(lo, 1), :]
-    k_rel = k_ref[...].astype(_F32) * _exp_masked(r - b_ref[...], rows < lo)
-    da_s = _dot(do_ref[sl, :], v_ref[...], mm_dtype, trans_b=True)  # [SUB, C]
-    dq_s = dq_s + scale * _dot(da_s, k_rel, mm_dtype) * jnp.exp(b_ref[sl, :] - r)
-    r = b_ref[pl.ds(hi - 1, 1), :]
-    q_rel = q_ref[...].astype(_F32) * _exp_masked(b_ref[...] - r, rows >= hi)
-    da_cols = _dot(do_ref[...], v_ref[sl, :], mm_dtype, trans_b=True)  # [C, SUB]
-    dk_s = dk_s + scale * _dot(da_cols, q_rel, mm_dtype, trans_a=True) * jnp.exp(r - b_ref[sl, :])
-    dq_ref[...] = dq_s
-    dk_ref[...] = dk_s
-
-
 def _bwd_da_kernel(v_ref, do_ref, da_ref, dat_ref, *, scale, mm_dtype):
-    """One chunk's dA = scale * do v^T as a single matmul (split backward, no sub-chunks):
+    """One chunk's dA = scale * do v^T as a single matmul (no sub-chunks):
     da [C, C] causal (zero above the diagonal) and its transpose dat [C, C] (zero below it),
     both float32, so the dq/dk kernel reads rows of either. Refs: v, do [C, Dv]."""
     C = v_ref.shape[0]
@@ -703,21 +602,19 @@ def _bwd_da_kernel(v_ref, do_ref, da_ref, dat_ref, *, scale, mm_dtype):
     dat_ref[...] = jnp.where(cols >= rows, scale * dat, 0.0)
 
 
-def _intra_bwd_dqk_kernel(q_ref, k_ref, b_ref, da_ref, dat_ref, dq_ref, dk_ref, *, mm_dtype,
-                          diag_loop):
-    """Within-chunk dq, dk of ONE sub-chunk s = program_id(3) and one key block (split
-    backward): dA came from `_bwd_da_kernel`, so this program holds only [C, BK] tiles.
+def _intra_bwd_dqk_kernel(q_ref, k_ref, b_ref, da_ref, dat_ref, dq_ref, dk_ref, *, mm_dtype):
+    """Within-chunk dq, dk of ONE sub-chunk s = program_id(3) and one key block, off the
+    diagonal block (factored_chunk = False; `_intra_bwd_diag_kernel` adds the diagonal block
+    afterwards): dA came from `_bwd_da_kernel`, so this program holds only [C, BK] tiles.
     Refs: q, k, b [C, BK] (whole chunk); da, dat [SUB, C] (this sub-chunk's rows of dA and of
-    dA^T, scaled, float32); dq, dk [SUB, BK] float32. See `_sub_chunk_dq_dk`; the diagonal
-    block here when diag_loop, else by `_intra_bwd_diag_kernel` afterwards."""
+    dA^T, scaled, float32); dq, dk [SUB, BK] float32. See `_sub_chunk_dq_dk`."""
     lo = pl.multiple_of(pl.program_id(3) * SUB, SUB)
     dq_ref[...], dk_ref[...] = _sub_chunk_dq_dk(q_ref, k_ref, b_ref, da_ref, dat_ref, lo,
                                                 slice(None), mm_dtype=mm_dtype,
-                                                diag_loop=diag_loop)
+                                                diag_loop=False)
 
 
-def _sub_chunk_dq_dk(q_ref, k_ref, b_ref, da_ref, dat_ref, lo, da_rows, *, mm_dtype, diag_loop,
-                     unroll=False):
+def _sub_chunk_dq_dk(q_ref, k_ref, b_ref, da_ref, dat_ref, lo, da_rows, *, mm_dtype, diag_loop):
     """Within-chunk (dq, dk) [SUB, BK] of the sub-chunk at rows lo .. lo + SUB - 1 of the
     chunk's q, k, b [C, BK]; rows `da_rows` of da_ref, dat_ref are its rows of dA and dA^T
     (scaled, causal, float32, [*, C]).
@@ -739,8 +636,7 @@ def _sub_chunk_dq_dk(q_ref, k_ref, b_ref, da_ref, dat_ref, lo, da_rows, *, mm_dt
     if diag_loop:
         dq_s, dk_s = _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, dat_ref, b_s,
                                                row0=lo, da_col0=lo, dat_col0=lo,
-                                               carry=(dq_s, dk_s), unroll=unroll,
-                                               da_rows=da_rows)
+                                               carry=(dq_s, dk_s), da_rows=da_rows)
     return dq_s, dk_s
 
 
@@ -769,10 +665,10 @@ def _intra_bwd_chunk_kernel(q_ref, k_ref, b_ref, da_ref, dat_ref, dq_ref, dk_ref
 
 
 def _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, dat_ref, b_s, *, row0, da_col0,
-                              dat_col0, carry, unroll=False, da_rows=slice(None)):
+                              dat_col0, carry, da_rows=slice(None)):
     """Adds to carry = (dq_s, dk_s) [SUB, BK] the exact diagonal-block terms, one key column j
-    per step, read from memory (dA was stored, and, within one program, a barrier passed), so
-    the loop is elementwise:
+    per step, read from memory (dA and dA^T come from `_bwd_da_kernel`), so the loop is
+    elementwise (no reduction, no barrier; FLA's chunk_gla_bwd_kernel_intra scheme):
         dq_i += dA[i, j] exp(b_i - b_j) k_j   (i >= j),
         dk_i += dA[j, i] exp(b_j - b_i) q_j   (i <= j).
     Key j is row row0 + j of q_ref, k_ref, b_ref; column da_col0 + j of da_ref and
@@ -790,43 +686,23 @@ def _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, dat_ref, b_s, *, row0
         dk_s = dk_s + dat_col * jnp.exp(jnp.minimum(b_j - b_s, 0.0)) * q_ref[row, :].astype(_F32)
         return dq_s, dk_s
 
-    return _sub_loop(diag, carry, unroll)
+    return jax.lax.fori_loop(0, SUB, diag, carry)
 
 
 def _intra_bwd_diag_kernel(q_ref, k_ref, b_ref, da_ref, dat_ref, dqi_ref, dki_ref, dq_ref,
-                           dk_ref, *, unroll, factored, mm_dtype):
-    """The diagonal-block terms of one sub-chunk's within-chunk dq, dk (split backward with
-    diag = "separate"), added to what `_intra_bwd_dqk_kernel` wrote (dqi, dki aliased to dq,
-    dk). Refs: q, k, b, dqi, dki, dq, dk [SUB, BK] (this sub-chunk only: a small program, many
-    per SM); da, dat [SUB, SUB] (dA's and dA^T's diagonal block). factored: two matmuls instead
-    of the loop where the gates allow it (`_factored_ok`)."""
+                           dk_ref):
+    """The exact diagonal-block terms of one sub-chunk's within-chunk dq, dk (factored_chunk =
+    False), added to what `_intra_bwd_dqk_kernel` wrote (dqi, dki aliased to dq, dk).
+    Refs: q, k, b, dqi, dki, dq, dk [SUB, BK] (this sub-chunk only: a small program, many per
+    SM); da, dat [SUB, SUB] (dA's and dA^T's diagonal block)."""
     b_s = b_ref[...]
-
-    def exact():
-        carry = (dqi_ref[...], dki_ref[...])
-        dq_s, dk_s = _diag_block_grads_from_da(q_ref, k_ref, b_ref, da_ref, dat_ref, b_s,
-                                               row0=0, da_col0=0, dat_col0=0, carry=carry,
-                                               unroll=unroll)
-        dq_ref[...] = dq_s
-        dk_ref[...] = dk_s
-
-    if not factored:
-        exact()
-        return
-    r = b_ref[pl.ds(0, 1), :]
-    ok = _factored_ok(r, b_s)
-
-    @pl.when(ok)
-    def _():
-        dq, dk = _factored_dq_dk(q_ref, k_ref, r, b_s, da_ref, dat_ref, mm_dtype)
-        dq_ref[...] = dqi_ref[...] + dq
-        dk_ref[...] = dki_ref[...] + dk
-
-    pl.when(jnp.logical_not(ok))(exact)
+    carry = (dqi_ref[...], dki_ref[...])
+    dq_ref[...], dk_ref[...] = _diag_block_grads_from_da(
+        q_ref, k_ref, b_ref, da_ref, dat_ref, b_s, row0=0, da_col0=0, dat_col0=0, carry=carry)
 
 
 def _factored_dq_dk(q_ref, k_ref, r, b, da_ref, dat_ref, mm_dtype):
-    """The within-block (dq, dk) [R, BK] by the factored form, valid where `_factored_ok`:
+    """The within-chunk (dq, dk) [R, BK] by the factored form, valid where `_factored_ok`:
         dq_i = e^{b_i - r} sum_j dA_ij (k_j e^{r - b_j}),
         dk_j = e^{r - b_j} sum_i dA_ij (q_i e^{b_i - r})  (= dat (q e^{b - r}), dat = dA^T).
     Refs: q, k [R, BK]; da, dat [R, R] (causal, scaled); r [1, BK] = b at the first row;
@@ -880,20 +756,10 @@ def _bwd_dqk_kernel(q_ref, k_ref, v_ref, b_ref, do_ref, h_ref, dh_ref, dqi_ref, 
     dgl_ref[...] = jnp.sum(local, axis=0, keepdims=True) - jnp.cumsum(local, axis=0) + local
 
 
-def _bwd_dv_kernel(k_ref, b_ref, dh_ref, dvi_ref, dv_ref, *, mm_dtype):
-    """One (chunk, value block) of dv, all chunks in parallel: the inter-chunk term
-    dv = (k exp(b_last - b)) dS_leaving added to the within-chunk part.
-    Refs: k, b [C, Dk]; dh [BV, Dk] (transposed); dvi, dv [C, BV]."""
-    C = k_ref.shape[0]
-    b = b_ref[...]
-    k_tail = k_ref[...].astype(_F32) * jnp.exp(b_ref[pl.ds(C - 1, 1), :] - b)
-    dv_ref[...] = (_dot(k_tail, dh_ref[...], mm_dtype, trans_b=True)
-                   + dvi_ref[...]).astype(dv_ref.dtype)
-
-
-def _bwd_dv_split_kernel(k_ref, b_ref, a_ref, do_ref, dh_ref, dv_ref, *, scale, mm_dtype):
-    """`_bwd_dv_kernel` with the within-chunk term computed here (split backward):
-    dv = scale * A^T do + (k exp(b_last - b)) dS_leaving, both as whole-chunk matmuls.
+def _bwd_dv_kernel(k_ref, b_ref, a_ref, do_ref, dh_ref, dv_ref, *, scale, mm_dtype):
+    """One (chunk, value block) of dv, all chunks in parallel, within-chunk and inter-chunk
+    terms together: dv = scale * A^T do + (k exp(b_last - b)) dS_leaving, both as whole-chunk
+    matmuls (no float32 dv intermediate).
     Refs: k, b [C, Dk]; a [C, C] (the forward's A, unscaled); do, dv [C, BV]; dh [BV, Dk]."""
     C = k_ref.shape[0]
     b = b_ref[...]
@@ -903,44 +769,12 @@ def _bwd_dv_split_kernel(k_ref, b_ref, a_ref, do_ref, dh_ref, dv_ref, *, scale, 
     dv_ref[...] = dv.astype(dv_ref.dtype)
 
 
-def _intra_bwd_fused(q, k, v, b, a, do, *, scale, interpret, tiles):
-    """Within-chunk dq, dk, dv (float32, [B, Tp, H, D]) in one kernel, a program per 16-row
-    sub-chunk holding the whole chunk (bwd = "fused", the first design)."""
-    B, Tp, H, Dk = q.shape
-    Dv = v.shape[-1]
-    C = a.shape[-1]
-    N, n_sub = Tp // C, C // SUB
-    f32 = lambda shape: jax.ShapeDtypeStruct(shape, _F32)  # noqa: E731
-    whole = lambda D: pl.BlockSpec((None, C, None, D), lambda b_, h, n, s: (b_, n, h, 0))  # noqa: E731
-    rows_of = lambda D: pl.BlockSpec(  # noqa: E731
-        (None, SUB, None, D), lambda b_, h, n, s: (b_, n * n_sub + s, h, 0))
-    # diag = "stores": an fp32 scratch output [B, Tp, H, 2 * SUB] that each program writes
-    # its diagonal block of dA to and reads back (16 MB at the Small-E shape, mostly in L2).
-    diag = "loop_select" if tiles.diag == "loop_select" else "stores"  # "separate": stores
-    scratch = [rows_of(2 * SUB)] if diag == "stores" else []
-    dqi, dki, dvi, *_ = pl.pallas_call(
-        functools.partial(_intra_bwd_sub_kernel, scale=scale, mm_dtype=q.dtype, diag=diag,
-                          barrier=not interpret),
-        grid=(B, H, N, n_sub),
-        in_specs=[whole(Dk), whole(Dk), whole(Dv), whole(Dk), whole(C), whole(Dv)],
-        out_specs=[rows_of(Dk), rows_of(Dk), rows_of(Dv)] + scratch,
-        out_shape=[f32(q.shape), f32(q.shape), f32(v.shape)]
-        + [f32((B, Tp, H, 2 * SUB))] * len(scratch),
-        compiler_params=_params(_intra_warps("bwd", Dk), tiles.num_stages),
-        interpret=interpret,
-        name="gla_intra_bwd",
-    )(q, k, v, b, a, do)
-    return dqi, dki, dvi
-
-
-def _intra_bwd_split(q, k, v, b, do, *, chunk, scale, interpret, stages, bk, diag, unroll,
-                     factored, factored_chunk):
-    """Within-chunk dq, dk (float32 [B, Tp, H, Dk]) in two kernels (bwd = "split", FLA's
-    division of the work): dA and dA^T per chunk as whole-chunk matmuls, then one light
-    program per (16-row sub-chunk, key block of bk columns); with diag = "separate" the exact
-    diagonal blocks in a third kernel of [SUB, bk] programs; with factored_chunk one program per
-    (chunk, key block) instead (`_intra_bwd_chunk_kernel`). dv's within-chunk term is left to
-    the dv kernel."""
+def _intra_bwd(q, k, v, b, do, *, chunk, scale, interpret, stages, bk, factored_chunk):
+    """Within-chunk dq, dk (float32 [B, Tp, H, Dk]), FLA's division of the work: dA and dA^T
+    per chunk as whole-chunk matmuls (`gla_bwd_da`), then one program per (chunk, key block of
+    bk columns) (`_intra_bwd_chunk_kernel`); with factored_chunk = False one light program per
+    (16-row sub-chunk, key block) off the diagonal, and the exact diagonal blocks in a third
+    kernel of [SUB, bk] programs. dv's within-chunk term is left to the dv kernel."""
     B, Tp, H, Dk = q.shape
     Dv = v.shape[-1]
     C = chunk
@@ -977,9 +811,8 @@ def _intra_bwd_split(q, k, v, b, do, *, chunk, scale, interpret, stages, bk, dia
     rows_a = pl.BlockSpec((None, SUB, None, C), lambda b_, h, n, s, j: (b_, n * n_sub + s, h, 0))
     rows_k = pl.BlockSpec((None, SUB, None, bk),
                           lambda b_, h, n, s, j: (b_, n * n_sub + s, h, j))
-    separate = diag == "separate"
     dqi, dki = pl.pallas_call(
-        functools.partial(_intra_bwd_dqk_kernel, mm_dtype=q.dtype, diag_loop=not separate),
+        functools.partial(_intra_bwd_dqk_kernel, mm_dtype=q.dtype),
         grid=(B, H, N, n_sub, Dk // bk),
         in_specs=[whole_k, whole_k, whole_k, rows_a, rows_a],
         out_specs=[rows_k, rows_k],
@@ -988,13 +821,10 @@ def _intra_bwd_split(q, k, v, b, do, *, chunk, scale, interpret, stages, bk, dia
         interpret=interpret,
         name="gla_intra_bwd",
     )(q, k, b, da, dat)
-    if not separate:
-        return dqi, dki
     sub_k = pl.BlockSpec((None, SUB, None, bk), lambda b_, h, m, j: (b_, m, h, j))
     block = pl.BlockSpec((None, SUB, None, SUB), lambda b_, h, m, j: (b_, m, h, m % n_sub))
     return pl.pallas_call(
-        functools.partial(_intra_bwd_diag_kernel, unroll=unroll, factored=factored,
-                          mm_dtype=q.dtype),
+        _intra_bwd_diag_kernel,
         grid=(B, H, Tp // SUB, Dk // bk),
         in_specs=[sub_k, sub_k, sub_k, block, block, sub_k, sub_k],
         out_specs=[sub_k, sub_k],
@@ -1023,15 +853,8 @@ def _backward(q, k, v, b, a, h_all, do, dst, *, scale, interpret, tiles):
 
     f32 = lambda shape: jax.ShapeDtypeStruct(shape, _F32)  # noqa: E731
     bv, bk = min(tiles.block_v, Dv), min(tiles.block_k, Dk)
-    if tiles.bwd == "split":
-        dqi, dki = _intra_bwd_split(q, k, v, b, do, chunk=C, scale=scale, interpret=interpret,
-                                    stages=stages, bk=bk, diag=tiles.diag, unroll=tiles.unroll,
-                                    factored=tiles.factored,
-                                    factored_chunk=tiles.factored_chunk)
-        dvi = None
-    else:
-        dqi, dki, dvi = _intra_bwd_fused(q, k, v, b, a, do, scale=scale, interpret=interpret,
-                                         tiles=tiles)
+    dqi, dki = _intra_bwd(q, k, v, b, do, chunk=C, scale=scale, interpret=interpret,
+                          stages=stages, bk=bk, factored_chunk=tiles.factored_chunk)
 
     seq_k, seq_v, state, per_chunk = _walk_specs(Tp, N, bv, bk)
     dh_all, ds0t = pl.pallas_call(
@@ -1061,35 +884,26 @@ def _backward(q, k, v, b, a, h_all, do, dst, *, scale, interpret, tiles):
         name="gla_bwd_dqk",
     )(q, k, v, b, do, h_all, dh_all, dqi, dki)
 
-    # dv: one program per (chunk, value block), contracting over all of Dk.
+    # dv: one program per (chunk, value block), contracting over all of Dk, the within-chunk
+    # term (A^T do) included. Its matmul operands (k_tail, dh, A, do) sit in shared memory:
+    # float32 at Dk = 256 needed 240 KB at bo = 128 (the limit is 227 KB per block).
     bo = min(tiles.block_v_out, Dv)
-    if tiles.bwd == "split":  # its matmul operands (k_tail, dh, A, do) sit in shared memory:
-        # float32 at Dk = 256 needed 240 KB at bo = 128 (the limit is 227 KB per block)
-        while bo > 16 and (C * Dk + bo * Dk + C * C + C * bo) * isz > DV_SHARED_MAX_BYTES:
-            bo //= 2
+    while bo > 16 and (C * Dk + bo * Dk + C * C + C * bo) * isz > DV_SHARED_MAX_BYTES:
+        bo //= 2
     chunk_dk = pl.BlockSpec((None, C, None, Dk), lambda b_, h, n, i: (b_, n, h, 0))
     chunk_vo = pl.BlockSpec((None, C, None, bo), lambda b_, h, n, i: (b_, n, h, i))
-    state_o = _chunk_state_spec(bo, Dk)
-    if dvi is None:  # split: the within-chunk term inside the dv kernel (A^T do)
-        kernel = functools.partial(_bwd_dv_split_kernel, scale=scale, mm_dtype=mm_dtype)
-        in_specs = [chunk_dk, chunk_dk,
-                    pl.BlockSpec((None, C, None, C), lambda b_, h, n, i: (b_, n, h, 0)),
-                    chunk_vo, state_o]
-        args = (k, b, a, do, dh_all)
-    else:
-        kernel = functools.partial(_bwd_dv_kernel, mm_dtype=mm_dtype)
-        in_specs = [chunk_dk, chunk_dk, state_o, chunk_vo]
-        args = (k, b, dh_all, dvi)
     dv = pl.pallas_call(
-        kernel,
+        functools.partial(_bwd_dv_kernel, scale=scale, mm_dtype=mm_dtype),
         grid=(B, H, N, Dv // bo),
-        in_specs=in_specs,
+        in_specs=[chunk_dk, chunk_dk,
+                  pl.BlockSpec((None, C, None, C), lambda b_, h, n, i: (b_, n, h, 0)),
+                  chunk_vo, _chunk_state_spec(bo, Dk)],
         out_specs=chunk_vo,
         out_shape=jax.ShapeDtypeStruct(v.shape, v.dtype),
         compiler_params=_params(4, stages),
         interpret=interpret,
         name="gla_bwd_dv",
-    )(*args)
+    )(k, b, a, do, dh_all)
     return dq, dk, dv, dg_local, ds0t
 
 
@@ -1129,21 +943,14 @@ def _chunk_cumsum_gpu(g: jax.Array, chunk: int, interpret: bool) -> jax.Array:
 
 
 class Tiles(NamedTuple):
-    """Tile sizes of one call (see the BLOCK_* constants); num_stages None = automatic; diag
-    the diagonal-block scheme of the within-chunk kernels (DIAG_MODES); bwd the backward's
-    within-chunk scheme (BWD_MODES); unroll: the 16-step diagonal loops of the "separate"
-    kernels unrolled at trace time; factored: those kernels use matmuls instead of the loops
-    where the gates allow it; factored_chunk: the forward's A and the backward's within-chunk
-    dq, dk by whole-chunk matmuls where the gates allow it."""
+    """Tile sizes of one call (see the BLOCK_* constants); num_stages None = automatic;
+    factored_chunk: the forward's A and the backward's within-chunk dq, dk by whole-chunk
+    matmuls where the gates allow it (see FACTORED_CHUNK)."""
 
     block_v: int
     block_k: int
     block_v_out: int
     num_stages: int | None
-    diag: str = DIAG
-    bwd: str = BWD
-    unroll: bool = False
-    factored: bool = False
     factored_chunk: bool = FACTORED_CHUNK
 
 
@@ -1209,10 +1016,6 @@ def gla_pallas_gpu(
     block_k: int | None = None,
     block_v_out: int | None = None,
     num_stages: int | None = None,
-    diag: str | None = None,
-    bwd: str | None = None,
-    unroll: bool = False,
-    factored: bool = False,
     factored_chunk: bool | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """GLA with the Pallas GPU kernels (inputs assumed validated by `kernels.gla.gla`).
@@ -1233,19 +1036,12 @@ def gla_pallas_gpu(
         All tile sizes are powers of two >= 16, capped at the (padded) head dims.
       num_stages: Triton software-pipelining depth of every kernel (1 = no pipelining); None
         = NUM_STAGES where a loop iteration's tiles fit PIPELINE_MAX_BYTES, else 1.
-      diag: the within-chunk kernels' diagonal-block scheme, one of DIAG_MODES (None = DIAG,
-        "separate"). Same results either way.
-      bwd: the backward's within-chunk scheme, one of BWD_MODES (None = BWD, "split"). Same
-        results either way.
-      unroll: unroll the 16-step diagonal-block loops of the diag="separate" kernels at trace
-        time (an A/B knob, not yet timed on a GPU). Same results either way.
-      factored: the diag="separate" kernels' diagonal blocks by matmuls where no key dim
-        decays by more than e^FACTORED_MAX_EXP within a 16-row sub-chunk, the exact loop
-        elsewhere (an A/B knob, not yet run on a GPU). Equal up to matmul rounding.
-      factored_chunk: the forward's within-chunk scores A (and the split backward's
-        within-chunk dq, dk) by whole-chunk matmuls where no key dim decays by more than
+      factored_chunk: the forward's within-chunk scores A (and the backward's within-chunk
+        dq, dk) by whole-chunk matmuls where no key dim decays by more than
         e^FACTORED_MAX_EXP over the chunk, the exact sub-chunk scheme elsewhere (None =
-        FACTORED_CHUNK, True). Equal up to matmul rounding.
+        FACTORED_CHUNK, True). False = the exact sub-chunk scheme everywhere, its diagonal
+        blocks in kernels of their own (the previous default, kept for A/B timing). Equal up
+        to matmul rounding.
 
     Returns:
       (o [B, T, H, Dv] in q.dtype, final_state [B, H, Dk, Dv] float32).
@@ -1266,12 +1062,7 @@ def gla_pallas_gpu(
     v_p = _pad_axis(_pad_axis(v, 1, Tp), 3, dv_p)
     s0_p = _pad_axis(_pad_axis(s0, 2, dk_p), 3, dv_p)
     tiles = Tiles(block_v or BLOCK_V, block_k or BLOCK_K, block_v_out or BLOCK_V_OUT, num_stages,
-                  diag or DIAG, bwd or BWD, bool(unroll), bool(factored),
                   FACTORED_CHUNK if factored_chunk is None else bool(factored_chunk))
-    if tiles.diag not in DIAG_MODES:
-        raise ValueError(f"gla_pallas_gpu: diag must be one of {DIAG_MODES}, got {diag!r}")
-    if tiles.bwd not in BWD_MODES:
-        raise ValueError(f"gla_pallas_gpu: bwd must be one of {BWD_MODES}, got {bwd!r}")
     if num_stages is not None and num_stages < 1:
         raise ValueError(f"gla_pallas_gpu: num_stages must be >= 1, got {num_stages}")
     for name, size in zip(("block_v", "block_k", "block_v_out"), tiles[:3]):

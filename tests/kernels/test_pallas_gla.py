@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from kernels.gla import _AUTO_BACKEND, BACKENDS, gla
-from kernels.gla.pallas_gpu import FACTORED_CHUNK, gla_pallas_gpu, variant_kwargs
+from kernels.gla.pallas_gpu import FACTORED_CHUNK, REMOVED_MODES, gla_pallas_gpu, variant_kwargs
 from kernels.gla.pallas_tpu import gla_pallas_tpu
 from tests.kernels.test_gla import (
     BF16_GRAD_TOL,
@@ -36,7 +36,7 @@ _FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensiv
 
 def _gla_fn(backend: str):
     """`gla` for a backend name, or "pallas_gpu@VARIANT" (the benchmark's syntax, e.g.
-    "pallas_gpu@:stores"): that backend called directly with the variant's keywords."""
+    "pallas_gpu@:no_factored_chunk"): that backend called directly with the variant's keywords."""
     if "@" not in backend:
         return functools.partial(gla, backend=backend)
     name, spec = backend.split("@")
@@ -91,18 +91,25 @@ def test_registered_and_auto_per_platform():
     assert _AUTO_BACKEND == {"cpu": "chunked", "gpu": "pallas_gpu", "tpu": "pallas_tpu"}
 
 
-def test_pallas_gpu_interpret_fp32():
+# The default (whole-chunk matmuls where the gates allow it) and the A/B baseline without them
+# (the exact sub-chunk scheme everywhere, diagonal blocks in kernels of their own).
+VARIANTS = ["pallas_gpu", "pallas_gpu@:no_factored_chunk"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_pallas_gpu_interpret_fp32(variant):
     """T = 70 (not a multiple of the chunk), Dv = 24 (padded to 32), initial state."""
     inputs = make_inputs(11, 1, 70, 2, 16, 24)
-    check_backend("pallas_gpu", inputs, chunk_size=32, out_tol=FP32_TOL, state_tol=FP32_TOL,
+    check_backend(variant, inputs, chunk_size=32, out_tol=FP32_TOL, state_tol=FP32_TOL,
                   grad_tol=FP32_TOL)
 
 
-def test_pallas_gpu_interpret_bf16_scalar_gate():
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_pallas_gpu_interpret_bf16_scalar_gate(variant):
     """bf16 inputs, one gate per head (broadcast over Dk), no initial state, B = 2."""
     inputs = make_inputs(12, 2, 45, 1, 32, 16, scalar_gate=True, with_state=False,
                          dtype=jnp.bfloat16)
-    check_backend("pallas_gpu", inputs, chunk_size=32, out_tol=BF16_OUT_TOL,
+    check_backend(variant, inputs, chunk_size=32, out_tol=BF16_OUT_TOL,
                   state_tol=BF16_STATE_TOL, grad_tol=BF16_GRAD_TOL)
 
 
@@ -114,9 +121,9 @@ def test_pallas_gpu_empty_sequence():
 
 
 def test_pallas_gpu_schemes_agree():
-    """The default schemes (diag="separate", bwd="split") and the others kept for A/B timing
-    (bwd="fused", diag="stores" or "loop_select", unrolled diagonal loops) give the same
-    outputs and gradients (fp32, chunk 32, T = 70)."""
+    """The default (factored_chunk=True: whole-chunk matmuls, moderate gates) and the exact
+    sub-chunk scheme (factored_chunk=False) give the same outputs and gradients (fp32, chunk 32,
+    T = 70); the keywords of the deleted A/B schemes are gone, and bad tiles are refused."""
     q, k, v, log_g, s0 = make_inputs(15, 1, 70, 2, 16, 24)
 
     def run(**schemes):
@@ -131,33 +138,15 @@ def test_pallas_gpu_schemes_agree():
         return (o, s) + grads
 
     default = run()
-    for schemes in ({"bwd": "fused"}, {"diag": "loop_select", "bwd": "fused"},
-                    {"diag": "stores"}, {"diag": "stores", "bwd": "fused"}, {"unroll": True}):
-        for name, new, old in zip(("o", "S_T") + GRAD_NAMES, default, run(**schemes)):
-            assert_close(new, old, FP32_TOL, f"{name} vs {schemes}")
-    with pytest.raises(ValueError, match="diag"):
-        gla_pallas_gpu(q, k, v, log_g, scale=0.25, diag="select")
-    with pytest.raises(ValueError, match="bwd"):
-        gla_pallas_gpu(q, k, v, log_g, scale=0.25, bwd="merged")
-
-
-def test_pallas_gpu_factored_diagonal_both_paths():
-    """factored=True: sub-chunks whose gates decay by less than e^FACTORED_MAX_EXP take the
-    matmul form, the others the exact loop, in one call (fp32: both equal the reference
-    tightly); bf16 with moderate gates (the matmul form everywhere) within bf16 tolerances."""
-    from kernels.gla import pallas_gpu
-
-    q, k, v, log_g, s0 = make_inputs(17, 1, 64, 2, 16, 24)
-    log_g = np.full(np.shape(log_g), -0.05, np.float32)  # mild: factored everywhere...
-    log_g[:, 20:24] = -9.0  # ...but the sub-chunk at rows 16..31 decays by e^-36: the loop
-    r = np.cumsum(log_g.reshape(1, 4, 16, 2, 16), axis=2)
-    decay = (r[:, :, :1] - r).max(axis=(0, 2, 3, 4))  # per sub-chunk (chunk 32: 2 per chunk)
-    assert decay[1] > pallas_gpu.FACTORED_MAX_EXP > decay[[0, 2, 3]].max()
-    check_backend("pallas_gpu@:no_factored_chunk:factored", (q, k, v, jnp.asarray(log_g), s0), chunk_size=32,
-                  out_tol=FP32_TOL, state_tol=FP32_TOL, grad_tol=FP32_TOL)
-    inputs = make_inputs(18, 1, 50, 2, 32, 32, dtype=jnp.bfloat16)  # moderate gates
-    check_backend("pallas_gpu@:no_factored_chunk:factored", inputs, chunk_size=32, out_tol=BF16_OUT_TOL,
-                  state_tol=BF16_STATE_TOL, grad_tol=BF16_GRAD_TOL)
+    for name, new, old in zip(("o", "S_T") + GRAD_NAMES, default, run(factored_chunk=False)):
+        assert_close(new, old, FP32_TOL, f"{name} vs factored_chunk=False")
+    for removed in ({"diag": "separate"}, {"bwd": "split"}, {"unroll": True}, {"factored": True}):
+        with pytest.raises(TypeError, match=next(iter(removed))):
+            gla_pallas_gpu(q, k, v, log_g, scale=0.25, **removed)
+    with pytest.raises(ValueError, match="block_k must be a power of two"):
+        gla_pallas_gpu(q, k, v, log_g, scale=0.25, block_k=48)
+    with pytest.raises(ValueError, match="num_stages"):
+        gla_pallas_gpu(q, k, v, log_g, scale=0.25, num_stages=0)
 
 
 def test_pallas_gpu_factored_chunk_both_paths():
@@ -184,24 +173,26 @@ def test_variant_kwargs():
     assert variant_kwargs("") == {}
     assert variant_kwargs("64x32x128x1") == {"block_v": 64, "block_k": 32, "block_v_out": 128,
                                              "num_stages": 1}
-    assert variant_kwargs(":loop_select:fused") == {"diag": "loop_select", "bwd": "fused"}
-    assert variant_kwargs(":stores") == {"diag": "stores"}
-    assert variant_kwargs("64x64:unroll") == {"block_v": 64, "block_k": 64, "unroll": True}
-    assert variant_kwargs(":factored:unroll") == {"factored": True, "unroll": True}
+    assert variant_kwargs("64x64") == {"block_v": 64, "block_k": 64}
     assert variant_kwargs(":factored_chunk") == {"factored_chunk": True}
-    assert variant_kwargs(":no_factored_chunk:factored") == {"factored_chunk": False, "factored": True}
-    assert variant_kwargs("32x64:split") == {"block_v": 32, "block_k": 64, "bwd": "split"}
-    with pytest.raises(ValueError, match="unknown scheme 'selects'"):
+    assert variant_kwargs(":no_factored_chunk") == {"factored_chunk": False}
+    assert variant_kwargs("32x64::no_factored_chunk") == {"block_v": 32, "block_k": 64,
+                                                         "factored_chunk": False}
+    # The deleted A/B schemes: a ValueError that says so and lists what is accepted.
+    assert set(REMOVED_MODES) == {"stores", "loop_select", "separate", "split", "fused", "unroll",
+                                  "factored"}
+    for mode in [*REMOVED_MODES, "no_unroll", "no_factored"]:
+        with pytest.raises(ValueError, match=f"scheme '{mode}' was removed .*accepted: "
+                                             "factored_chunk, no_factored_chunk"):
+            variant_kwargs(f"64x64:{mode}")
+    with pytest.raises(ValueError, match="unknown scheme 'selects' .accepted: factored_chunk"):
         variant_kwargs(":selects")
 
 
-@pytest.mark.parametrize("variant", ["pallas_gpu", "pallas_gpu@:no_factored_chunk",
-                                     "pallas_gpu@:no_factored_chunk:fused",
-                                     "pallas_gpu@:no_factored_chunk:stores",
-                                     "pallas_gpu@:no_factored_chunk:factored"])
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_pallas_gpu_interpret_bf16_extreme_gates(variant):
-    """Both backward schemes and both diagonal schemes of the forward against the reference
-    itself: bf16, extreme per-key gates, ragged T."""
+    """Both schemes against the reference itself: bf16, extreme per-key gates (the default
+    falls back to the exact scheme where they decay strongly), ragged T."""
     inputs = make_inputs(16, 1, 50, 2, 32, 32, gate="extremes", dtype=jnp.bfloat16)
     check_backend(variant, inputs, chunk_size=32, out_tol=BF16_OUT_TOL,
                   state_tol=BF16_STATE_TOL, grad_tol=BF16_GRAD_TOL)
@@ -209,15 +200,12 @@ def test_pallas_gpu_interpret_bf16_extreme_gates(variant):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("Dk,Dv,variant", [(64, 64, ""), (128, 256, ""), (256, 128, ""),
-                                           (128, 256, ":no_factored_chunk:factored"),
-                                           (256, 128, ":no_factored_chunk:factored"),
                                            (128, 256, ":no_factored_chunk"),
                                            (256, 128, ":no_factored_chunk")])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_pallas_gpu_interpret_head_dims(Dk, Dv, variant, dtype):
-    """Head dims 64-256 at chunk 64 (four sub-chunks), T = 100, extreme gates per head (with
-    factored / factored_chunk: the weak-gate head takes the matmul form, the strong one the
-    exact scheme)."""
+    """Head dims 64-256 at chunk 64 (four sub-chunks), T = 100, extreme gates per head (by
+    default the weak-gate head takes the whole-chunk matmuls, the others the exact scheme)."""
     bf16 = dtype == "bfloat16"
     inputs = make_inputs(14, 1, 100, 3, Dk, Dv, gate="extremes",
                          dtype=jnp.bfloat16 if bf16 else jnp.float32)
@@ -231,22 +219,19 @@ def test_pallas_gpu_interpret_head_dims(Dk, Dv, variant, dtype):
 SMALL_E = (8, 4096, 4, 128, 256)  # B, T, H, Dk, Dv of one Small-E GLA layer
 
 
-LOWERING_CASES = [  # (shape, variant): every kernel body of every scheme, Small-E shape
-    (SMALL_E, ""), (SMALL_E, ":no_factored_chunk:fused"), (SMALL_E, ":no_factored_chunk:loop_select:fused"),
-    (SMALL_E, ":no_factored_chunk:stores"), (SMALL_E, ":no_factored_chunk:unroll"),
-    (SMALL_E, ":no_factored_chunk:factored"),
-    (SMALL_E, ":no_factored_chunk"), ((2, 1000, 3, 64, 64), ""),
+LOWERING_CASES = [  # (shape, variant): every kernel body of both schemes
+    (SMALL_E, ""), (SMALL_E, ":no_factored_chunk"), ((2, 1000, 3, 64, 64), ""),
+    ((2, 1000, 3, 64, 64), ":no_factored_chunk"),
 ]
 
 
 @pytest.mark.parametrize("shape,variant", LOWERING_CASES,
-                         ids=["small_e", "small_e-fused", "small_e-loop_select-fused",
-                              "small_e-stores", "small_e-unroll", "small_e-factored",
-                              "small_e-no_factored_chunk", "ragged"])
+                         ids=["small_e", "small_e-no_factored_chunk", "ragged",
+                              "ragged-no_factored_chunk"])
 def test_pallas_gpu_lowers_for_cuda(shape, variant):
     """Forward and backward lower to their Triton kernels for CUDA (runs the Triton lowering of
     every kernel body: unsupported ops or tile shapes fail here, without a GPU), for the
-    default schemes and the earlier ones kept for A/B timing."""
+    default scheme and the one kept for A/B timing."""
     B, T, H, Dk, Dv = shape
     sds = jax.ShapeDtypeStruct
     args = (sds((B, T, H, Dk), jnp.bfloat16), sds((B, T, H, Dk), jnp.bfloat16),
@@ -260,16 +245,11 @@ def test_pallas_gpu_lowers_for_cuda(shape, variant):
 
     grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3, 4)))
     text = grad.trace(*args).lower(lowering_platforms=("cuda",)).as_text()
-    kernels = ["gla_chunk_cumsum", "gla_intra_fwd", "gla_states_fwd", "gla_out_fwd", "gla_intra_bwd",
-               "gla_dstates_bwd", "gla_bwd_dqk", "gla_bwd_dv"]
-    if "fused" not in variant:
-        kernels.append("gla_bwd_da")
-    factored_chunk = variant_kwargs(variant).get("factored_chunk", FACTORED_CHUNK)
-    if "stores" not in variant and "loop_select" not in variant:  # diag = "separate"
-        if not factored_chunk:  # (that one computes A in a single kernel)
-            kernels.append("gla_intra_fwd_diag")
-        if "fused" not in variant and not factored_chunk:
-            kernels.append("gla_intra_bwd_diag")
+    kernels = ["gla_chunk_cumsum", "gla_intra_fwd", "gla_states_fwd", "gla_out_fwd", "gla_bwd_da",
+               "gla_intra_bwd", "gla_dstates_bwd", "gla_bwd_dqk", "gla_bwd_dv"]
+    if not variant_kwargs(variant).get("factored_chunk", FACTORED_CHUNK):
+        # the sub-chunk scheme's diagonal blocks in kernels of their own
+        kernels += ["gla_intra_fwd_diag", "gla_intra_bwd_diag"]
     assert text.count("stablehlo.custom_call @__gpu$xla.gpu.triton") == len(kernels)
     for name in kernels:
         assert name in text, name  # kernel names are embedded in the serialized Triton IR
@@ -374,19 +354,12 @@ def test_pallas_tpu_lowers_for_tpu(dtype):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("variant", ["pallas_gpu@:no_factored_chunk:fused",
-                                     "pallas_gpu@:no_factored_chunk:loop_select:fused",
-                                     "pallas_gpu@:no_factored_chunk:stores",
-                                     "pallas_gpu@:no_factored_chunk:unroll",
-                                     "pallas_gpu@:no_factored_chunk:factored",
-                                     "pallas_gpu@:no_factored_chunk"])
-@pytest.mark.parametrize("B,T,H,Dk,Dv,scalar,gate", GPU_CASES[:2])
-def test_pallas_gpu_compiled_other_schemes_match_reference(B, T, H, Dk, Dv, scalar, gate,
-                                                           variant):
-    """The schemes kept for A/B timing, compiled (the fused backward's barrier-ordered scratch
-    round-trip only runs for real on a GPU): Small-E layer and ragged T, extreme gates, bf16."""
+@pytest.mark.parametrize("B,T,H,Dk,Dv,scalar,gate", GPU_CASES)
+def test_pallas_gpu_compiled_no_factored_chunk_matches_reference(B, T, H, Dk, Dv, scalar, gate):
+    """The scheme kept for A/B timing (":no_factored_chunk": the exact sub-chunk scheme, its
+    diagonal blocks in kernels of their own), compiled, bf16, on every GPU case."""
     if jax.default_backend() != "gpu":
         pytest.fail("the gpu marker needs a CUDA GPU (jax.default_backend() == 'gpu')")
     inputs = make_inputs(21, B, T, H, Dk, Dv, scalar_gate=scalar, gate=gate, dtype=jnp.bfloat16)
-    check_backend(variant, inputs, chunk_size=64, out_tol=BF16_OUT_TOL,
+    check_backend("pallas_gpu@:no_factored_chunk", inputs, chunk_size=64, out_tol=BF16_OUT_TOL,
                   state_tol=BF16_STATE_TOL, grad_tol=BF16_GRAD_TOL)
