@@ -7,10 +7,11 @@ The smallest end-to-end run through the real pieces: one utterance of the bundle
 the BPE tokenizer; the audio through the codec the repository ships (``dac_mini24``, trained by
 ``python -m small_e_jax.codec.train`` on the mini corpus; ``data.codec`` / ``data.codec_weights``
 choose another); the codes through the delay pattern; ``--steps`` Adam steps of the ``tiny``
-Small-E model memorising that one pair; greedy generation through the product's decode loop
-(:class:`small_e_jax.inference.Synthesizer`: one compiled ``lax.while_loop`` over
-``decode_step``, stopping on EOA, undelayed); the codec's decoder; a wav file that speaks the
-sentence. It reports how many generated codes equal the trained ones.
+Small-E model memorising that one pair; an orbax checkpoint of it (``OUT/checkpoint``, the
+trainer's layout); greedy generation from that checkpoint through the product's decode loop
+(:meth:`small_e_jax.inference.Synthesizer.from_checkpoint`: one compiled ``lax.while_loop`` over
+``decode_step``, stopping on EOA, undelayed); the codec's decoder; ``OUT/sample.wav``, which
+speaks the sentence. It reports how many generated codes equal the trained ones.
 
 This is memorisation, not text-to-speech: a model that reads new sentences needs the full
 corpus and a GPU (``python -m experiments.librilight_medium``, README).
@@ -19,6 +20,7 @@ corpus and a GPU (``python -m experiments.librilight_medium``, README).
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -34,7 +36,8 @@ from tqdm import tqdm
 
 from small_e_jax.codec import load_codec
 from small_e_jax.codec.train_data import MINI_CORPUS, read_manifest, resample
-from small_e_jax.config import Config, ConfigError, parse_cli
+from small_e_jax.checkpoint import save_params_checkpoint
+from small_e_jax.config import Config, ConfigError, config_to_dict, parse_cli
 from small_e_jax.delay import delay
 from small_e_jax.inference import Synthesizer
 from small_e_jax.model import SmallE
@@ -103,9 +106,14 @@ def run(config: Config, steps: int, out_dir: Path) -> int:
     losses = train(model, batch, steps, config.optimizer.learning_rate)
     print(f"loss {losses[0]:.3f} -> {losses[-1]:.4f} after {steps} steps")
 
-    model.eval()
-    # The product's decode path: one compiled while-loop over decode_step, greedy, stop on EOA.
-    synthesizer = Synthesizer(model, config, codec=codec)
+    # A checkpoint as the trainer writes one (parameters + resolved config), and the product's
+    # inference path from it: one compiled while-loop over decode_step, greedy, stop on EOA.
+    checkpoint = out_dir / "checkpoint"
+    if checkpoint.exists():  # this command's own output from an earlier run: replaced, as sample.wav is
+        shutil.rmtree(checkpoint)
+    save_params_checkpoint(checkpoint, nnx.state(model, nnx.Param), config_to_dict(config), steps)
+    print(f"saved {checkpoint}")
+    synthesizer = Synthesizer.from_checkpoint(checkpoint, codec=codec)
     max_frames = frames + 8
     generated = synthesizer.generate([sentence], sampling=GREEDY, max_frames=max_frames)[0]  # [T, Q]
     stopped = len(generated) < max_frames
@@ -114,7 +122,6 @@ def run(config: Config, steps: int, out_dir: Path) -> int:
     print(f"generated {len(generated)} frames ({'stopped on EOA' if stopped else 'no stop token'}); "
           f"{match:.1%} of codes equal the trained ones")
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "sample.wav"
     audio_out = synthesizer.decode_audio([generated])[0]
     soundfile.write(path, np.clip(audio_out, -1.0, 1.0), codec.sample_rate)

@@ -209,3 +209,23 @@ class Checkpointer:
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()
+
+
+def save_params_checkpoint(directory: str | Path, params: Any, config: Mapping[str, Any], step: int) -> Path:
+    """Write a parameters-only checkpoint (items ``state`` = ``{"params": params}`` flattened, and
+    ``meta``; no optimizer state, no data iterator) in the layout the trainer writes, so that
+    :func:`small_e_jax.inference.load_model` and ``Synthesizer.from_checkpoint`` read it.
+
+    ``params``: the model's ``nnx.State`` of ``nnx.Param``; ``config``: the resolved config as a
+    dict (:func:`small_e_jax.config.config_to_dict`). For models trained outside the trainer
+    (the quickstart, tests) or to ship a model without its optimizer state. Returns the directory.
+    """
+    path = Path(directory).absolute()
+    manager = ocp.CheckpointManager(path, options=ocp.CheckpointManagerOptions(create=True))
+    meta = {"step": int(step), "config": dict(config), "val_loss": None,
+            "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat()}
+    manager.save(int(step), args=ocp.args.Composite(state=ocp.args.StandardSave(flatten_state({"params": params})),
+                                                    meta=ocp.args.JsonSave(meta)), force=True)
+    manager.wait_until_finished()
+    manager.close()
+    return path

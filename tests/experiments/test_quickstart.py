@@ -17,6 +17,11 @@ def test_quickstart_writes_a_wav(tmp_path, capsys):
     assert "generated" in printed and "of codes equal the trained ones" in printed
     audio, rate = soundfile.read(tmp_path / "sample.wav")
     assert rate == 24000 and audio.ndim == 1 and len(audio) > 0
+    # the wav was generated from the checkpoint it wrote, which the product's loader reads back
+    from small_e_jax.inference import load_model
+
+    _, config, step = load_model(tmp_path / "checkpoint")
+    assert step == 40 and config.data.codec == "dac_mini24" and config.data.codec_weights == "bundled"
 
 
 @pytest.mark.slow

@@ -9,11 +9,10 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 from flax import nnx
 
-from small_e_jax.checkpoint import flatten_state
+from small_e_jax.checkpoint import save_params_checkpoint
 from small_e_jax.config import Config, config_to_dict, load_config
 from small_e_jax.inference import Synthesizer, abstract_model
 from small_e_jax.model import SmallE
@@ -80,13 +79,8 @@ class FakeCodec:
 def save_checkpoint(directory: Path, model: SmallE, config: Config, step: int = 10,
                     config_dict: dict | None = None) -> Path:
     """Write ``model``'s parameters as the trainer does (items ``state`` and ``meta``)."""
-    manager = ocp.CheckpointManager(Path(directory).absolute(), options=ocp.CheckpointManagerOptions(create=True))
-    flat = flatten_state({"params": nnx.state(model, nnx.Param)})
-    meta = {"step": step, "config": config_dict if config_dict is not None else config_to_dict(config),
-            "val_loss": None}
-    manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(flat), meta=ocp.args.JsonSave(meta)))
-    manager.wait_until_finished()
-    manager.close()
+    save_params_checkpoint(directory, nnx.state(model, nnx.Param),
+                           config_dict if config_dict is not None else config_to_dict(config), step)
     return Path(directory)
 
 
