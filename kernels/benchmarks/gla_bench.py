@@ -64,13 +64,14 @@ def backend_fn(backend: str) -> Callable[..., Any]:
     pallas_gpu with tiles block_v = BV, block_k = BK, block_v_out = BVo, num_stages = S and
     the named flags (``pallas_gpu.FLAGS``, ``no_`` to turn one off; a tuning variant,
     ``--pallas-tiles``; ``pallas_gpu@:no_factored_chunk`` = default tiles, without the
-    whole-chunk matmuls)."""
+    whole-chunk matmuls; ``pallas_gpu@:c128`` = chunks of 128 instead of ``--chunk-size``)."""
     if "@" in backend:
         name, spec = backend.split("@")
         kwargs = variant_kwargs(spec)
         fn = gla_kernels.BACKENDS[name]
+        chunk = kwargs.pop("chunk_size", None)  # ":cN" in the variant wins over --chunk-size
         return lambda q, k, v, g, chunk_size: fn(q, k, v, g, scale=q.shape[-1] ** -0.5,
-                                                 initial_state=None, chunk_size=chunk_size,
+                                                 initial_state=None, chunk_size=chunk or chunk_size,
                                                  **kwargs)
     return lambda q, k, v, g, chunk_size: gla_kernels.gla(q, k, v, g, backend=backend,
                                                           chunk_size=chunk_size)

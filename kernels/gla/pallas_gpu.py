@@ -164,15 +164,21 @@ def variant_kwargs(spec: str) -> dict:
     """`gla_pallas_gpu` keywords of a tuning variant "BVxBK[xBVo[xS]][:FLAG...]" (the
     benchmark's --pallas-tiles and triton_resources' --tiles): block_v x block_k x block_v_out
     x num_stages, then ":"-separated flags of FLAGS, each set to True, or "no_" + a flag set
-    to False; any part may be empty ("", "64x64", "64x64x128x1", ":no_factored_chunk",
-    "32x32:no_factored_chunk"). The names of the deleted A/B schemes (REMOVED_MODES) raise a
-    ValueError that says so."""
+    to False, or "cN" for the chunk size N (a power of two in [16, 128]; overrides the
+    caller's chunk_size); any part may be empty ("", "64x64", "64x64x128x1",
+    ":no_factored_chunk", "32x32:no_factored_chunk", ":c128"). The names of the deleted A/B
+    schemes (REMOVED_MODES) raise a ValueError that says so."""
     sizes, *modes = spec.split(":")
     kwargs: dict = dict(zip(("block_v", "block_k", "block_v_out", "num_stages"),
                             (int(t) for t in sizes.split("x") if t)))
-    accepted = ", ".join(f"{f}, no_{f}" for f in FLAGS)
+    accepted = ", ".join(f"{f}, no_{f}" for f in FLAGS) + ", cN (chunk size)"
     for mode in filter(None, modes):
-        if mode in FLAGS:
+        if mode[:1] == "c" and mode[1:].isdigit():
+            chunk = int(mode[1:])
+            if chunk not in (16, 32, 64, 128):
+                raise ValueError(f"tuning variant {spec!r}: chunk {chunk} is not a power of two in [16, 128]")
+            kwargs["chunk_size"] = chunk
+        elif mode in FLAGS:
             kwargs[mode] = True
         elif mode.startswith("no_") and mode[3:] in FLAGS:
             kwargs[mode[3:]] = False

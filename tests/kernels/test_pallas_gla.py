@@ -169,6 +169,19 @@ def test_pallas_gpu_factored_chunk_both_paths():
                   state_tol=BF16_STATE_TOL, grad_tol=BF16_GRAD_TOL)
 
 
+@pytest.mark.parametrize("variant", ["pallas_gpu", "pallas_gpu@:no_factored_chunk"])
+def test_pallas_gpu_chunk_128(variant):
+    """Chunks of 128 (the A/B candidate for the forward: half the sequential steps of the
+    state walks): ragged T, fp32 with extreme gates (whole-chunk matmuls where they are
+    allowed, the exact scheme elsewhere), and bf16 with the model's gates."""
+    inputs = make_inputs(22, 1, 300, 2, 32, 32, gate="extremes")
+    check_backend(variant, inputs, chunk_size=128, out_tol=FP32_TOL, state_tol=FP32_TOL,
+                  grad_tol=FP32_TOL)
+    inputs = make_inputs(23, 1, 300, 2, 32, 32, dtype=jnp.bfloat16)
+    check_backend(variant, inputs, chunk_size=128, out_tol=BF16_OUT_TOL,
+                  state_tol=BF16_STATE_TOL, grad_tol=BF16_GRAD_TOL)
+
+
 def test_variant_kwargs():
     assert variant_kwargs("") == {}
     assert variant_kwargs("64x32x128x1") == {"block_v": 64, "block_k": 32, "block_v_out": 128,
@@ -176,6 +189,9 @@ def test_variant_kwargs():
     assert variant_kwargs("64x64") == {"block_v": 64, "block_k": 64}
     assert variant_kwargs(":factored_chunk") == {"factored_chunk": True}
     assert variant_kwargs(":no_factored_chunk") == {"factored_chunk": False}
+    assert variant_kwargs("64x64:c128") == {"block_v": 64, "block_k": 64, "chunk_size": 128}
+    with pytest.raises(ValueError, match="chunk 96 is not a power of two"):
+        variant_kwargs(":c96")
     assert variant_kwargs("32x64::no_factored_chunk") == {"block_v": 32, "block_k": 64,
                                                          "factored_chunk": False}
     # The deleted A/B schemes: a ValueError that says so and lists what is accepted.
@@ -221,13 +237,15 @@ SMALL_E = (8, 4096, 4, 128, 256)  # B, T, H, Dk, Dv of one Small-E GLA layer
 
 LOWERING_CASES = [  # (shape, variant): every kernel body of both schemes
     (SMALL_E, ""), (SMALL_E, ":no_factored_chunk"), ((2, 1000, 3, 64, 64), ""),
-    ((2, 1000, 3, 64, 64), ":no_factored_chunk"),
+    ((2, 1000, 3, 64, 64), ":no_factored_chunk"), (SMALL_E, ":c128"),
+    (SMALL_E, ":no_factored_chunk:c128"),
 ]
 
 
 @pytest.mark.parametrize("shape,variant", LOWERING_CASES,
                          ids=["small_e", "small_e-no_factored_chunk", "ragged",
-                              "ragged-no_factored_chunk"])
+                              "ragged-no_factored_chunk", "small_e-c128",
+                              "small_e-no_factored_chunk-c128"])
 def test_pallas_gpu_lowers_for_cuda(shape, variant):
     """Forward and backward lower to their Triton kernels for CUDA (runs the Triton lowering of
     every kernel body: unsupported ops or tile shapes fail here, without a GPU), for the
