@@ -6,7 +6,8 @@ speech-like level), times ``--profile-steps`` back-to-back steps and traces them
 ``jax.profiler``, then prints the device time per step, the busy/idle timeline, and the
 busiest name scopes and kernels (with the JAX source of each kernel)::
 
-    python -m small_e_jax.codec.profile_train --batch-size 32 --profile-steps 10 --out prof.json
+    python -m small_e_jax.codec.profile_train --batch-size 32 --profile-steps 10 --out prof.json \\
+        --record benchmarks/results.jsonl
 
 On a CPU there is no device plane: the busiest host XLA events are printed instead.
 """
@@ -22,6 +23,7 @@ from typing import Optional
 import jax
 import numpy as np
 
+from kernels.benchmarks.record import append_records, make_record
 from kernels.benchmarks.trace_summary import run_traced, summarize, table, timeline_lines
 from small_e_jax.codec.train import build_training, parse_args
 from small_e_jax.eval.profile_step import hlo_origins, scope_of
@@ -34,6 +36,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--depth", type=int, default=6, help="name-scope components kept")
     p.add_argument("--out", default=None, help="write the summary as JSON here")
+    p.add_argument("--record", default=None,
+                   help="append the step rate as a JSON line here (benchmarks/results.jsonl format)")
     args, rest = p.parse_known_args(argv)
     try:
         if args.profile_steps < 1:
@@ -98,6 +102,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("\nwhere the top kernels come from (optimized HLO metadata)")
         for name, ns in s["by_kernel"].most_common(args.top):
             print(f"  {ns / n / 1e6:9.3f} ms  {name[:60]}  <- {origins.get(name, '?')[:200]}")
+    if args.record:
+        record = make_record(
+            name="codec_train_step", backend=f"{cfg.codec}/precision={cfg.precision}",
+            shape={"B": cfg.batch_size, "samples": cfg.segment_samples()}, dtype="float32",
+            fwd_tokens_per_s=None, fwd_bwd_tokens_per_s=cfg.batch_size * cfg.segment_samples() * 1e3 / wall_ms,
+            extra={"unit": "audio samples/s (fwd_bwd = the whole train step: forward, losses, backward, AdamW)",
+                   "ms_per_step": wall_ms, "device_ms_per_step": s["total_ns"] / n / 1e6 if s["device_planes"] else None,
+                   "gan": cfg.gan, "n_devices": len(devices)})
+        append_records([record], args.record)
     if args.out:
         summary = {"codec": cfg.codec, "batch_size": cfg.batch_size, "segment_samples": cfg.segment_samples(),
                    "device": devices[0].device_kind, "n_devices": len(devices), "wall_ms_per_step": wall_ms,

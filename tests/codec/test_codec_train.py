@@ -142,3 +142,22 @@ def test_init_from_exported_weights(tmp_path):
         np.testing.assert_array_equal(model_to_arrays(target)[name], arr)
     with pytest.raises(ValueError, match="holds a"):
         init_params_from(random_init(cfg.replace(codebook_size=32), 0), str(tmp_path / "w"))
+
+
+@pytest.mark.slow  # compiles a codec train step (~35 s on 2 cores)
+def test_profile_train_on_cpu(tmp_path, capsys):
+    """The codec step profiler builds the run's step from train flags, times it and records it
+    (on a CPU: host events instead of a device timeline)."""
+    from small_e_jax.codec import profile_train
+
+    record, summary = tmp_path / "results.jsonl", tmp_path / "profile.json"
+    assert profile_train.main(["--profile-steps", "2", "--top", "5", "--record", str(record), "--out", str(summary),
+                               "--model-overrides", TINY["model_overrides"], "--batch-size", "2",
+                               "--segment-seconds", "0.25"]) == 0
+    printed = capsys.readouterr().out
+    assert "ms per step back to back" in printed and "host events" in printed
+    (r,) = [json.loads(line) for line in record.read_text().splitlines()]
+    assert r["name"] == "codec_train_step" and r["backend"] == "dac_mini24/precision=default"
+    assert r["shape"] == {"B": 2, "samples": 5760} and r["fwd_bwd_tokens_per_s"] > 0
+    assert json.loads(summary.read_text())["wall_ms_per_step"] > 0
+    assert profile_train.main(["--profile-steps", "0"]) == 2
