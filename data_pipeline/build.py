@@ -27,6 +27,12 @@ def make_builder(dataset: str, *, data_dir: Optional[str] = None, manual_dir: Op
     """The builder for ``dataset`` (checks arguments, does not build)."""
     if dataset not in BUILDERS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(BUILDERS)}")
+    if codec_weights == "bundled":  # the weights shipped in the package (small_e_jax/codec/pretrained)
+        from small_e_jax.codec import bundled_weights
+
+        codec_weights = bundled_weights(codec)
+        if codec_weights is None:
+            raise ValueError(f"--codec_weights bundled: no weights ship for codec {codec!r}")
     if codec_weights is not None and not os.path.isdir(codec_weights):
         raise ValueError(f"--codec_weights {codec_weights} is not a directory (convert weights with "
                          "python -m small_e_jax.codec.convert)")
@@ -48,7 +54,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--manual_dir", default=None, help="raw corpus (speech_folder, librilight_medium)")
     p.add_argument("--transcripts", default=None, help="librilight_medium: JSONL/CSV id,text")
     p.add_argument("--codec", default="dac_24khz")
-    p.add_argument("--codec_weights", default=None, help="converted weights dir; default random (smoke tests)")
+    p.add_argument("--codec_weights", default=None,
+                   help="converted weights dir, or 'bundled' (the weights shipped for --codec, e.g. "
+                        "dac_mini24); default random (smoke tests)")
     p.add_argument("--n_q", type=int, default=4)
     p.add_argument("--max_examples", type=int, default=None, help="first N utterances of each split (smoke builds: "
                    "use a separate --data_dir, the capped build occupies the dataset's folder)")

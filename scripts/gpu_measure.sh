@@ -22,6 +22,11 @@
 #               $KERNEL_BACKENDS, default pallas_gpu; $KERNEL_PROFILE_SHAPE, default Small-E)
 #   decode      decode speed of the small_e_librilight_medium preset (batch 1..64, streaming)
 #   decode_graphs  the same with XLA command buffers (CUDA graphs) over the whole decode loop
+#   paca_runs   issue 10: the mini corpus tokenized by the shipped dac_mini24, then per arm
+#               ($PACA_ARMS, default "paca plain") $PACA_STEPS steps of $PACA_PRESET, perplexity,
+#               teacher-forced attention skips/repeats, and the validation sentences synthesized;
+#               $OUT/paca_runs.tgz.* hold the wavs, maps and TensorBoard logs (WER runs on the
+#               CPU: docs/gpu_runbook.md)
 #   codec_train train the small codec of issue 11 for $CODEC_MINUTES minutes (resumes from .device/)
 #   data        build the mini corpus (random DAC on the GPU) and time the grain loader
 #   fla_cache   wait for fla_warm (until $FLA_DEADLINE seconds into the run) and pack the
@@ -139,6 +144,32 @@ for step in "$@"; do
       while [ -f /tmp/fla_warm.pid ] && kill -0 "$(cat /tmp/fla_warm.pid)" 2>/dev/null \
             && [ "$(elapsed)" -lt "$deadline" ]; do sleep 5; done
       pack_autotune; tail -5 "$OUT/fla_warm.log" ;;
+    paca_runs)
+      { timeout 300 python3 -m data_pipeline.build --dataset mini --data_dir /tmp/tfds_mini24 \
+          --codec dac_mini24 --codec_weights bundled || exit 1
+        python3 -c 'import json, sys; rows = [json.loads(l) for l in open(sys.argv[1])]
+print("".join(r["text"] + "\n" for r in rows if r["split"] == "validation"), end="")' \
+          data_pipeline/mini_corpus/manifest.jsonl > /tmp/val_texts.txt
+        for arm in ${PACA_ARMS:-paca plain}; do
+          entry=experiments.librilight_medium; [ "$arm" = plain ] && entry=experiments.paca_ablation
+          run=/tmp/runs/$arm
+          timeout "${PACA_TIMEOUT:-300}" python3 -m $entry --config "${PACA_PRESET:-small_e_librilight_medium}" \
+            --data=mini data.codec=dac_mini24 data.codec_weights=bundled data.data_dir=/tmp/tfds_mini24 \
+            "trainer.workdir=$run" "trainer.steps=${PACA_STEPS:-2000}" trainer.eval_every=500 \
+            checkpoint.save_every_steps=1000
+          python3 -m small_e_jax.evaluate perplexity --checkpoint $run/checkpoints --data mini \
+            --data-dir /tmp/tfds_mini24 --label "$arm" --out "$OUT/${arm}_ppl.json"
+          python3 -m small_e_jax.evaluate attention --checkpoint $run/checkpoints --data mini \
+            --data-dir /tmp/tfds_mini24 --label "$arm" --out-dir /tmp/eval/${arm}_attention \
+            --out "$OUT/${arm}_attention.json"
+          python3 -m small_e_jax.synthesize --checkpoint $run/checkpoints --texts-file /tmp/val_texts.txt \
+            --out /tmp/eval/${arm}_wavs --seed 0 --max-frames 600
+        done
+        # Files come back at most 16 MiB each: rebuild with `cat paca_runs.tgz.* | tar -xzf -`.
+        # shellcheck disable=SC2046  # one word per TensorBoard folder
+        tar -czf - -C /tmp eval $(cd /tmp && ls -d runs/*/tensorboard 2>/dev/null) \
+          | split -b 15m - "$OUT/paca_runs.tgz."
+      } 2>&1 | tee "$OUT/paca_runs.log" ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done

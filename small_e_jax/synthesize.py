@@ -8,7 +8,9 @@
     python -m small_e_jax.synthesize --checkpoint DIR --text "..." --out x.wav --ist voice.npz
 
 One text: ``--out`` is the wav path. Several (``--texts-file``, one text per line): ``--out`` is
-a folder and the files are ``0000.wav, 0001.wav, ...``, generated as one batch. ``--long``
+a folder and the files are ``0000.wav, 0001.wav, ...``, generated as one batch, with
+``manifest.jsonl`` (``{"path", "text"}`` per file: ``python -m small_e_jax.evaluate wer
+--manifest OUT/manifest.jsonl`` scores them). ``--long``
 splits a long text into sentences and carries the voice (recurrent state) across them.
 ``--stream`` writes the wav progressively as audio is produced and reports the time to first
 audio. Exit code 2 with a one-line ``error: ...`` on bad input or a bad checkpoint.
@@ -17,6 +19,7 @@ audio. Exit code 2 with a one-line ``error: ...`` on bad input or a bad checkpoi
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -135,6 +138,10 @@ def run(args: argparse.Namespace) -> int:
         soundfile.write(str(path), np.clip(wav, -1, 1), rate)
         if len(wav) == 0:
             print(f"warning: {path} is empty (the model stopped at once)", file=sys.stderr)
+    if len(paths) > 1 or args.text is None:  # a folder: say which file speaks which text
+        with open(args.out / "manifest.jsonl", "w", encoding="utf-8") as f:
+            for path, text in zip(paths, texts):
+                f.write(json.dumps({"path": path.name, "text": text}) + "\n")
     print(f"wrote {len(paths)} file(s), {seconds:.2f} s of audio in {elapsed:.1f} s "
           f"(real-time factor {elapsed / max(seconds, 1e-9):.3f})", file=sys.stderr)
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import soundfile
@@ -57,7 +59,9 @@ def test_cli_end_to_end(tmp_path):
     texts.write_text("One.\nTwo, three.\n")
     assert synthesize.main(["--checkpoint", str(tmp_path / "run"), "--texts-file", str(texts), "--out",
                             str(tmp_path / "many"), "--max-frames", "8", "--top-k", "5"]) == 0
-    assert sorted(p.name for p in (tmp_path / "many").iterdir()) == ["0000.wav", "0001.wav"]
+    assert sorted(p.name for p in (tmp_path / "many").iterdir()) == ["0000.wav", "0001.wav", "manifest.jsonl"]
+    manifest = [json.loads(line) for line in (tmp_path / "many" / "manifest.jsonl").read_text().splitlines()]
+    assert manifest == [{"path": "0000.wav", "text": "One."}, {"path": "0001.wav", "text": "Two, three."}]
     streamed = tmp_path / "s.wav"
     assert synthesize.main(["--checkpoint", str(tmp_path / "run"), "--text", "Hello there.", "--out",
                             str(streamed), "--greedy", "--max-frames", "12", "--stream", "--chunk-frames", "4"]) == 0
