@@ -157,13 +157,13 @@ print("".join(r["text"] + "\n" for r in rows if r["split"] == "validation"), end
             --data=mini data.codec=dac_mini24 data.codec_weights=bundled data.data_dir=/tmp/tfds_mini24 \
             "trainer.workdir=$run" "trainer.steps=${PACA_STEPS:-2000}" trainer.eval_every=500 \
             checkpoint.save_every_steps=1000
-          python3 -m small_e_jax.evaluate perplexity --checkpoint $run/checkpoints --data mini \
+          python3 -m small_e_jax.evaluate perplexity --checkpoint "$run/checkpoints" --data mini \
             --data-dir /tmp/tfds_mini24 --label "$arm" --out "$OUT/${arm}_ppl.json"
-          python3 -m small_e_jax.evaluate attention --checkpoint $run/checkpoints --data mini \
-            --data-dir /tmp/tfds_mini24 --label "$arm" --out-dir /tmp/eval/${arm}_attention \
+          python3 -m small_e_jax.evaluate attention --checkpoint "$run/checkpoints" --data mini \
+            --data-dir /tmp/tfds_mini24 --label "$arm" --out-dir "/tmp/eval/${arm}_attention" \
             --out "$OUT/${arm}_attention.json"
-          python3 -m small_e_jax.synthesize --checkpoint $run/checkpoints --texts-file /tmp/val_texts.txt \
-            --out /tmp/eval/${arm}_wavs --seed 0 --max-frames 600
+          python3 -m small_e_jax.synthesize --checkpoint "$run/checkpoints" --texts-file /tmp/val_texts.txt \
+            --out "/tmp/eval/${arm}_wavs" --seed 0 --max-frames 600
         done
         # Files come back at most 16 MiB each: rebuild with `cat paca_runs.tgz.* | tar -xzf -`.
         # shellcheck disable=SC2046  # one word per TensorBoard folder

