@@ -131,7 +131,7 @@ def trace_loop(bench: Bench, batch: int, text_len: int, frames: int, top: int = 
     """Trace one run (prefill + loop) and print the device timeline per decode step and the
     busiest kernels: at batch 1 a step is a chain of small kernels, and this says how many and
     how long the device waits between them. Returns the timeline per step (ns; {} on a CPU)."""
-    from kernels.benchmarks.trace_summary import run_traced, summarize, table, timeline_lines
+    from kernels.benchmarks.trace_summary import origin_lines, run_traced, summarize, table, timeline_lines
 
     try:  # run_once waits for the loop (it reads the step count back)
         (_, _, steps), path = run_traced(lambda: bench.run_once(batch, text_len, frames),
@@ -150,8 +150,8 @@ def trace_loop(bench: Bench, batch: int, text_len: int, frames: int, top: int = 
     origins = loop_kernel_origins(bench, batch, text_len, frames)
     if origins:
         print("  where the busiest kernels come from (optimized HLO metadata)")
-        for name, ns in summary["by_kernel"].most_common(top):
-            print(f"    {ns / steps / 1e6:8.3f} ms  {name[:40]}  <- {origins.get(name, '?')[:160]}")
+        for line in origin_lines(summary["by_kernel"], steps, top, origins, name_width=40, origin_width=160):
+            print("  " + line)
     return {k: v / steps for k, v in summary["timeline"].items()}
 
 

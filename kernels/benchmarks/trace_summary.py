@@ -130,3 +130,32 @@ def table(title: str, counts: collections.Counter, total: float, top: int, steps
     yield f"\n{title} (ms per step, share of device time)"
     for name, ns in counts.most_common(top):
         yield f"  {ns / steps / 1e6:9.3f} ms  {ns / max(total, 1):6.1%}  {name[:140]}"
+
+
+def origin_lines(by_kernel: collections.Counter, steps: int, top: int, origins: dict[str, str],
+                 name_width: int = 60, origin_width: int = 200) -> Iterable[str]:
+    """The ``top`` kernels (ms per step) with where each comes from (``origins``: kernel name ->
+    JAX op and source, e.g. ``small_e_jax.eval.profile_step.hlo_origins``; '?' when unknown)."""
+    for name, ns in by_kernel.most_common(top):
+        yield f"  {ns / steps / 1e6:9.3f} ms  {name[:name_width]}  <- {origins.get(name, '?')[:origin_width]}"
+
+
+def report_lines(summary: dict[str, Any], steps: int, top: int,
+                 origins: Callable[[], dict[str, str]]) -> Iterable[str]:
+    """Console report of ``steps`` traced steps (``summarize``'s ``summary``): with a device
+    plane, the device time per step, the busy/idle timeline, the busiest scopes and kernels and
+    where those kernels come from (``origins()``, called only then); without one (a CPU run),
+    the busiest host XLA events."""
+    if not summary["device_planes"]:
+        yield "no device plane (CPU run): the busiest host XLA events instead"
+        yield from table("host events", summary["host"], sum(summary["host"].values()), top, steps)
+        return
+    yield f"device time per step: {summary['total_ns'] / steps / 1e6:.2f} ms"
+    # Traced steps run back to back (as in training): idle time here is the device waiting for
+    # the host's launches or for a synchronisation, not for the next step.
+    yield from timeline_lines(summary["timeline"], steps)
+    yield from table("by scope", summary["by_scope"], summary["total_ns"], top, steps)
+    yield from table("by kernel", summary["by_kernel"], summary["total_ns"], top, steps)
+    yield "\nwhere the top kernels come from (optimized HLO metadata)"
+    yield from origin_lines(summary["by_kernel"], steps, top, origins())
+

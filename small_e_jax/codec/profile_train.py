@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from kernels.benchmarks.record import append_records, make_record
-from kernels.benchmarks.trace_summary import run_traced, summarize, table, timeline_lines
+from kernels.benchmarks.trace_summary import report_lines, run_traced, summarize
 from small_e_jax.codec.train import build_training, parse_args
 from small_e_jax.eval.profile_step import hlo_origins, scope_of
 
@@ -82,26 +82,16 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     s = summarize(path, args.depth, scope_of)
-    if not s["device_planes"]:
-        print("no device plane (CPU run): the busiest host XLA events instead")
-        for line in table("host events", s["host"], sum(s["host"].values()), args.top, n):
-            print(line)
-    else:
-        print(f"device time per step: {s['total_ns'] / n / 1e6:.2f} ms")
-        for line in timeline_lines(s["timeline"], n):
-            print(line)
-        for line in table("by scope", s["by_scope"], s["total_ns"], args.top, n):
-            print(line)
-        for line in table("by kernel", s["by_kernel"], s["total_ns"], args.top, n):
-            print(line)
-        try:
-            origins = hlo_origins(setup.train_step.lower(state, wav).compile().as_text())
+
+    def origins() -> dict[str, str]:
+        try:  # a compile-cache hit: the step was compiled above
+            return hlo_origins(setup.train_step.lower(state, wav).compile().as_text())
         except Exception as exc:  # noqa: BLE001 - the origins are a convenience, never fatal
             print(f"(no HLO origins: {type(exc).__name__}: {exc})")
-            origins = {}
-        print("\nwhere the top kernels come from (optimized HLO metadata)")
-        for name, ns in s["by_kernel"].most_common(args.top):
-            print(f"  {ns / n / 1e6:9.3f} ms  {name[:60]}  <- {origins.get(name, '?')[:200]}")
+            return {}
+
+    for line in report_lines(s, n, args.top, origins):
+        print(line)
     if args.record:
         record = make_record(
             name="codec_train_step", backend=f"{cfg.codec}/precision={cfg.precision}",

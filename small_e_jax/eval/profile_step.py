@@ -25,7 +25,7 @@ from typing import Optional
 
 import jax
 
-from kernels.benchmarks.trace_summary import run_traced, summarize, table as _table, timeline_lines
+from kernels.benchmarks.trace_summary import report_lines, run_traced, summarize
 from small_e_jax.config import ConfigError, load_config
 from small_e_jax.eval.throughput import parse_shapes, synthetic_batch
 
@@ -115,24 +115,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"(no HLO origins: {type(e).__name__}: {e})")
         origins = {}
     print(f"{config.name} B={batch} T={frames}: {args.steps} steps traced; device planes: {s['device_planes']}")
-    if not s["device_planes"]:
-        print("no device plane (CPU run): the busiest host XLA events instead")
-        for line in _table("host events", s["host"], sum(s["host"].values()), args.top, args.steps):
-            print(line)
-    else:
+    if s["device_planes"]:
         print(f"device lines: {s['lines']}")
-        print(f"device time per step: {s['total_ns'] / args.steps / 1e6:.2f} ms")
-        # The traced steps run back to back (as in training): idle time here is the device
-        # waiting for the host's launches or for a synchronisation, not for the next step.
-        for line in timeline_lines(s["timeline"], args.steps):
-            print(line)
-        for line in _table("by scope", s["by_scope"], s["total_ns"], args.top, args.steps):
-            print(line)
-        for line in _table("by kernel", s["by_kernel"], s["total_ns"], args.top, args.steps):
-            print(line)
-        print("\nwhere the top kernels come from (optimized HLO metadata)")
-        for name, ns in s["by_kernel"].most_common(args.top):
-            print(f"  {ns / args.steps / 1e6:9.3f} ms  {name[:60]}  <- {origins.get(name, '?')[:200]}")
+    for line in report_lines(s, args.steps, args.top, lambda: origins):
+        print(line)
     if args.out:
         summary = {"config": config.name, "B": batch, "T": frames, "steps": args.steps,
                    "overrides": args.overrides, "device": jax.devices()[0].device_kind,
