@@ -1,6 +1,6 @@
 """The README's main job: one utterance of the bundled corpus, learnt and spoken back.
 
-    python -m experiments.quickstart [--steps 300] [--out runs/quickstart] [--config PRESET] [key=value ...]
+    python -m experiments.quickstart [--steps 150] [--out runs/quickstart] [--config PRESET] [key=value ...]
 
 The smallest end-to-end run through the real pieces: one utterance of the bundled mini corpus
 (``CLIP``, Festival's slt voice: "Do that with a wooden stick.") and its text; the text through
@@ -35,7 +35,7 @@ from flax import nnx
 from tqdm import tqdm
 
 from small_e_jax.codec import load_codec
-from small_e_jax.codec.train_data import MINI_CORPUS, read_manifest, resample
+from small_e_jax.codec.train_data import MINI_CORPUS, decode_clip, read_manifest
 from small_e_jax.checkpoint import save_params_checkpoint
 from small_e_jax.config import Config, ConfigError, config_to_dict, parse_cli
 from small_e_jax.delay import delay
@@ -53,8 +53,7 @@ def corpus_utterance(path: str, sample_rate: int, corpus_dir: Path = MINI_CORPUS
     rows = [r for r in read_manifest(corpus_dir, "train") if r["path"] == path]
     if not rows:
         raise ConfigError(f"{path} is not in the training split of {corpus_dir / 'manifest.jsonl'}")
-    audio, rate = soundfile.read(corpus_dir / path, dtype="float32", always_2d=True)
-    return resample(audio.mean(axis=1), rate, sample_rate).astype(np.float32), rows[0]["text"]
+    return decode_clip(corpus_dir, rows[0], sample_rate).audio.astype(np.float32), rows[0]["text"]
 
 
 def train(model: SmallE, batch: dict[str, jax.Array], steps: int, learning_rate: float) -> list[float]:

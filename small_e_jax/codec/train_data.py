@@ -81,20 +81,21 @@ def read_manifest(corpus_dir: str | Path, split: str) -> list[dict]:
     return rows
 
 
+def decode_clip(corpus_dir: str | Path, row: dict, sample_rate: int) -> Clip:
+    """One manifest ``row``'s audio, mono, resampled to ``sample_rate`` and clipped to [-1, 1]."""
+    import soundfile as sf
+
+    audio, rate = sf.read(str(Path(corpus_dir) / row["path"]), dtype="float32", always_2d=True)
+    audio = np.clip(resample(audio.mean(axis=1), rate, sample_rate), -1.0, 1.0)
+    return Clip(row["path"], row.get("speaker", ""), audio)
+
+
 def load_clips(corpus_dir: str | Path, split: str, sample_rate: int, *, limit: Optional[int] = None,
                workers: int = 8, progress: bool = True) -> list[Clip]:
     """Decode (and resample to ``sample_rate``) the clips of ``split``; ``limit`` keeps the first ones."""
-    import soundfile as sf
-
     rows = read_manifest(corpus_dir, split)[:limit]
-
-    def one(row: dict) -> Clip:
-        audio, rate = sf.read(str(Path(corpus_dir) / row["path"]), dtype="float32", always_2d=True)
-        audio = np.clip(resample(audio.mean(axis=1), rate, sample_rate), -1.0, 1.0)
-        return Clip(row["path"], row.get("speaker", ""), audio)
-
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        it = pool.map(one, rows)
+        it = pool.map(lambda row: decode_clip(corpus_dir, row, sample_rate), rows)
         if progress:
             from tqdm import tqdm
 
