@@ -145,7 +145,9 @@ for step in "$@"; do
             && [ "$(elapsed)" -lt "$deadline" ]; do sleep 5; done
       pack_autotune; tail -5 "$OUT/fla_warm.log" ;;
     paca_runs)
-      { timeout 300 python3 -m data_pipeline.build --dataset mini --data_dir /tmp/tfds_mini24 \
+      # $PACA_DATA_DIR: a corpus already tokenized (e.g. carried in .device/); the build reuses it.
+      data_dir="${PACA_DATA_DIR:-/tmp/tfds_mini24}"
+      { timeout 300 python3 -m data_pipeline.build --dataset mini --data_dir "$data_dir" \
           --codec dac_mini24 --codec_weights bundled || exit 1
         python3 -c 'import json, sys; rows = [json.loads(l) for l in open(sys.argv[1])]
 print("".join(r["text"] + "\n" for r in rows if r["split"] == "validation"), end="")' \
@@ -154,13 +156,13 @@ print("".join(r["text"] + "\n" for r in rows if r["split"] == "validation"), end
           entry=experiments.librilight_medium; [ "$arm" = plain ] && entry=experiments.paca_ablation
           run=/tmp/runs/$arm
           timeout "${PACA_TIMEOUT:-300}" python3 -m $entry --config "${PACA_PRESET:-small_e_librilight_medium}" \
-            --data=mini data.codec=dac_mini24 data.codec_weights=bundled data.data_dir=/tmp/tfds_mini24 \
+            --data=mini data.codec=dac_mini24 data.codec_weights=bundled "data.data_dir=$data_dir" \
             "trainer.workdir=$run" "trainer.steps=${PACA_STEPS:-2000}" trainer.eval_every=500 \
             checkpoint.save_every_steps=1000
           python3 -m small_e_jax.evaluate perplexity --checkpoint "$run/checkpoints" --data mini \
-            --data-dir /tmp/tfds_mini24 --label "$arm" --out "$OUT/${arm}_ppl.json"
+            --data-dir "$data_dir" --label "$arm" --out "$OUT/${arm}_ppl.json"
           python3 -m small_e_jax.evaluate attention --checkpoint "$run/checkpoints" --data mini \
-            --data-dir /tmp/tfds_mini24 --label "$arm" --out-dir "/tmp/eval/${arm}_attention" \
+            --data-dir "$data_dir" --label "$arm" --out-dir "/tmp/eval/${arm}_attention" \
             --out "$OUT/${arm}_attention.json"
           python3 -m small_e_jax.synthesize --checkpoint "$run/checkpoints" --texts-file /tmp/val_texts.txt \
             --out "/tmp/eval/${arm}_wavs" --seed 0 --max-frames 600
