@@ -38,11 +38,13 @@ class LoaderSource:
     def train_iterator(self) -> Iterator[dict]:
         return iter(self.loader.make_loader(self.config.data, "train", **self.kw))
 
-    def eval_batches(self) -> Iterable[dict]:
+    def eval_batches(self, split: str = "validation") -> Iterable[dict]:
+        """One pass over ``split`` ("validation" for the trainer; the evaluation CLI can ask
+        for "train", e.g. to tell memorisation from generalisation)."""
         try:
-            return iter(self.loader.make_loader(self.config.data, "validation", num_epochs=1, **self.kw))
+            return iter(self.loader.make_loader(self.config.data, split, num_epochs=1, **self.kw))
         except Exception as err:  # noqa: BLE001 - a dataset without a validation split
-            print(f"warning: no validation batches ({type(err).__name__}: {err})", file=sys.stderr)
+            print(f"warning: no {split} batches ({type(err).__name__}: {err})", file=sys.stderr)
             return iter(())
 
 

@@ -26,7 +26,8 @@
 #               ($PACA_ARMS, default "paca plain") $PACA_STEPS steps of $PACA_PRESET, perplexity,
 #               teacher-forced attention skips/repeats, and the validation sentences synthesized;
 #               $OUT/paca_runs.tgz.* hold the wavs, maps and TensorBoard logs (WER runs on the
-#               CPU: docs/gpu_runbook.md)
+#               CPU: docs/gpu_runbook.md); the same for 72 training sentences (`*_train*`), to tell
+#               memorisation from generalisation
 #   codec_train train the small codec of issue 11 for $CODEC_MINUTES minutes (resumes from .device/)
 #   data        build the mini corpus (random DAC on the GPU) and time the grain loader
 #   fla_cache   wait for fla_warm (until $FLA_DEADLINE seconds into the run) and pack the
@@ -149,9 +150,13 @@ for step in "$@"; do
       data_dir="${PACA_DATA_DIR:-/tmp/tfds_mini24}"
       { timeout 300 python3 -m data_pipeline.build --dataset mini --data_dir "$data_dir" \
           --codec dac_mini24 --codec_weights bundled || exit 1
-        python3 -c 'import json, sys; rows = [json.loads(l) for l in open(sys.argv[1])]
-print("".join(r["text"] + "\n" for r in rows if r["split"] == "validation"), end="")' \
-          data_pipeline/mini_corpus/manifest.jsonl > /tmp/val_texts.txt
+        # The 72 held-out sentences, and as many training sentences (memorisation check).
+        for split in validation train; do
+          python3 -c 'import json, sys; rows = [json.loads(l) for l in open(sys.argv[1])]
+texts = [r["text"] for r in rows if r["split"] == sys.argv[2]][:72]
+print("".join(t + "\n" for t in texts), end="")' \
+            data_pipeline/mini_corpus/manifest.jsonl $split > /tmp/${split}_texts.txt
+        done
         for arm in ${PACA_ARMS:-paca plain}; do
           entry=experiments.librilight_medium; [ "$arm" = plain ] && entry=experiments.paca_ablation
           run=/tmp/runs/$arm
@@ -159,13 +164,16 @@ print("".join(r["text"] + "\n" for r in rows if r["split"] == "validation"), end
             --data=mini data.codec=dac_mini24 data.codec_weights=bundled "data.data_dir=$data_dir" \
             "trainer.workdir=$run" "trainer.steps=${PACA_STEPS:-2000}" trainer.eval_every=500 \
             checkpoint.save_every_steps=1000
-          python3 -m small_e_jax.evaluate perplexity --checkpoint "$run/checkpoints" --data mini \
-            --data-dir "$data_dir" --label "$arm" --out "$OUT/${arm}_ppl.json"
-          python3 -m small_e_jax.evaluate attention --checkpoint "$run/checkpoints" --data mini \
-            --data-dir "$data_dir" --label "$arm" --out-dir "/tmp/eval/${arm}_attention" \
-            --out "$OUT/${arm}_attention.json"
-          python3 -m small_e_jax.synthesize --checkpoint "$run/checkpoints" --texts-file /tmp/val_texts.txt \
-            --out "/tmp/eval/${arm}_wavs" --seed 0 --max-frames 600
+          for split in validation train; do  # file names: validation as before, train with _train
+            sfx=""; [ $split = train ] && sfx=_train
+            python3 -m small_e_jax.evaluate perplexity --checkpoint "$run/checkpoints" --data mini \
+              --data-dir "$data_dir" --split $split --max-batches 3 --label "$arm$sfx" --out "$OUT/${arm}${sfx}_ppl.json"
+            python3 -m small_e_jax.evaluate attention --checkpoint "$run/checkpoints" --data mini \
+              --data-dir "$data_dir" --split $split --max-batches 3 --label "$arm$sfx" \
+              --out-dir "/tmp/eval/${arm}${sfx}_attention" --out "$OUT/${arm}${sfx}_attention.json"
+            python3 -m small_e_jax.synthesize --checkpoint "$run/checkpoints" --texts-file /tmp/${split}_texts.txt \
+              --out "/tmp/eval/${arm}${sfx}_wavs" --seed 0 --max-frames 600
+          done
         done
         # Files come back at most 16 MiB each: rebuild with `cat paca_runs.tgz.* | tar -xzf -`.
         # shellcheck disable=SC2046  # one word per TensorBoard folder

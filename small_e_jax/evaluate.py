@@ -3,8 +3,8 @@
     python -m small_e_jax.evaluate wer --manifest M.jsonl [--split validation] [--asr-model DIR] [--out R.json]
     python -m small_e_jax.evaluate wer --transcripts T.jsonl [--out R.json]     # no ASR: score given transcripts
     python -m small_e_jax.evaluate similarity (--pairs P.jsonl | --manifest M.jsonl) [--out R.json]
-    python -m small_e_jax.evaluate perplexity --checkpoint RUN/checkpoints [--data mini] [--out R.json]
-    python -m small_e_jax.evaluate attention --checkpoint RUN/checkpoints [--data mini] --out-dir D
+    python -m small_e_jax.evaluate perplexity --checkpoint RUN/checkpoints [--data mini] [--split train] [--out R.json]
+    python -m small_e_jax.evaluate attention --checkpoint RUN/checkpoints [--data mini] [--split train] --out-dir D
     python -m small_e_jax.evaluate throughput --jsonl results.jsonl [...] --out-dir D
     python -m small_e_jax.evaluate report --out-dir D [--run NAME=WORKDIR] [--results R.json]
         [--attention NAME=maps.npz] [--throughput results.jsonl]
@@ -131,14 +131,19 @@ def _loaded_and_batches(args: argparse.Namespace):
         config.data.dataset = data
         if args.data_dir:
             config.data.data_dir = args.data_dir
-    return loaded, make_source(data, config).eval_batches()
+    source = make_source(data, config)
+    if args.split == "validation":
+        return loaded, source.eval_batches()
+    if data == "synthetic":
+        raise ValueError("--split train needs a built dataset (--data mini or librilight_medium)")
+    return loaded, source.eval_batches(args.split)
 
 
 def cmd_perplexity(args: argparse.Namespace) -> dict[str, Any]:
     from small_e_jax.eval.model_eval import config_summary, perplexity
     loaded, batches = _loaded_and_batches(args)
     result = perplexity(loaded.trainer, loaded.state, batches, max_batches=args.max_batches)
-    result.update(kind="perplexity", label=args.label or str(args.checkpoint), step=loaded.step,
+    result.update(kind="perplexity", label=args.label or str(args.checkpoint), step=loaded.step, split=args.split,
                   checkpoint=str(args.checkpoint), model=config_summary(loaded.config))
     per = ", ".join(f"{p:.2f}" for p in result["perplexity_per_codebook"])
     print(f"{result['label']} step {loaded.step}: loss {result['loss']:.4f}, perplexity {result['perplexity']:.3f} "
@@ -165,7 +170,7 @@ def cmd_attention(args: argparse.Namespace) -> dict[str, Any]:
             if len(kept) < args.maps:
                 kept[f"map_{len(kept)}"] = att
     if not events:
-        raise ValueError("no validation utterances")
+        raise ValueError(f"no {args.split} utterances")
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / "attention_maps.npz", **kept)
@@ -175,7 +180,7 @@ def cmd_attention(args: argparse.Namespace) -> dict[str, Any]:
               "thresholds": {"max_forward": t.max_forward, "back_tolerance": t.back_tolerance,
                              "max_stall": t.max_stall, "end_tolerance": t.end_tolerance},
               "model": config_summary(loaded.config), "maps": str(out / "attention_maps.npz"),
-              "note": "teacher-forced attention on validation utterances"}
+              "split": args.split, "note": f"teacher-forced attention on {args.split} utterances"}
     args.out = args.out or str(out / "attention.json")
     print(f"{label}: {summary['utterances']} utterances; per 100: skipping {summary['skip_utterances_per_100']:.1f}, "
           f"repeating {summary['repeat_utterances_per_100']:.1f}, stalling {summary['stall_utterances_per_100']:.1f}")
@@ -229,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split")
     s.add_argument("--pairs-per-speaker", type=int, default=2)
 
-    for name, helptext in (("perplexity", "per-codebook perplexity on validation data"),
+    for name, helptext in (("perplexity", "per-codebook perplexity on validation (or training) data"),
                            ("attention", "skip/repeat/stall counts and maps from the cross-attention")):
         c = sub.add_parser(name, help=helptext)
         c.add_argument("--checkpoint", required=True, help="a run's checkpoint directory")
@@ -237,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--data", help="synthetic | mini | librilight_medium (default: the run's data.dataset)")
         c.add_argument("--data-dir", help="TFDS data dir")
         c.add_argument("--max-batches", type=int)
+        c.add_argument("--split", choices=("validation", "train"), default="validation",
+                       help="validation (default), or train: the training utterances, to tell a model "
+                            "that memorised its data from one that generalises")
         if name == "attention":
             c.add_argument("--out-dir", required=True)
             c.add_argument("--maps", type=int, default=4, help="maps kept in attention_maps.npz")
