@@ -91,10 +91,8 @@ def cmd_wer(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_similarity(args: argparse.Namespace) -> dict[str, Any]:
-    import numpy as np
-
     from small_e_jax.eval.audio import read_audio
-    from small_e_jax.eval.speaker import ENCODER_RATE, SpeakerEncoder
+    from small_e_jax.eval.speaker import ENCODER_RATE, SpeakerEncoder, score_pairs
     if args.pairs:
         base = Path(args.pairs).parent
         pairs = [(str(base / r["prompt"]), str(base / r["output"])) for r in _read_jsonl(args.pairs)]
@@ -111,13 +109,12 @@ def cmd_similarity(args: argparse.Namespace) -> dict[str, Any]:
     if not pairs:
         raise ValueError("no (prompt, output) pairs to score")
     enc = SpeakerEncoder()
-    sims = [enc.similarity(read_audio(a, ENCODER_RATE), ENCODER_RATE, read_audio(b, ENCODER_RATE), ENCODER_RATE)
-            for a, b in pairs]
-    x = np.asarray(sims)
-    result = {"kind": "similarity", "label": label, "pairs": len(sims), "mean": float(x.mean()),
-              "std": float(x.std()), "min": float(x.min()),
-              "per_pair": [{"prompt": a, "output": b, "similarity": s} for (a, b), s in zip(pairs, sims)]}
-    print(f"{label}: {len(sims)} pairs, mean similarity {x.mean():.4f} (std {x.std():.4f})")
+    scores = score_pairs(pairs, lambda a, b: enc.similarity(read_audio(a, ENCODER_RATE), ENCODER_RATE,
+                                                            read_audio(b, ENCODER_RATE), ENCODER_RATE))
+    result = {"kind": "similarity", "label": label, **scores}
+    print(f"{label}: {scores['pairs']} pairs, mean similarity {scores['mean']:.4f} (std {scores['std']:.4f})"
+          + (f"; {scores['skipped']} pairs not scored (first: {scores['skipped_pairs'][0]['output']}: "
+             f"{scores['skipped_pairs'][0]['reason']})" if scores["skipped"] else ""))
     return result
 
 

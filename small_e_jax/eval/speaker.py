@@ -8,7 +8,7 @@ similarity is their dot product, in [-1, 1]; identical audio gives 1.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -52,3 +52,26 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"embeddings must be vectors of one shape, got {a.shape} and {b.shape}")
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def score_pairs(pairs: Sequence[tuple[str, str]], similarity: Callable[[str, str], float]
+                ) -> dict[str, Any]:
+    """Similarity of each (prompt path, output path) pair by ``similarity(a, b)``.
+
+    A pair that cannot be scored (``ValueError``: e.g. no speech left after voice-activity
+    trimming, as in an untrained model's output; ``OSError``: an unreadable file) is kept in
+    ``skipped`` with both paths and the reason, and counted, instead of stopping the run; the
+    mean/std/min are over the scored pairs. Raises ``ValueError`` if no pair could be scored.
+    """
+    scored, skipped = [], []
+    for a, b in pairs:
+        try:
+            scored.append({"prompt": a, "output": b, "similarity": float(similarity(a, b))})
+        except (ValueError, OSError) as err:
+            skipped.append({"prompt": a, "output": b, "reason": f"{type(err).__name__}: {err}"})
+    if not scored:
+        reasons = sorted({s["reason"] for s in skipped})
+        raise ValueError(f"none of the {len(skipped)} pairs could be scored: " + "; ".join(reasons[:3]))
+    x = np.asarray([s["similarity"] for s in scored])
+    return {"pairs": len(scored), "skipped": len(skipped), "mean": float(x.mean()), "std": float(x.std()),
+            "min": float(x.min()), "per_pair": scored, "skipped_pairs": skipped}

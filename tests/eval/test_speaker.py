@@ -41,3 +41,22 @@ def test_cosine_checks_shapes():
     assert cosine(np.array([1.0, 0.0]), np.array([2.0, 0.0])) == pytest.approx(1.0)
     with pytest.raises(ValueError):
         cosine(np.ones(3), np.ones(4))
+
+
+def test_score_pairs_counts_unscorable_pairs_and_keeps_going():
+    from small_e_jax.eval.speaker import score_pairs
+
+    def similarity(a, b):
+        if b == "silent.wav":
+            raise ValueError("audio has less than 0.1 s of speech after voice-activity trimming")
+        if b == "missing.wav":
+            raise OSError("no such file")
+        return {"x.wav": 0.5, "y.wav": 0.9}[b]
+
+    out = score_pairs([("p", "x.wav"), ("p", "silent.wav"), ("p", "y.wav"), ("p", "missing.wav")], similarity)
+    assert out["pairs"] == 2 and out["skipped"] == 2
+    assert out["mean"] == pytest.approx(0.7) and out["min"] == pytest.approx(0.5)
+    assert [s["output"] for s in out["skipped_pairs"]] == ["silent.wav", "missing.wav"]
+    assert "voice-activity" in out["skipped_pairs"][0]["reason"] and "OSError" in out["skipped_pairs"][1]["reason"]
+    with pytest.raises(ValueError, match="none of the 1 pairs"):
+        score_pairs([("p", "silent.wav")], similarity)
