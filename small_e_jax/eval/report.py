@@ -96,8 +96,9 @@ def _section_results(results: Sequence[Mapping[str, Any]]) -> list[str]:
         lines += _table(["model", "utterances", "skipping /100", "repeating /100", "stalling /100", "thresholds"], rows)
     if "similarity" in by_kind:
         lines += ["## Speaker similarity (resemblyzer cosine)", ""]
-        rows = [[r["label"], r["pairs"], r["mean"], r["std"], r["min"]] for r in by_kind["similarity"]]
-        lines += _table(["pairs", "n", "mean", "std", "min"], rows)
+        rows = [[r["label"], r["pairs"], r.get("skipped", 0), r["mean"], r["std"], r["min"]]
+                for r in by_kind["similarity"]]
+        lines += _table(["pairs", "n", "not scored (no speech / unreadable)", "mean", "std", "min"], rows)
     return lines
 
 

@@ -90,9 +90,13 @@ def test_report_end_to_end_through_the_cli(tmp_path):
     ppl = {"kind": "perplexity", "label": "paca", "step": 30, "batches": 3, "loss": 4.0, "perplexity": float(np.exp(4)),
            "perplexity_per_codebook": [50.0, 60.0]}
     (tmp_path / "ppl.json").write_text(json.dumps(ppl))
+    sim = {"kind": "similarity", "label": "paca vs real", "pairs": 70, "skipped": 2, "mean": 0.5, "std": 0.1,
+           "min": 0.3}
+    (tmp_path / "sim.json").write_text(json.dumps(sim))
     out = tmp_path / "report"
     assert main(["report", "--out-dir", str(out), "--run", f"paca={tmp_path / 'paca'}", "--run",
                  f"plain={tmp_path / 'plain'}", "--results", str(tmp_path / "wer.json"), str(tmp_path / "ppl.json"),
+                 str(tmp_path / "sim.json"),
                  "--attention", f"PACA={tmp_path / 'paca.npz'}", "--attention", f"plain={tmp_path / 'plain.npz'}",
                  "--throughput", str(throughput_file(tmp_path))]) == 0
     md = (out / "report.md").read_text()
@@ -103,6 +107,7 @@ def test_report_end_to_end_through_the_cli(tmp_path):
     assert "| transformer | cpu:cpu | 1024–16384 | 16 |" in md
     assert "| plain | 30 | 4.2 | 30 | 4.2 |" not in md and "| plain | 30 | 4 | 30 | 4.2 |" in md
     assert "| jiwer | 4.0.0 |" in md
+    assert "| paca vs real | 70 | 2 | 0.5 | 0.1 | 0.3 |" in md  # pairs without speech counted apart
 
 
 def test_cli_errors(tmp_path, capsys):
