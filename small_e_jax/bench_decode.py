@@ -3,6 +3,7 @@
     python -m small_e_jax.bench_decode [--preset small_e_librilight_medium] [--batch 1,8,32,64]
         [--text-len 300] [--frames 750] [--dtype bfloat16] [--unroll 4] [--out benchmarks/results.jsonl]
         [--trace]    # also: kernels per decode step, device busy/idle time, busiest kernels
+        [--hlo-dir D]  # also: the compiled loop's optimized HLO, D/decode_loop_B{batch}.hlo.txt.gz
 
 Random weights (speed does not depend on them). Each item gets ``--text-len`` random text
 tokens and decodes exactly ``--frames`` frames (the stop token is held off with ``min_frames``)
@@ -27,6 +28,7 @@ Writes one JSON line per batch size in the format of :mod:`kernels.benchmarks.re
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
 import statistics
 import sys
@@ -161,13 +163,27 @@ def loop_kernel_origins(bench: Bench, batch: int, text_len: int, frames: int) ->
     from small_e_jax.eval.profile_step import hlo_origins
 
     try:
-        text, mask, request, n_steps = bench.inputs(batch, text_len, frames)
-        carry = bench.start(bench.params, text, mask, request, n_steps=n_steps)
-        compiled = bench.loop.lower(bench.params, carry, request, jnp.int32(n_steps)).compile()
-        return hlo_origins(compiled.as_text())
+        return hlo_origins(loop_hlo_text(bench, batch, text_len, frames))
     except Exception as e:  # noqa: BLE001
         print(f"  (no kernel origins: {type(e).__name__}: {e})")
         return {}
+
+
+def loop_hlo_text(bench: Bench, batch: int, text_len: int, frames: int) -> str:
+    """The decode loop's compiled (optimized) HLO at this batch size, as text."""
+    text, mask, request, n_steps = bench.inputs(batch, text_len, frames)
+    carry = bench.start(bench.params, text, mask, request, n_steps=n_steps)
+    return bench.loop.lower(bench.params, carry, request, jnp.int32(n_steps)).compile().as_text()
+
+
+def save_loop_hlo(bench: Bench, batch: int, text_len: int, frames: int, directory: Path) -> Path:
+    """Write the decode loop's optimized HLO to ``directory/decode_loop_B{batch}.hlo.txt.gz``
+    (what each fused kernel contains, to read a GPU trace against)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"decode_loop_B{batch}.hlo.txt.gz"
+    with gzip.open(path, "wt") as f:
+        f.write(loop_hlo_text(bench, batch, text_len, frames))
+    return path
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -190,6 +206,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--trace", action="store_true",
                    help="also trace one timed loop per batch size and print, per decode step, the "
                         "kernels launched, the device's busy and idle time and the top kernels")
+    p.add_argument("--hlo-dir", type=Path, default=None,
+                   help="write each batch size's compiled decode loop (optimized HLO text, gzip) here")
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
     return p.parse_args(argv)
 
@@ -239,6 +257,8 @@ def main(argv: Sequence[str] | None = None, *, codec: Any = None) -> int:
               f"prefill {extra['prefill_ms']:.1f} ms{first}", flush=True)
         if args.trace:  # after the timed runs, so the profiler does not disturb them
             record["extra"]["trace_per_step"] = trace_loop(bench, batch, args.text_len, args.frames)
+        if args.hlo_dir is not None:
+            print(f"  wrote {save_loop_hlo(bench, batch, args.text_len, args.frames, args.hlo_dir)}")
     if args.out is not None:
         append_records(records, args.out)
         print(f"appended {len(records)} records to {args.out}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 
@@ -15,7 +16,8 @@ def test_bench_decode_tiny(tmp_path, monkeypatch):
     out = tmp_path / "results.jsonl"
     assert bench_decode.main(["--preset", "tiny", "--batch", "1", "--text-len", "16", "--frames", "6",
                               "--repeats", "1", "--first-chunk", "2", "--context-frames", "2", "--dtype", "float32", "--unroll", "2",
-                              "--out", str(out), "--trace", "model.text_layers=1"], codec=FakeCodec(4, 1024)) == 0
+                              "--out", str(out), "--trace", "--hlo-dir", str(tmp_path / "hlo"), "model.text_layers=1"],
+                             codec=FakeCodec(4, 1024)) == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) == 1
     r = records[0]
@@ -27,6 +29,10 @@ def test_bench_decode_tiny(tmp_path, monkeypatch):
     assert {"device", "commit", "jax_version", "command", "date"} <= set(r)
     # --trace on a CPU: no device plane, so no timeline (on a GPU: kernels, busy/idle per step)
     assert r["extra"]["trace_per_step"] == {}
+    # --hlo-dir: the compiled loop's optimized HLO, to read a GPU trace's fusions against
+    with gzip.open(tmp_path / "hlo" / "decode_loop_B1.hlo.txt.gz", "rt") as f:
+        hlo = f.read()
+    assert "HloModule" in hlo and " while(" in hlo and "decoder0" in hlo
 
 
 def test_loop_kernel_origins_names_the_jax_ops():
