@@ -5,6 +5,8 @@
         --shape 8,1024,8,64,64 --tiles 64x64x64x1
     python -m kernels.benchmarks.triton_resources --triton-path /tmp/tritonsite \\
         --tiles :no_factored_chunk        # the A/B baseline's kernels
+    python -m kernels.benchmarks.triton_resources --triton-path /tmp/tritonsite \
+        --tiles :fused_out --forward-only # the forward as an inference call runs it
 
 Lowers forward+backward for CUDA (jax, CPU), keeps the Triton IR of each kernel, then compiles
 it to an sm_90 cubin in a child process with a standalone Triton (pip package `triton`, the
@@ -49,8 +51,10 @@ for k in meta:
 """
 
 
-def dump_kernels(shape: tuple[int, ...], dtype: str, tiles: dict, folder: Path) -> None:
-    """Lower pallas_gpu forward+backward for CUDA; write each kernel's Triton IR to `folder`."""
+def dump_kernels(shape: tuple[int, ...], dtype: str, tiles: dict, folder: Path,
+                 forward_only: bool = False) -> None:
+    """Lower pallas_gpu forward+backward (``forward_only``: the forward alone, as a call that
+    takes no gradient runs it) for CUDA; write each kernel's Triton IR to `folder`."""
     import jax
     import jax.numpy as jnp
     from jax._src.pallas.triton import pallas_call_registration as registration
@@ -78,7 +82,8 @@ def dump_kernels(shape: tuple[int, ...], dtype: str, tiles: dict, folder: Path) 
                                   **tiles)
             return jnp.sum(o.astype(jnp.float32)) + jnp.sum(s)
 
-        text = jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3, 4))).trace(*args).lower(
+        fn = loss if forward_only else jax.grad(loss, argnums=(0, 1, 2, 3, 4))
+        text = jax.jit(fn).trace(*args).lower(
             lowering_platforms=("cuda",)).as_text()
     finally:
         registration.lowering.lower_jaxpr_to_triton_module = lower
@@ -104,13 +109,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiles", default="",
                         help="BVxBK[xBVo[xS]][:FLAG...] as in gla_bench --pallas-tiles, e.g. "
                              "64x64x64x1 or :no_factored_chunk")
+    parser.add_argument("--forward-only", action="store_true",
+                        help="the forward alone (no gradient): the primal path, where fused_out's "
+                             "kernel runs")
     args = parser.parse_args(argv)
     shape = tuple(int(x) for x in args.shape.split(","))
     from kernels.gla.pallas_gpu import variant_kwargs
 
     tiles = variant_kwargs(args.tiles)
     with tempfile.TemporaryDirectory() as folder:
-        dump_kernels(shape, args.dtype, tiles, Path(folder))
+        dump_kernels(shape, args.dtype, tiles, Path(folder), forward_only=args.forward_only)
         # A child process: the standalone Triton must not meet jaxlib's bundled one.
         done = subprocess.run([sys.executable, "-c", _CHILD, args.triton_path, folder],
                               env=dict(os.environ, PYTHONPATH=""), text=True)

@@ -45,6 +45,10 @@ Small-E layer the old design computed the outputs inside a 128-program walk, on 
                          S^T [BV, BK]; stores the state entering every chunk, h [B, H, N, Dv, Dk]
                          (transposed, matmul dtype: a saved residual, like A).
            `_out_fwd`    [B, H, N, Dv/BVo] o = scale * ((q exp(b)) h_n + A v).
+           (fused_out, where nothing is differentiated: `_out_fused_fwd` [B, H, N, Dv/BVo]
+                         replaces `_intra_fwd` and `_out_fwd`, A computed in registers per
+                         program and never stored; the backward needs A, so its forward
+                         keeps them apart.)
   backward `_bwd_da`     [B, H, N] dA = scale * do v^T per chunk, one whole-chunk matmul,
                          stored causal with its transpose (float32 [B, Tp, H, C] each).
            `_intra_bwd`  [B, H, N, Dk/BK] one program per (chunk, key block): the within-chunk
@@ -133,7 +137,16 @@ DV_SHARED_MAX_BYTES = 192 * 1024
 # per fwd+bwd call), replaced by FLA's division into the dA, dq/dk and dv kernels kept here.
 FACTORED_MAX_EXP = 16.0
 FACTORED_CHUNK = True
-FLAGS = ("factored_chunk",)  # boolean knobs of `gla_pallas_gpu` (variant ":NAME" / ":no_NAME")
+# fused_out (default False, variant ":fused_out"; untimed, not yet run on a GPU): in the primal
+# path only (no gradient taken: jit'd forward, inference prefill), `gla_intra_fwd` and
+# `gla_out_fwd` become one kernel, `gla_out_fused_fwd` [B, H, N, Dv/BVo], that computes its
+# chunk's A in registers (factored, or the exact scheme where the gates forbid it) and uses it
+# at once: A's HBM write and read-back (16 MB each way at the Small-E layer) and a launch go,
+# A is recomputed per value block (2x at Dv = 256). Needs factored_chunk (ignored without).
+# The differentiated path keeps the unfused forward: the backward needs A.
+FUSED_OUT = False
+# Boolean knobs of `gla_pallas_gpu` (variant ":NAME" / ":no_NAME").
+FLAGS = ("factored_chunk", "fused_out")
 # Variant names of the deleted schemes: variant_kwargs says they were removed, and why.
 REMOVED_MODES = {
     "stores": "a diagonal-block scheme, measured slower",
@@ -155,6 +168,11 @@ _INTRA_FWD_WARPS = (4, 8)
 def _intra_fwd_warps(dk: int) -> int:
     small, large = _INTRA_FWD_WARPS
     return small if dk <= 128 else large
+
+
+# Warps of `gla_out_fused_fwd` (fused_out): 8, the fewest without spills at the Small-E shape
+# (sm_90 cubins, triton_resources on the forward alone: 241 registers; 4 warps spilled 248 B).
+_OUT_FUSED_WARPS = 8
 
 
 INTERPRET_ENV = "SMALL_E_PALLAS_INTERPRET"
@@ -292,29 +310,38 @@ def _select_diag_columns(k_ref, b_ref, q_s, b_s, lo, cols, blk):
     return jax.lax.fori_loop(0, SUB, select, blk)
 
 
+def _exact_score_rows(q_ref, k_ref, b_ref, s, mm_dtype):
+    """Rows s*SUB .. s*SUB + SUB - 1 of one chunk's causal A, [SUB, C] float32 (zero above the
+    diagonal), by the exact sub-chunk scheme: keys of earlier sub-chunks through one matmul
+    relative to r = b at row s*SUB, the diagonal block one key column at a time (every
+    exponent <= 0). s: a Python int, or traced (a loop index). Refs: q, k, b [C, Dk]."""
+    C = q_ref.shape[0]
+    rows = _iota((C, 1), 0)
+    cols = _iota((1, C), 1)
+    # Whole-chunk tiles are (re)loaded where they are used, not held across the sub-chunks:
+    # short live ranges keep register pressure down (the re-reads hit L1).
+    lo = s * SUB if isinstance(s, int) else pl.multiple_of(s * SUB, SUB)
+    q_s = q_ref[pl.ds(lo, SUB), :].astype(_F32)
+    b_s = b_ref[pl.ds(lo, SUB), :]
+    if isinstance(s, int) and s == 0:
+        blk = jnp.zeros((SUB, C), _F32)
+    else:  # keys of earlier sub-chunks, relative to r = b at row lo
+        r = b_ref[pl.ds(lo, 1), :]
+        k_rel = k_ref[...].astype(_F32) * _exp_masked(r - b_ref[...], rows < lo)
+        blk = _dot(q_s * jnp.exp(b_s - r), k_rel, mm_dtype, trans_b=True)  # [SUB, C]
+
+    blk = _select_diag_columns(k_ref, b_ref, q_s, b_s, lo, cols, blk)
+    causal = cols <= lo + _iota((SUB, 1), 0)
+    return jnp.where(causal, blk, 0.0)
+
+
 def _intra_fwd_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype):
     """One chunk's A [C, C] (zero above the diagonal) by the exact sub-chunk scheme, the
     sub-chunks one after the other: the fallback of `_intra_fwd_chunk_kernel` for strongly
     decaying gates, and pallas_tpu's within-chunk forward. Refs: q, k, b [C, Dk]; a [C, C]."""
-    C = q_ref.shape[0]
-    rows = _iota((C, 1), 0)
-    cols = _iota((1, C), 1)
-    # Whole-chunk tiles are (re)loaded where they are used, not held across the sub-chunk loop:
-    # short live ranges keep register pressure down (the re-reads hit L1).
-    for s in range(C // SUB):  # static: query sub-chunk s, rows s*SUB .. s*SUB + SUB - 1
-        lo = s * SUB
-        q_s = q_ref[pl.ds(lo, SUB), :].astype(_F32)
-        b_s = b_ref[pl.ds(lo, SUB), :]
-        if s == 0:
-            blk = jnp.zeros((SUB, C), _F32)
-        else:  # keys of earlier sub-chunks, relative to r = b at row lo
-            r = b_ref[pl.ds(lo, 1), :]
-            k_rel = k_ref[...].astype(_F32) * _exp_masked(r - b_ref[...], rows < lo)
-            blk = _dot(q_s * jnp.exp(b_s - r), k_rel, mm_dtype, trans_b=True)  # [SUB, C]
-
-        blk = _select_diag_columns(k_ref, b_ref, q_s, b_s, lo, cols, blk)
-        causal = cols <= lo + _iota((SUB, 1), 0)
-        a_ref[pl.ds(lo, SUB), :] = jnp.where(causal, blk, 0.0).astype(a_ref.dtype)
+    for s in range(q_ref.shape[0] // SUB):  # static: query sub-chunk s
+        rows = _exact_score_rows(q_ref, k_ref, b_ref, s, mm_dtype)
+        a_ref[pl.ds(s * SUB, SUB), :] = rows.astype(a_ref.dtype)
 
 
 def _intra_fwd_sub_kernel(q_ref, k_ref, b_ref, a_ref, *, mm_dtype):
@@ -376,12 +403,12 @@ def _intra_fwd_diag_kernel(q_ref, k_ref, b_ref, a_in_ref, a_ref):
     jax.lax.fori_loop(0, SUB, column, 0)
 
 
-def _store_factored_scores(q_ref, k_ref, b_ref, a_ref, mm_dtype):
-    """a = causal(A) for the R rows the refs hold (a whole chunk), by the factored form
-    A_ij = sum_d (q_id e^{b_id - r_d}) (k_jd e^{r_d - b_jd}), r = b at the first row: valid
+def _factored_scores(q_ref, k_ref, b_ref, mm_dtype):
+    """causal(A) [R, R] float32 for the R rows the refs hold (a whole chunk), by the factored
+    form A_ij = sum_d (q_id e^{b_id - r_d}) (k_jd e^{r_d - b_jd}), r = b at the first row: valid
     where `_factored_ok` (factors <= 1 and <= e^FACTORED_MAX_EXP; their product e^{b_i - b_j}
-    <= 1 where i >= j). Refs: q, k, b [R, Dk]; a [R, R]. Contracted over 64-wide slices of Dk
-    (whole [R, Dk] fp32 operands cost too many registers: 226 already at R = 16)."""
+    <= 1 where i >= j). Refs: q, k, b [R, Dk]. Contracted over 64-wide slices of Dk (whole
+    [R, Dk] fp32 operands cost too many registers: 226 already at R = 16)."""
     R, Dk = q_ref.shape
     width = min(Dk, 64)
     blk = jnp.zeros((R, R), _F32)
@@ -390,7 +417,12 @@ def _store_factored_scores(q_ref, k_ref, b_ref, a_ref, mm_dtype):
         r_d, b_d = b_ref[pl.ds(0, 1), dd], b_ref[:, dd]
         blk += _dot(q_ref[:, dd].astype(_F32) * jnp.exp(b_d - r_d),
                     k_ref[:, dd].astype(_F32) * jnp.exp(r_d - b_d), mm_dtype, trans_b=True)
-    a_ref[...] = jnp.where(_iota((1, R), 1) <= _iota((R, 1), 0), blk, 0.0).astype(a_ref.dtype)
+    return jnp.where(_iota((1, R), 1) <= _iota((R, 1), 0), blk, 0.0)
+
+
+def _store_factored_scores(q_ref, k_ref, b_ref, a_ref, mm_dtype):
+    """a [R, R] = `_factored_scores` (in a's dtype)."""
+    a_ref[...] = _factored_scores(q_ref, k_ref, b_ref, mm_dtype).astype(a_ref.dtype)
 
 
 def _factored_ok(r, b):
@@ -435,6 +467,45 @@ def _out_fwd_kernel(q_ref, v_ref, b_ref, a_ref, h_ref, o_ref, *, scale, mm_dtype
     q_e = q_ref[...].astype(_F32) * jnp.exp(b_ref[...])
     o = _dot(q_e, h_ref[...], mm_dtype, trans_b=True) + _dot(a_ref[...], v_ref[...], mm_dtype)
     o_ref[...] = (scale * o).astype(o_ref.dtype)
+
+
+def _out_fused_fwd_kernel(q_ref, k_ref, v_ref, b_ref, h_ref, o_ref, *, scale, mm_dtype):
+    """`_intra_fwd_chunk_kernel` and `_out_fwd_kernel` in one program (fused_out, primal
+    only): one (chunk, value block) of o = scale * ((q e^b) h_n + A v) with its chunk's A
+    computed in registers, never stored. Where `_factored_ok`, A by one C x C matmul
+    (`_factored_scores`) and o by whole-chunk matmuls; elsewhere the exact scheme one
+    sub-chunk at a time, each [SUB, C] block of A turned straight into its SUB rows of o.
+    Refs: q, k, b [C, Dk]; v, o [C, BV]; h [BV, Dk] (entering state, transposed)."""
+    C, Dk = q_ref.shape
+    ok = _factored_ok(b_ref[pl.ds(0, 1), :], b_ref[...])
+
+    @pl.when(ok)
+    def _():  # `_out_fwd_kernel` with A from registers
+        a = _factored_scores(q_ref, k_ref, b_ref, mm_dtype)
+        q_e = q_ref[...].astype(_F32) * jnp.exp(b_ref[...])
+        o = _dot(q_e, h_ref[...], mm_dtype, trans_b=True) + _dot(a, v_ref[...], mm_dtype)
+        o_ref[...] = (scale * o).astype(o_ref.dtype)
+
+    # The fallback by a loop, not unrolled, and its 16-row (mma.sync) matmul with the state
+    # over 64-wide slices of Dk: unrolled or whole-Dk, it spilled at 8 warps (sm_90 cubins).
+    width = min(Dk, 64)
+
+    @pl.when(jnp.logical_not(ok))
+    def _():
+        def sub_chunk(s, carry):
+            sl = pl.ds(pl.multiple_of(s * SUB, SUB), SUB)
+            a_s = _exact_score_rows(q_ref, k_ref, b_ref, s, mm_dtype)  # [SUB, C]
+
+            def state_part(d, o):
+                dd = pl.ds(pl.multiple_of(d * width, width), width)
+                q_e = q_ref[sl, dd].astype(_F32) * jnp.exp(b_ref[sl, dd])
+                return o + _dot(q_e, h_ref[:, dd], mm_dtype, trans_b=True)
+
+            o = jax.lax.fori_loop(0, Dk // width, state_part, _dot(a_s, v_ref[...], mm_dtype))
+            o_ref[sl, :] = (scale * o).astype(o_ref.dtype)
+            return carry
+
+        jax.lax.fori_loop(0, C // SUB, sub_chunk, 0)
 
 
 def _walk_specs(Tp: int, N: int, bv: int, bk: int):
@@ -503,17 +574,21 @@ def _intra_fwd_chunks(q, k, b, *, chunk, interpret, stages):
     )(q, k, b)
 
 
-def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, tiles):
+def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, tiles, fused=False):
     """Padded inputs: q, k, b [B, Tp, H, Dk]; v [B, Tp, H, Dv]; s0t [B, H, Dv, Dk] float32.
     Returns o [B, Tp, H, Dv], A [B, Tp, H, C], the entering states h [B, H, N, Dv, Dk]
-    (transposed, both in the matmul dtype) and the final state transposed [B, H, Dv, Dk]."""
+    (transposed, both in the matmul dtype) and the final state transposed [B, H, Dv, Dk].
+    fused (primal only, needs factored_chunk): A is None, never stored; o by
+    `gla_out_fused_fwd`, which computes each chunk's A itself."""
     B, Tp, H, Dk = q.shape
     Dv = v.shape[-1]
     C, N = chunk, Tp // chunk
     mm_dtype = q.dtype
     stages = tiles.num_stages
     isz = jnp.dtype(q.dtype).itemsize
-    if tiles.factored_chunk:
+    if fused:
+        a = None
+    elif tiles.factored_chunk:
         a = _intra_fwd_chunks(q, k, b, chunk=C, interpret=interpret, stages=stages)
     else:
         a = _intra_fwd_sub_chunks(q, k, b, chunk=C, interpret=interpret, stages=stages)
@@ -534,6 +609,19 @@ def _forward(q, k, v, b, s0t, *, chunk, scale, interpret, tiles):
 
     bo = min(tiles.block_v_out, Dv)
     chunk_dk = pl.BlockSpec((None, C, None, Dk), lambda b_, h, n, i: (b_, n, h, 0))
+    chunk_vo = pl.BlockSpec((None, C, None, bo), lambda b_, h, n, i: (b_, n, h, i))
+    if fused:  # A recomputed per value block (Dv/bo times): a C x C x Dk matmul, like A v's
+        o = pl.pallas_call(
+            functools.partial(_out_fused_fwd_kernel, scale=scale, mm_dtype=mm_dtype),
+            grid=(B, H, N, Dv // bo),
+            in_specs=[chunk_dk, chunk_dk, chunk_vo, chunk_dk, _chunk_state_spec(bo, Dk)],
+            out_specs=chunk_vo,
+            out_shape=jax.ShapeDtypeStruct(v.shape, q.dtype),
+            compiler_params=_params(_OUT_FUSED_WARPS, stages),
+            interpret=interpret,
+            name="gla_out_fused_fwd",
+        )(q, k, v, b, h_all)
+        return o, a, h_all, st
     o = pl.pallas_call(
         functools.partial(_out_fwd_kernel, scale=scale, mm_dtype=mm_dtype),
         grid=(B, H, N, Dv // bo),
@@ -958,18 +1046,23 @@ class Tiles(NamedTuple):
     block_v_out: int
     num_stages: int | None
     factored_chunk: bool = FACTORED_CHUNK
+    fused_out: bool = FUSED_OUT
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7, 8))
 def _gla_core(q, k, v, g, s0, chunk, scale, interpret, tiles):
-    return _core_fwd(q, k, v, g, s0, chunk, scale, interpret, tiles)[0]
+    # jax.custom_vjp runs this primal body only where nothing is differentiated (jit'd
+    # forward, inference prefill); under grad/vjp it runs `_core_fwd`, which keeps A and h as
+    # the backward's residuals. So only here may A stay in registers (fused_out).
+    fused = tiles.fused_out and tiles.factored_chunk
+    return _core_fwd(q, k, v, g, s0, chunk, scale, interpret, tiles, fused=fused)[0]
 
 
-def _core_fwd(q, k, v, g, s0, chunk, scale, interpret, tiles):
+def _core_fwd(q, k, v, g, s0, chunk, scale, interpret, tiles, fused=False):
     b = _chunk_cumsum_gpu(g, chunk, interpret)
     s0t = jnp.swapaxes(s0, -1, -2)
     o, a, h_all, st = _forward(q, k, v, b, s0t, chunk=chunk, scale=scale, interpret=interpret,
-                               tiles=tiles)
+                               tiles=tiles, fused=fused)
     s_final = jnp.swapaxes(st, -1, -2)
     return (o, s_final), (q, k, v, b, a, h_all, s_final)
 
@@ -1023,6 +1116,7 @@ def gla_pallas_gpu(
     block_v_out: int | None = None,
     num_stages: int | None = None,
     factored_chunk: bool | None = None,
+    fused_out: bool | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """GLA with the Pallas GPU kernels (inputs assumed validated by `kernels.gla.gla`).
 
@@ -1048,6 +1142,9 @@ def gla_pallas_gpu(
         FACTORED_CHUNK, True). False = the exact sub-chunk scheme everywhere, its diagonal
         blocks in kernels of their own (the previous default, kept for A/B timing). Equal up
         to matmul rounding.
+      fused_out: where nothing is differentiated, A and o in one kernel per (chunk, value
+        block), A never stored (`gla_out_fused_fwd`; None = FUSED_OUT, False). Only with
+        factored_chunk; gradients always take the unfused forward (they need A). Untimed.
 
     Returns:
       (o [B, T, H, Dv] in q.dtype, final_state [B, H, Dk, Dv] float32).
@@ -1068,7 +1165,8 @@ def gla_pallas_gpu(
     v_p = _pad_axis(_pad_axis(v, 1, Tp), 3, dv_p)
     s0_p = _pad_axis(_pad_axis(s0, 2, dk_p), 3, dv_p)
     tiles = Tiles(block_v or BLOCK_V, block_k or BLOCK_K, block_v_out or BLOCK_V_OUT, num_stages,
-                  FACTORED_CHUNK if factored_chunk is None else bool(factored_chunk))
+                  FACTORED_CHUNK if factored_chunk is None else bool(factored_chunk),
+                  FUSED_OUT if fused_out is None else bool(fused_out))
     if num_stages is not None and num_stages < 1:
         raise ValueError(f"gla_pallas_gpu: num_stages must be >= 1, got {num_stages}")
     for name, size in zip(("block_v", "block_k", "block_v_out"), tiles[:3]):

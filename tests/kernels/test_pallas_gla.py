@@ -94,6 +94,25 @@ def test_registered_and_auto_per_platform():
 # The default (whole-chunk matmuls where the gates allow it) and the A/B baseline without them
 # (the exact sub-chunk scheme everywhere, diagonal blocks in kernels of their own).
 VARIANTS = ["pallas_gpu", "pallas_gpu@:no_factored_chunk"]
+# fused_out changes only the primal (no gradient taken), which check_backend never runs (it
+# takes gradients): the fused kernel is checked by forward_matches_reference.
+FUSED = "pallas_gpu@:fused_out"
+
+
+def forward_matches_reference(variant, inputs, *, chunk_size, out_tol, state_tol):
+    """The jit'd forward of `variant` (no gradient: the primal path, where fused_out applies)
+    vs the scan reference in float32: o and the final state."""
+    q, k, v, log_g, s0 = inputs
+    kwargs = dict(scale=q.shape[-1] ** -0.5, initial_state=s0, chunk_size=chunk_size)
+    fast = jax.default_backend() == "cpu"
+    fwd = jax.jit(functools.partial(_gla_fn(variant), **kwargs),
+                  compiler_options=_FAST_COMPILE if fast else None)
+    assert "gla_out_fused_fwd" in str(fwd.trace(q, k, v, log_g).jaxpr)
+    o, s = fwd(q, k, v, log_g)
+    f32 = [None if x is None else jnp.asarray(x, jnp.float32) for x in inputs]
+    o_ref, s_ref = gla(*f32[:4], backend="scan", **dict(kwargs, initial_state=f32[4]))
+    assert_close(o, o_ref, out_tol, "o")
+    assert_close(s, s_ref, state_tol, "S_T")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -102,6 +121,50 @@ def test_pallas_gpu_interpret_fp32(variant):
     inputs = make_inputs(11, 1, 70, 2, 16, 24)
     check_backend(variant, inputs, chunk_size=32, out_tol=FP32_TOL, state_tol=FP32_TOL,
                   grad_tol=FP32_TOL)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_pallas_gpu_fused_out_forward(dtype):
+    """fused_out's primal (`gla_out_fused_fwd`, A never stored) against the reference: T = 70
+    (ragged), Dv = 24 (padded), initial state, extreme gates: the exact fallback inside the
+    fused kernel (head 0) and the factored form (head 1). The model's gates: chunk 128 below."""
+    bf16 = dtype == "bfloat16"
+    inputs = make_inputs(11, 1, 70, 2, 16, 24, gate="extremes",
+                         dtype=jnp.bfloat16 if bf16 else jnp.float32)
+    tols = (BF16_OUT_TOL, BF16_STATE_TOL) if bf16 else (FP32_TOL, FP32_TOL)
+    forward_matches_reference(FUSED, inputs, chunk_size=32, out_tol=tols[0], state_tol=tols[1])
+
+
+def test_pallas_gpu_fused_out_only_without_grad():
+    """fused_out: the jaxpr of a plain forward runs `gla_out_fused_fwd` and not the unfused
+    pair; under jax.grad the custom VJP's forward rule runs the unfused kernels (the backward
+    needs A), and the gradients match the reference (fp32, ragged T)."""
+    inputs = make_inputs(17, 1, 40, 1, 16, 16)
+    q, k, v, log_g, s0 = inputs
+    call = functools.partial(gla_pallas_gpu, scale=0.25, initial_state=s0, chunk_size=32,
+                             fused_out=True)
+    plain = str(jax.make_jaxpr(call)(q, k, v, log_g))
+    assert "gla_out_fused_fwd" in plain
+    assert "gla_intra_fwd" not in plain and "gla_out_fwd" not in plain
+    grad = str(jax.make_jaxpr(jax.grad(lambda q: jnp.sum(call(q, k, v, log_g)[0])))(q))
+    assert "gla_out_fused_fwd" not in grad
+    assert "gla_intra_fwd" in grad and "gla_out_fwd" in grad
+    # Without factored_chunk the flag is ignored (the fused kernel has no sub-chunk form).
+    unfactored = str(jax.make_jaxpr(functools.partial(call, factored_chunk=False))(q, k, v, log_g))
+    assert "gla_out_fused_fwd" not in unfactored
+    check_backend(FUSED, inputs, chunk_size=32, out_tol=FP32_TOL, state_tol=FP32_TOL,
+                  grad_tol=FP32_TOL)
+
+
+def test_pallas_gpu_fused_out_chunk_128():
+    """fused_out at chunk 128 (eight sub-chunks in the fused kernel's exact fallback): ragged T,
+    fp32 with extreme gates, bf16 with the model's."""
+    inputs = make_inputs(22, 1, 200, 2, 32, 32, gate="extremes")
+    forward_matches_reference(FUSED, inputs, chunk_size=128, out_tol=FP32_TOL,
+                              state_tol=FP32_TOL)
+    inputs = make_inputs(23, 1, 200, 2, 32, 32, dtype=jnp.bfloat16)
+    forward_matches_reference(FUSED, inputs, chunk_size=128, out_tol=BF16_OUT_TOL,
+                              state_tol=BF16_STATE_TOL)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -189,6 +252,11 @@ def test_variant_kwargs():
     assert variant_kwargs("64x64") == {"block_v": 64, "block_k": 64}
     assert variant_kwargs(":factored_chunk") == {"factored_chunk": True}
     assert variant_kwargs(":no_factored_chunk") == {"factored_chunk": False}
+    assert variant_kwargs(":fused_out") == {"fused_out": True}
+    assert variant_kwargs("64x64x64:fused_out:c128") == {"block_v": 64, "block_k": 64,
+                                                        "block_v_out": 64, "fused_out": True,
+                                                        "chunk_size": 128}
+    assert variant_kwargs(":no_fused_out") == {"fused_out": False}
     assert variant_kwargs("64x64:c128") == {"block_v": 64, "block_k": 64, "chunk_size": 128}
     with pytest.raises(ValueError, match="chunk 96 is not a power of two"):
         variant_kwargs(":c96")
@@ -239,32 +307,39 @@ LOWERING_CASES = [  # (shape, variant): every kernel body of both schemes
     (SMALL_E, ""), (SMALL_E, ":no_factored_chunk"), ((2, 1000, 3, 64, 64), ""),
     ((2, 1000, 3, 64, 64), ":no_factored_chunk"), (SMALL_E, ":c128"),
     (SMALL_E, ":no_factored_chunk:c128"),
+    # fused_out: the forward alone (its backward is the default's, lowered above)
+    (SMALL_E, ":fused_out"), ((2, 1000, 3, 64, 64), ":fused_out"), (SMALL_E, ":fused_out:c128"),
 ]
 
 
 @pytest.mark.parametrize("shape,variant", LOWERING_CASES,
                          ids=["small_e", "small_e-no_factored_chunk", "ragged",
                               "ragged-no_factored_chunk", "small_e-c128",
-                              "small_e-no_factored_chunk-c128"])
+                              "small_e-no_factored_chunk-c128", "small_e-fused_out",
+                              "ragged-fused_out", "small_e-fused_out-c128"])
 def test_pallas_gpu_lowers_for_cuda(shape, variant):
     """Forward and backward lower to their Triton kernels for CUDA (runs the Triton lowering of
     every kernel body: unsupported ops or tile shapes fail here, without a GPU), for the
-    default scheme and the one kept for A/B timing."""
+    default scheme and the one kept for A/B timing; fused_out's forward without a gradient."""
     B, T, H, Dk, Dv = shape
     sds = jax.ShapeDtypeStruct
     args = (sds((B, T, H, Dk), jnp.bfloat16), sds((B, T, H, Dk), jnp.bfloat16),
             sds((B, T, H, Dv), jnp.bfloat16), sds((B, T, H, Dk), jnp.float32),
             sds((B, H, Dk, Dv), jnp.float32))
+    fused_out = variant_kwargs(variant).get("fused_out", False)
 
     def loss(q, k, v, g, s0):
         o, s = gla_pallas_gpu(q, k, v, g, scale=Dk**-0.5, initial_state=s0, interpret=False,
                               **variant_kwargs(variant))
         return jnp.sum(o.astype(jnp.float32)) + jnp.sum(s)
 
-    grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3, 4)))
-    text = grad.trace(*args).lower(lowering_platforms=("cuda",)).as_text()
+    fn = jax.jit(loss if fused_out else jax.grad(loss, argnums=(0, 1, 2, 3, 4)))
+    text = fn.trace(*args).lower(lowering_platforms=("cuda",)).as_text()
     kernels = ["gla_chunk_cumsum", "gla_intra_fwd", "gla_states_fwd", "gla_out_fwd", "gla_bwd_da",
                "gla_intra_bwd", "gla_dstates_bwd", "gla_bwd_dqk", "gla_bwd_dv"]
+    if fused_out:
+        kernels = ["gla_chunk_cumsum", "gla_states_fwd", "gla_out_fused_fwd"]
+        assert "gla_intra_fwd" not in text and "gla_out_fwd" not in text
     if not variant_kwargs(variant).get("factored_chunk", FACTORED_CHUNK):
         # the sub-chunk scheme's diagonal blocks in kernels of their own
         kernels += ["gla_intra_fwd_diag", "gla_intra_bwd_diag"]
@@ -296,6 +371,24 @@ def test_pallas_gpu_compiled_matches_reference(B, T, H, Dk, Dv, scalar, gate, dt
     tols = (BF16_OUT_TOL, BF16_STATE_TOL, BF16_GRAD_TOL) if bf16 else (FP32_TOL,) * 3
     check_backend("pallas_gpu", inputs, chunk_size=64, out_tol=tols[0], state_tol=tols[1],
                   grad_tol=tols[2])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("B,T,H,Dk,Dv,scalar,gate", GPU_CASES)
+@pytest.mark.parametrize("chunk,dtype", [(64, "bfloat16"), (64, "float32"), (128, "bfloat16")])
+def test_pallas_gpu_compiled_fused_out_forward(B, T, H, Dk, Dv, scalar, gate, chunk, dtype):
+    """fused_out's forward (`gla_out_fused_fwd`, only where no gradient is taken), compiled,
+    against the reference: o and the final state (its gradients are the default's). Not fp32
+    at chunk 128: its matmul operands at Dk = 256 need 320 KB of shared memory (sm_90 cubin;
+    the limit is 227 KB)."""
+    if jax.default_backend() != "gpu":
+        pytest.fail("the gpu marker needs a CUDA GPU (jax.default_backend() == 'gpu')")
+    bf16 = dtype == "bfloat16"
+    inputs = make_inputs(21, B, T, H, Dk, Dv, scalar_gate=scalar, gate=gate,
+                         dtype=jnp.bfloat16 if bf16 else jnp.float32)
+    tols = (BF16_OUT_TOL, BF16_STATE_TOL) if bf16 else (FP32_TOL, FP32_TOL)
+    forward_matches_reference(FUSED, inputs, chunk_size=chunk, out_tol=tols[0],
+                              state_tol=tols[1])
 
 
 @pytest.mark.gpu
