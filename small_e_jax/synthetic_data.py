@@ -3,7 +3,8 @@ trainer before real data exists.
 
 Example i (seeded by ``seed`` and i): a random text of 1…J tokens, ``frames`` random 1…T, and
 codes that are a fixed function of the text (``codes[t, k] = (7 * text[t * n_text // frames]
-+ 31 * k + t) % codebook_size``), so the loss can fall well below chance. Examples are padded
++ 31 * k + t) % codebook_size``; without the ``+ t`` if ``codes_follow_time`` is False), so the
+loss can fall well below chance. Examples are padded
 to fixed shapes and batched::
 
     text [B, J] int32 (0 = pad), text_mask [B, J] bool,
@@ -36,6 +37,11 @@ class SyntheticSpec:
     n_train: int = 256  # examples per epoch (training repeats forever)
     n_eval: int = 8
     seed: int = 0
+    # True: codes also advance with the frame index t (below). False: a token's codes are the
+    # same on all its frames, so the first code of each token is a pure lookup of that token
+    # (experiments.synthetic_reading; with t in it, it is the previous code plus a token-pair
+    # dependent jump modulo the codebook size, which a small model does not learn).
+    codes_follow_time: bool = True
 
 
 class _Examples:
@@ -56,7 +62,8 @@ class _Examples:
         text[:n_text] = rng.integers(3, m.text_vocab_size, n_text)
         t = np.arange(s.frames)
         source = text[np.minimum(t * n_text // n_frames, n_text - 1)]
-        codes = (7 * source[:, None] + 31 * np.arange(m.n_codebooks)[None] + t[:, None]) % m.codebook_size
+        shift = t[:, None] if s.codes_follow_time else 0
+        codes = (7 * source[:, None] + 31 * np.arange(m.n_codebooks)[None] + shift) % m.codebook_size
         audio, audio_mask = delay(codes[None], np.array([n_frames]), codebook_size=m.codebook_size)
         return {"text": text, "text_mask": np.arange(s.text_len) < n_text,
                 "audio": audio[0].astype(np.int32), "audio_mask": audio_mask[0]}
