@@ -58,8 +58,8 @@ def aligned_share(path: np.ndarray, text_len: int, frames: int, tolerance: int =
 
 def switch_frames(text_len: int, frames: int) -> np.ndarray:
     """Frames t >= 1 whose token differs from frame t-1's: the only first-codebook codes that
-    cannot be had by copying the previous frame (the code is 7 * token + t), so predicting them
-    needs the text."""
+    cannot be had by copying the previous frame's (a token's codes are the same on all its
+    frames), so predicting them needs the text."""
     src = true_positions(text_len, frames)
     return np.nonzero(src[1:] != src[:-1])[0] + 1
 
