@@ -13,7 +13,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_child(*meshes: str) -> dict:
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu",
+    # Fast CPU compilation (the child compiles init and the train step on two layouts; both use
+    # the same flags, so the comparison is unchanged): 89 s -> 59 s on 2 cores.
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0 "
+               "--xla_llvm_disable_expensive_passes=true", JAX_PLATFORMS="cpu",
                PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-m", "tests.train.multidevice_child", *meshes], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
