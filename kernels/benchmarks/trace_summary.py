@@ -158,4 +158,3 @@ def report_lines(summary: dict[str, Any], steps: int, top: int,
     yield from table("by kernel", summary["by_kernel"], summary["total_ns"], top, steps)
     yield "\nwhere the top kernels come from (optimized HLO metadata)"
     yield from origin_lines(summary["by_kernel"], steps, top, origins())
-

@@ -5,7 +5,7 @@
         --shape 8,1024,8,64,64 --tiles 64x64x64x1
     python -m kernels.benchmarks.triton_resources --triton-path /tmp/tritonsite \\
         --tiles :no_factored_chunk        # the A/B baseline's kernels
-    python -m kernels.benchmarks.triton_resources --triton-path /tmp/tritonsite \
+    python -m kernels.benchmarks.triton_resources --triton-path /tmp/tritonsite \\
         --tiles :fused_out --forward-only # the forward as an inference call runs it
 
 Lowers forward+backward for CUDA (jax, CPU), keeps the Triton IR of each kernel, then compiles
