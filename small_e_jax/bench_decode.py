@@ -28,13 +28,14 @@ Writes one JSON line per batch size in the format of :mod:`kernels.benchmarks.re
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -129,10 +130,13 @@ class Bench:
         return time.perf_counter() - t0
 
 
-def trace_loop(bench: Bench, batch: int, text_len: int, frames: int, top: int = 15) -> dict[str, Any]:
+def trace_loop(bench: Bench, batch: int, text_len: int, frames: int, top: int = 15,
+               hlo_text: Optional[Callable[[], str]] = None) -> dict[str, Any]:
     """Trace one run (prefill + loop) and print the device timeline per decode step and the
     busiest kernels: at batch 1 a step is a chain of small kernels, and this says how many and
-    how long the device waits between them. Returns the timeline per step (ns; {} on a CPU)."""
+    how long the device waits between them. ``hlo_text``: the compiled loop's HLO (default:
+    compiled here, only if there is a device plane). Returns the timeline per step (ns; {} on a
+    CPU)."""
     from kernels.benchmarks.trace_summary import origin_lines, run_traced, summarize, table, timeline_lines
 
     try:  # run_once waits for the loop (it reads the step count back)
@@ -149,7 +153,7 @@ def trace_loop(bench: Bench, batch: int, text_len: int, frames: int, top: int = 
         print("  " + line)
     for line in table("  busiest kernels", summary["by_kernel"], summary["total_ns"], top, steps):
         print("  " + line)
-    origins = loop_kernel_origins(bench, batch, text_len, frames)
+    origins = loop_kernel_origins(bench, batch, text_len, frames, hlo_text)
     if origins:
         print("  where the busiest kernels come from (optimized HLO metadata)")
         for line in origin_lines(summary["by_kernel"], steps, top, origins, name_width=40, origin_width=160):
@@ -157,13 +161,14 @@ def trace_loop(bench: Bench, batch: int, text_len: int, frames: int, top: int = 
     return {k: v / steps for k, v in summary["timeline"].items()}
 
 
-def loop_kernel_origins(bench: Bench, batch: int, text_len: int, frames: int) -> dict[str, str]:
+def loop_kernel_origins(bench: Bench, batch: int, text_len: int, frames: int,
+                        hlo_text: Optional[Callable[[], str]] = None) -> dict[str, str]:
     """{kernel (fusion) name: the JAX op and source line it was made from} for the decode loop's
     compiled program; {} when the program text cannot be had (a convenience, never fatal)."""
     from small_e_jax.eval.profile_step import hlo_origins
 
     try:
-        return hlo_origins(loop_hlo_text(bench, batch, text_len, frames))
+        return hlo_origins(hlo_text() if hlo_text else loop_hlo_text(bench, batch, text_len, frames))
     except Exception as e:  # noqa: BLE001
         print(f"  (no kernel origins: {type(e).__name__}: {e})")
         return {}
@@ -176,13 +181,13 @@ def loop_hlo_text(bench: Bench, batch: int, text_len: int, frames: int) -> str:
     return bench.loop.lower(bench.params, carry, request, jnp.int32(n_steps)).compile().as_text()
 
 
-def save_loop_hlo(bench: Bench, batch: int, text_len: int, frames: int, directory: Path) -> Path:
+def save_loop_hlo(hlo_text: str, batch: int, directory: Path) -> Path:
     """Write the decode loop's optimized HLO to ``directory/decode_loop_B{batch}.hlo.txt.gz``
     (what each fused kernel contains, to read a GPU trace against)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"decode_loop_B{batch}.hlo.txt.gz"
     with gzip.open(path, "wt") as f:
-        f.write(loop_hlo_text(bench, batch, text_len, frames))
+        f.write(hlo_text)
     return path
 
 
@@ -255,10 +260,13 @@ def main(argv: Sequence[str] | None = None, *, codec: Any = None) -> int:
         first = f", first audio {extra['first_audio_ms']:.0f} ms" if "first_audio_ms" in extra else ""
         print(f"B={batch:3d}: {frames_per_s:,.0f} frames/s, rtf {rtf:.4f}, step {extra['step_ms']:.3f} ms, "
               f"prefill {extra['prefill_ms']:.1f} ms{first}", flush=True)
+        # The compiled loop's HLO, compiled at most once for --trace's origins and --hlo-dir.
+        hlo_text = functools.cache(lambda: loop_hlo_text(bench, batch, args.text_len, args.frames))
         if args.trace:  # after the timed runs, so the profiler does not disturb them
-            record["extra"]["trace_per_step"] = trace_loop(bench, batch, args.text_len, args.frames)
+            record["extra"]["trace_per_step"] = trace_loop(bench, batch, args.text_len, args.frames,
+                                                           hlo_text=hlo_text)
         if args.hlo_dir is not None:
-            print(f"  wrote {save_loop_hlo(bench, batch, args.text_len, args.frames, args.hlo_dir)}")
+            print(f"  wrote {save_loop_hlo(hlo_text(), batch, args.hlo_dir)}")
     if args.out is not None:
         append_records(records, args.out)
         print(f"appended {len(records)} records to {args.out}")
