@@ -11,7 +11,9 @@ Forward+backward is one call that computes the output and the gradients of ``sum
 w.r.t. q, k, v and the gates (FLA: ``o.backward(do)``), so both sides do the same work. When
 ``fla`` and a CUDA torch are importable, FLA is timed in the same run on the same GPU (in a
 child process with a time limit, ``kernels/benchmarks/fla_baseline.py``) and every JAX line
-carries its figures as the baseline; otherwise the baseline is ``null`` and the record says why.
+carries its figures as the baseline: FLA's calls replayed from a CUDA graph (its kernels without
+Python's launch overhead, which on some hosts made its eager forward 1.7x slower), with the eager
+figures beside them; otherwise the baseline is ``null`` and the record says why.
 Tokens/s = B * T / seconds. Medians of ``--repeats`` timings, each of ``--iters`` calls, after
 warm-up (compilation and FLA's autotuning stay out of the numbers).
 """
@@ -104,8 +106,9 @@ def time_jax_backend(backend: str, inputs: dict[str, np.ndarray], chunk_size: in
 
 
 def time_fla_subprocess(shape: Shape, dtype: str, repeats: int, timeout_s: float
-                        ) -> tuple[Optional[tuple[float, float]], Optional[str]]:
-    """FLA's (fwd, fwd+bwd) seconds from its own process, or (None, why not).
+                        ) -> tuple[Optional[dict[str, Any]], Optional[str]]:
+    """FLA's timings from its own process (``fla_baseline``'s JSON: eager and CUDA-graph
+    seconds, kernels), or (None, why not).
 
     A separate process with a time limit: FLA's first call of a shape autotunes Triton kernels
     for minutes (on an H100 one did not finish in 7 minutes), and a stall there must not cost
@@ -128,7 +131,23 @@ def time_fla_subprocess(shape: Shape, dtype: str, repeats: int, timeout_s: float
         return None, f"FLA process failed (exit {done.returncode}): {done.stderr.strip()[-500:]}"
     if "error" in result:
         return None, result["error"]
-    return (result["fwd_s"], result["fwd_bwd_s"]), None
+    return result, None
+
+
+def fla_baseline(fla: dict[str, Any], tokens: int) -> dict[str, Any]:
+    """The baseline every JAX line is compared with: FLA replayed from a CUDA graph (its kernels
+    alone, the strict comparison) where the capture worked, else FLA called eagerly; the other
+    figures ride along."""
+    graph = "fwd_graph_s" in fla and "fwd_bwd_graph_s" in fla
+    suffix = "_graph_s" if graph else "_s"
+    baseline = {"name": "fla.chunk_gla", "mode": "cuda_graph" if graph else "eager",
+                "fwd_tokens_per_s": tokens / fla["fwd" + suffix],
+                "fwd_bwd_tokens_per_s": tokens / fla["fwd_bwd" + suffix],
+                "eager_fwd_tokens_per_s": tokens / fla["fwd_s"],
+                "eager_fwd_bwd_tokens_per_s": tokens / fla["fwd_bwd_s"]}
+    if "graph_error" in fla:
+        baseline["graph_error"] = fla["graph_error"]
+    return baseline
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
@@ -199,13 +218,20 @@ def main(argv: Optional[list[str]] = None) -> int:
 
         baseline, shape_fla_reason = None, fla_reason
         if fla_reason is None:
-            fla_times, shape_fla_reason = time_fla_subprocess(shape, args.dtype, args.repeats,
-                                                              args.fla_timeout)
-            if fla_times is not None:
-                baseline = {"name": "fla.chunk_gla", "fwd_tokens_per_s": tokens / fla_times[0],
-                            "fwd_bwd_tokens_per_s": tokens / fla_times[1]}
-                print(f"{shape.label} fla_triton: fwd {baseline['fwd_tokens_per_s'] / 1e6:.2f} Mtok/s, "
-                      f"fwd+bwd {baseline['fwd_bwd_tokens_per_s'] / 1e6:.2f} Mtok/s", flush=True)
+            fla, shape_fla_reason = time_fla_subprocess(shape, args.dtype, args.repeats,
+                                                        args.fla_timeout)
+            if fla is not None:
+                baseline = fla_baseline(fla, tokens)
+                print(f"{shape.label} fla_triton ({baseline['mode']}): fwd "
+                      f"{baseline['fwd_tokens_per_s'] / 1e6:.2f} Mtok/s, fwd+bwd "
+                      f"{baseline['fwd_bwd_tokens_per_s'] / 1e6:.2f} Mtok/s; eager fwd "
+                      f"{baseline['eager_fwd_tokens_per_s'] / 1e6:.2f}, fwd+bwd "
+                      f"{baseline['eager_fwd_bwd_tokens_per_s'] / 1e6:.2f}"
+                      + (f" (no graph: {baseline['graph_error']})" if "graph_error" in baseline
+                         else ""), flush=True)
+                for direction, kernels in fla.get("kernels", {}).items():
+                    print(f"  FLA {direction} kernels (ms per call): "
+                          + "; ".join(f"{name} {ms:.3f}" for name, ms in kernels[:8]), flush=True)
             else:
                 print(f"{shape.label} fla_triton: {shape_fla_reason}", flush=True)
 
@@ -215,7 +241,11 @@ def main(argv: Optional[list[str]] = None) -> int:
             records.append(make_record(name=f"gla/{shape.label}", backend="fla_triton",
                                        shape=shape.as_dict(), dtype=args.dtype,
                                        fwd_tokens_per_s=baseline["fwd_tokens_per_s"],
-                                       fwd_bwd_tokens_per_s=baseline["fwd_bwd_tokens_per_s"]))
+                                       fwd_bwd_tokens_per_s=baseline["fwd_bwd_tokens_per_s"],
+                                       extra={**{k: v for k, v in baseline.items()
+                                                 if k not in ("name", "fwd_tokens_per_s",
+                                                              "fwd_bwd_tokens_per_s")},
+                                              "kernels": fla.get("kernels", {})}))
             rows.append((shape.label, "fla_triton", baseline["fwd_tokens_per_s"],
                          baseline["fwd_bwd_tokens_per_s"], 1.0, 1.0))
         for backend, (fwd, fwd_bwd) in measured.items():
