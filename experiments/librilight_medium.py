@@ -98,8 +98,10 @@ def main(argv: Optional[Sequence[str]] = None, *, default_preset: str = "small_e
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from small_e_jax import sharding, train
+    from small_e_jax import gpu_graphs, sharding, train
 
+    if config.trainer.cuda_graphs:
+        gpu_graphs.enable_cuda_graphs()  # XLA reads its flags when the backend starts
     sharding.initialize_distributed(config.trainer.distributed)  # before any other JAX call
     try:
         source = make_source(data, config)

@@ -89,8 +89,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     except (ConfigError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from small_e_jax import gpu_graphs
     from small_e_jax.train import Trainer
 
+    if config.trainer.cuda_graphs:  # profile the step the trainer runs
+        gpu_graphs.enable_cuda_graphs()
     trainer = Trainer(config)
     state = trainer.init_state()
     data = trainer.shard_batch(synthetic_batch(config, batch, frames, args.text_len))

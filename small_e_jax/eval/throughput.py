@@ -18,6 +18,8 @@ device memory (GPU/TPU: ``memory_stats()``), and model FLOPs utilisation when ``
 is given (FLOPs from XLA's cost analysis of the compiled step; kernels XLA cannot see into,
 such as Pallas calls, are not counted there).
 
+On GPU the step runs as the trainer runs it, from CUDA graphs (``trainer.cuda_graphs``, default
+on; ``trainer.cuda_graphs=false`` to time launches one by one); each record keeps ``XLA_FLAGS``.
 A shape that runs out of memory is recorded with ``"oom": true`` and the run goes on.
 Each measurement is a JSON line in the one record format (:mod:`kernels.benchmarks.record`).
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import statistics
 import sys
 import time
@@ -34,6 +37,7 @@ from typing import Any, Optional, Sequence
 import jax
 import numpy as np
 
+from small_e_jax import gpu_graphs
 from small_e_jax.config import Config, ConfigError, load_config
 from small_e_jax.delay import delay
 
@@ -167,6 +171,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     from kernels.benchmarks.record import append_records, make_record
 
+    if config.trainer.cuda_graphs:  # as the trainer runs its steps (small_e_jax/gpu_graphs.py)
+        gpu_graphs.enable_cuda_graphs()
     label = args.label or config.name
     for batch, frames in shapes:
         r = measure(config, batch, frames, text_len=args.text_len, steps=args.steps, warmup=args.warmup,
@@ -185,7 +191,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                 dtype=config.model.dtype, fwd_tokens_per_s=None,
                 fwd_bwd_tokens_per_s=r.get("frames_per_s"),
                 extra={**r, "model": label, "block": config.model.block, "remat": config.model.remat,
-                       "gla_backend": config.model.gla_backend, "overrides": args.overrides})
+                       "gla_backend": config.model.gla_backend, "overrides": args.overrides,
+                       "xla_flags": os.environ.get("XLA_FLAGS", "")})
             append_records([record], args.out)
     return 0
 
