@@ -14,7 +14,9 @@
 #   kernel      GLA kernels: our JAX backends and FLA chunk_gla in the same run (gla_bench)
 #   train       train-step throughput: GLA and transformer presets at the paper's shapes
 #   crossover   train-step throughput at a fixed 24K frames per batch, T = 1K..16K, both presets
-#               (crossover:PRESET for one preset; $CROSSOVER_STEPS timed steps, default 5)
+#               (crossover:PRESET for one preset; $CROSSOVER_STEPS timed steps, default 5;
+#               $CROSSOVER_TIMEOUT seconds per preset, default 300: each length compiles for
+#               40-85 s on an H200, so three lengths fit, four do not)
 #   codec       Flax DAC vs PyTorch DAC encode/decode throughput
 #   pallas_tests  compiled parity of the Pallas GLA kernels (pytest -m gpu tests/kernels)
 #   profile     device time per kernel and per model scope of the GLA train step (8 x 4096)
@@ -105,7 +107,7 @@ for step in "$@"; do
       presets="small_e_librilight_medium transformer_baseline"
       [ "$step" != crossover ] && presets="${step#crossover:}"
       for preset in $presets; do
-        timeout 300 python3 -m small_e_jax.eval.throughput --config "$preset" --frames-per-batch 24576 \
+        timeout "${CROSSOVER_TIMEOUT:-300}" python3 -m small_e_jax.eval.throughput --config "$preset" --frames-per-batch 24576 \
           --lengths "${CROSSOVER_LENGTHS:-1024,2048,4096,8192,16384}" --steps "${CROSSOVER_STEPS:-5}" --peak-tflops "$PEAK" \
           --label "$preset/crossover" --out "$R" model.remat=false "model.gla_backend=${GLA_BACKEND:-auto}"
       done 2>&1 | tee -a "$OUT/crossover.log" ;;
