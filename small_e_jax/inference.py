@@ -45,6 +45,13 @@ TEXT_BUCKET = 32  # text lengths are padded to a multiple of this (masked)
 DEFAULT_SAMPLING = SamplingConfig(temperature=1.0, top_k=100)
 MIN_PROMPT_S, MAX_PROMPT_S = 1.0, 15.0  # voice prompt duration limits
 SILENCE_DBFS = -60.0  # a prompt quieter than this (RMS) is refused as silent
+# On GPU a batch of fewer rows is decoded as this many (the extra rows copy item 0 and are
+# marked finished from the start, so they never lengthen the loop; their outputs are dropped).
+# Why: with one row every projection of the decode step is a vector-matrix dot, which XLA
+# rewrites into a multiply kernel that writes the weight-sized product plus a reduce kernel;
+# with >= 2 rows they stay GEMMs. Measured on an H200 (benchmarks/RESULTS.md, eighth lease,
+# small_e_librilight_medium): 0.515 ms per step at batch 1, 0.481 at 2, 0.436 at 4.
+GPU_MIN_ROWS = 4
 
 
 # --------------------------------------------------------------------------- restore
@@ -193,13 +200,19 @@ class Synthesizer:
     """Text -> codes -> audio with a restored Small-E model (see module doc)."""
 
     def __init__(self, model: SmallE, config: Config, *, codec: Any = None, codec_weights: Optional[str] = None,
-                 unroll: int = 1):
+                 unroll: int = 1, min_rows: Optional[int] = None):
         """``codec``: a :class:`~small_e_jax.codec.Codec` (default: ``config.data.codec`` with
         ``codec_weights`` or ``config.data.codec_weights``, loaded on first use). ``unroll``:
-        decode steps per loop iteration (see :func:`decoding.run_loop`; long-form uses 1)."""
+        decode steps per loop iteration (see :func:`decoding.run_loop`; long-form uses 1).
+        ``min_rows``: fewer texts than this are decoded as this many rows (None: `GPU_MIN_ROWS`
+        on GPU, 1 elsewhere); the codes do not change, only the speed."""
         if unroll < 1:
             raise ValueError(f"unroll must be >= 1, got {unroll}")
-        self.unroll = int(unroll)
+        if min_rows is None:
+            min_rows = GPU_MIN_ROWS if jax.default_backend() == "gpu" else 1
+        if min_rows < 1:
+            raise ValueError(f"min_rows must be >= 1, got {min_rows}")
+        self.unroll, self.min_rows = int(unroll), int(min_rows)
         self.config, self.model_config = config, config.model
         self.tokenizer = load_tokenizer()
         if self.tokenizer.vocab_size != self.model_config.text_vocab_size:
@@ -293,14 +306,24 @@ class Synthesizer:
               max_frames: Optional[int] = None, prompts: Optional[Sequence[Optional[Prompt]]] = None,
               initial_states: Optional[Sequence[Any]] = None, min_frames: int = 1, unroll: Optional[int] = None
               ) -> tuple[decoding.Carry, decoding.Request]:
-        """Prefill: the loop's starting carry and request for ``texts``."""
+        """Prefill: the loop's starting carry and request for ``texts``. With fewer texts than
+        ``min_rows`` the carry has ``min_rows`` rows, the extra ones finished from the start."""
         Q = self.model_config.n_codebooks
         prompts = list(prompts) if prompts is not None else [None] * len(texts)
         text, text_mask = self.encode_texts(texts, [p.text if p is not None else None for p in prompts])
         max_frames = self.max_frames_default() if max_frames is None else int(max_frames)
         if max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {max_frames}")
-        request = decoding.make_request(Q, len(texts), [p.codes if p is not None else None for p in prompts],
+        n_items = len(prompts)
+        extra = max(self.min_rows - n_items, 0)
+        if extra:  # copies of item 0 (validated above), finished before the first step
+            text, text_mask = (jnp.concatenate([x, jnp.repeat(x[:1], extra, axis=0)]) for x in (text, text_mask))
+            prompts = prompts + [prompts[0]] * extra
+            if initial_states is not None:
+                initial_states = [s if getattr(s, "shape", (1,))[0] == 1
+                                  else jnp.concatenate([s, jnp.repeat(s[:1], extra, axis=0)])
+                                  for s in initial_states]
+        request = decoding.make_request(Q, len(prompts), [p.codes if p is not None else None for p in prompts],
                                         min_frames, max_frames)
         n_steps = int(np.max(np.asarray(request.limit)))
         unroll = self.unroll if unroll is None else unroll
@@ -309,7 +332,10 @@ class Synthesizer:
         max_len = n_steps if self.model_config.block == "transformer" else None
         state = self._prefill(self.params, text, text_mask, initial_states, guided=sampling.uses_cfg,
                               max_len=max_len)
-        return decoding.init_carry(state, request, n_steps, seed), request
+        carry = decoding.init_carry(state, request, n_steps, seed)
+        if extra:
+            carry = carry.replace(done=carry.done.at[n_items:].set(True))
+        return carry, request
 
     def generate(self, texts: Sequence[str], *, sampling: SamplingConfig = DEFAULT_SAMPLING, seed: int = 0,
                  max_frames: Optional[int] = None, prompts: Optional[Sequence[Optional[Prompt]]] = None,
@@ -324,6 +350,7 @@ class Synthesizer:
         prompts: per-item :class:`Prompt` (voice cloning by continuation) or None.
         initial_states: per-audio-block initial GLA states (initial-state tuning, long-form).
         min_frames: new frames before the stop token is allowed.
+        return_carry: also return the loop's final carry (``max(len(texts), min_rows)`` rows).
         """
         t0 = time.perf_counter()
         carry, request = self.start(texts, sampling=sampling, seed=seed, max_frames=max_frames,
@@ -334,7 +361,7 @@ class Synthesizer:
         outputs, eoa_col = jax.device_get((carry.outputs, carry.eoa_col))
         self.last_timing = {"generate_s": time.perf_counter() - t0, "steps": int(jax.device_get(carry.i))}
         codes = decoding.finish(outputs, eoa_col, np.asarray(request.prompt_frames), self.model_config.n_codebooks,
-                                np.asarray(request.limit))
+                                np.asarray(request.limit))[:len(texts)]  # without the min_rows copies
         return (codes, carry) if return_carry else codes
 
     def decode_audio(self, codes: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -449,7 +476,7 @@ class Synthesizer:
             i, done, eoa = jax.device_get((carry.i, carry.done[0], carry.eoa_col[0]))
             n = decoding.complete_frames(int(i), int(eoa), Q, n_max)
             if n > emitted_codes:
-                outputs = np.asarray(jax.device_get(carry.outputs[:, :max(int(i), 1)]))
+                outputs = np.asarray(jax.device_get(carry.outputs[:1, :max(int(i), 1)]))  # the text's row
                 outputs = np.where(outputs < 0, 0, outputs)
                 full = decoding.undelay_predictions(
                     np.concatenate([outputs, np.zeros((1, Q, Q), np.int32)], axis=1))[0][0]

@@ -80,3 +80,41 @@ def test_transformer_baseline_generates():
     synth = Synthesizer(random_model(config), config, codec=FakeCodec(4, 1024))
     batched = synth.generate(TEXTS, sampling=GREEDY, max_frames=10)  # KV cache sized to the steps
     np.testing.assert_array_equal(batched[0], synth.generate(TEXTS[:1], sampling=GREEDY, max_frames=10)[0])
+
+
+def test_min_rows_pads_without_changing_the_codes(tiny):
+    """A lone text decoded as 4 rows (the GPU default, GPU_MIN_ROWS): the same codes, greedy
+    and sampled, in generate, stream and long-form; the copies never lengthen the loop."""
+    from small_e_jax.decoding import NO_STOP
+    from small_e_jax.delay import PAD
+    from small_e_jax.inference import Synthesizer
+    from tests.inference.conftest import FakeCodec
+
+    model, config = tiny
+    codec = FakeCodec(config.model.n_codebooks, config.model.codebook_size)
+    one, four = (Synthesizer(model, config, codec=codec, min_rows=r) for r in (1, 4))
+    sampled = SamplingConfig(temperature=1.0, top_k=20)
+    for sampling in (GREEDY, sampled):
+        a = one.generate([TEXTS[1]], sampling=sampling, seed=5, max_frames=24)
+        b, carry = four.generate([TEXTS[1]], sampling=sampling, seed=5, max_frames=24, return_carry=True)
+        assert len(b) == 1 and carry.outputs.shape[0] == 4
+        np.testing.assert_array_equal(a[0], b[0])
+        # the copies were finished from the start: PAD in every step the loop ran, no stop of
+        # their own; the loop ran as long as the text's own row needed (its stop or the limit)
+        steps = int(carry.i)
+        assert (np.asarray(carry.outputs[1:, :steps]) == PAD).all()
+        assert (np.asarray(carry.eoa_col[1:]) == NO_STOP).all()
+        assert steps == one.last_timing["steps"]
+    two = [TEXTS[0], TEXTS[1]]
+    for x, y in zip(one.generate(two, sampling=GREEDY, max_frames=24),
+                    four.generate(two, sampling=GREEDY, max_frames=24)):
+        np.testing.assert_array_equal(x, y)
+    streamed = [c.codes for c in four.stream(TEXTS[1], sampling=GREEDY, max_frames=24, chunk_frames=5)]
+    np.testing.assert_array_equal(np.concatenate(streamed),
+                                  one.generate([TEXTS[1]], sampling=GREEDY, max_frames=24)[0])
+    long_text = "Hello there. A much longer second sentence, with a comma."
+    for x, y in zip(one.generate_long(long_text, sampling=GREEDY, max_frames=24),
+                    four.generate_long(long_text, sampling=GREEDY, max_frames=24)):
+        np.testing.assert_array_equal(x, y)
+    with pytest.raises(ValueError, match="min_rows"):
+        Synthesizer(model, config, codec=codec, min_rows=0)
