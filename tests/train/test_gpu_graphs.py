@@ -38,12 +38,13 @@ def test_config_default_is_on_and_can_be_turned_off():
     assert load_config("tiny", ["trainer.cuda_graphs=false"]).trainer.cuda_graphs is False
 
 
-def _child(code: str, xla_flags: str | None) -> subprocess.CompletedProcess:
+def _child(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh Python without XLA_FLAGS; it must exit 0."""
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    if xla_flags is not None:
-        env["XLA_FLAGS"] = xla_flags
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done
 
 
 def test_in_a_fresh_process_the_flags_reach_xla_and_cpu_runs_with_them():
@@ -53,8 +54,7 @@ def test_in_a_fresh_process_the_flags_reach_xla_and_cpu_runs_with_them():
             "assert gpu_graphs.enable_cuda_graphs()\n"
             "print(float(jax.jit(lambda x: (x * 2).sum())(jnp.ones(4))))\n"
             "print(os.environ['XLA_FLAGS'])\n")
-    done = _child(code, None)
-    assert done.returncode == 0, done.stderr
+    done = _child(code)
     value, flags = done.stdout.strip().splitlines()
     assert value == "8.0" and flags.split() == list(gpu_graphs.COMMAND_BUFFER_FLAGS)
 
@@ -65,7 +65,6 @@ def test_after_jax_started_nothing_changes_and_a_warning_says_why():
             "from small_e_jax import gpu_graphs\n"
             "assert gpu_graphs.enable_cuda_graphs() is False\n"
             "print(repr(os.environ.get('XLA_FLAGS')))\n")
-    done = _child(code, None)
-    assert done.returncode == 0, done.stderr
+    done = _child(code)
     assert done.stdout.strip() == "None"
     assert "cannot change now" in done.stderr
