@@ -320,7 +320,7 @@ class Synthesizer:
             text, text_mask = (jnp.concatenate([x, jnp.repeat(x[:1], extra, axis=0)]) for x in (text, text_mask))
             prompts = prompts + [prompts[0]] * extra
             if initial_states is not None:
-                initial_states = [s if getattr(s, "shape", (1,))[0] == 1
+                initial_states = [s if s is None or s.shape[0] == 1  # None: zeros; 1: broadcast
                                   else jnp.concatenate([s, jnp.repeat(s[:1], extra, axis=0)])
                                   for s in initial_states]
         request = decoding.make_request(Q, len(prompts), [p.codes if p is not None else None for p in prompts],
