@@ -19,6 +19,7 @@
 #               40-85 s on an H200, so three lengths fit, four do not)
 #   codec       Flax DAC vs PyTorch DAC encode/decode throughput
 #   pallas_tests  compiled parity of the Pallas GLA kernels (pytest -m gpu tests/kernels)
+#   block_tests   compiled parity of the fused decode block only (tests/kernels/test_block_step.py)
 #   profile     device time per kernel and per model scope of the GLA train step (8 x 4096)
 #   kernel_profile  device time per kernel of one GLA layer, fwd and fwd+bwd (gla_profile;
 #               $KERNEL_BACKENDS, default pallas_gpu; $KERNEL_PROFILE_SHAPE, default Small-E)
@@ -113,6 +114,9 @@ for step in "$@"; do
       done 2>&1 | tee -a "$OUT/crossover.log" ;;
     pallas_tests)
       timeout 420 python3 -m pytest -m gpu tests/kernels -q -x -p no:cacheprovider 2>&1 | tee "$OUT/pallas_tests.log" ;;
+    block_tests)  # only the fused decode block's compiled parity (kernels/gla/block_step.py)
+      timeout 300 python3 -m pytest -m gpu tests/kernels/test_block_step.py -q -x -p no:cacheprovider 2>&1 \
+        | tee "$OUT/block_tests.log" ;;
     profile)
       timeout 240 python3 -m small_e_jax.eval.profile_step --config small_e_librilight_medium --shape "${PROFILE_SHAPE:-8x4096}" \
         --steps 3 --top 30 --out "$OUT/profile_gla.json" model.remat=false \

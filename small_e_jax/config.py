@@ -77,6 +77,9 @@ class ModelConfig:
     param_dtype: Literal["float32", "bfloat16"] = "float32"
     gla_backend: str = "auto"
     gla_chunk_size: int = 64
+    # Decode step kernels: "pallas" = each GLA block as five fused Pallas kernels
+    # (kernels/gla/block_step.py; interpret mode off GPU), "xla" = XLA ops, "auto" = pallas on GPU.
+    decode_kernels: Literal["auto", "xla", "pallas"] = "auto"
     remat: bool = True  # activation checkpointing on every block
 
     @property

@@ -114,14 +114,16 @@ def _allowed_logits(logits: jax.Array, c: jax.Array, request: Request) -> jax.Ar
 
 
 def decode_loop_body(model: SmallE, sampling: SamplingConfig, request: Request, carry: Carry,
-                     values: Optional[dict[str, Any]] = None) -> Carry:
+                     values: Optional[dict[str, Any]] = None,
+                     weights: Optional[dict[str, Any]] = None) -> Carry:
     """One step of the loop (traceable): feed ``carry.column``, choose column ``i + 1``.
-    ``values``: the traced settings of :meth:`SamplingConfig.split` (default: ``sampling``'s)."""
+    ``values``: the traced settings of :meth:`SamplingConfig.split` (default: ``sampling``'s);
+    ``weights``: :meth:`SmallE.fused_decode_weights` (None: XLA blocks)."""
     values = values if values is not None else sampling.split()[1]
     i, B = carry.i, carry.column.shape[0]
     Q = carry.column.shape[1]
     column_in = jnp.concatenate([carry.column, carry.column]) if sampling.uses_cfg else carry.column
-    logits, state = model.decode_step(carry.state, column_in)
+    logits, state = model.decode_step(carry.state, column_in, weights=weights)
     if sampling.uses_cfg:
         cond, uncond = logits[:B], logits[B:]
         # cond + (s - 1)(cond - uncond) = uncond + s (cond - uncond)
@@ -163,6 +165,8 @@ def run_loop(model: SmallE, sampling: SamplingConfig, request: Request, carry: C
     recurrent states run on past the stop, so long-form carry-over uses ``unroll = 1``.
     """
     values = values if values is not None else sampling.split()[1]
+    # Packed once per call, outside the loop (model.decode_kernels; None = XLA blocks).
+    weights = model.fused_decode_weights()
     if carry.outputs.shape[1] % unroll:
         raise ValueError(f"the output buffer ({carry.outputs.shape[1]} steps) is not a multiple of unroll={unroll}")
 
@@ -171,7 +175,7 @@ def run_loop(model: SmallE, sampling: SamplingConfig, request: Request, carry: C
 
     def body(carry: Carry) -> Carry:
         for _ in range(unroll):
-            carry = decode_loop_body(model, sampling, request, carry, values)
+            carry = decode_loop_body(model, sampling, request, carry, values, weights)
         return carry
 
     return jax.lax.while_loop(cond, body, carry)

@@ -44,6 +44,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from kernels.gla.block_step import pad_rows, padded_rows
 from small_e_jax.config import ModelConfig
 from small_e_jax.model.layers import LayerNorm, apply_rotary, dense, masked_softmax, sinusoids
 from small_e_jax.model.lclm import make_block
@@ -128,11 +129,19 @@ class PACA(nnx.Module):
         """The PosNet's GLA state [B, H, K, V] fp32 (zeros)."""
         return self.pos_net.init_state(batch)
 
-    def step(self, h: jax.Array, memory: Memory, state: jax.Array, position: jax.Array
+    def step(self, h: jax.Array, memory: Memory, state: jax.Array, position: jax.Array,
+             pos_net_weights: Optional[dict[str, jax.Array]] = None
              ) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """h [B, d] at audio ``position`` -> (out [B, d], state, attention [B, 2, J])."""
+        """h [B, d] at audio ``position`` -> (out [B, d], state, attention [B, 2, J]).
+        ``pos_net_weights``: the PosNet's fused decode weights (``LCLMBlock.fused_weights``)."""
         a1, e = self._first(h[:, None], memory, jnp.reshape(position, (1,)))
-        e, state = self.pos_net.step(e[:, 0], state, position)
+        if pos_net_weights is None:
+            e, state = self.pos_net.step(e[:, 0], state, position)
+        else:
+            B = e.shape[0]
+            e, state = self.pos_net.step(pad_rows(e[:, 0], padded_rows(B)), state, position,
+                                         weights=pos_net_weights)
+            e = e[:B]
         a2, out = self._second(e[:, None], memory)
         return out[:, 0], state, jnp.stack([a1[:, 0], a2[:, 0]], axis=1)
 
@@ -175,9 +184,9 @@ class CrossAttention(nnx.Module):
         del batch
         return None
 
-    def step(self, h: jax.Array, memory: Memory, state: None, position: jax.Array
-             ) -> tuple[jax.Array, None, jax.Array]:
-        """h [B, d] -> (out [B, d], None, attention [B, H, J])."""
+    def step(self, h: jax.Array, memory: Memory, state: None, position: jax.Array,
+             pos_net_weights: None = None) -> tuple[jax.Array, None, jax.Array]:
+        """h [B, d] -> (out [B, d], None, attention [B, H, J]). (No PosNet: no fused weights.)"""
         out, probs = self._attend(h[:, None], memory, jnp.reshape(position, (1,)))
         return out[:, 0], state, probs[:, :, 0]
 

@@ -41,6 +41,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from kernels.gla import gla, gla_step
+from kernels.gla import block_step
 from small_e_jax.config import ModelConfig
 from small_e_jax.model.layers import LN_EPS, LayerNorm, SwiGLU, apply_rotary, dense, param, xavier_uniform
 
@@ -230,12 +231,49 @@ class LCLMBlock(nnx.Module):
     def init_state(self, batch: int, max_len: Optional[int] = None) -> Any:
         return self.mixer.init_state(batch, max_len)
 
-    def step(self, x: jax.Array, state: Any, position: jax.Array) -> tuple[jax.Array, Any]:
-        """x [B, d] -> (y [B, d], state)."""
+    def step(self, x: jax.Array, state: Any, position: jax.Array,
+             weights: Optional[dict[str, jax.Array]] = None) -> tuple[jax.Array, Any]:
+        """x [B, d] -> (y [B, d], state).
+
+        ``weights`` (from :meth:`fused_weights`): run the fused Pallas kernels
+        (``kernels.gla.block_step``) instead; x is then [R, d] with R = ``padded_rows(B)`` rows
+        (the state's B first are real) and so is y. Eval mode only (no dropout there).
+        """
+        if weights is not None:
+            return block_step.gla_block_step(x, state, weights, self.fused_dims())
         y, state = self.mixer.step(self.norm1(x), state, position)
         x = x + y
         x = x + self.mlp(self.norm2(x))
         return self.dropout(x), state
+
+    def fused_dims(self) -> Optional[block_step.BlockDims]:
+        """The fused decode kernels' static shape for this block, or None when they do not
+        apply (transformer or simple-GLA mixer, or widths that are not powers of two >= 16)."""
+        mixer = self.mixer
+        if not isinstance(mixer, GatedLinearAttention) or mixer.scalar_gate:
+            return None
+        dims = block_step.make_dims(
+            d=self.norm1.norm.num_features, heads=mixer.heads, head_k=mixer.head_k,
+            head_v=mixer.head_v, rank=mixer.gate_down.out_features, hidden=self.mlp.hidden,
+            gate_logit_normalizer=mixer.gate_logit_normalizer, eps=LN_EPS)
+        return None if block_step.unsupported_reason(dims) else dims
+
+    def fused_weights(self) -> dict[str, jax.Array]:
+        """This block's weights packed for the fused decode kernels (traceable; call once per
+        decode loop, outside it). Requires :meth:`fused_dims` to be not None."""
+        dims, m = self.fused_dims(), self.mixer
+        if dims is None:
+            raise ValueError("fused decode kernels do not apply to this block (see fused_dims)")
+        kernel = lambda linear: linear.kernel[...]
+        return block_step.pack_block_weights(
+            dims, m.dtype,
+            ln1_scale=self.norm1.norm.scale[...], ln1_bias=self.norm1.norm.bias[...],
+            w_q=kernel(m.q_proj), w_k=kernel(m.k_proj), w_v=kernel(m.v_proj), w_g=kernel(m.g_proj),
+            w_gate_down=kernel(m.gate_down), w_gate_up=kernel(m.gate_up), b_gate_up=m.gate_up.bias[...],
+            norm_weight=m.norm_weight[...], w_o=kernel(m.o_proj),
+            ln2_scale=self.norm2.norm.scale[...], ln2_bias=self.norm2.norm.bias[...],
+            w_in=kernel(self.mlp.w_in), b_in=self.mlp.w_in.bias[...],
+            w_out=kernel(self.mlp.w_out), b_out=self.mlp.w_out.bias[...])
 
 
 def make_mixer(kind: str, d: int, heads: int, config: ModelConfig, rngs: nnx.Rngs) -> nnx.Module:

@@ -49,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from kernels.gla.block_step import pad_rows, padded_rows
 from small_e_jax.config import Config, ModelConfig
 from small_e_jax.delay import BOA, PAD
 from small_e_jax.model.cross_attention import Memory, make_cross_attention
@@ -283,35 +284,77 @@ class SmallE(nnx.Module):
         return DecodeState(step=jnp.zeros((), jnp.int32), memory=self.encode_text(text_tokens, text_mask),
                            blocks=tuple(blocks), cross=self.cross_attention.init_state(B))
 
+    def fused_decode_weights(self) -> Optional[dict[str, Any]]:
+        """The audio blocks' weights packed for the fused decode kernels
+        (``kernels.gla.block_step``), or None where ``model.decode_kernels`` says XLA
+        ("xla"; "auto" off GPU) or no block can use them. Traceable: the decode loop calls it
+        once, outside the loop, and passes the result to every :meth:`decode_step`.
+
+        Returns {"blocks": [dict or None per audio block], "pos_net": dict or None}; a None
+        entry runs that block through XLA (e.g. a transformer block).
+        """
+        choice = self.config.decode_kernels
+        if choice not in ("auto", "xla", "pallas"):
+            raise ValueError(f"model.decode_kernels={choice!r}; valid: 'auto', 'xla', 'pallas'")
+        if choice == "xla" or (choice == "auto" and jax.default_backend() != "gpu"):
+            return None
+        blocks = [b.fused_weights() if b.fused_dims() is not None else None for b in self.blocks]
+        pos_net = getattr(self.cross_attention, "pos_net", None)
+        pos = pos_net.fused_weights() if pos_net is not None and pos_net.fused_dims() is not None else None
+        if pos is None and all(w is None for w in blocks):
+            return None
+        return {"blocks": blocks, "pos_net": pos}
+
     def decode_step(
-        self, state: DecodeState, codes_t: jax.Array, *, return_attention: bool = False
+        self, state: DecodeState, codes_t: jax.Array, *, return_attention: bool = False,
+        weights: Optional[dict[str, Any]] = None,
     ) -> tuple[jax.Array, DecodeState] | tuple[jax.Array, DecodeState, jax.Array]:
         """One column: codes_t [B, Q] (the input column ``state.step``) -> (logits [B, Q, V] of
         the next column, new state[, attention row [B, 2 or H, J]]).
 
-        Step by step it reproduces ``__call__`` exactly (same causal computation).
+        ``weights``: :meth:`fused_decode_weights` (None: every block through XLA). With them
+        the residual stream carries ``padded_rows(B)`` rows between the fused blocks.
+        Step by step it reproduces ``__call__`` (same causal computation; the fused kernels
+        round where XLA does, see tests/test_block_step.py for the tolerances).
         """
         if not hasattr(codes_t, "ndim") or codes_t.ndim != 2:
             raise ValueError(f"codes_t must be [B, Q], got shape {getattr(codes_t, 'shape', None)}")
         check_audio(self.config, codes_t[:, None], state.memory["v"].shape[0], name="codes_t")
         position = state.step
+        B = codes_t.shape[0]
+        fused = weights is not None
+        rows = padded_rows(B) if fused else B
+        block_weights = weights["blocks"] if fused else [None] * len(self.blocks)
+
+        def run_block(block: nnx.Module, h: jax.Array, block_state: Any, w: Optional[dict]):
+            if w is not None:  # h is [rows, d]
+                return block.step(h, block_state, position, weights=w)
+            if fused:  # an XLA block between fused ones: on the real rows
+                y, block_state = block.step(h[:B], block_state, position)
+                return pad_rows(y, rows), block_state
+            return block.step(h, block_state, position)
+
         # Named scopes: profiles of the decode loop (bench_decode --trace) name each kernel's part.
         with jax.named_scope("embed"):
             h = self.embed_audio(codes_t[:, None])[:, 0]
+            h = pad_rows(h, rows) if fused else h
         n_enc = len(self.encoder)
         new_blocks = list(state.blocks)
         for i, block in enumerate(self.encoder):
             with jax.named_scope(f"encoder{i}"):
-                h, new_blocks[i] = block.step(h, state.blocks[i], position)
+                h, new_blocks[i] = run_block(block, h, state.blocks[i], block_weights[i])
         with jax.named_scope("cross_attention"):
-            cross, cross_state, attention = self.cross_attention.step(h, state.memory, state.cross, position)
-        h = h + cross
+            cross, cross_state, attention = self.cross_attention.step(
+                h[:B], state.memory, state.cross, position,
+                pos_net_weights=weights["pos_net"] if fused else None)
+        h = h + (pad_rows(cross, rows) if fused else cross)
         for i, block in enumerate(self.decoder):
             with jax.named_scope(f"decoder{i}"):
-                h, new_blocks[n_enc + i] = block.step(h, state.blocks[n_enc + i], position)
+                h, new_blocks[n_enc + i] = run_block(block, h, state.blocks[n_enc + i],
+                                                     block_weights[n_enc + i])
         new_state = state.replace(step=position + 1, blocks=tuple(new_blocks), cross=cross_state)
         with jax.named_scope("heads"):
-            logits = self.logits(h)
+            logits = self.logits(h[:B])
         return (logits, new_state, attention) if return_attention else (logits, new_state)
 
 

@@ -1,0 +1,351 @@
+"""One decode step of a whole GLA block as five Pallas Triton kernels (GPU; interpret on CPU).
+
+The block (small_e_jax/model/lclm.py, SPEC §2), for one token per row::
+
+    u = LN1(x);  q, k, v, g = u W_q, u W_k, u W_v, u W_g;  log_a = logsigmoid(u W_1 W_2 + b_2) / n
+    S = diag(exp(log_a)) S + k^T v;  o = scale * q S                      (per head)
+    x = x + W_o [RMSNorm_V(o) * w * silu(g)]
+    x = x + W_out [silu(a) * b] + b_out,  [a, b] = LN2(x) W_in + b_in
+
+Why: at batch 1 a decode step is latency-bound (~2 µs per kernel on an H200, whatever its
+size), and XLA runs this block as ~17 kernels (issue 8: 258 kernels and 0.515 ms per step for
+the 13 GLA blocks of the 64M model plus the rest). Here a block is five kernels, split only
+where every program needs the whole of the previous result:
+
+  `_in_proj`    [N / TN]          LN1 + the q|k|v|g projection (one packed weight).
+  `_recurrence` [B, H, Dv / TV]   the gate (LN1 and the low-rank gate recomputed per program:
+                                  512 x 16 multiply-adds), the state update in place, o.
+  `_out_proj`   [d / TN]          RMSNorm(o) * w * silu(g) per head, W_o, + x.
+  `_mlp_in`     [F / TN]          LN2, W_in's gate and value columns, silu(a) * b.
+  `_mlp_out`    [d / TN]          W_out + b_out + x.
+
+Rows: the activations carry R rows, a multiple of 16 (Triton's smallest matmul tile), of which
+the first B (the state's batch) are real. The caller pads once (`padded_rows`) and keeps the
+residual stream padded across blocks; padded rows stay finite and never mix with real rows.
+
+Weights are packed once per decode call (`pack_block_weights`, outside the loop): q|k|v|g
+concatenated, the MLP hidden width padded to the tile with zero columns/rows (padded hidden
+units are silu(0) * 0 = 0), the gate's first factor transposed.
+
+Numerics follow the XLA path: LayerNorm, gate, state and accumulations in float32; matmul
+operands in the compute dtype; results rounded to the compute dtype where the XLA path rounds
+them (projections, o, MLP outputs, residual adds). Parity with `LCLMBlock.step` is tested in
+fp32 and bf16 (tests/test_block_step.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as plgpu
+
+from kernels.gla.pallas_gpu import _use_interpret
+
+_F32 = jnp.float32
+ROW_MULTIPLE = 16  # Triton's smallest matmul M
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockDims:
+    """Static shape and constants of one GLA block. ``hidden``: the SwiGLU width F (packed to
+    ``hidden_padded``); ``tile``: output columns per program of the matmul kernels."""
+
+    d: int
+    heads: int
+    head_k: int
+    head_v: int
+    rank: int
+    hidden: int
+    gate_logit_normalizer: float
+    eps: float
+    tile: int = 64
+    value_tile: int = 64
+
+    @property
+    def key_dim(self) -> int:
+        return self.heads * self.head_k
+
+    @property
+    def value_dim(self) -> int:
+        return self.heads * self.head_v
+
+    @property
+    def proj_dim(self) -> int:  # q | k | v | g
+        return 2 * self.key_dim + 2 * self.value_dim
+
+    @property
+    def hidden_padded(self) -> int:
+        return -(-self.hidden // self.tile) * self.tile
+
+    @property
+    def scale(self) -> float:
+        return self.head_k**-0.5
+
+
+def _pow2(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+def unsupported_reason(dims: BlockDims) -> Optional[str]:
+    """Why these dims cannot use the fused kernels (None when they can): Triton tiles are powers
+    of two and its matmuls need at least 16 along every dimension."""
+    for name in ("d", "head_k", "head_v", "rank"):
+        if not _pow2(getattr(dims, name)):
+            return f"{name}={getattr(dims, name)} is not a power of two"
+    for name in ("d", "head_k", "head_v"):
+        if getattr(dims, name) < 16:
+            return f"{name}={getattr(dims, name)} < 16"
+    if dims.d % dims.tile or dims.head_v % dims.value_tile:
+        return f"tiles ({dims.tile}, {dims.value_tile}) do not divide d={dims.d}, head_v={dims.head_v}"
+    return None
+
+
+def make_dims(d: int, heads: int, head_k: int, head_v: int, rank: int, hidden: int,
+              gate_logit_normalizer: float, eps: float) -> BlockDims:
+    """BlockDims with tiles chosen for the widths (64 columns, or all of a narrower one)."""
+    return BlockDims(d=d, heads=heads, head_k=head_k, head_v=head_v, rank=rank, hidden=hidden,
+                     gate_logit_normalizer=float(gate_logit_normalizer), eps=float(eps),
+                     tile=min(64, d), value_tile=min(64, head_v))
+
+
+def padded_rows(batch: int) -> int:
+    """Rows R the activations carry for ``batch`` real rows."""
+    return -(-batch // ROW_MULTIPLE) * ROW_MULTIPLE
+
+
+def pad_rows(x: jax.Array, rows: int) -> jax.Array:
+    """x [B, ...] -> [rows, ...] with zero rows appended."""
+    return jnp.pad(x, ((0, rows - x.shape[0]),) + ((0, 0),) * (x.ndim - 1))
+
+
+def pack_block_weights(dims: BlockDims, dtype, *, ln1_scale, ln1_bias, w_q, w_k, w_v, w_g,
+                       w_gate_down, w_gate_up, b_gate_up, norm_weight, w_o, ln2_scale,
+                       ln2_bias, w_in, b_in, w_out, b_out) -> dict[str, jax.Array]:
+    """The block's weights in the kernels' layout (traceable; run once per decode call).
+
+    Shapes as in the model: w_q, w_k [d, H*Dk]; w_v, w_g [d, H*Dv]; w_gate_down [d, r];
+    w_gate_up [r, H*Dk]; w_o [H*Dv, d]; w_in [d, 2F] (gate then value); w_out [F, d].
+    """
+    F, Fp = dims.hidden, dims.hidden_padded
+    pad_cols = lambda w: jnp.pad(w, ((0, 0), (0, Fp - F)))
+    f32 = lambda a: jnp.asarray(a, _F32)
+    return {
+        "ln1_scale": f32(ln1_scale), "ln1_bias": f32(ln1_bias),
+        "w_qkvg": jnp.concatenate([w_q, w_k, w_v, w_g], axis=1).astype(dtype),
+        "w_gate_down_t": f32(w_gate_down).T,  # [r, d]
+        "w_gate_up": f32(w_gate_up), "b_gate_up": f32(b_gate_up),
+        "norm_weight": f32(norm_weight),
+        "w_o": jnp.asarray(w_o, dtype),
+        "ln2_scale": f32(ln2_scale), "ln2_bias": f32(ln2_bias),
+        "w_in": jnp.concatenate([pad_cols(w_in[:, :F]), pad_cols(w_in[:, F:])], axis=1).astype(dtype),
+        "b_in": jnp.concatenate([jnp.pad(f32(b_in[:F]), (0, Fp - F)), jnp.pad(f32(b_in[F:]), (0, Fp - F))]),
+        "w_out": jnp.pad(jnp.asarray(w_out, dtype), ((0, Fp - F), (0, 0))),
+        "b_out": f32(b_out),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# kernel bodies
+
+
+def _round(x, dtype):
+    """Round to the compute dtype and back to float32 (where the XLA path stores a result)."""
+    return x.astype(dtype).astype(_F32)
+
+
+def _ln_stats(x, eps):
+    """x [R, d] float32 -> (mean, rstd) [R, 1]."""
+    mean = jnp.mean(x, axis=1, keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=1, keepdims=True)
+    return mean, jax.lax.rsqrt(var + eps)
+
+
+def _ln_matmul(x_ref, s_ref, b_ref, w_ref, col0, width, *, eps, dtype):
+    """LayerNorm(x) @ w[:, col0:col0+width] -> [R, width] float32; x [R, d], d in chunks."""
+    R, d = x_ref.shape
+    mean, rstd = _ln_stats(x_ref[...].astype(_F32), eps)
+    kc = min(d, 128)
+    acc = jnp.zeros((R, width), _F32)
+    for k0 in range(0, d, kc):
+        u = (x_ref[:, pl.ds(k0, kc)].astype(_F32) - mean) * rstd
+        u = u * s_ref[pl.ds(k0, kc)][None, :] + b_ref[pl.ds(k0, kc)][None, :]
+        w = w_ref[pl.ds(k0, kc), pl.ds(col0, width)]
+        acc += jax.lax.dot(u.astype(dtype), w.astype(dtype), preferred_element_type=_F32,
+                           precision=_precision(dtype))
+    return acc
+
+
+def _precision(dtype):
+    # float32 operands: IEEE float32 (Triton's default would be tf32), as the XLA reference.
+    return jax.lax.Precision.HIGHEST if jnp.dtype(dtype) == _F32 else None
+
+
+def _in_proj_kernel(x_ref, s_ref, b_ref, w_ref, out_ref, *, eps, tile):
+    acc = _ln_matmul(x_ref, s_ref, b_ref, w_ref, 0, tile, eps=eps, dtype=out_ref.dtype)
+    out_ref[...] = acc.astype(out_ref.dtype)
+
+
+def _log_sigmoid(x):
+    return jnp.minimum(x, 0.0) - jnp.log(1.0 + jnp.exp(-jnp.abs(x)))
+
+
+def _recurrence_kernel(x_ref, s_ref, b_ref, wd_ref, wu_ref, bu_ref, p_ref, st_ref, o_ref, st_out_ref,
+                       *, dims: BlockDims, dtype):
+    b, h, vt = pl.program_id(0), pl.program_id(1), pl.program_id(2)
+    Dk, Dv, TV = dims.head_k, dims.head_v, dims.value_tile
+    row = pl.ds(b, 1)
+    # LN1 of this row, rounded as the block's LayerNorm output, then the low-rank gate in fp32.
+    x = x_ref[row, :].astype(_F32)  # [1, d]
+    mean, rstd = _ln_stats(x, dims.eps)
+    u = _round((x - mean) * rstd * s_ref[...][None, :] + b_ref[...][None, :], dtype)  # [1, d]
+    down = jnp.sum(wd_ref[...] * u, axis=1, keepdims=True)  # [r, 1]
+    kcols = pl.ds(pl.multiple_of(h * Dk, Dk), Dk)
+    logits = jnp.sum(down * wu_ref[:, kcols], axis=0, keepdims=True) + bu_ref[kcols][None, :]
+    decay = jnp.exp(_log_sigmoid(logits) / dims.gate_logit_normalizer).T  # [Dk, 1]
+    q = p_ref[row, kcols].astype(_F32).T  # [Dk, 1]
+    k = p_ref[row, pl.ds(pl.multiple_of(dims.key_dim + h * Dk, Dk), Dk)].astype(_F32).T
+    v0 = 2 * dims.key_dim + h * Dv + vt * TV
+    v = p_ref[row, pl.ds(pl.multiple_of(v0, TV), TV)].astype(_F32)  # [1, TV]
+    state = decay * st_ref[...] + k * v  # [Dk, TV]
+    st_out_ref[...] = state
+    o = dims.scale * jnp.sum(q * state, axis=0, keepdims=True)  # [1, TV]
+    o_ref[row, pl.ds(pl.multiple_of(h * Dv + vt * TV, TV), TV)] = o.astype(o_ref.dtype)
+
+
+def _out_proj_kernel(o_ref, p_ref, nw_ref, w_ref, x_ref, out_ref, *, dims: BlockDims, batch: int):
+    R = o_ref.shape[0]
+    dtype = out_ref.dtype
+    Dv = dims.head_v
+    real = jax.lax.broadcasted_iota(jnp.int32, (R, Dv), 0) < batch  # o's padded rows are unwritten
+    acc = jnp.zeros((R, dims.tile), _F32)
+    for h in range(dims.heads):
+        o = jnp.where(real, o_ref[:, pl.ds(h * Dv, Dv)].astype(_F32), 0.0)  # [R, Dv]
+        g = p_ref[:, pl.ds(2 * dims.key_dim + dims.value_dim + h * Dv, Dv)].astype(_F32)
+        o = o * jax.lax.rsqrt(jnp.mean(o * o, axis=1, keepdims=True) + dims.eps)
+        y = o * nw_ref[...][None, :] * (g / (1.0 + jnp.exp(-g)))
+        acc += jax.lax.dot(y.astype(dtype), w_ref[pl.ds(h * Dv, Dv), :].astype(dtype),
+                           preferred_element_type=_F32, precision=_precision(dtype))
+    out_ref[...] = (_round(acc, dtype) + x_ref[...].astype(_F32)).astype(dtype)
+
+
+def _mlp_in_kernel(x_ref, s_ref, b_ref, wa_ref, wb_ref, ba_ref, bb_ref, out_ref, *, eps, tile):
+    dtype = out_ref.dtype
+    a = _ln_matmul(x_ref, s_ref, b_ref, wa_ref, 0, tile, eps=eps, dtype=dtype)
+    val = _ln_matmul(x_ref, s_ref, b_ref, wb_ref, 0, tile, eps=eps, dtype=dtype)
+    a = _round(_round(a, dtype) + ba_ref[...][None, :], dtype)
+    val = _round(_round(val, dtype) + bb_ref[...][None, :], dtype)
+    out_ref[...] = (a / (1.0 + jnp.exp(-a)) * val).astype(dtype)
+
+
+def _mlp_out_kernel(h_ref, w_ref, b_ref, x_ref, out_ref, *, tile):
+    R, F = h_ref.shape
+    dtype = out_ref.dtype
+    acc = jnp.zeros((R, tile), _F32)
+    for k0 in range(0, F, tile):
+        acc += jax.lax.dot(h_ref[:, pl.ds(k0, tile)].astype(dtype), w_ref[pl.ds(k0, tile), :].astype(dtype),
+                           preferred_element_type=_F32, precision=_precision(dtype))
+    y = _round(_round(acc, dtype) + b_ref[...][None, :], dtype)
+    out_ref[...] = (y + x_ref[...].astype(_F32)).astype(dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# the step
+
+
+def _whole(shape):
+    return pl.BlockSpec(shape, lambda *_: (0,) * len(shape))
+
+
+def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array], dims: BlockDims,
+                   *, interpret: Optional[bool] = None, num_warps: int = 4
+                   ) -> tuple[jax.Array, jax.Array]:
+    """One token through a GLA block.
+
+    Args:
+      x: [R, d] the residual stream (compute dtype), R = ``padded_rows(B)``; rows >= B padding.
+      state: [B, H, Dk, Dv] float32 recurrent state (updated in place where XLA allows).
+      weights: ``pack_block_weights``'s dict.
+      dims: the block's static shape.
+    Returns:
+      (x' [R, d] in x.dtype, state' [B, H, Dk, Dv] float32).
+    """
+    R, d = x.shape
+    B, H, Dk, Dv = state.shape
+    if (d, H, Dk, Dv) != (dims.d, dims.heads, dims.head_k, dims.head_v):
+        raise ValueError(f"gla_block_step: x {x.shape} / state {state.shape} do not match {dims}")
+    if R % ROW_MULTIPLE or R < B:
+        raise ValueError(f"gla_block_step: x has {R} rows; expected padded_rows({B}) = {padded_rows(B)}")
+    reason = unsupported_reason(dims)
+    if reason:
+        raise ValueError(f"gla_block_step: {reason}")
+    interpret = _use_interpret(interpret)
+    dtype = x.dtype
+    T, TV, Fp = dims.tile, dims.value_tile, dims.hidden_padded
+    w = weights
+    params = plgpu.CompilerParams(num_warps=num_warps)
+    call = functools.partial(pl.pallas_call, interpret=interpret, compiler_params=params)
+    vec = _whole((d,))
+    cols = lambda rows: pl.BlockSpec((rows, T), lambda j: (0, j))
+
+    proj = call(
+        functools.partial(_in_proj_kernel, eps=dims.eps, tile=T),
+        grid=(dims.proj_dim // T,),
+        in_specs=[_whole((R, d)), vec, vec, pl.BlockSpec((d, T), lambda j: (0, j))],
+        out_specs=cols(R),
+        out_shape=jax.ShapeDtypeStruct((R, dims.proj_dim), dtype),
+        name="gla_block_in_proj",
+    )(x, w["ln1_scale"], w["ln1_bias"], w["w_qkvg"])
+
+    grid3 = lambda shape: pl.BlockSpec(shape, lambda b, h, v: (0,) * len(shape))
+    state_spec = pl.BlockSpec((None, None, Dk, TV), lambda b, h, v: (b, h, 0, v))
+    o, state = call(
+        functools.partial(_recurrence_kernel, dims=dims, dtype=dtype),
+        grid=(B, H, Dv // TV),
+        in_specs=[grid3((R, d)), grid3((d,)), grid3((d,)), grid3((dims.rank, d)),
+                  grid3((dims.rank, dims.key_dim)), grid3((dims.key_dim,)),
+                  grid3((R, dims.proj_dim)), state_spec],
+        out_specs=[grid3((R, dims.value_dim)), state_spec],
+        out_shape=[jax.ShapeDtypeStruct((R, dims.value_dim), dtype),
+                   jax.ShapeDtypeStruct(state.shape, _F32)],
+        input_output_aliases={7: 1},
+        name="gla_block_recurrence",
+    )(x, w["ln1_scale"], w["ln1_bias"], w["w_gate_down_t"], w["w_gate_up"], w["b_gate_up"], proj,
+      state.astype(_F32))
+
+    x = call(
+        functools.partial(_out_proj_kernel, dims=dims, batch=B),
+        grid=(d // T,),
+        in_specs=[_whole((R, dims.value_dim)), _whole((R, dims.proj_dim)), _whole((Dv,)),
+                  pl.BlockSpec((dims.value_dim, T), lambda j: (0, j)), cols(R)],
+        out_specs=cols(R),
+        out_shape=jax.ShapeDtypeStruct((R, d), dtype),
+        name="gla_block_out_proj",
+    )(o, proj, w["norm_weight"], w["w_o"], x)
+
+    n_hidden = Fp // T
+    hidden = call(
+        functools.partial(_mlp_in_kernel, eps=dims.eps, tile=T),
+        grid=(n_hidden,),
+        in_specs=[_whole((R, d)), vec, vec, pl.BlockSpec((d, T), lambda j: (0, j)),
+                  pl.BlockSpec((d, T), lambda j: (0, j + n_hidden)),
+                  pl.BlockSpec((T,), lambda j: (j,)), pl.BlockSpec((T,), lambda j: (j + n_hidden,))],
+        out_specs=cols(R),
+        out_shape=jax.ShapeDtypeStruct((R, Fp), dtype),
+        name="gla_block_mlp_in",
+    )(x, w["ln2_scale"], w["ln2_bias"], w["w_in"], w["w_in"], w["b_in"], w["b_in"])
+
+    x = call(
+        functools.partial(_mlp_out_kernel, tile=T),
+        grid=(d // T,),
+        in_specs=[_whole((R, Fp)), pl.BlockSpec((Fp, T), lambda j: (0, j)),
+                  pl.BlockSpec((T,), lambda j: (j,)), cols(R)],
+        out_specs=cols(R),
+        out_shape=jax.ShapeDtypeStruct((R, d), dtype),
+        name="gla_block_mlp_out",
+    )(hidden, w["w_out"], w["b_out"], x)
+    return x, state

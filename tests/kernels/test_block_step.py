@@ -1,0 +1,148 @@
+"""The fused GLA block decode step (kernels/gla/block_step.py) against the block's XLA step.
+
+Tolerances (several chained steps, so the state path is checked too): float32 1e-5 relative to
+the output's scale (observed ~3e-7); bfloat16 2^-6 relative (two bf16 ulps at the top of the
+range; observed one ulp: the kernels round where XLA rounds, but their fp32 accumulation order
+differs, which moves a rounding now and then). States are float32 in both; with bf16 inputs
+they agree to 1e-4 relative (observed ~2e-6).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from kernels.gla import block_step
+from small_e_jax.config import ModelConfig
+from small_e_jax.model.lclm import make_block
+
+TOL = {"float32": 1e-5, "bfloat16": 2.0**-6}
+STATE_TOL = {"float32": 1e-5, "bfloat16": 1e-4}
+
+
+def random_block(d: int, heads: int, dtype: str, *, kind: str = "gla", seed: int = 0, **model):
+    """An eval-mode block with every parameter (norms and biases too) random."""
+    config = ModelConfig(d_model=d, heads=heads, dtype=dtype, block_dropout=0.0, **model)
+    block = make_block(kind, d, heads, config, nnx.Rngs(seed))
+    block.eval()
+    params = nnx.state(block, nnx.Param)
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    rng = np.random.default_rng(seed + 1)
+    leaves = [jnp.asarray(np.asarray(x) + 0.2 * rng.standard_normal(x.shape), x.dtype) for x in leaves]
+    nnx.update(block, jax.tree_util.tree_unflatten(treedef, leaves))
+    return block
+
+
+def run_both(block, batch: int, steps: int, dtype: str, seed: int = 2):
+    """``steps`` tokens through the XLA step and the fused step from the same random state."""
+    rng = np.random.default_rng(seed)
+    m = block.mixer
+    state0 = jnp.asarray(0.3 * rng.standard_normal((batch, m.heads, m.head_k, m.head_v)), jnp.float32)
+    xs = jnp.asarray(rng.standard_normal((steps, batch, block.norm1.norm.num_features)), dtype)
+    rows = block_step.padded_rows(batch)
+    weights = block.fused_weights()
+
+    @jax.jit
+    def xla(xs, state):
+        return jax.lax.scan(lambda s, x: (lambda y, s: (s, y))(*block.step(x, s, 0)), state, xs)
+
+    @jax.jit
+    def fused(xs, state):
+        def body(s, x):
+            y, s = block.step(block_step.pad_rows(x, rows), s, 0, weights=weights)
+            return s, y[:batch]
+        return jax.lax.scan(body, state, xs)
+
+    s_ref, y_ref = xla(xs, state0)
+    s_out, y_out = fused(xs, state0)
+    return (np.asarray(y_ref, np.float32), np.asarray(s_ref)), (np.asarray(y_out, np.float32), np.asarray(s_out))
+
+
+def assert_close(actual, expected, rel):
+    scale = float(np.abs(expected).max())
+    err = float(np.abs(actual - expected).max())
+    assert np.isfinite(actual).all()
+    assert err <= rel * scale, f"max error {err:.3g} > {rel:g} x {scale:.3g}"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("d,heads,batch,model", [
+    (64, 2, 1, dict(gate_low_rank=8)),  # the tiny preset's block
+    (64, 2, 3, dict(gate_low_rank=8)),  # rows padded 3 -> 16
+    (32, 2, 18, dict(gate_low_rank=16, expand_v=1.0)),  # rows 18 -> 32, PosNet-like widths
+    (512, 4, 2, dict(gate_low_rank=16)),  # the 64M model's block (K = 128, V = 256, F = 682)
+])
+def test_fused_step_matches_xla_step(d, heads, batch, model, dtype):
+    block = random_block(d, heads, dtype, **model)
+    (y_ref, s_ref), (y, s) = run_both(block, batch, steps=3, dtype=dtype)
+    assert_close(y, y_ref, TOL[dtype])
+    assert_close(s, s_ref, STATE_TOL[dtype])
+
+
+def test_dims_and_packing():
+    block = random_block(512, 4, "bfloat16", gate_low_rank=16)
+    dims = block.fused_dims()
+    assert (dims.d, dims.heads, dims.head_k, dims.head_v, dims.rank, dims.hidden) == (512, 4, 128, 256, 16, 682)
+    assert dims.hidden_padded == 704 and dims.proj_dim == 3072
+    w = block.fused_weights()
+    assert w["w_qkvg"].shape == (512, 3072) and w["w_qkvg"].dtype == jnp.bfloat16
+    assert w["w_in"].shape == (512, 2 * 704) and w["w_out"].shape == (704, 512)
+    # The padded hidden units have zero weights and biases: they contribute silu(0) * 0 = 0.
+    assert not np.asarray(w["w_in"][:, 682:704], np.float32).any()
+    assert not np.asarray(w["w_in"][:, 704 + 682:], np.float32).any()
+    assert not np.asarray(w["w_out"][682:], np.float32).any() and not np.asarray(w["b_in"][682:704]).any()
+    np.testing.assert_array_equal(np.asarray(w["w_in"][:, 704:704 + 682], np.float32),
+                                  np.asarray(block.mlp.w_in.kernel[...][:, 682:].astype(jnp.bfloat16), np.float32))
+
+
+def test_other_mixers_have_no_fused_step():
+    assert random_block(64, 2, "float32", kind="simple_gla", gate_low_rank=8).fused_dims() is None
+    assert random_block(64, 2, "float32", kind="transformer").fused_dims() is None
+    with pytest.raises(ValueError, match="do not apply"):
+        random_block(64, 2, "float32", kind="simple_gla", gate_low_rank=8).fused_weights()
+    # Widths that are not powers of two fall back to XLA (Triton tiles are powers of two).
+    assert random_block(96, 2, "float32", gate_low_rank=8).fused_dims() is None
+    assert "power of two" in block_step.unsupported_reason(block_step.make_dims(96, 2, 48, 96, 8, 128, 16.0, 1e-5))
+
+
+def test_unpadded_rows_are_refused():
+    block = random_block(64, 2, "float32", gate_low_rank=8)
+    m = block.mixer
+    state = jnp.zeros((3, m.heads, m.head_k, m.head_v), jnp.float32)
+    with pytest.raises(ValueError, match=r"padded_rows\(3\) = 16"):
+        block.step(jnp.zeros((3, 64)), state, 0, weights=block.fused_weights())
+
+
+def test_lowers_for_cuda_at_the_small_e_shape():
+    """The five kernels lower through Triton for CUDA (their bodies' Triton lowering runs here,
+    without a GPU: unsupported ops or tile shapes fail)."""
+    dims = block_step.make_dims(512, 4, 128, 256, 16, 682, 16.0, 1e-5)
+    block = random_block(512, 4, "bfloat16", gate_low_rank=16)
+    assert block.fused_dims() == dims
+    weights = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), block.fused_weights())
+    sds = jax.ShapeDtypeStruct
+    fn = jax.jit(lambda x, s, w: block_step.gla_block_step(x, s, w, dims, interpret=False))
+    text = fn.trace(sds((16, 512), jnp.bfloat16), sds((1, 4, 128, 256), jnp.float32),
+                    weights).lower(lowering_platforms=("cuda",)).as_text()
+    names = ["gla_block_in_proj", "gla_block_recurrence", "gla_block_out_proj", "gla_block_mlp_in",
+             "gla_block_mlp_out"]
+    assert text.count("stablehlo.custom_call @__gpu$xla.gpu.triton") == len(names)
+    for name in names:
+        assert name in text, name
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("batch", [1, 4, 32])
+def test_compiled_on_gpu_matches_xla_step(batch, dtype):
+    if jax.default_backend() != "gpu":
+        pytest.fail("the gpu marker needs a CUDA GPU (jax.default_backend() == 'gpu')")
+    block = random_block(512, 4, dtype, gate_low_rank=16)
+    (y_ref, s_ref), (y, s) = run_both(block, batch, steps=4, dtype=dtype)
+    # On the GPU XLA's float32 dots may use TF32 where the kernels use IEEE float32 (HIGHEST):
+    # float32 is compared at the bf16 tolerance there.
+    assert_close(y, y_ref, TOL["bfloat16"])
+    assert_close(s, s_ref, STATE_TOL["bfloat16"])
