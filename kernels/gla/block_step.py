@@ -48,6 +48,7 @@ from kernels.gla.pallas_gpu import _use_interpret
 
 _F32 = jnp.float32
 ROW_MULTIPLE = 16  # Triton's smallest matmul M
+HIDDEN_CHUNK = 64  # W_out is read in [64, tile] row chunks; F is padded to a multiple
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,8 +64,9 @@ class BlockDims:
     hidden: int
     gate_logit_normalizer: float
     eps: float
-    tile: int = 64
-    value_tile: int = 64
+    tile: int = 16  # output columns per program: W_o, the MLP (d and F are narrow)
+    proj_tile: int = 32  # output columns per program of the q|k|v|g projection
+    value_tile: int = 32  # value channels per program of the recurrence
 
     @property
     def key_dim(self) -> int:
@@ -79,8 +81,8 @@ class BlockDims:
         return 2 * self.key_dim + 2 * self.value_dim
 
     @property
-    def hidden_padded(self) -> int:
-        return -(-self.hidden // self.tile) * self.tile
+    def hidden_padded(self) -> int:  # a whole number of W_out's row chunks
+        return -(-self.hidden // HIDDEN_CHUNK) * HIDDEN_CHUNK
 
     @property
     def scale(self) -> float:
@@ -100,17 +102,19 @@ def unsupported_reason(dims: BlockDims) -> Optional[str]:
     for name in ("d", "head_k", "head_v"):
         if getattr(dims, name) < 16:
             return f"{name}={getattr(dims, name)} < 16"
-    if dims.d % dims.tile or dims.head_v % dims.value_tile:
-        return f"tiles ({dims.tile}, {dims.value_tile}) do not divide d={dims.d}, head_v={dims.head_v}"
+    if dims.d % dims.tile or dims.proj_dim % dims.proj_tile or dims.head_v % dims.value_tile:
+        return (f"tiles ({dims.tile}, {dims.proj_tile}, {dims.value_tile}) do not divide "
+                f"d={dims.d}, q|k|v|g={dims.proj_dim}, head_v={dims.head_v}")
     return None
 
 
 def make_dims(d: int, heads: int, head_k: int, head_v: int, rank: int, hidden: int,
               gate_logit_normalizer: float, eps: float) -> BlockDims:
-    """BlockDims with tiles chosen for the widths (64 columns, or all of a narrower one)."""
+    """BlockDims with the default tiles (narrow, so that a batch-1 step spreads each weight
+    over many programs: a 512 x 512 matrix is 32 programs of 16 columns, each one load)."""
     return BlockDims(d=d, heads=heads, head_k=head_k, head_v=head_v, rank=rank, hidden=hidden,
                      gate_logit_normalizer=float(gate_logit_normalizer), eps=float(eps),
-                     tile=min(64, d), value_tile=min(64, head_v))
+                     value_tile=min(32, head_v))
 
 
 def padded_rows(batch: int) -> int:
@@ -165,19 +169,17 @@ def _ln_stats(x, eps):
     return mean, jax.lax.rsqrt(var + eps)
 
 
-def _ln_matmul(x_ref, s_ref, b_ref, w_ref, col0, width, *, eps, dtype):
-    """LayerNorm(x) @ w[:, col0:col0+width] -> [R, width] float32; x [R, d], d in chunks."""
-    R, d = x_ref.shape
-    mean, rstd = _ln_stats(x_ref[...].astype(_F32), eps)
-    kc = min(d, 128)
-    acc = jnp.zeros((R, width), _F32)
-    for k0 in range(0, d, kc):
-        u = (x_ref[:, pl.ds(k0, kc)].astype(_F32) - mean) * rstd
-        u = u * s_ref[pl.ds(k0, kc)][None, :] + b_ref[pl.ds(k0, kc)][None, :]
-        w = w_ref[pl.ds(k0, kc), pl.ds(col0, width)]
-        acc += jax.lax.dot(u.astype(dtype), w.astype(dtype), preferred_element_type=_F32,
-                           precision=_precision(dtype))
-    return acc
+def _layer_norm(x_ref, s_ref, b_ref, *, eps, dtype):
+    """LayerNorm of x [R, d] in float32, rounded to the compute dtype (as the block's LN)."""
+    x = x_ref[...].astype(_F32)
+    mean, rstd = _ln_stats(x, eps)
+    return ((x - mean) * rstd * s_ref[...][None, :] + b_ref[...][None, :]).astype(dtype)
+
+
+def _mm(a, w, dtype):
+    """a [R, K] @ w [K, N] with operands in the compute dtype, float32 accumulation."""
+    return jax.lax.dot(a.astype(dtype), w.astype(dtype), preferred_element_type=_F32,
+                       precision=_precision(dtype))
 
 
 def _precision(dtype):
@@ -185,9 +187,14 @@ def _precision(dtype):
     return jax.lax.Precision.HIGHEST if jnp.dtype(dtype) == _F32 else None
 
 
-def _in_proj_kernel(x_ref, s_ref, b_ref, w_ref, out_ref, *, eps, tile):
-    acc = _ln_matmul(x_ref, s_ref, b_ref, w_ref, 0, tile, eps=eps, dtype=out_ref.dtype)
-    out_ref[...] = acc.astype(out_ref.dtype)
+# Every kernel issues its weight loads before any arithmetic: at batch 1 a kernel's time is the
+# memory latency of its loads, so they must all be in flight at once.
+
+
+def _in_proj_kernel(x_ref, s_ref, b_ref, w_ref, out_ref, *, eps):
+    w = w_ref[...]  # [d, proj_tile]
+    u = _layer_norm(x_ref, s_ref, b_ref, eps=eps, dtype=out_ref.dtype)
+    out_ref[...] = _mm(u, w, out_ref.dtype).astype(out_ref.dtype)
 
 
 def _log_sigmoid(x):
@@ -199,19 +206,21 @@ def _recurrence_kernel(x_ref, s_ref, b_ref, wd_ref, wu_ref, bu_ref, p_ref, st_re
     b, h, vt = pl.program_id(0), pl.program_id(1), pl.program_id(2)
     Dk, Dv, TV = dims.head_k, dims.head_v, dims.value_tile
     row = pl.ds(b, 1)
-    # LN1 of this row, rounded as the block's LayerNorm output, then the low-rank gate in fp32.
-    x = x_ref[row, :].astype(_F32)  # [1, d]
-    mean, rstd = _ln_stats(x, dims.eps)
-    u = _round((x - mean) * rstd * s_ref[...][None, :] + b_ref[...][None, :], dtype)  # [1, d]
-    down = jnp.sum(wd_ref[...] * u, axis=1, keepdims=True)  # [r, 1]
     kcols = pl.ds(pl.multiple_of(h * Dk, Dk), Dk)
-    logits = jnp.sum(down * wu_ref[:, kcols], axis=0, keepdims=True) + bu_ref[kcols][None, :]
-    decay = jnp.exp(_log_sigmoid(logits) / dims.gate_logit_normalizer).T  # [Dk, 1]
+    state = st_ref[...]  # [Dk, TV]
+    wd, wu, bu = wd_ref[...], wu_ref[:, kcols], bu_ref[kcols][None, :]
+    x = x_ref[row, :].astype(_F32)  # [1, d]
     q = p_ref[row, kcols].astype(_F32).T  # [Dk, 1]
     k = p_ref[row, pl.ds(pl.multiple_of(dims.key_dim + h * Dk, Dk), Dk)].astype(_F32).T
     v0 = 2 * dims.key_dim + h * Dv + vt * TV
     v = p_ref[row, pl.ds(pl.multiple_of(v0, TV), TV)].astype(_F32)  # [1, TV]
-    state = decay * st_ref[...] + k * v  # [Dk, TV]
+    # LN1 of this row, rounded as the block's LayerNorm output, then the low-rank gate in fp32.
+    mean, rstd = _ln_stats(x, dims.eps)
+    u = _round((x - mean) * rstd * s_ref[...][None, :] + b_ref[...][None, :], dtype)  # [1, d]
+    down = jnp.sum(wd * u, axis=1, keepdims=True)  # [r, 1]
+    logits = jnp.sum(down * wu, axis=0, keepdims=True) + bu  # [1, Dk]
+    decay = jnp.exp(_log_sigmoid(logits) / dims.gate_logit_normalizer).T  # [Dk, 1]
+    state = decay * state + k * v  # [Dk, TV]
     st_out_ref[...] = state
     o = dims.scale * jnp.sum(q * state, axis=0, keepdims=True)  # [1, TV]
     o_ref[row, pl.ds(pl.multiple_of(h * Dv + vt * TV, TV), TV)] = o.astype(o_ref.dtype)
@@ -221,6 +230,7 @@ def _out_proj_kernel(o_ref, p_ref, nw_ref, w_ref, x_ref, out_ref, *, dims: Block
     R = o_ref.shape[0]
     dtype = out_ref.dtype
     Dv = dims.head_v
+    ws = [w_ref[pl.ds(h * Dv, Dv), :] for h in range(dims.heads)]  # [Dv, tile] each
     real = jax.lax.broadcasted_iota(jnp.int32, (R, Dv), 0) < batch  # o's padded rows are unwritten
     acc = jnp.zeros((R, dims.tile), _F32)
     for h in range(dims.heads):
@@ -228,15 +238,15 @@ def _out_proj_kernel(o_ref, p_ref, nw_ref, w_ref, x_ref, out_ref, *, dims: Block
         g = p_ref[:, pl.ds(2 * dims.key_dim + dims.value_dim + h * Dv, Dv)].astype(_F32)
         o = o * jax.lax.rsqrt(jnp.mean(o * o, axis=1, keepdims=True) + dims.eps)
         y = o * nw_ref[...][None, :] * (g / (1.0 + jnp.exp(-g)))
-        acc += jax.lax.dot(y.astype(dtype), w_ref[pl.ds(h * Dv, Dv), :].astype(dtype),
-                           preferred_element_type=_F32, precision=_precision(dtype))
+        acc += _mm(y, ws[h], dtype)
     out_ref[...] = (_round(acc, dtype) + x_ref[...].astype(_F32)).astype(dtype)
 
 
-def _mlp_in_kernel(x_ref, s_ref, b_ref, wa_ref, wb_ref, ba_ref, bb_ref, out_ref, *, eps, tile):
+def _mlp_in_kernel(x_ref, s_ref, b_ref, wa_ref, wb_ref, ba_ref, bb_ref, out_ref, *, eps):
     dtype = out_ref.dtype
-    a = _ln_matmul(x_ref, s_ref, b_ref, wa_ref, 0, tile, eps=eps, dtype=dtype)
-    val = _ln_matmul(x_ref, s_ref, b_ref, wb_ref, 0, tile, eps=eps, dtype=dtype)
+    wa, wb = wa_ref[...], wb_ref[...]  # [d, tile] each
+    u = _layer_norm(x_ref, s_ref, b_ref, eps=eps, dtype=dtype)
+    a, val = _mm(u, wa, dtype), _mm(u, wb, dtype)
     a = _round(_round(a, dtype) + ba_ref[...][None, :], dtype)
     val = _round(_round(val, dtype) + bb_ref[...][None, :], dtype)
     out_ref[...] = (a / (1.0 + jnp.exp(-a)) * val).astype(dtype)
@@ -245,10 +255,11 @@ def _mlp_in_kernel(x_ref, s_ref, b_ref, wa_ref, wb_ref, ba_ref, bb_ref, out_ref,
 def _mlp_out_kernel(h_ref, w_ref, b_ref, x_ref, out_ref, *, tile):
     R, F = h_ref.shape
     dtype = out_ref.dtype
+    C = HIDDEN_CHUNK
+    ws = [w_ref[pl.ds(k0, C), :] for k0 in range(0, F, C)]  # [C, tile] each
     acc = jnp.zeros((R, tile), _F32)
-    for k0 in range(0, F, tile):
-        acc += jax.lax.dot(h_ref[:, pl.ds(k0, tile)].astype(dtype), w_ref[pl.ds(k0, tile), :].astype(dtype),
-                           preferred_element_type=_F32, precision=_precision(dtype))
+    for i, k0 in enumerate(range(0, F, C)):
+        acc += _mm(h_ref[:, pl.ds(k0, C)], ws[i], dtype)
     y = _round(_round(acc, dtype) + b_ref[...][None, :], dtype)
     out_ref[...] = (y + x_ref[...].astype(_F32)).astype(dtype)
 
@@ -285,7 +296,7 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
         raise ValueError(f"gla_block_step: {reason}")
     interpret = _use_interpret(interpret)
     dtype = x.dtype
-    T, TV, Fp = dims.tile, dims.value_tile, dims.hidden_padded
+    T, TP, TV, Fp = dims.tile, dims.proj_tile, dims.value_tile, dims.hidden_padded
     w = weights
     params = plgpu.CompilerParams(num_warps=num_warps)
     call = functools.partial(pl.pallas_call, interpret=interpret, compiler_params=params)
@@ -293,10 +304,10 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
     cols = lambda rows: pl.BlockSpec((rows, T), lambda j: (0, j))
 
     proj = call(
-        functools.partial(_in_proj_kernel, eps=dims.eps, tile=T),
-        grid=(dims.proj_dim // T,),
-        in_specs=[_whole((R, d)), vec, vec, pl.BlockSpec((d, T), lambda j: (0, j))],
-        out_specs=cols(R),
+        functools.partial(_in_proj_kernel, eps=dims.eps),
+        grid=(dims.proj_dim // TP,),
+        in_specs=[_whole((R, d)), vec, vec, pl.BlockSpec((d, TP), lambda j: (0, j))],
+        out_specs=pl.BlockSpec((R, TP), lambda j: (0, j)),
         out_shape=jax.ShapeDtypeStruct((R, dims.proj_dim), dtype),
         name="gla_block_in_proj",
     )(x, w["ln1_scale"], w["ln1_bias"], w["w_qkvg"])
@@ -329,7 +340,7 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
 
     n_hidden = Fp // T
     hidden = call(
-        functools.partial(_mlp_in_kernel, eps=dims.eps, tile=T),
+        functools.partial(_mlp_in_kernel, eps=dims.eps),
         grid=(n_hidden,),
         in_specs=[_whole((R, d)), vec, vec, pl.BlockSpec((d, T), lambda j: (0, j)),
                   pl.BlockSpec((d, T), lambda j: (0, j + n_hidden)),

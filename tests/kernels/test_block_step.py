@@ -1,10 +1,12 @@
 """The fused GLA block decode step (kernels/gla/block_step.py) against the block's XLA step.
 
-Tolerances (several chained steps, so the state path is checked too): float32 1e-5 relative to
-the output's scale (observed ~3e-7); bfloat16 2^-6 relative (two bf16 ulps at the top of the
-range; observed one ulp: the kernels round where XLA rounds, but their fp32 accumulation order
-differs, which moves a rounding now and then). States are float32 in both; with bf16 inputs
-they agree to 1e-4 relative (observed ~2e-6).
+Several chained steps from a random state, so the state path is checked too.
+float32: the fused step equals XLA's within 1e-5 of the output's scale (observed ~3e-7 on the
+CPU). bfloat16: both round the same intermediates to bf16 but accumulate in different orders,
+so they differ by a few bf16 ulps (one on the CPU, 2.5 on an H200 after four steps); the test
+therefore measures both against the float32 computation of the same block and asks the fused
+step to be as accurate as XLA's: max error <= 1.5 x XLA's + 2^-8 of the output's scale (half a
+bf16 ulp at the top of the range). States are float32 in both paths: 1e-4 relative in bf16.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from kernels.gla import block_step
 from small_e_jax.config import ModelConfig
 from small_e_jax.model.lclm import make_block
 
-TOL = {"float32": 1e-5, "bfloat16": 2.0**-6}
+F32_TOL = 1e-5
+BF16_SLACK = 2.0**-8
 STATE_TOL = {"float32": 1e-5, "bfloat16": 1e-4}
 
 
@@ -36,18 +39,28 @@ def random_block(d: int, heads: int, dtype: str, *, kind: str = "gla", seed: int
     return block
 
 
-def run_both(block, batch: int, steps: int, dtype: str, seed: int = 2):
-    """``steps`` tokens through the XLA step and the fused step from the same random state."""
+def inputs(block, batch: int, steps: int, dtype: str, seed: int = 2):
     rng = np.random.default_rng(seed)
     m = block.mixer
     state0 = jnp.asarray(0.3 * rng.standard_normal((batch, m.heads, m.head_k, m.head_v)), jnp.float32)
     xs = jnp.asarray(rng.standard_normal((steps, batch, block.norm1.norm.num_features)), dtype)
-    rows = block_step.padded_rows(batch)
-    weights = block.fused_weights()
+    return xs, state0
 
+
+def run_xla(block, xs, state0):
     @jax.jit
     def xla(xs, state):
         return jax.lax.scan(lambda s, x: (lambda y, s: (s, y))(*block.step(x, s, 0)), state, xs)
+
+    s, y = xla(xs, state0)
+    return np.asarray(y, np.float32), np.asarray(s)
+
+
+def run_both(block, batch: int, steps: int, dtype: str, seed: int = 2):
+    """``steps`` tokens through the XLA step and the fused step from the same random state."""
+    xs, state0 = inputs(block, batch, steps, dtype, seed)
+    rows = block_step.padded_rows(batch)
+    weights = block.fused_weights()
 
     @jax.jit
     def fused(xs, state):
@@ -56,9 +69,8 @@ def run_both(block, batch: int, steps: int, dtype: str, seed: int = 2):
             return s, y[:batch]
         return jax.lax.scan(body, state, xs)
 
-    s_ref, y_ref = xla(xs, state0)
     s_out, y_out = fused(xs, state0)
-    return (np.asarray(y_ref, np.float32), np.asarray(s_ref)), (np.asarray(y_out, np.float32), np.asarray(s_out))
+    return run_xla(block, xs, state0), (np.asarray(y_out, np.float32), np.asarray(s_out))
 
 
 def assert_close(actual, expected, rel):
@@ -66,6 +78,22 @@ def assert_close(actual, expected, rel):
     err = float(np.abs(actual - expected).max())
     assert np.isfinite(actual).all()
     assert err <= rel * scale, f"max error {err:.3g} > {rel:g} x {scale:.3g}"
+
+
+def check_fused_step(d: int, heads: int, batch: int, dtype: str, steps: int, **model):
+    block = random_block(d, heads, dtype, **model)
+    (y_ref, s_ref), (y, s) = run_both(block, batch, steps, dtype)
+    assert_close(s, s_ref, STATE_TOL[dtype])
+    if dtype == "float32":
+        assert_close(y, y_ref, F32_TOL)
+        return
+    # bf16: as close to the float32 computation as XLA's bf16 step (module docstring).
+    xs, state0 = inputs(block, batch, steps, dtype)
+    y_true, _ = run_xla(random_block(d, heads, "float32", **model), xs.astype(jnp.float32), state0)
+    assert np.isfinite(y).all()
+    err_xla, err_fused = np.abs(y_ref - y_true).max(), np.abs(y - y_true).max()
+    bound = 1.5 * err_xla + BF16_SLACK * np.abs(y_true).max()
+    assert err_fused <= bound, f"fused error {err_fused:.3g} > {bound:.3g} (XLA's {err_xla:.3g})"
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -76,10 +104,7 @@ def assert_close(actual, expected, rel):
     (512, 4, 2, dict(gate_low_rank=16)),  # the 64M model's block (K = 128, V = 256, F = 682)
 ])
 def test_fused_step_matches_xla_step(d, heads, batch, model, dtype):
-    block = random_block(d, heads, dtype, **model)
-    (y_ref, s_ref), (y, s) = run_both(block, batch, steps=3, dtype=dtype)
-    assert_close(y, y_ref, TOL[dtype])
-    assert_close(s, s_ref, STATE_TOL[dtype])
+    check_fused_step(d, heads, batch, dtype, steps=3, **model)
 
 
 def test_dims_and_packing():
@@ -140,9 +165,6 @@ def test_lowers_for_cuda_at_the_small_e_shape():
 def test_compiled_on_gpu_matches_xla_step(batch, dtype):
     if jax.default_backend() != "gpu":
         pytest.fail("the gpu marker needs a CUDA GPU (jax.default_backend() == 'gpu')")
-    block = random_block(512, 4, dtype, gate_low_rank=16)
-    (y_ref, s_ref), (y, s) = run_both(block, batch, steps=4, dtype=dtype)
-    # On the GPU XLA's float32 dots may use TF32 where the kernels use IEEE float32 (HIGHEST):
-    # float32 is compared at the bf16 tolerance there.
-    assert_close(y, y_ref, TOL["bfloat16"])
-    assert_close(s, s_ref, STATE_TOL["bfloat16"])
+    # XLA's float32 dots on the GPU default to TF32; the kernels' are IEEE float32 (HIGHEST).
+    with jax.default_matmul_precision("float32" if dtype == "float32" else "default"):
+        check_fused_step(512, 4, batch, dtype, steps=4, gate_low_rank=16)
