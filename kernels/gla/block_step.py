@@ -134,21 +134,23 @@ def pack_block_weights(dims: BlockDims, dtype, *, ln1_scale, ln1_bias, w_q, w_k,
 
     Shapes as in the model: w_q, w_k [d, H*Dk]; w_v, w_g [d, H*Dv]; w_gate_down [d, r];
     w_gate_up [r, H*Dk]; w_o [H*Dv, d]; w_in [d, 2F] (gate then value); w_out [F, d].
+    The matmul weights are stored transposed, [out, in]: a program's output columns are then
+    one contiguous block of memory (a [in, 16] column tile would be 16 elements of every row).
     """
     F, Fp = dims.hidden, dims.hidden_padded
     pad_cols = lambda w: jnp.pad(w, ((0, 0), (0, Fp - F)))
     f32 = lambda a: jnp.asarray(a, _F32)
     return {
         "ln1_scale": f32(ln1_scale), "ln1_bias": f32(ln1_bias),
-        "w_qkvg": jnp.concatenate([w_q, w_k, w_v, w_g], axis=1).astype(dtype),
+        "w_qkvg": jnp.concatenate([w_q, w_k, w_v, w_g], axis=1).astype(dtype).T,  # [N, d]
         "w_gate_down_t": f32(w_gate_down).T,  # [r, d]
         "w_gate_up": f32(w_gate_up), "b_gate_up": f32(b_gate_up),
         "norm_weight": f32(norm_weight),
-        "w_o": jnp.asarray(w_o, dtype),
+        "w_o": jnp.asarray(w_o, dtype).T,  # [d, H*Dv]
         "ln2_scale": f32(ln2_scale), "ln2_bias": f32(ln2_bias),
-        "w_in": jnp.concatenate([pad_cols(w_in[:, :F]), pad_cols(w_in[:, F:])], axis=1).astype(dtype),
+        "w_in": jnp.concatenate([pad_cols(w_in[:, :F]), pad_cols(w_in[:, F:])], axis=1).astype(dtype).T,
         "b_in": jnp.concatenate([jnp.pad(f32(b_in[:F]), (0, Fp - F)), jnp.pad(f32(b_in[F:]), (0, Fp - F))]),
-        "w_out": jnp.pad(jnp.asarray(w_out, dtype), ((0, Fp - F), (0, 0))),
+        "w_out": jnp.pad(jnp.asarray(w_out, dtype), ((0, Fp - F), (0, 0))).T,  # [d, Fp]
         "b_out": f32(b_out),
     }
 
@@ -176,10 +178,10 @@ def _layer_norm(x_ref, s_ref, b_ref, *, eps, dtype):
     return ((x - mean) * rstd * s_ref[...][None, :] + b_ref[...][None, :]).astype(dtype)
 
 
-def _mm(a, w, dtype):
-    """a [R, K] @ w [K, N] with operands in the compute dtype, float32 accumulation."""
-    return jax.lax.dot(a.astype(dtype), w.astype(dtype), preferred_element_type=_F32,
-                       precision=_precision(dtype))
+def _mm(a, w_t, dtype):
+    """a [R, K] @ w_t[N, K]^T with operands in the compute dtype, float32 accumulation."""
+    return jax.lax.dot_general(a.astype(dtype), w_t.astype(dtype), (((1,), (1,)), ((), ())),
+                               preferred_element_type=_F32, precision=_precision(dtype))
 
 
 def _precision(dtype):
@@ -192,7 +194,7 @@ def _precision(dtype):
 
 
 def _in_proj_kernel(x_ref, s_ref, b_ref, w_ref, out_ref, *, eps):
-    w = w_ref[...]  # [d, proj_tile]
+    w = w_ref[...]  # [proj_tile, d]
     u = _layer_norm(x_ref, s_ref, b_ref, eps=eps, dtype=out_ref.dtype)
     out_ref[...] = _mm(u, w, out_ref.dtype).astype(out_ref.dtype)
 
@@ -230,7 +232,7 @@ def _out_proj_kernel(o_ref, p_ref, nw_ref, w_ref, x_ref, out_ref, *, dims: Block
     R = o_ref.shape[0]
     dtype = out_ref.dtype
     Dv = dims.head_v
-    ws = [w_ref[pl.ds(h * Dv, Dv), :] for h in range(dims.heads)]  # [Dv, tile] each
+    ws = [w_ref[:, pl.ds(h * Dv, Dv)] for h in range(dims.heads)]  # [tile, Dv] each
     real = jax.lax.broadcasted_iota(jnp.int32, (R, Dv), 0) < batch  # o's padded rows are unwritten
     acc = jnp.zeros((R, dims.tile), _F32)
     for h in range(dims.heads):
@@ -244,7 +246,7 @@ def _out_proj_kernel(o_ref, p_ref, nw_ref, w_ref, x_ref, out_ref, *, dims: Block
 
 def _mlp_in_kernel(x_ref, s_ref, b_ref, wa_ref, wb_ref, ba_ref, bb_ref, out_ref, *, eps):
     dtype = out_ref.dtype
-    wa, wb = wa_ref[...], wb_ref[...]  # [d, tile] each
+    wa, wb = wa_ref[...], wb_ref[...]  # [tile, d] each
     u = _layer_norm(x_ref, s_ref, b_ref, eps=eps, dtype=dtype)
     a, val = _mm(u, wa, dtype), _mm(u, wb, dtype)
     a = _round(_round(a, dtype) + ba_ref[...][None, :], dtype)
@@ -256,7 +258,7 @@ def _mlp_out_kernel(h_ref, w_ref, b_ref, x_ref, out_ref, *, tile):
     R, F = h_ref.shape
     dtype = out_ref.dtype
     C = HIDDEN_CHUNK
-    ws = [w_ref[pl.ds(k0, C), :] for k0 in range(0, F, C)]  # [C, tile] each
+    ws = [w_ref[:, pl.ds(k0, C)] for k0 in range(0, F, C)]  # [tile, C] each
     acc = jnp.zeros((R, tile), _F32)
     for i, k0 in enumerate(range(0, F, C)):
         acc += _mm(h_ref[:, pl.ds(k0, C)], ws[i], dtype)
@@ -306,7 +308,7 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
     proj = call(
         functools.partial(_in_proj_kernel, eps=dims.eps),
         grid=(dims.proj_dim // TP,),
-        in_specs=[_whole((R, d)), vec, vec, pl.BlockSpec((d, TP), lambda j: (0, j))],
+        in_specs=[_whole((R, d)), vec, vec, pl.BlockSpec((TP, d), lambda j: (j, 0))],
         out_specs=pl.BlockSpec((R, TP), lambda j: (0, j)),
         out_shape=jax.ShapeDtypeStruct((R, dims.proj_dim), dtype),
         name="gla_block_in_proj",
@@ -332,7 +334,7 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
         functools.partial(_out_proj_kernel, dims=dims, batch=B),
         grid=(d // T,),
         in_specs=[_whole((R, dims.value_dim)), _whole((R, dims.proj_dim)), _whole((Dv,)),
-                  pl.BlockSpec((dims.value_dim, T), lambda j: (0, j)), cols(R)],
+                  pl.BlockSpec((T, dims.value_dim), lambda j: (j, 0)), cols(R)],
         out_specs=cols(R),
         out_shape=jax.ShapeDtypeStruct((R, d), dtype),
         name="gla_block_out_proj",
@@ -342,8 +344,8 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
     hidden = call(
         functools.partial(_mlp_in_kernel, eps=dims.eps),
         grid=(n_hidden,),
-        in_specs=[_whole((R, d)), vec, vec, pl.BlockSpec((d, T), lambda j: (0, j)),
-                  pl.BlockSpec((d, T), lambda j: (0, j + n_hidden)),
+        in_specs=[_whole((R, d)), vec, vec, pl.BlockSpec((T, d), lambda j: (j, 0)),
+                  pl.BlockSpec((T, d), lambda j: (j + n_hidden, 0)),
                   pl.BlockSpec((T,), lambda j: (j,)), pl.BlockSpec((T,), lambda j: (j + n_hidden,))],
         out_specs=cols(R),
         out_shape=jax.ShapeDtypeStruct((R, Fp), dtype),
@@ -353,7 +355,7 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
     x = call(
         functools.partial(_mlp_out_kernel, tile=T),
         grid=(d // T,),
-        in_specs=[_whole((R, Fp)), pl.BlockSpec((Fp, T), lambda j: (0, j)),
+        in_specs=[_whole((R, Fp)), pl.BlockSpec((T, Fp), lambda j: (j, 0)),
                   pl.BlockSpec((T,), lambda j: (j,)), cols(R)],
         out_specs=cols(R),
         out_shape=jax.ShapeDtypeStruct((R, d), dtype),

@@ -6,7 +6,8 @@ CPU). bfloat16: both round the same intermediates to bf16 but accumulate in diff
 so they differ by a few bf16 ulps (one on the CPU, 2.5 on an H200 after four steps); the test
 therefore measures both against the float32 computation of the same block and asks the fused
 step to be as accurate as XLA's: max error <= 1.5 x XLA's + 2^-8 of the output's scale (half a
-bf16 ulp at the top of the range). States are float32 in both paths: 1e-4 relative in bf16.
+bf16 ulp at the top of the range), for the outputs and for the float32 states (which take the
+bf16-rounded k and v: 0.4% apart between the two paths on an H200).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from small_e_jax.model.lclm import make_block
 
 F32_TOL = 1e-5
 BF16_SLACK = 2.0**-8
-STATE_TOL = {"float32": 1e-5, "bfloat16": 1e-4}
 
 
 def random_block(d: int, heads: int, dtype: str, *, kind: str = "gla", seed: int = 0, **model):
@@ -83,17 +83,18 @@ def assert_close(actual, expected, rel):
 def check_fused_step(d: int, heads: int, batch: int, dtype: str, steps: int, **model):
     block = random_block(d, heads, dtype, **model)
     (y_ref, s_ref), (y, s) = run_both(block, batch, steps, dtype)
-    assert_close(s, s_ref, STATE_TOL[dtype])
     if dtype == "float32":
         assert_close(y, y_ref, F32_TOL)
+        assert_close(s, s_ref, F32_TOL)
         return
     # bf16: as close to the float32 computation as XLA's bf16 step (module docstring).
     xs, state0 = inputs(block, batch, steps, dtype)
-    y_true, _ = run_xla(random_block(d, heads, "float32", **model), xs.astype(jnp.float32), state0)
-    assert np.isfinite(y).all()
-    err_xla, err_fused = np.abs(y_ref - y_true).max(), np.abs(y - y_true).max()
-    bound = 1.5 * err_xla + BF16_SLACK * np.abs(y_true).max()
-    assert err_fused <= bound, f"fused error {err_fused:.3g} > {bound:.3g} (XLA's {err_xla:.3g})"
+    y_true, s_true = run_xla(random_block(d, heads, "float32", **model), xs.astype(jnp.float32), state0)
+    for name, got, xla, true in (("output", y, y_ref, y_true), ("state", s, s_ref, s_true)):
+        assert np.isfinite(got).all()
+        err_xla, err_fused = np.abs(xla - true).max(), np.abs(got - true).max()
+        bound = 1.5 * err_xla + BF16_SLACK * np.abs(true).max()
+        assert err_fused <= bound, f"{name}: fused error {err_fused:.3g} > {bound:.3g} (XLA's {err_xla:.3g})"
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -113,14 +114,16 @@ def test_dims_and_packing():
     assert (dims.d, dims.heads, dims.head_k, dims.head_v, dims.rank, dims.hidden) == (512, 4, 128, 256, 16, 682)
     assert dims.hidden_padded == 704 and dims.proj_dim == 3072
     w = block.fused_weights()
-    assert w["w_qkvg"].shape == (512, 3072) and w["w_qkvg"].dtype == jnp.bfloat16
-    assert w["w_in"].shape == (512, 2 * 704) and w["w_out"].shape == (704, 512)
+    # Matmul weights are stored [out, in] (transposed).
+    assert w["w_qkvg"].shape == (3072, 512) and w["w_qkvg"].dtype == jnp.bfloat16
+    assert w["w_o"].shape == (512, 1024)
+    assert w["w_in"].shape == (2 * 704, 512) and w["w_out"].shape == (512, 704)
     # The padded hidden units have zero weights and biases: they contribute silu(0) * 0 = 0.
-    assert not np.asarray(w["w_in"][:, 682:704], np.float32).any()
-    assert not np.asarray(w["w_in"][:, 704 + 682:], np.float32).any()
-    assert not np.asarray(w["w_out"][682:], np.float32).any() and not np.asarray(w["b_in"][682:704]).any()
-    np.testing.assert_array_equal(np.asarray(w["w_in"][:, 704:704 + 682], np.float32),
-                                  np.asarray(block.mlp.w_in.kernel[...][:, 682:].astype(jnp.bfloat16), np.float32))
+    assert not np.asarray(w["w_in"][682:704], np.float32).any()
+    assert not np.asarray(w["w_in"][704 + 682:], np.float32).any()
+    assert not np.asarray(w["w_out"][:, 682:], np.float32).any() and not np.asarray(w["b_in"][682:704]).any()
+    np.testing.assert_array_equal(np.asarray(w["w_in"][704:704 + 682], np.float32),
+                                  np.asarray(block.mlp.w_in.kernel[...][:, 682:].T.astype(jnp.bfloat16), np.float32))
 
 
 def test_other_mixers_have_no_fused_step():

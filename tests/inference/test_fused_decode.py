@@ -1,0 +1,71 @@
+"""Decoding through the fused GLA block kernels (model.decode_kernels=pallas; Pallas interpret
+mode on the CPU) gives the codes of the XLA decode step, and "auto" picks the kernels only
+where they are made for (GPU, up to FUSED_AUTO_MAX_ROWS rows)."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from small_e_jax.config import ConfigError
+from small_e_jax.inference import Synthesizer
+from small_e_jax.model import small_e
+from small_e_jax.sampling import GREEDY, SamplingConfig
+
+from .conftest import FakeCodec, random_model, tiny_config
+
+TEXTS = ["Hello there.", "A much longer second sentence, with a comma."]
+
+
+def synthesizer(kernels: str) -> Synthesizer:
+    config = tiny_config(f"model.decode_kernels={kernels}")
+    return Synthesizer(random_model(config), config,
+                       codec=FakeCodec(config.model.n_codebooks, config.model.codebook_size))
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[Synthesizer, Synthesizer]:
+    return synthesizer("xla"), synthesizer("pallas")
+
+
+def test_fused_kernels_generate_the_xla_codes(pair):
+    xla, fused = pair
+    assert fused.model.fused_decode_weights(2) is not None and xla.model.fused_decode_weights(2) is None
+    expected = xla.generate(TEXTS, sampling=GREEDY, max_frames=24)
+    got = fused.generate(TEXTS, sampling=GREEDY, max_frames=24)
+    for a, b in zip(expected, got):
+        assert len(a) > 4  # a real run, not an immediate stop
+        np.testing.assert_array_equal(b, a)
+
+
+@pytest.mark.slow  # two more loop compilations (~20 s on a loaded CPU)
+def test_fused_kernels_with_guidance_and_streaming(pair):
+    xla, fused = pair
+    guided = SamplingConfig(greedy=True, cfg_scale=2.0)
+    for a, b in zip(xla.generate(TEXTS, sampling=guided, max_frames=16),
+                    fused.generate(TEXTS, sampling=guided, max_frames=16)):
+        np.testing.assert_array_equal(b, a)
+    chunks = list(fused.stream(TEXTS[1], sampling=GREEDY, max_frames=16, chunk_frames=5, context_frames=3))
+    expected = xla.generate([TEXTS[1]], sampling=GREEDY, max_frames=16)[0]
+    np.testing.assert_array_equal(np.concatenate([c.codes for c in chunks]), expected)
+
+
+def test_auto_picks_the_fused_kernels_on_gpu_for_small_batches(monkeypatch):
+    model = random_model(tiny_config())  # decode_kernels: auto
+    assert model.config.decode_kernels == "auto"
+    assert model.fused_decode_weights(1) is None  # this CPU: XLA
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    weights = model.fused_decode_weights(1)
+    assert weights is not None and len(weights["blocks"]) == len(model.blocks)
+    assert weights["pos_net"] is not None
+    assert model.fused_decode_weights(small_e.FUSED_AUTO_MAX_ROWS) is not None
+    assert model.fused_decode_weights(small_e.FUSED_AUTO_MAX_ROWS + 1) is None
+
+
+def test_transformer_blocks_keep_xla_and_bad_choice_is_refused():
+    model = random_model(tiny_config("model.block=transformer", "model.decode_kernels=pallas"))
+    weights = model.fused_decode_weights(1)
+    assert weights is not None and weights["blocks"] == [None] * len(model.blocks)  # only PACA's PosNet
+    with pytest.raises(ConfigError, match="decode_kernels"):
+        tiny_config("model.decode_kernels=triton")
