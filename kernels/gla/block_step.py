@@ -12,25 +12,32 @@ size), and XLA runs this block as ~17 kernels (issue 8: 258 kernels and 0.515 ms
 the 13 GLA blocks of the 64M model plus the rest). Here a block is five kernels, split only
 where every program needs the whole of the previous result:
 
-  `_in_proj`    [N / TN]          LN1 + the q|k|v|g projection (one packed weight).
-  `_recurrence` [B, H, Dv / TV]   the gate (LN1 and the low-rank gate recomputed per program:
-                                  512 x 16 multiply-adds), the state update in place, o.
-  `_out_proj`   [d / TN]          RMSNorm(o) * w * silu(g) per head, W_o, + x.
-  `_mlp_in`     [F / TN]          LN2, W_in's gate and value columns, silu(a) * b.
-  `_mlp_out`    [d / TN]          W_out + b_out + x.
+  `_in_proj`    [N / 32]   LN1 + the q|k|v|g projection (one packed weight).
+  `_recurrence` [B, H]     per (row, head): the gate (LN1 and the low-rank gate recomputed per
+                           program: 512 x 16 multiply-adds), the state update in place, o, and
+                           the output gate RMSNorm_V(o) * w * silu(g).
+  `_out_proj`   [d / 16]   W_o, + x.
+  `_mlp_in`     [F / 16]   LN2, W_in's gate and value columns, silu(a) * b.
+  `_mlp_out`    [d / 16]   W_out + b_out + x.
+
+Every program issues its loads before any arithmetic and reads each operand in one load
+(an H200's profiles of earlier versions fit ~4 us plus ~0.5 us per load for each kernel, loads
+apparently waited for one after another; at batch 1 a kernel's time is latency, not bandwidth), and the output tiles are narrow so that a weight is
+spread over many programs (a 512 x 1024 matrix: 32 programs of 16 rows of the [out, in] layout).
 
 Rows: the activations carry R rows, a multiple of 16 (Triton's smallest matmul tile), of which
 the first B (the state's batch) are real. The caller pads once (`padded_rows`) and keeps the
 residual stream padded across blocks; padded rows stay finite and never mix with real rows.
 
 Weights are packed once per decode call (`pack_block_weights`, outside the loop): q|k|v|g
-concatenated, the MLP hidden width padded to the tile with zero columns/rows (padded hidden
-units are silu(0) * 0 = 0), the gate's first factor transposed.
+concatenated, matmul weights transposed to [out, in] (a program's rows are contiguous), the MLP
+hidden width padded to a power of two with zero rows/columns (padded hidden units are
+silu(0) * 0 = 0; 682 -> 1024 in the 64M model), the gate's first factor transposed.
 
 Numerics follow the XLA path: LayerNorm, gate, state and accumulations in float32; matmul
 operands in the compute dtype; results rounded to the compute dtype where the XLA path rounds
 them (projections, o, MLP outputs, residual adds). Parity with `LCLMBlock.step` is tested in
-fp32 and bf16 (tests/test_block_step.py).
+fp32 and bf16 (tests/kernels/test_block_step.py).
 """
 
 from __future__ import annotations
@@ -48,7 +55,6 @@ from kernels.gla.pallas_gpu import _use_interpret
 
 _F32 = jnp.float32
 ROW_MULTIPLE = 16  # Triton's smallest matmul M
-HIDDEN_CHUNK = 64  # W_out is read in [64, tile] row chunks; F is padded to a multiple
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +72,6 @@ class BlockDims:
     eps: float
     tile: int = 16  # output columns per program: W_o, the MLP (d and F are narrow)
     proj_tile: int = 32  # output columns per program of the q|k|v|g projection
-    value_tile: int = 32  # value channels per program of the recurrence
 
     @property
     def key_dim(self) -> int:
@@ -81,8 +86,8 @@ class BlockDims:
         return 2 * self.key_dim + 2 * self.value_dim
 
     @property
-    def hidden_padded(self) -> int:  # a whole number of W_out's row chunks
-        return -(-self.hidden // HIDDEN_CHUNK) * HIDDEN_CHUNK
+    def hidden_padded(self) -> int:  # a power of two: W_out's [tile, F] rows are one load
+        return max(self.tile, 1 << (self.hidden - 1).bit_length())
 
     @property
     def scale(self) -> float:
@@ -102,9 +107,11 @@ def unsupported_reason(dims: BlockDims) -> Optional[str]:
     for name in ("d", "head_k", "head_v"):
         if getattr(dims, name) < 16:
             return f"{name}={getattr(dims, name)} < 16"
-    if dims.d % dims.tile or dims.proj_dim % dims.proj_tile or dims.head_v % dims.value_tile:
-        return (f"tiles ({dims.tile}, {dims.proj_tile}, {dims.value_tile}) do not divide "
-                f"d={dims.d}, q|k|v|g={dims.proj_dim}, head_v={dims.head_v}")
+    if not _pow2(dims.heads):
+        return f"heads={dims.heads} is not a power of two (W_o's rows are one load)"
+    if dims.d % dims.tile or dims.proj_dim % dims.proj_tile:
+        return (f"tiles ({dims.tile}, {dims.proj_tile}) do not divide d={dims.d}, "
+                f"q|k|v|g={dims.proj_dim}")
     return None
 
 
@@ -113,8 +120,7 @@ def make_dims(d: int, heads: int, head_k: int, head_v: int, rank: int, hidden: i
     """BlockDims with the default tiles (narrow, so that a batch-1 step spreads each weight
     over many programs: a 512 x 512 matrix is 32 programs of 16 columns, each one load)."""
     return BlockDims(d=d, heads=heads, head_k=head_k, head_v=head_v, rank=rank, hidden=hidden,
-                     gate_logit_normalizer=float(gate_logit_normalizer), eps=float(eps),
-                     value_tile=min(32, head_v))
+                     gate_logit_normalizer=float(gate_logit_normalizer), eps=float(eps))
 
 
 def padded_rows(batch: int) -> int:
@@ -203,44 +209,42 @@ def _log_sigmoid(x):
     return jnp.minimum(x, 0.0) - jnp.log(1.0 + jnp.exp(-jnp.abs(x)))
 
 
-def _recurrence_kernel(x_ref, s_ref, b_ref, wd_ref, wu_ref, bu_ref, p_ref, st_ref, o_ref, st_out_ref,
-                       *, dims: BlockDims, dtype):
-    b, h, vt = pl.program_id(0), pl.program_id(1), pl.program_id(2)
-    Dk, Dv, TV = dims.head_k, dims.head_v, dims.value_tile
+def _recurrence_kernel(x_ref, s_ref, b_ref, wd_ref, wu_ref, bu_ref, nw_ref, p_ref, st_ref, y_ref,
+                       st_out_ref, *, dims: BlockDims, dtype):
+    b, h = pl.program_id(0), pl.program_id(1)
+    Dk, Dv = dims.head_k, dims.head_v
     row = pl.ds(b, 1)
     kcols = pl.ds(pl.multiple_of(h * Dk, Dk), Dk)
-    state = st_ref[...]  # [Dk, TV]
+    vcols = lambda base: pl.ds(pl.multiple_of(base + h * Dv, Dv), Dv)
+    state = st_ref[...]  # [Dk, Dv]: the whole head, one load
     wd, wu, bu = wd_ref[...], wu_ref[:, kcols], bu_ref[kcols][None, :]
     x = x_ref[row, :].astype(_F32)  # [1, d]
     q = p_ref[row, kcols].astype(_F32).T  # [Dk, 1]
     k = p_ref[row, pl.ds(pl.multiple_of(dims.key_dim + h * Dk, Dk), Dk)].astype(_F32).T
-    v0 = 2 * dims.key_dim + h * Dv + vt * TV
-    v = p_ref[row, pl.ds(pl.multiple_of(v0, TV), TV)].astype(_F32)  # [1, TV]
+    v = p_ref[row, vcols(2 * dims.key_dim)].astype(_F32)  # [1, Dv]
+    g = p_ref[row, vcols(2 * dims.key_dim + dims.value_dim)].astype(_F32)  # [1, Dv]
     # LN1 of this row, rounded as the block's LayerNorm output, then the low-rank gate in fp32.
     mean, rstd = _ln_stats(x, dims.eps)
     u = _round((x - mean) * rstd * s_ref[...][None, :] + b_ref[...][None, :], dtype)  # [1, d]
     down = jnp.sum(wd * u, axis=1, keepdims=True)  # [r, 1]
     logits = jnp.sum(down * wu, axis=0, keepdims=True) + bu  # [1, Dk]
     decay = jnp.exp(_log_sigmoid(logits) / dims.gate_logit_normalizer).T  # [Dk, 1]
-    state = decay * state + k * v  # [Dk, TV]
+    state = decay * state + k * v  # [Dk, Dv]
     st_out_ref[...] = state
-    o = dims.scale * jnp.sum(q * state, axis=0, keepdims=True)  # [1, TV]
-    o_ref[row, pl.ds(pl.multiple_of(h * Dv + vt * TV, TV), TV)] = o.astype(o_ref.dtype)
+    o = _round(dims.scale * jnp.sum(q * state, axis=0, keepdims=True), dtype)  # [1, Dv], as gla_step
+    # The mixer's output gate: RMSNorm over the head's Dv channels, * w, * silu(g).
+    o = o * jax.lax.rsqrt(jnp.mean(o * o, axis=1, keepdims=True) + dims.eps)
+    y = o * nw_ref[...][None, :] * (g / (1.0 + jnp.exp(-g)))
+    y_ref[row, vcols(0)] = y.astype(y_ref.dtype)
 
 
-def _out_proj_kernel(o_ref, p_ref, nw_ref, w_ref, x_ref, out_ref, *, dims: BlockDims, batch: int):
-    R = o_ref.shape[0]
+def _out_proj_kernel(y_ref, w_ref, x_ref, out_ref, *, batch: int):
+    R, Vd = y_ref.shape
     dtype = out_ref.dtype
-    Dv = dims.head_v
-    ws = [w_ref[:, pl.ds(h * Dv, Dv)] for h in range(dims.heads)]  # [tile, Dv] each
-    real = jax.lax.broadcasted_iota(jnp.int32, (R, Dv), 0) < batch  # o's padded rows are unwritten
-    acc = jnp.zeros((R, dims.tile), _F32)
-    for h in range(dims.heads):
-        o = jnp.where(real, o_ref[:, pl.ds(h * Dv, Dv)].astype(_F32), 0.0)  # [R, Dv]
-        g = p_ref[:, pl.ds(2 * dims.key_dim + dims.value_dim + h * Dv, Dv)].astype(_F32)
-        o = o * jax.lax.rsqrt(jnp.mean(o * o, axis=1, keepdims=True) + dims.eps)
-        y = o * nw_ref[...][None, :] * (g / (1.0 + jnp.exp(-g)))
-        acc += _mm(y, ws[h], dtype)
+    w = w_ref[...]  # [tile, H*Dv]
+    real = jax.lax.broadcasted_iota(jnp.int32, (R, Vd), 0) < batch  # y's padded rows are unwritten
+    y = jnp.where(real, y_ref[...].astype(_F32), 0.0)
+    acc = _mm(y, w, dtype)
     out_ref[...] = (_round(acc, dtype) + x_ref[...].astype(_F32)).astype(dtype)
 
 
@@ -254,14 +258,10 @@ def _mlp_in_kernel(x_ref, s_ref, b_ref, wa_ref, wb_ref, ba_ref, bb_ref, out_ref,
     out_ref[...] = (a / (1.0 + jnp.exp(-a)) * val).astype(dtype)
 
 
-def _mlp_out_kernel(h_ref, w_ref, b_ref, x_ref, out_ref, *, tile):
-    R, F = h_ref.shape
+def _mlp_out_kernel(h_ref, w_ref, b_ref, x_ref, out_ref):
     dtype = out_ref.dtype
-    C = HIDDEN_CHUNK
-    ws = [w_ref[:, pl.ds(k0, C)] for k0 in range(0, F, C)]  # [tile, C] each
-    acc = jnp.zeros((R, tile), _F32)
-    for i, k0 in enumerate(range(0, F, C)):
-        acc += _mm(h_ref[:, pl.ds(k0, C)], ws[i], dtype)
+    w = w_ref[...]  # [tile, F padded]
+    acc = _mm(h_ref[...], w, dtype)
     y = _round(_round(acc, dtype) + b_ref[...][None, :], dtype)
     out_ref[...] = (y + x_ref[...].astype(_F32)).astype(dtype)
 
@@ -298,7 +298,7 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
         raise ValueError(f"gla_block_step: {reason}")
     interpret = _use_interpret(interpret)
     dtype = x.dtype
-    T, TP, TV, Fp = dims.tile, dims.proj_tile, dims.value_tile, dims.hidden_padded
+    T, TP, Fp = dims.tile, dims.proj_tile, dims.hidden_padded
     w = weights
     params = plgpu.CompilerParams(num_warps=num_warps)
     call = functools.partial(pl.pallas_call, interpret=interpret, compiler_params=params)
@@ -314,31 +314,31 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
         name="gla_block_in_proj",
     )(x, w["ln1_scale"], w["ln1_bias"], w["w_qkvg"])
 
-    grid3 = lambda shape: pl.BlockSpec(shape, lambda b, h, v: (0,) * len(shape))
-    state_spec = pl.BlockSpec((None, None, Dk, TV), lambda b, h, v: (b, h, 0, v))
-    o, state = call(
+    grid2 = lambda shape: pl.BlockSpec(shape, lambda b, h: (0,) * len(shape))
+    state_spec = pl.BlockSpec((None, None, Dk, Dv), lambda b, h: (b, h, 0, 0))
+    y, state = call(
         functools.partial(_recurrence_kernel, dims=dims, dtype=dtype),
-        grid=(B, H, Dv // TV),
-        in_specs=[grid3((R, d)), grid3((d,)), grid3((d,)), grid3((dims.rank, d)),
-                  grid3((dims.rank, dims.key_dim)), grid3((dims.key_dim,)),
-                  grid3((R, dims.proj_dim)), state_spec],
-        out_specs=[grid3((R, dims.value_dim)), state_spec],
+        grid=(B, H),
+        in_specs=[grid2((R, d)), grid2((d,)), grid2((d,)), grid2((dims.rank, d)),
+                  grid2((dims.rank, dims.key_dim)), grid2((dims.key_dim,)), grid2((Dv,)),
+                  grid2((R, dims.proj_dim)), state_spec],
+        out_specs=[grid2((R, dims.value_dim)), state_spec],
         out_shape=[jax.ShapeDtypeStruct((R, dims.value_dim), dtype),
                    jax.ShapeDtypeStruct(state.shape, _F32)],
-        input_output_aliases={7: 1},
+        input_output_aliases={8: 1},
         name="gla_block_recurrence",
-    )(x, w["ln1_scale"], w["ln1_bias"], w["w_gate_down_t"], w["w_gate_up"], w["b_gate_up"], proj,
-      state.astype(_F32))
+    )(x, w["ln1_scale"], w["ln1_bias"], w["w_gate_down_t"], w["w_gate_up"], w["b_gate_up"],
+      w["norm_weight"], proj, state.astype(_F32))
 
     x = call(
-        functools.partial(_out_proj_kernel, dims=dims, batch=B),
+        functools.partial(_out_proj_kernel, batch=B),
         grid=(d // T,),
-        in_specs=[_whole((R, dims.value_dim)), _whole((R, dims.proj_dim)), _whole((Dv,)),
-                  pl.BlockSpec((T, dims.value_dim), lambda j: (j, 0)), cols(R)],
+        in_specs=[_whole((R, dims.value_dim)), pl.BlockSpec((T, dims.value_dim), lambda j: (j, 0)),
+                  cols(R)],
         out_specs=cols(R),
         out_shape=jax.ShapeDtypeStruct((R, d), dtype),
         name="gla_block_out_proj",
-    )(o, proj, w["norm_weight"], w["w_o"], x)
+    )(y, w["w_o"], x)
 
     n_hidden = Fp // T
     hidden = call(
@@ -353,7 +353,7 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
     )(x, w["ln2_scale"], w["ln2_bias"], w["w_in"], w["w_in"], w["b_in"], w["b_in"])
 
     x = call(
-        functools.partial(_mlp_out_kernel, tile=T),
+        _mlp_out_kernel,
         grid=(d // T,),
         in_specs=[_whole((R, Fp)), pl.BlockSpec((T, Fp), lambda j: (j, 0)),
                   pl.BlockSpec((T,), lambda j: (j,)), cols(R)],

@@ -112,17 +112,17 @@ def test_dims_and_packing():
     block = random_block(512, 4, "bfloat16", gate_low_rank=16)
     dims = block.fused_dims()
     assert (dims.d, dims.heads, dims.head_k, dims.head_v, dims.rank, dims.hidden) == (512, 4, 128, 256, 16, 682)
-    assert dims.hidden_padded == 704 and dims.proj_dim == 3072
+    assert dims.hidden_padded == 1024 and dims.proj_dim == 3072
     w = block.fused_weights()
     # Matmul weights are stored [out, in] (transposed).
     assert w["w_qkvg"].shape == (3072, 512) and w["w_qkvg"].dtype == jnp.bfloat16
     assert w["w_o"].shape == (512, 1024)
-    assert w["w_in"].shape == (2 * 704, 512) and w["w_out"].shape == (512, 704)
+    assert w["w_in"].shape == (2 * 1024, 512) and w["w_out"].shape == (512, 1024)
     # The padded hidden units have zero weights and biases: they contribute silu(0) * 0 = 0.
-    assert not np.asarray(w["w_in"][682:704], np.float32).any()
-    assert not np.asarray(w["w_in"][704 + 682:], np.float32).any()
-    assert not np.asarray(w["w_out"][:, 682:], np.float32).any() and not np.asarray(w["b_in"][682:704]).any()
-    np.testing.assert_array_equal(np.asarray(w["w_in"][704:704 + 682], np.float32),
+    assert not np.asarray(w["w_in"][682:1024], np.float32).any()
+    assert not np.asarray(w["w_in"][1024 + 682:], np.float32).any()
+    assert not np.asarray(w["w_out"][:, 682:], np.float32).any() and not np.asarray(w["b_in"][682:1024]).any()
+    np.testing.assert_array_equal(np.asarray(w["w_in"][1024:1024 + 682], np.float32),
                                   np.asarray(block.mlp.w_in.kernel[...][:, 682:].T.astype(jnp.bfloat16), np.float32))
 
 
