@@ -13,9 +13,10 @@ the 13 GLA blocks of the 64M model plus the rest). Here a block is five kernels,
 where every program needs the whole of the previous result:
 
   `_in_proj`    [N / 32]   LN1 + the q|k|v|g projection (one packed weight).
-  `_recurrence` [B, H, Dv / 32]  the gate (LN1 and the low-rank gate recomputed per program:
-                           512 x 16 multiply-adds), the state update in place, o.
-  `_out_proj`   [d / 16]   RMSNorm_V(o) * w * silu(g) per head, W_o, + x.
+  `_recurrence` [B, H]     per (row, head): the gate (LN1 and the low-rank gate recomputed per
+                           program: 512 x 16 multiply-adds), the state update in place, o, and
+                           the output gate RMSNorm_V(o) * w * silu(g).
+  `_out_proj`   [d / 16]   W_o, + x.
   `_mlp_in`     [F / 16]   LN2, W_in's gate and value columns, silu(a) * b.
   `_mlp_out`    [d / 16]   W_out + b_out + x.
 
@@ -71,7 +72,6 @@ class BlockDims:
     eps: float
     tile: int = 16  # output columns per program: W_o, the MLP (d and F are narrow)
     proj_tile: int = 32  # output columns per program of the q|k|v|g projection
-    value_tile: int = 32  # value channels per program of the recurrence
 
     @property
     def key_dim(self) -> int:
@@ -107,11 +107,11 @@ def unsupported_reason(dims: BlockDims) -> Optional[str]:
     for name in ("d", "head_k", "head_v"):
         if getattr(dims, name) < 16:
             return f"{name}={getattr(dims, name)} < 16"
-    if not _pow2(dims.heads) or dims.heads > ROW_MULTIPLE:
-        return f"heads={dims.heads} is not a power of two <= 16 (W_o's rows are one load)"
-    if dims.d % dims.tile or dims.proj_dim % dims.proj_tile or dims.head_v % dims.value_tile:
-        return (f"tiles ({dims.tile}, {dims.proj_tile}, {dims.value_tile}) do not divide "
-                f"d={dims.d}, q|k|v|g={dims.proj_dim}, head_v={dims.head_v}")
+    if not _pow2(dims.heads):
+        return f"heads={dims.heads} is not a power of two (W_o's rows are one load)"
+    if dims.d % dims.tile or dims.proj_dim % dims.proj_tile:
+        return (f"tiles ({dims.tile}, {dims.proj_tile}) do not divide d={dims.d}, "
+                f"q|k|v|g={dims.proj_dim}")
     return None
 
 
@@ -120,8 +120,7 @@ def make_dims(d: int, heads: int, head_k: int, head_v: int, rank: int, hidden: i
     """BlockDims with the default tiles (narrow, so that a batch-1 step spreads each weight
     over many programs: a 512 x 512 matrix is 32 programs of 16 columns, each one load)."""
     return BlockDims(d=d, heads=heads, head_k=head_k, head_v=head_v, rank=rank, hidden=hidden,
-                     gate_logit_normalizer=float(gate_logit_normalizer), eps=float(eps),
-                     value_tile=min(32, head_v))
+                     gate_logit_normalizer=float(gate_logit_normalizer), eps=float(eps))
 
 
 def padded_rows(batch: int) -> int:
@@ -152,7 +151,7 @@ def pack_block_weights(dims: BlockDims, dtype, *, ln1_scale, ln1_bias, w_q, w_k,
         "w_qkvg": jnp.concatenate([w_q, w_k, w_v, w_g], axis=1).astype(dtype).T,  # [N, d]
         "w_gate_down_t": f32(w_gate_down).T,  # [r, d]
         "w_gate_up": f32(w_gate_up), "b_gate_up": f32(b_gate_up),
-        "norm_weight": jnp.tile(f32(norm_weight), dims.heads),  # [H*Dv]: one per channel
+        "norm_weight": f32(norm_weight),
         "w_o": jnp.asarray(w_o, dtype).T,  # [d, H*Dv]
         "ln2_scale": f32(ln2_scale), "ln2_bias": f32(ln2_bias),
         "w_in": jnp.concatenate([pad_cols(w_in[:, :F]), pad_cols(w_in[:, F:])], axis=1).astype(dtype).T,
@@ -210,54 +209,41 @@ def _log_sigmoid(x):
     return jnp.minimum(x, 0.0) - jnp.log(1.0 + jnp.exp(-jnp.abs(x)))
 
 
-def _recurrence_kernel(x_ref, s_ref, b_ref, wd_ref, wu_ref, bu_ref, p_ref, st_ref, o_ref, st_out_ref,
-                       *, dims: BlockDims, dtype):
-    b, h, vt = pl.program_id(0), pl.program_id(1), pl.program_id(2)
-    Dk, Dv, TV = dims.head_k, dims.head_v, dims.value_tile
+def _recurrence_kernel(x_ref, s_ref, b_ref, wd_ref, wu_ref, bu_ref, nw_ref, p_ref, st_ref, y_ref,
+                       st_out_ref, *, dims: BlockDims, dtype):
+    b, h = pl.program_id(0), pl.program_id(1)
+    Dk, Dv = dims.head_k, dims.head_v
     row = pl.ds(b, 1)
     kcols = pl.ds(pl.multiple_of(h * Dk, Dk), Dk)
-    state = st_ref[...]  # [Dk, TV]
+    vcols = lambda base: pl.ds(pl.multiple_of(base + h * Dv, Dv), Dv)
+    state = st_ref[...]  # [Dk, Dv]: the whole head, one load
     wd, wu, bu = wd_ref[...], wu_ref[:, kcols], bu_ref[kcols][None, :]
     x = x_ref[row, :].astype(_F32)  # [1, d]
     q = p_ref[row, kcols].astype(_F32).T  # [Dk, 1]
     k = p_ref[row, pl.ds(pl.multiple_of(dims.key_dim + h * Dk, Dk), Dk)].astype(_F32).T
-    v0 = 2 * dims.key_dim + h * Dv + vt * TV
-    v = p_ref[row, pl.ds(pl.multiple_of(v0, TV), TV)].astype(_F32)  # [1, TV]
+    v = p_ref[row, vcols(2 * dims.key_dim)].astype(_F32)  # [1, Dv]
+    g = p_ref[row, vcols(2 * dims.key_dim + dims.value_dim)].astype(_F32)  # [1, Dv]
     # LN1 of this row, rounded as the block's LayerNorm output, then the low-rank gate in fp32.
     mean, rstd = _ln_stats(x, dims.eps)
     u = _round((x - mean) * rstd * s_ref[...][None, :] + b_ref[...][None, :], dtype)  # [1, d]
     down = jnp.sum(wd * u, axis=1, keepdims=True)  # [r, 1]
     logits = jnp.sum(down * wu, axis=0, keepdims=True) + bu  # [1, Dk]
     decay = jnp.exp(_log_sigmoid(logits) / dims.gate_logit_normalizer).T  # [Dk, 1]
-    state = decay * state + k * v  # [Dk, TV]
+    state = decay * state + k * v  # [Dk, Dv]
     st_out_ref[...] = state
-    o = dims.scale * jnp.sum(q * state, axis=0, keepdims=True)  # [1, TV]
-    o_ref[row, pl.ds(pl.multiple_of(h * Dv + vt * TV, TV), TV)] = o.astype(o_ref.dtype)
+    o = _round(dims.scale * jnp.sum(q * state, axis=0, keepdims=True), dtype)  # [1, Dv], as gla_step
+    # The mixer's output gate: RMSNorm over the head's Dv channels, * w, * silu(g).
+    o = o * jax.lax.rsqrt(jnp.mean(o * o, axis=1, keepdims=True) + dims.eps)
+    y = o * nw_ref[...][None, :] * (g / (1.0 + jnp.exp(-g)))
+    y_ref[row, vcols(0)] = y.astype(y_ref.dtype)
 
 
-def _head_indicator(channels: int, head_v: int, transpose: bool):
-    """[channels, 16] float32, 1 where channel c belongs to head column h (c // head_v == h);
-    [16, channels] with ``transpose``. 16 columns: Triton's smallest matmul N (heads <= 16)."""
-    shape = (ROW_MULTIPLE, channels) if transpose else (channels, ROW_MULTIPLE)
-    c = jax.lax.broadcasted_iota(jnp.int32, shape, 1 if transpose else 0)
-    h = jax.lax.broadcasted_iota(jnp.int32, shape, 0 if transpose else 1)
-    return (c // head_v == h).astype(_F32)
-
-
-def _out_proj_kernel(o_ref, p_ref, nw_ref, w_ref, x_ref, out_ref, *, dims: BlockDims, batch: int):
-    R, Vd = o_ref.shape
+def _out_proj_kernel(y_ref, w_ref, x_ref, out_ref, *, batch: int):
+    R, Vd = y_ref.shape
     dtype = out_ref.dtype
     w = w_ref[...]  # [tile, H*Dv]
-    o = o_ref[...].astype(_F32)  # [R, H*Dv]
-    g = p_ref[:, pl.ds(2 * dims.key_dim + dims.value_dim, Vd)].astype(_F32)
-    real = jax.lax.broadcasted_iota(jnp.int32, (R, Vd), 0) < batch  # o's padded rows are unwritten
-    o = jnp.where(real, o, 0.0)
-    # RMSNorm over each head's Dv channels without reshapes: per-head sums of squares and their
-    # broadcast back are two small float32 matmuls with a 0/1 head-indicator matrix.
-    ss = jax.lax.dot(o * o, _head_indicator(Vd, dims.head_v, False), precision=_precision(_F32))
-    rstd = jax.lax.rsqrt(ss / dims.head_v + dims.eps)  # [R, 16]
-    rstd = jax.lax.dot(rstd, _head_indicator(Vd, dims.head_v, True), precision=_precision(_F32))
-    y = o * rstd * nw_ref[...][None, :] * (g / (1.0 + jnp.exp(-g)))
+    real = jax.lax.broadcasted_iota(jnp.int32, (R, Vd), 0) < batch  # y's padded rows are unwritten
+    y = jnp.where(real, y_ref[...].astype(_F32), 0.0)
     acc = _mm(y, w, dtype)
     out_ref[...] = (_round(acc, dtype) + x_ref[...].astype(_F32)).astype(dtype)
 
@@ -312,7 +298,7 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
         raise ValueError(f"gla_block_step: {reason}")
     interpret = _use_interpret(interpret)
     dtype = x.dtype
-    T, TP, TV, Fp = dims.tile, dims.proj_tile, dims.value_tile, dims.hidden_padded
+    T, TP, Fp = dims.tile, dims.proj_tile, dims.hidden_padded
     w = weights
     params = plgpu.CompilerParams(num_warps=num_warps)
     call = functools.partial(pl.pallas_call, interpret=interpret, compiler_params=params)
@@ -328,31 +314,35 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
         name="gla_block_in_proj",
     )(x, w["ln1_scale"], w["ln1_bias"], w["w_qkvg"])
 
-    grid3 = lambda shape: pl.BlockSpec(shape, lambda b, h, v: (0,) * len(shape))
-    state_spec = pl.BlockSpec((None, None, Dk, TV), lambda b, h, v: (b, h, 0, v))
-    o, state = call(
+    # A whole head's state is one [Dk, Dv] float32 tile (128 KB in the 64M model): enough warps
+    # that it fits in registers (16 warps: 64 values per thread; 4 spilled, 94 us per call).
+    recurrence_warps = max(num_warps, min(16, Dk * Dv // 2048))
+    grid2 = lambda shape: pl.BlockSpec(shape, lambda b, h: (0,) * len(shape))
+    state_spec = pl.BlockSpec((None, None, Dk, Dv), lambda b, h: (b, h, 0, 0))
+    y, state = pl.pallas_call(
         functools.partial(_recurrence_kernel, dims=dims, dtype=dtype),
-        grid=(B, H, Dv // TV),
-        in_specs=[grid3((R, d)), grid3((d,)), grid3((d,)), grid3((dims.rank, d)),
-                  grid3((dims.rank, dims.key_dim)), grid3((dims.key_dim,)),
-                  grid3((R, dims.proj_dim)), state_spec],
-        out_specs=[grid3((R, dims.value_dim)), state_spec],
+        interpret=interpret, compiler_params=plgpu.CompilerParams(num_warps=recurrence_warps),
+        grid=(B, H),
+        in_specs=[grid2((R, d)), grid2((d,)), grid2((d,)), grid2((dims.rank, d)),
+                  grid2((dims.rank, dims.key_dim)), grid2((dims.key_dim,)), grid2((Dv,)),
+                  grid2((R, dims.proj_dim)), state_spec],
+        out_specs=[grid2((R, dims.value_dim)), state_spec],
         out_shape=[jax.ShapeDtypeStruct((R, dims.value_dim), dtype),
                    jax.ShapeDtypeStruct(state.shape, _F32)],
-        input_output_aliases={7: 1},
+        input_output_aliases={8: 1},
         name="gla_block_recurrence",
-    )(x, w["ln1_scale"], w["ln1_bias"], w["w_gate_down_t"], w["w_gate_up"], w["b_gate_up"], proj,
-      state.astype(_F32))
+    )(x, w["ln1_scale"], w["ln1_bias"], w["w_gate_down_t"], w["w_gate_up"], w["b_gate_up"],
+      w["norm_weight"], proj, state.astype(_F32))
 
     x = call(
-        functools.partial(_out_proj_kernel, dims=dims, batch=B),
+        functools.partial(_out_proj_kernel, batch=B),
         grid=(d // T,),
-        in_specs=[_whole((R, dims.value_dim)), _whole((R, dims.proj_dim)), _whole((dims.value_dim,)),
-                  pl.BlockSpec((T, dims.value_dim), lambda j: (j, 0)), cols(R)],
+        in_specs=[_whole((R, dims.value_dim)), pl.BlockSpec((T, dims.value_dim), lambda j: (j, 0)),
+                  cols(R)],
         out_specs=cols(R),
         out_shape=jax.ShapeDtypeStruct((R, d), dtype),
         name="gla_block_out_proj",
-    )(o, proj, w["norm_weight"], w["w_o"], x)
+    )(y, w["w_o"], x)
 
     n_hidden = Fp // T
     hidden = call(
