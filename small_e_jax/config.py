@@ -77,9 +77,11 @@ class ModelConfig:
     param_dtype: Literal["float32", "bfloat16"] = "float32"
     gla_backend: str = "auto"
     gla_chunk_size: int = 64
-    # Decode step kernels: "pallas" = each GLA block as five fused Pallas kernels
-    # (kernels/gla/block_step.py; interpret mode off GPU), "xla" = XLA ops, "auto" = pallas on GPU.
-    decode_kernels: Literal["auto", "xla", "pallas"] = "auto"
+    # Decode step kernels: "xla" = XLA ops (the default: the fastest measured for the
+    # Synthesizer, which decodes one text as 4 rows on GPU), "pallas" = each GLA block as five
+    # fused Pallas kernels (kernels/gla/block_step.py; interpret mode off GPU; faster than XLA at
+    # exactly one row, slower at 4: benchmarks/RESULTS.md "Ninth H200 lease").
+    decode_kernels: Literal["xla", "pallas"] = "xla"
     remat: bool = True  # activation checkpointing on every block
 
     @property

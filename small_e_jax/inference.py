@@ -92,13 +92,15 @@ def abstract_model(config: Config) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
 
 
 def load_model(directory: str | Path, *, step: Optional[int] = None,
-               param_dtype: Optional[str] = None) -> tuple[SmallE, Config, int]:
+               param_dtype: Optional[str] = None, decode_kernels: Optional[str] = None
+               ) -> tuple[SmallE, Config, int]:
     """Restore the model of a checkpoint directory: (model in eval mode, its config, step).
 
     step: a saved step (default: the newest one that reads back; older ones are tried when the
       newest is partial or corrupt).
     param_dtype: cast the floating-point parameters ("bfloat16" halves memory traffic for
       decoding; default: as saved).
+    decode_kernels: "xla" or "pallas" (``model.decode_kernels``; default: as saved).
     Raises :class:`CheckpointError` for a missing, partial or incompatible checkpoint.
     """
     path = find_checkpoint_dir(directory)
@@ -119,8 +121,13 @@ def load_model(directory: str | Path, *, step: Optional[int] = None,
             failures.append(f"step {s}: metadata has no saved config")
             continue
         try:
-            config = config_from_dict(meta["config"])
+            raw = meta["config"]
+            if decode_kernels is not None:
+                raw = {**raw, "model": {**raw.get("model", {}), "decode_kernels": decode_kernels}}
+            config = config_from_dict(raw)
         except ConfigError as err:
+            if decode_kernels is not None and "decode_kernels" in str(err):
+                raise  # the caller's choice, not the checkpoint, is wrong
             raise CheckpointError(f"checkpoint {path}/{s} has a config this version cannot build "
                                   f"(incompatible checkpoint): {err}") from None
         graphdef, params, rest = abstract_model(config)
@@ -227,9 +234,12 @@ class Synthesizer:
     @classmethod
     def from_checkpoint(cls, directory: str | Path, *, step: Optional[int] = None,
                         param_dtype: Optional[str] = None, codec: Any = None,
-                        codec_weights: Optional[str] = None) -> "Synthesizer":
-        model, config, _ = load_model(directory, step=step, param_dtype=param_dtype)
-        return cls(model, config, codec=codec, codec_weights=codec_weights)
+                        codec_weights: Optional[str] = None, decode_kernels: Optional[str] = None,
+                        min_rows: Optional[int] = None) -> "Synthesizer":
+        """A Synthesizer for a checkpoint (see :func:`load_model` for the arguments)."""
+        model, config, _ = load_model(directory, step=step, param_dtype=param_dtype,
+                                      decode_kernels=decode_kernels)
+        return cls(model, config, codec=codec, codec_weights=codec_weights, min_rows=min_rows)
 
     @property
     def model(self) -> SmallE:

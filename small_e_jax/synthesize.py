@@ -62,6 +62,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     v.add_argument("--ist", type=Path, help="initial states from python -m small_e_jax.ist (.npz)")
     p.add_argument("--codec-weights", default=None, help="codec weights dir (default: the checkpoint config's)")
     p.add_argument("--bf16", action="store_true", help="cast the parameters to bfloat16")
+    p.add_argument("--decode-kernels", choices=("xla", "pallas"), default=None,
+                   help="decode step kernels (model.decode_kernels; default: the checkpoint's, "
+                        "xla): pallas = fused GLA block kernels, for one text at a time on GPU")
+    p.add_argument("--min-rows", type=int, default=None,
+                   help="decode fewer texts as this many rows (default: 4 on GPU, 1 elsewhere)")
     args = p.parse_args(argv)
     if args.stream and (args.texts_file or args.long):
         p.error("--stream takes one --text (without --long)")
@@ -89,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
                               cfg_scale=args.cfg_scale)
     t0 = time.perf_counter()
     synth = Synthesizer.from_checkpoint(args.checkpoint, step=args.step, codec_weights=args.codec_weights,
-                                        param_dtype="bfloat16" if args.bf16 else None)
+                                        param_dtype="bfloat16" if args.bf16 else None,
+                                        decode_kernels=args.decode_kernels, min_rows=args.min_rows)
     print(f"restored {args.checkpoint} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     kwargs = dict(sampling=sampling, seed=args.seed, max_frames=args.max_frames)
     if args.ist is not None:

@@ -125,11 +125,6 @@ def check_audio(config: ModelConfig, audio_codes: Any, batch: int, name: str = "
     _check_range(name, audio_codes, config.audio_vocab_size)
 
 
-# "auto" decode kernels: the fused block kernels up to this many rows (one 16-row tile; they
-# are made for latency-bound small batches), XLA's GEMMs above (measured, benchmarks/RESULTS.md).
-FUSED_AUTO_MAX_ROWS = 16
-
-
 class SmallE(nnx.Module):
     """Small-E (SPEC §2). ``SmallE(config, rngs=nnx.Rngs(0))``; ``config`` is a Config or ModelConfig."""
 
@@ -289,22 +284,19 @@ class SmallE(nnx.Module):
         return DecodeState(step=jnp.zeros((), jnp.int32), memory=self.encode_text(text_tokens, text_mask),
                            blocks=tuple(blocks), cross=self.cross_attention.init_state(B))
 
-    def fused_decode_weights(self, batch: Optional[int] = None) -> Optional[dict[str, Any]]:
+    def fused_decode_weights(self) -> Optional[dict[str, Any]]:
         """The audio blocks' weights packed for the fused decode kernels
-        (``kernels.gla.block_step``), or None where ``model.decode_kernels`` says XLA
-        ("xla"; "auto" off GPU, or for more than ``FUSED_AUTO_MAX_ROWS`` decode rows) or no
-        block can use them. Traceable: the decode loop calls it once, outside the loop, and
-        passes the result to every :meth:`decode_step`. ``batch``: the decode rows (B, or 2B
-        with guidance); None = not known.
+        (``kernels.gla.block_step``) when ``model.decode_kernels`` is "pallas", else None (XLA
+        ops; also when no block can use the kernels). Traceable: the decode loop calls it once,
+        outside the loop, and passes the result to every :meth:`decode_step`.
 
         Returns {"blocks": [dict or None per audio block], "pos_net": dict or None}; a None
         entry runs that block through XLA (e.g. a transformer block).
         """
         choice = self.config.decode_kernels
-        if choice not in ("auto", "xla", "pallas"):
-            raise ValueError(f"model.decode_kernels={choice!r}; valid: 'auto', 'xla', 'pallas'")
-        if choice == "xla" or (choice == "auto" and (
-                jax.default_backend() != "gpu" or (batch is not None and batch > FUSED_AUTO_MAX_ROWS))):
+        if choice not in ("xla", "pallas"):
+            raise ValueError(f"model.decode_kernels={choice!r}; valid: 'xla', 'pallas'")
+        if choice == "xla":
             return None
         blocks = [b.fused_weights() if b.fused_dims() is not None else None for b in self.blocks]
         pos_net = getattr(self.cross_attention, "pos_net", None)

@@ -9,6 +9,7 @@ import pytest
 import soundfile
 
 from small_e_jax import synthesize
+from small_e_jax.config import ConfigError
 from small_e_jax.inference import Synthesizer
 
 
@@ -53,6 +54,11 @@ def test_cli_end_to_end(tmp_path):
                             "--greedy", "--max-frames", "12"]) == 0
     wav, rate = soundfile.read(str(out))
     synth = Synthesizer.from_checkpoint(tmp_path / "run")
+    assert synth.model.config.decode_kernels == "xla" and synth.model.fused_decode_weights() is None
+    fused = Synthesizer.from_checkpoint(tmp_path / "run", decode_kernels="pallas", min_rows=1)
+    assert fused.model.config.decode_kernels == "pallas" and fused.model.fused_decode_weights() is not None
+    with pytest.raises(ConfigError, match="decode_kernels"):
+        Synthesizer.from_checkpoint(tmp_path / "run", decode_kernels="triton")
     codes = synth.generate(["Hello there."], max_frames=12, sampling=synth_greedy())[0]
     assert rate == 24000 and len(wav) == len(codes) * synth.codec.hop_length
     texts = tmp_path / "texts.txt"

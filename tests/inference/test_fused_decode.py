@@ -1,16 +1,13 @@
 """Decoding through the fused GLA block kernels (model.decode_kernels=pallas; Pallas interpret
-mode on the CPU) gives the codes of the XLA decode step, and "auto" picks the kernels only
-where they are made for (GPU, up to FUSED_AUTO_MAX_ROWS rows)."""
+mode on the CPU) gives the codes of the XLA decode step (the default)."""
 
 from __future__ import annotations
 
-import jax
 import numpy as np
 import pytest
 
 from small_e_jax.config import ConfigError
 from small_e_jax.inference import Synthesizer
-from small_e_jax.model import small_e
 from small_e_jax.sampling import GREEDY, SamplingConfig
 
 from .conftest import FakeCodec, random_model, tiny_config
@@ -31,7 +28,7 @@ def pair() -> tuple[Synthesizer, Synthesizer]:
 
 def test_fused_kernels_generate_the_xla_codes(pair):
     xla, fused = pair
-    assert fused.model.fused_decode_weights(2) is not None and xla.model.fused_decode_weights(2) is None
+    assert fused.model.fused_decode_weights() is not None and xla.model.fused_decode_weights() is None
     expected = xla.generate(TEXTS, sampling=GREEDY, max_frames=24)
     got = fused.generate(TEXTS, sampling=GREEDY, max_frames=24)
     for a, b in zip(expected, got):
@@ -51,21 +48,18 @@ def test_fused_kernels_with_guidance_and_streaming(pair):
     np.testing.assert_array_equal(np.concatenate([c.codes for c in chunks]), expected)
 
 
-def test_auto_picks_the_fused_kernels_on_gpu_for_small_batches(monkeypatch):
-    model = random_model(tiny_config())  # decode_kernels: auto
-    assert model.config.decode_kernels == "auto"
-    assert model.fused_decode_weights(1) is None  # this CPU: XLA
-    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-    weights = model.fused_decode_weights(1)
-    assert weights is not None and len(weights["blocks"]) == len(model.blocks)
+def test_default_is_xla_and_pallas_packs_every_gla_block():
+    assert random_model(tiny_config()).fused_decode_weights() is None  # default: XLA
+    model = random_model(tiny_config("model.decode_kernels=pallas"))
+    weights = model.fused_decode_weights()
+    assert len(weights["blocks"]) == len(model.blocks) and all(w is not None for w in weights["blocks"])
     assert weights["pos_net"] is not None
-    assert model.fused_decode_weights(small_e.FUSED_AUTO_MAX_ROWS) is not None
-    assert model.fused_decode_weights(small_e.FUSED_AUTO_MAX_ROWS + 1) is None
+    assert weights["blocks"][0]["w_qkvg"].shape == (model.blocks[0].fused_dims().proj_dim, model.config.d_model)
 
 
 def test_transformer_blocks_keep_xla_and_bad_choice_is_refused():
     model = random_model(tiny_config("model.block=transformer", "model.decode_kernels=pallas"))
-    weights = model.fused_decode_weights(1)
+    weights = model.fused_decode_weights()
     assert weights is not None and weights["blocks"] == [None] * len(model.blocks)  # only PACA's PosNet
     with pytest.raises(ConfigError, match="decode_kernels"):
         tiny_config("model.decode_kernels=triton")
