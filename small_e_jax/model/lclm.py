@@ -240,6 +240,8 @@ class LCLMBlock(nnx.Module):
         (the state's B first are real) and so is y. Eval mode only (no dropout there).
         """
         if weights is not None:
+            if self.dropout.rate > 0 and not self.dropout.deterministic:
+                raise ValueError("the fused decode kernels have no dropout: call model.eval() first")
             return block_step.gla_block_step(x, state, weights, self.fused_dims())
         y, state = self.mixer.step(self.norm1(x), state, position)
         x = x + y

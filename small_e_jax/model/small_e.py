@@ -315,7 +315,7 @@ class SmallE(nnx.Module):
         ``weights``: :meth:`fused_decode_weights` (None: every block through XLA). With them
         the residual stream carries ``padded_rows(B)`` rows between the fused blocks.
         Step by step it reproduces ``__call__`` (same causal computation; the fused kernels
-        round where XLA does, see tests/test_block_step.py for the tolerances).
+        round where XLA does, see tests/kernels/test_block_step.py for the tolerances).
         """
         if not hasattr(codes_t, "ndim") or codes_t.ndim != 2:
             raise ValueError(f"codes_t must be [B, Q], got shape {getattr(codes_t, 'shape', None)}")

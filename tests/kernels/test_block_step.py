@@ -173,3 +173,14 @@ def test_compiled_on_gpu_matches_xla_step(batch, dtype):
     # XLA's float32 dots on the GPU default to TF32; the kernels' are IEEE float32 (HIGHEST).
     with jax.default_matmul_precision("float32" if dtype == "float32" else "default"):
         check_fused_step(512, 4, batch, dtype, steps=4, gate_low_rank=16)
+
+
+def test_training_mode_with_dropout_is_refused():
+    config = ModelConfig(d_model=64, heads=2, dtype="float32", gate_low_rank=8, block_dropout=0.1)
+    block = make_block("gla", 64, 2, config, nnx.Rngs(0))  # train mode: dropout active
+    state = jnp.zeros((1, 2, block.mixer.head_k, block.mixer.head_v), jnp.float32)
+    with pytest.raises(ValueError, match="model.eval"):
+        block.step(jnp.zeros((16, 64)), state, 0, weights=block.fused_weights())
+    block.eval()
+    y, _ = block.step(jnp.zeros((16, 64)), state, 0, weights=block.fused_weights())
+    assert y.shape == (16, 64)
