@@ -20,6 +20,7 @@
 #   codec       Flax DAC vs PyTorch DAC encode/decode throughput
 #   pallas_tests  compiled parity of the Pallas GLA kernels (pytest -m gpu tests/kernels)
 #   block_tests   compiled parity of the fused decode block only (tests/kernels/test_block_step.py)
+#   decode_variants  batch-1 decode per fused-kernel option set ($DECODE_VARIANTS) and XLA, one run
 #   profile     device time per kernel and per model scope of the GLA train step (8 x 4096)
 #   kernel_profile  device time per kernel of one GLA layer, fwd and fwd+bwd (gla_profile;
 #               $KERNEL_BACKENDS, default pallas_gpu; $KERNEL_PROFILE_SHAPE, default Small-E)
@@ -127,6 +128,17 @@ for step in "$@"; do
         | tee "$OUT/kernel_profile.log" ;;
     decode)  # $DECODE_ARGS: extra bench_decode flags, e.g. "--unroll 8"
       run_decode ;;
+    decode_variants)  # batch-1 decode through the fused block kernels, once per A/B option set
+      # ($DECODE_VARIANTS: space-separated option sets of kernels/gla/block_step.py OPTIONS;
+      # "default" = none), then XLA, all in this one run on one machine.
+      for variant in ${DECODE_VARIANTS:-default split_recurrence paired_mlp_in split_recurrence,paired_mlp_in warps2}; do
+        opts="$variant"; [ "$variant" = default ] && opts=""
+        timeout 120 python3 -m small_e_jax.bench_decode --batch 1 --first-chunk 0 --trace \
+          model.decode_kernels=pallas "model.decode_kernel_options=$opts" --out "$R" 2>&1 \
+          | grep -v Warning | tee -a "$OUT/decode_variants.log"
+      done
+      timeout 120 python3 -m small_e_jax.bench_decode --batch 1 --first-chunk 0 model.decode_kernels=xla \
+        --out "$R" 2>&1 | tee -a "$OUT/decode_variants.log" ;;
     decode_graphs)  # the same with the whole decode loop eligible for CUDA graphs (XLA command
       # buffers with WHILE/CONDITIONAL): at batch 1 a step is ~100 tiny kernels, launch-bound
       XLA_FLAGS="$XLA_FLAGS --xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN,WHILE,CONDITIONAL --xla_gpu_graph_min_graph_size=1" \

@@ -244,6 +244,7 @@ def main(argv: Sequence[str] | None = None, *, codec: Any = None) -> int:
             "sampling": "greedy" if args.greedy else f"top_k={args.top_k}",
             "step_ms": 1e3 * loop / steps, "params_dtype": args.dtype,
             "decode_kernels": config.model.decode_kernels,
+            "decode_kernel_options": config.model.decode_kernel_options,
             # XLA flags change what is measured (e.g. CUDA graphs over the loop): keep them.
             "xla_flags": os.environ.get("XLA_FLAGS", ""),
         }

@@ -82,6 +82,9 @@ class ModelConfig:
     # fused Pallas kernels (kernels/gla/block_step.py; interpret mode off GPU; faster than XLA at
     # exactly one row, slower at 4: benchmarks/RESULTS.md "Ninth H200 lease").
     decode_kernels: Literal["xla", "pallas"] = "xla"
+    # A/B variants of the fused kernels, "name,name" from kernels.gla.block_step.OPTIONS
+    # (for benchmarks; "" = the measured best).
+    decode_kernel_options: str = ""
     remat: bool = True  # activation checkpointing on every block
 
     @property
@@ -103,6 +106,12 @@ class ModelConfig:
                                   "d_blind", "n_codebooks", "codebook_size", "gate_low_rank",
                                   "gla_chunk_size", "cross_attention_heads"))
         _non_negative(self, "model", ("text_layers", "encoder_layers", "decoder_layers"))
+        from kernels.gla.block_step import parse_options  # lazy: keeps config free of JAX imports
+
+        try:
+            parse_options(self.decode_kernel_options)
+        except ValueError as err:
+            raise ConfigError(f"model.decode_kernel_options: {err}") from None
         for name in ("text_dropout", "block_dropout", "attention_dropout"):
             _probability(self, "model", name)
         if self.gate_logit_normalizer <= 0:

@@ -72,6 +72,11 @@ class BlockDims:
     eps: float
     tile: int = 16  # output columns per program: W_o, the MLP (d and F are narrow)
     proj_tile: int = 32  # output columns per program of the q|k|v|g projection
+    # A/B options (`OPTIONS`, `model.decode_kernel_options`; the defaults are the measured best):
+    split_recurrence: bool = False  # recurrence in value tiles, output gate in W_o's kernel
+    value_tile: int = 32  # value channels per recurrence program with split_recurrence
+    paired_mlp_in: bool = False  # W_in's gate and value rows of a tile interleaved: one load
+    num_warps: int = 4  # of the matmul kernels
 
     @property
     def key_dim(self) -> int:
@@ -109,18 +114,44 @@ def unsupported_reason(dims: BlockDims) -> Optional[str]:
             return f"{name}={getattr(dims, name)} < 16"
     if not _pow2(dims.heads):
         return f"heads={dims.heads} is not a power of two (W_o's rows are one load)"
-    if dims.d % dims.tile or dims.proj_dim % dims.proj_tile:
-        return (f"tiles ({dims.tile}, {dims.proj_tile}) do not divide d={dims.d}, "
-                f"q|k|v|g={dims.proj_dim}")
+    if dims.d % dims.tile or dims.proj_dim % dims.proj_tile or dims.head_v % dims.value_tile:
+        return (f"tiles ({dims.tile}, {dims.proj_tile}, {dims.value_tile}) do not divide "
+                f"d={dims.d}, q|k|v|g={dims.proj_dim}, head_v={dims.head_v}")
     return None
 
 
+# Kernel variants to A/B on a GPU (bench_decode model.decode_kernel_options=NAME,NAME): each
+# is parity-tested like the default; none is measured yet (benchmarks/RESULTS.md, ninth lease).
+OPTIONS: dict[str, dict] = {
+    # The recurrence in 32-channel value tiles (5.1 us per call measured, against the whole
+    # head's 11.9), the per-head RMSNorm of the output gate in W_o's kernel through a reshape
+    # to [R, H, Dv] (the measured indicator-matmul version of this cost 194 us per call).
+    "split_recurrence": {"split_recurrence": True},
+    # One [2 x tile, d] load of W_in per program instead of two [tile, d] loads.
+    "paired_mlp_in": {"paired_mlp_in": True},
+    "warps2": {"num_warps": 2},
+    "warps8": {"num_warps": 8},
+}
+
+
+def parse_options(spec: str) -> dict:
+    """"name,name" (names of `OPTIONS`; "" = defaults) -> BlockDims keyword arguments."""
+    kwargs: dict = {}
+    for name in filter(None, (part.strip() for part in spec.split(","))):
+        if name not in OPTIONS:
+            raise ValueError(f"unknown fused decode kernel option {name!r}; valid: {', '.join(OPTIONS)}")
+        kwargs.update(OPTIONS[name])
+    return kwargs
+
+
 def make_dims(d: int, heads: int, head_k: int, head_v: int, rank: int, hidden: int,
-              gate_logit_normalizer: float, eps: float) -> BlockDims:
+              gate_logit_normalizer: float, eps: float, options: str = "") -> BlockDims:
     """BlockDims with the default tiles (narrow, so that a batch-1 step spreads each weight
-    over many programs: a 512 x 512 matrix is 32 programs of 16 columns, each one load)."""
+    over many programs: a 512 x 512 matrix is 32 programs of 16 columns, each one load) and
+    the A/B ``options`` (see `OPTIONS`)."""
     return BlockDims(d=d, heads=heads, head_k=head_k, head_v=head_v, rank=rank, hidden=hidden,
-                     gate_logit_normalizer=float(gate_logit_normalizer), eps=float(eps))
+                     gate_logit_normalizer=float(gate_logit_normalizer), eps=float(eps),
+                     value_tile=min(32, head_v), **parse_options(options))
 
 
 def padded_rows(batch: int) -> int:
@@ -143,19 +174,26 @@ def pack_block_weights(dims: BlockDims, dtype, *, ln1_scale, ln1_bias, w_q, w_k,
     The matmul weights are stored transposed, [out, in]: a program's output columns are then
     one contiguous block of memory (a [in, 16] column tile would be 16 elements of every row).
     """
-    F, Fp = dims.hidden, dims.hidden_padded
+    F, Fp, T = dims.hidden, dims.hidden_padded, dims.tile
     pad_cols = lambda w: jnp.pad(w, ((0, 0), (0, Fp - F)))
     f32 = lambda a: jnp.asarray(a, _F32)
+    w_in_t = jnp.concatenate([pad_cols(w_in[:, :F]), pad_cols(w_in[:, F:])], axis=1).astype(dtype).T
+    b_in = jnp.concatenate([jnp.pad(f32(b_in[:F]), (0, Fp - F)), jnp.pad(f32(b_in[F:]), (0, Fp - F))])
+    if dims.paired_mlp_in:  # rows [gate tile j; value tile j] for each tile j
+        w_in_t = w_in_t.reshape(2, Fp // T, T, -1).transpose(1, 0, 2, 3).reshape(2 * Fp, -1)
+        b_in = b_in.reshape(2, Fp // T, T).transpose(1, 0, 2).reshape(2 * Fp)
+    norm_weight = f32(norm_weight)
+    if dims.split_recurrence:  # one weight per channel of all heads
+        norm_weight = jnp.tile(norm_weight, dims.heads)
     return {
         "ln1_scale": f32(ln1_scale), "ln1_bias": f32(ln1_bias),
         "w_qkvg": jnp.concatenate([w_q, w_k, w_v, w_g], axis=1).astype(dtype).T,  # [N, d]
         "w_gate_down_t": f32(w_gate_down).T,  # [r, d]
         "w_gate_up": f32(w_gate_up), "b_gate_up": f32(b_gate_up),
-        "norm_weight": f32(norm_weight),
+        "norm_weight": norm_weight,
         "w_o": jnp.asarray(w_o, dtype).T,  # [d, H*Dv]
         "ln2_scale": f32(ln2_scale), "ln2_bias": f32(ln2_bias),
-        "w_in": jnp.concatenate([pad_cols(w_in[:, :F]), pad_cols(w_in[:, F:])], axis=1).astype(dtype).T,
-        "b_in": jnp.concatenate([jnp.pad(f32(b_in[:F]), (0, Fp - F)), jnp.pad(f32(b_in[F:]), (0, Fp - F))]),
+        "w_in": w_in_t, "b_in": b_in,
         "w_out": jnp.pad(jnp.asarray(w_out, dtype), ((0, Fp - F), (0, 0))).T,  # [d, Fp]
         "b_out": f32(b_out),
     }
@@ -248,6 +286,59 @@ def _out_proj_kernel(y_ref, w_ref, x_ref, out_ref, *, batch: int):
     out_ref[...] = (_round(acc, dtype) + x_ref[...].astype(_F32)).astype(dtype)
 
 
+def _recurrence_split_kernel(x_ref, s_ref, b_ref, wd_ref, wu_ref, bu_ref, p_ref, st_ref, o_ref,
+                             st_out_ref, *, dims: BlockDims, dtype):
+    """split_recurrence: one value tile of one head; stores o (the gate is W_o's kernel's)."""
+    b, h, vt = pl.program_id(0), pl.program_id(1), pl.program_id(2)
+    Dk, Dv, TV = dims.head_k, dims.head_v, dims.value_tile
+    row = pl.ds(b, 1)
+    kcols = pl.ds(pl.multiple_of(h * Dk, Dk), Dk)
+    state = st_ref[...]  # [Dk, TV]
+    wd, wu, bu = wd_ref[...], wu_ref[:, kcols], bu_ref[kcols][None, :]
+    x = x_ref[row, :].astype(_F32)  # [1, d]
+    q = p_ref[row, kcols].astype(_F32).T  # [Dk, 1]
+    k = p_ref[row, pl.ds(pl.multiple_of(dims.key_dim + h * Dk, Dk), Dk)].astype(_F32).T
+    v0 = 2 * dims.key_dim + h * Dv + vt * TV
+    v = p_ref[row, pl.ds(pl.multiple_of(v0, TV), TV)].astype(_F32)  # [1, TV]
+    mean, rstd = _ln_stats(x, dims.eps)
+    u = _round((x - mean) * rstd * s_ref[...][None, :] + b_ref[...][None, :], dtype)  # [1, d]
+    down = jnp.sum(wd * u, axis=1, keepdims=True)  # [r, 1]
+    logits = jnp.sum(down * wu, axis=0, keepdims=True) + bu  # [1, Dk]
+    decay = jnp.exp(_log_sigmoid(logits) / dims.gate_logit_normalizer).T  # [Dk, 1]
+    state = decay * state + k * v  # [Dk, TV]
+    st_out_ref[...] = state
+    o = dims.scale * jnp.sum(q * state, axis=0, keepdims=True)  # [1, TV]
+    o_ref[row, pl.ds(pl.multiple_of(h * Dv + vt * TV, TV), TV)] = o.astype(o_ref.dtype)
+
+
+def _out_proj_gate_kernel(o_ref, p_ref, nw_ref, w_ref, x_ref, out_ref, *, dims: BlockDims, batch: int):
+    """split_recurrence: RMSNorm_V(o) * w * silu(g) per head (a reshape to [R, H, Dv]), W_o, + x."""
+    R, Vd = o_ref.shape
+    dtype = out_ref.dtype
+    w = w_ref[...]  # [tile, H*Dv]
+    o = o_ref[...].astype(_F32)  # [R, H*Dv]
+    g = p_ref[:, pl.ds(2 * dims.key_dim + dims.value_dim, Vd)].astype(_F32)
+    real = jax.lax.broadcasted_iota(jnp.int32, (R, Vd), 0) < batch  # o's padded rows are unwritten
+    o = jnp.where(real, o, 0.0).reshape(R, dims.heads, dims.head_v)
+    o = o * jax.lax.rsqrt(jnp.mean(o * o, axis=2, keepdims=True) + dims.eps)
+    y = o.reshape(R, Vd) * nw_ref[...][None, :] * (g / (1.0 + jnp.exp(-g)))
+    out_ref[...] = (_round(_mm(y, w, dtype), dtype) + x_ref[...].astype(_F32)).astype(dtype)
+
+
+def _mlp_in_paired_kernel(x_ref, s_ref, b_ref, w_ref, bias_ref, out_ref, *, eps, tile):
+    """paired_mlp_in: W_in's [gate; value] rows of this tile in one load, split after the dot."""
+    dtype = out_ref.dtype
+    w = w_ref[...]  # [2 * tile, d]
+    u = _layer_norm(x_ref, s_ref, b_ref, eps=eps, dtype=dtype)
+    z = _round(_mm(u, w, dtype), dtype) + bias_ref[...][None, :]  # [R, 2 * tile]
+    R = z.shape[0]
+    z = z.reshape(R, 2, tile)
+    half = jax.lax.broadcasted_iota(jnp.int32, (R, 2, tile), 1)
+    a = _round(jnp.sum(jnp.where(half == 0, z, 0.0), axis=1), dtype)
+    val = _round(jnp.sum(jnp.where(half == 1, z, 0.0), axis=1), dtype)
+    out_ref[...] = (a / (1.0 + jnp.exp(-a)) * val).astype(dtype)
+
+
 def _mlp_in_kernel(x_ref, s_ref, b_ref, wa_ref, wb_ref, ba_ref, bb_ref, out_ref, *, eps):
     dtype = out_ref.dtype
     wa, wb = wa_ref[...], wb_ref[...]  # [tile, d] each
@@ -275,8 +366,7 @@ def _whole(shape):
 
 
 def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array], dims: BlockDims,
-                   *, interpret: Optional[bool] = None, num_warps: int = 4
-                   ) -> tuple[jax.Array, jax.Array]:
+                   *, interpret: Optional[bool] = None) -> tuple[jax.Array, jax.Array]:
     """One token through a GLA block.
 
     Args:
@@ -300,6 +390,7 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
     dtype = x.dtype
     T, TP, Fp = dims.tile, dims.proj_tile, dims.hidden_padded
     w = weights
+    num_warps = dims.num_warps
     params = plgpu.CompilerParams(num_warps=num_warps)
     call = functools.partial(pl.pallas_call, interpret=interpret, compiler_params=params)
     vec = _whole((d,))
@@ -314,47 +405,85 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
         name="gla_block_in_proj",
     )(x, w["ln1_scale"], w["ln1_bias"], w["w_qkvg"])
 
-    # A whole head's state is one [Dk, Dv] float32 tile (128 KB in the 64M model): enough warps
-    # that it fits in registers (16 warps: 64 values per thread; 4 spilled, 94 us per call).
-    recurrence_warps = max(num_warps, min(16, Dk * Dv // 2048))
-    grid2 = lambda shape: pl.BlockSpec(shape, lambda b, h: (0,) * len(shape))
-    state_spec = pl.BlockSpec((None, None, Dk, Dv), lambda b, h: (b, h, 0, 0))
-    y, state = pl.pallas_call(
-        functools.partial(_recurrence_kernel, dims=dims, dtype=dtype),
-        interpret=interpret, compiler_params=plgpu.CompilerParams(num_warps=recurrence_warps),
-        grid=(B, H),
-        in_specs=[grid2((R, d)), grid2((d,)), grid2((d,)), grid2((dims.rank, d)),
-                  grid2((dims.rank, dims.key_dim)), grid2((dims.key_dim,)), grid2((Dv,)),
-                  grid2((R, dims.proj_dim)), state_spec],
-        out_specs=[grid2((R, dims.value_dim)), state_spec],
-        out_shape=[jax.ShapeDtypeStruct((R, dims.value_dim), dtype),
-                   jax.ShapeDtypeStruct(state.shape, _F32)],
-        input_output_aliases={8: 1},
-        name="gla_block_recurrence",
-    )(x, w["ln1_scale"], w["ln1_bias"], w["w_gate_down_t"], w["w_gate_up"], w["b_gate_up"],
-      w["norm_weight"], proj, state.astype(_F32))
-
-    x = call(
-        functools.partial(_out_proj_kernel, batch=B),
-        grid=(d // T,),
-        in_specs=[_whole((R, dims.value_dim)), pl.BlockSpec((T, dims.value_dim), lambda j: (j, 0)),
-                  cols(R)],
-        out_specs=cols(R),
-        out_shape=jax.ShapeDtypeStruct((R, d), dtype),
-        name="gla_block_out_proj",
-    )(y, w["w_o"], x)
+    if dims.split_recurrence:
+        TV = dims.value_tile
+        grid3 = lambda shape: pl.BlockSpec(shape, lambda b, h, v: (0,) * len(shape))
+        state_spec = pl.BlockSpec((None, None, Dk, TV), lambda b, h, v: (b, h, 0, v))
+        o, state = call(
+            functools.partial(_recurrence_split_kernel, dims=dims, dtype=dtype),
+            grid=(B, H, Dv // TV),
+            in_specs=[grid3((R, d)), grid3((d,)), grid3((d,)), grid3((dims.rank, d)),
+                      grid3((dims.rank, dims.key_dim)), grid3((dims.key_dim,)),
+                      grid3((R, dims.proj_dim)), state_spec],
+            out_specs=[grid3((R, dims.value_dim)), state_spec],
+            out_shape=[jax.ShapeDtypeStruct((R, dims.value_dim), dtype),
+                       jax.ShapeDtypeStruct(state.shape, _F32)],
+            input_output_aliases={7: 1},
+            name="gla_block_recurrence",
+        )(x, w["ln1_scale"], w["ln1_bias"], w["w_gate_down_t"], w["w_gate_up"], w["b_gate_up"], proj,
+          state.astype(_F32))
+        x = call(
+            functools.partial(_out_proj_gate_kernel, dims=dims, batch=B),
+            grid=(d // T,),
+            in_specs=[_whole((R, dims.value_dim)), _whole((R, dims.proj_dim)),
+                      _whole((dims.value_dim,)), pl.BlockSpec((T, dims.value_dim), lambda j: (j, 0)),
+                      cols(R)],
+            out_specs=cols(R),
+            out_shape=jax.ShapeDtypeStruct((R, d), dtype),
+            name="gla_block_out_proj",
+        )(o, proj, w["norm_weight"], w["w_o"], x)
+    else:
+        # A whole head's state is one [Dk, Dv] float32 tile (128 KB in the 64M model): enough
+        # warps that it fits in registers (16 warps: 64 values per thread; 4 spilled, 94 us).
+        recurrence_warps = max(num_warps, min(16, Dk * Dv // 2048))
+        grid2 = lambda shape: pl.BlockSpec(shape, lambda b, h: (0,) * len(shape))
+        state_spec = pl.BlockSpec((None, None, Dk, Dv), lambda b, h: (b, h, 0, 0))
+        y, state = pl.pallas_call(
+            functools.partial(_recurrence_kernel, dims=dims, dtype=dtype),
+            interpret=interpret, compiler_params=plgpu.CompilerParams(num_warps=recurrence_warps),
+            grid=(B, H),
+            in_specs=[grid2((R, d)), grid2((d,)), grid2((d,)), grid2((dims.rank, d)),
+                      grid2((dims.rank, dims.key_dim)), grid2((dims.key_dim,)), grid2((Dv,)),
+                      grid2((R, dims.proj_dim)), state_spec],
+            out_specs=[grid2((R, dims.value_dim)), state_spec],
+            out_shape=[jax.ShapeDtypeStruct((R, dims.value_dim), dtype),
+                       jax.ShapeDtypeStruct(state.shape, _F32)],
+            input_output_aliases={8: 1},
+            name="gla_block_recurrence",
+        )(x, w["ln1_scale"], w["ln1_bias"], w["w_gate_down_t"], w["w_gate_up"], w["b_gate_up"],
+          w["norm_weight"], proj, state.astype(_F32))
+        x = call(
+            functools.partial(_out_proj_kernel, batch=B),
+            grid=(d // T,),
+            in_specs=[_whole((R, dims.value_dim)), pl.BlockSpec((T, dims.value_dim), lambda j: (j, 0)),
+                      cols(R)],
+            out_specs=cols(R),
+            out_shape=jax.ShapeDtypeStruct((R, d), dtype),
+            name="gla_block_out_proj",
+        )(y, w["w_o"], x)
 
     n_hidden = Fp // T
-    hidden = call(
-        functools.partial(_mlp_in_kernel, eps=dims.eps),
-        grid=(n_hidden,),
-        in_specs=[_whole((R, d)), vec, vec, pl.BlockSpec((T, d), lambda j: (j, 0)),
-                  pl.BlockSpec((T, d), lambda j: (j + n_hidden, 0)),
-                  pl.BlockSpec((T,), lambda j: (j,)), pl.BlockSpec((T,), lambda j: (j + n_hidden,))],
-        out_specs=cols(R),
-        out_shape=jax.ShapeDtypeStruct((R, Fp), dtype),
-        name="gla_block_mlp_in",
-    )(x, w["ln2_scale"], w["ln2_bias"], w["w_in"], w["w_in"], w["b_in"], w["b_in"])
+    if dims.paired_mlp_in:
+        hidden = call(
+            functools.partial(_mlp_in_paired_kernel, eps=dims.eps, tile=T),
+            grid=(n_hidden,),
+            in_specs=[_whole((R, d)), vec, vec, pl.BlockSpec((2 * T, d), lambda j: (j, 0)),
+                      pl.BlockSpec((2 * T,), lambda j: (j,))],
+            out_specs=cols(R),
+            out_shape=jax.ShapeDtypeStruct((R, Fp), dtype),
+            name="gla_block_mlp_in",
+        )(x, w["ln2_scale"], w["ln2_bias"], w["w_in"], w["b_in"])
+    else:
+        hidden = call(
+            functools.partial(_mlp_in_kernel, eps=dims.eps),
+            grid=(n_hidden,),
+            in_specs=[_whole((R, d)), vec, vec, pl.BlockSpec((T, d), lambda j: (j, 0)),
+                      pl.BlockSpec((T, d), lambda j: (j + n_hidden, 0)),
+                      pl.BlockSpec((T,), lambda j: (j,)), pl.BlockSpec((T,), lambda j: (j + n_hidden,))],
+            out_specs=cols(R),
+            out_shape=jax.ShapeDtypeStruct((R, Fp), dtype),
+            name="gla_block_mlp_in",
+        )(x, w["ln2_scale"], w["ln2_bias"], w["w_in"], w["w_in"], w["b_in"], w["b_in"])
 
     x = call(
         _mlp_out_kernel,

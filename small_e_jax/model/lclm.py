@@ -207,8 +207,9 @@ class LCLMBlock(nnx.Module):
     """Pre-norm residual mixing block around a mixer (GLA, simple GLA or self-attention)."""
 
     def __init__(self, d: int, mixer: nnx.Module, *, dropout: float, remat: bool,
-                 dtype: jnp.dtype, param_dtype: jnp.dtype, rngs: nnx.Rngs):
+                 dtype: jnp.dtype, param_dtype: jnp.dtype, rngs: nnx.Rngs, fused_options: str = ""):
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.fused_options = fused_options  # A/B variant of the fused decode kernels
         self.norm1 = LayerNorm(d, **kw)
         self.mixer = mixer
         self.norm2 = LayerNorm(d, **kw)
@@ -257,7 +258,7 @@ class LCLMBlock(nnx.Module):
         dims = block_step.make_dims(
             d=self.norm1.norm.num_features, heads=mixer.heads, head_k=mixer.head_k,
             head_v=mixer.head_v, rank=mixer.gate_down.out_features, hidden=self.mlp.hidden,
-            gate_logit_normalizer=mixer.gate_logit_normalizer, eps=LN_EPS)
+            gate_logit_normalizer=mixer.gate_logit_normalizer, eps=LN_EPS, options=self.fused_options)
         return None if block_step.unsupported_reason(dims) else dims
 
     def fused_weights(self) -> dict[str, jax.Array]:
@@ -296,4 +297,5 @@ def make_block(kind: str, d: int, heads: int, config: ModelConfig, rngs: nnx.Rng
     """One mixing block of ``kind`` at width d with ``heads`` heads."""
     return LCLMBlock(d, make_mixer(kind, d, heads, config, rngs), dropout=config.block_dropout,
                      remat=config.remat, dtype=jnp.dtype(config.dtype),
-                     param_dtype=jnp.dtype(config.param_dtype), rngs=rngs)
+                     param_dtype=jnp.dtype(config.param_dtype), rngs=rngs,
+                     fused_options=config.decode_kernel_options)

@@ -19,7 +19,7 @@ import pytest
 from flax import nnx
 
 from kernels.gla import block_step
-from small_e_jax.config import ModelConfig
+from small_e_jax.config import ConfigError, ModelConfig
 from small_e_jax.model.lclm import make_block
 
 F32_TOL = 1e-5
@@ -110,6 +110,30 @@ def test_fused_step_matches_xla_step(d, heads, batch, model, dtype):
     check_fused_step(d, heads, batch, dtype, steps=3, **model)
 
 
+@pytest.mark.parametrize("options,dtype", [
+    ("split_recurrence", "float32"), ("split_recurrence", "bfloat16"),
+    ("paired_mlp_in", "float32"), ("paired_mlp_in", "bfloat16"),
+    ("split_recurrence,paired_mlp_in,warps2", "float32"),
+])
+def test_kernel_options_match_xla_step(options, dtype):
+    """The A/B variants (block_step.OPTIONS) are held to the same parity as the default."""
+    check_fused_step(64, 2, 3, dtype, steps=3, gate_low_rank=8, decode_kernel_options=options)
+
+
+def test_options_are_checked():
+    assert block_step.parse_options("") == {}
+    assert block_step.parse_options(" split_recurrence , warps8") == {"split_recurrence": True, "num_warps": 8}
+    with pytest.raises(ValueError, match="unknown fused decode kernel option 'fast'"):
+        block_step.parse_options("split_recurrence,fast")
+    with pytest.raises(ConfigError, match="decode_kernel_options"):
+        ModelConfig(decode_kernel_options="fast").validate()
+    block = random_block(512, 4, "bfloat16", gate_low_rank=16, decode_kernel_options="paired_mlp_in")
+    w_in = block.fused_weights()["w_in"]  # rows: [gate tile j; value tile j] for every tile j
+    kernel = np.asarray(block.mlp.w_in.kernel[...].astype(jnp.bfloat16), np.float32)
+    np.testing.assert_array_equal(np.asarray(w_in[16:32], np.float32), kernel[:, 682:698].T)
+    np.testing.assert_array_equal(np.asarray(w_in[32:48], np.float32), kernel[:, 16:32].T)
+
+
 def test_dims_and_packing():
     block = random_block(512, 4, "bfloat16", gate_low_rank=16)
     dims = block.fused_dims()
@@ -146,11 +170,12 @@ def test_unpadded_rows_are_refused():
         block.step(jnp.zeros((3, 64)), state, 0, weights=block.fused_weights())
 
 
-def test_lowers_for_cuda_at_the_small_e_shape():
+@pytest.mark.parametrize("options", ["", "split_recurrence", "paired_mlp_in", "warps2"])
+def test_lowers_for_cuda_at_the_small_e_shape(options):
     """The five kernels lower through Triton for CUDA (their bodies' Triton lowering runs here,
-    without a GPU: unsupported ops or tile shapes fail)."""
-    dims = block_step.make_dims(512, 4, 128, 256, 16, 682, 16.0, 1e-5)
-    block = random_block(512, 4, "bfloat16", gate_low_rank=16)
+    without a GPU: unsupported ops or tile shapes fail), for every A/B option."""
+    dims = block_step.make_dims(512, 4, 128, 256, 16, 682, 16.0, 1e-5, options=options)
+    block = random_block(512, 4, "bfloat16", gate_low_rank=16, decode_kernel_options=options)
     assert block.fused_dims() == dims
     weights = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), block.fused_weights())
     sds = jax.ShapeDtypeStruct
@@ -184,3 +209,13 @@ def test_training_mode_with_dropout_is_refused():
     block.eval()
     y, _ = block.step(jnp.zeros((16, 64)), state, 0, weights=block.fused_weights())
     assert y.shape == (16, 64)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("options", ["split_recurrence,paired_mlp_in", "warps2"])
+def test_compiled_options_on_gpu_match_xla_step(options, dtype):
+    if jax.default_backend() != "gpu":
+        pytest.fail("the gpu marker needs a CUDA GPU (jax.default_backend() == 'gpu')")
+    with jax.default_matmul_precision("float32" if dtype == "float32" else "default"):
+        check_fused_step(512, 4, 1, dtype, steps=4, gate_low_rank=16, decode_kernel_options=options)
