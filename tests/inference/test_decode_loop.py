@@ -22,9 +22,14 @@ def scripted_token(step, k, b):
 
 
 class ScriptedModel:
-    """decode_step: argmax = 3 + scripted_token; codebook 0 prefers EOA once step + 1 >= stop[b]."""
+    """decode_step: argmax = 3 + scripted_token; codebook 0 prefers EOA once step + 1 >= stop[b].
+    The decode loop's model interface: also ``fused_decode_weights`` (None: no fused kernels)."""
 
-    def decode_step(self, state, column):
+    def fused_decode_weights(self):
+        return None
+
+    def decode_step(self, state, column, weights=None):
+        assert weights is None
         step, stop = state["step"], state["stop"]
         B = stop.shape[0]
         b = jnp.arange(B)[:, None]
