@@ -20,10 +20,13 @@ where every program needs the whole of the previous result:
   `_mlp_in`     [F / 16]   LN2, W_in's gate and value columns, silu(a) * b.
   `_mlp_out`    [d / 16]   W_out + b_out + x.
 
-Every program issues its loads before any arithmetic and reads each operand in one load
-(an H200's profiles of earlier versions fit ~4 us plus ~0.5 us per load for each kernel, loads
-apparently waited for one after another; at batch 1 a kernel's time is latency, not bandwidth), and the output tiles are narrow so that a weight is
-spread over many programs (a 512 x 1024 matrix: 32 programs of 16 rows of the [out, in] layout).
+Every program issues its loads before any arithmetic and reads each operand in one load (on an
+H200 a kernel's time followed the number of loads its programs wait on, not their bytes: W_o
+read per head took 10.8 µs, in one load 3.8), and the output tiles are narrow so that a weight
+is spread over many programs (a 512 x 1024 matrix: 32 programs of 16 rows of [out, in]).
+Measured (benchmarks/RESULTS.md, ninth lease): 0.453 ms per batch-1 decode step against XLA's
+0.507 on the same H200; the whole-head recurrence is the slowest kernel (12 µs per call).
+`OPTIONS` holds variants to A/B (`model.decode_kernel_options`), parity-tested like the default.
 
 Rows: the activations carry R rows, a multiple of 16 (Triton's smallest matmul tile), of which
 the first B (the state's batch) are real. The caller pads once (`padded_rows`) and keeps the
