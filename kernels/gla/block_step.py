@@ -250,27 +250,39 @@ def _log_sigmoid(x):
     return jnp.minimum(x, 0.0) - jnp.log(1.0 + jnp.exp(-jnp.abs(x)))
 
 
-def _recurrence_kernel(x_ref, s_ref, b_ref, wd_ref, wu_ref, bu_ref, nw_ref, p_ref, st_ref, y_ref,
-                       st_out_ref, *, dims: BlockDims, dtype):
-    b, h = pl.program_id(0), pl.program_id(1)
-    Dk, Dv = dims.head_k, dims.head_v
+def _head_inputs(x_ref, wd_ref, wu_ref, bu_ref, p_ref, b, h, dims: BlockDims):
+    """The loads of row b, head h: x [1, d], the gate's weights, q and k as [Dk, 1] columns."""
+    Dk = dims.head_k
     row = pl.ds(b, 1)
     kcols = pl.ds(pl.multiple_of(h * Dk, Dk), Dk)
-    vcols = lambda base: pl.ds(pl.multiple_of(base + h * Dv, Dv), Dv)
-    state = st_ref[...]  # [Dk, Dv]: the whole head, one load
     wd, wu, bu = wd_ref[...], wu_ref[:, kcols], bu_ref[kcols][None, :]
-    x = x_ref[row, :].astype(_F32)  # [1, d]
-    q = p_ref[row, kcols].astype(_F32).T  # [Dk, 1]
+    x = x_ref[row, :].astype(_F32)
+    q = p_ref[row, kcols].astype(_F32).T
     k = p_ref[row, pl.ds(pl.multiple_of(dims.key_dim + h * Dk, Dk), Dk)].astype(_F32).T
-    v = p_ref[row, vcols(2 * dims.key_dim)].astype(_F32)  # [1, Dv]
-    g = p_ref[row, vcols(2 * dims.key_dim + dims.value_dim)].astype(_F32)  # [1, Dv]
-    # LN1 of this row, rounded as the block's LayerNorm output, then the low-rank gate in fp32.
+    return x, wd, wu, bu, q, k
+
+
+def _decay(x, s_ref, b_ref, wd, wu, bu, dims: BlockDims, dtype):
+    """The forget gate exp(log a) [Dk, 1] of one row and head: LN1 of the row, rounded as the
+    block's LayerNorm output, then the low-rank gate in float32."""
     mean, rstd = _ln_stats(x, dims.eps)
     u = _round((x - mean) * rstd * s_ref[...][None, :] + b_ref[...][None, :], dtype)  # [1, d]
     down = jnp.sum(wd * u, axis=1, keepdims=True)  # [r, 1]
     logits = jnp.sum(down * wu, axis=0, keepdims=True) + bu  # [1, Dk]
-    decay = jnp.exp(_log_sigmoid(logits) / dims.gate_logit_normalizer).T  # [Dk, 1]
-    state = decay * state + k * v  # [Dk, Dv]
+    return jnp.exp(_log_sigmoid(logits) / dims.gate_logit_normalizer).T
+
+
+def _recurrence_kernel(x_ref, s_ref, b_ref, wd_ref, wu_ref, bu_ref, nw_ref, p_ref, st_ref, y_ref,
+                       st_out_ref, *, dims: BlockDims, dtype):
+    b, h = pl.program_id(0), pl.program_id(1)
+    Dv = dims.head_v
+    row = pl.ds(b, 1)
+    vcols = lambda base: pl.ds(pl.multiple_of(base + h * Dv, Dv), Dv)
+    state = st_ref[...]  # [Dk, Dv]: the whole head, one load
+    x, wd, wu, bu, q, k = _head_inputs(x_ref, wd_ref, wu_ref, bu_ref, p_ref, b, h, dims)
+    v = p_ref[row, vcols(2 * dims.key_dim)].astype(_F32)  # [1, Dv]
+    g = p_ref[row, vcols(2 * dims.key_dim + dims.value_dim)].astype(_F32)  # [1, Dv]
+    state = _decay(x, s_ref, b_ref, wd, wu, bu, dims, dtype) * state + k * v  # [Dk, Dv]
     st_out_ref[...] = state
     o = _round(dims.scale * jnp.sum(q * state, axis=0, keepdims=True), dtype)  # [1, Dv], as gla_step
     # The mixer's output gate: RMSNorm over the head's Dv channels, * w, * silu(g).
@@ -293,22 +305,13 @@ def _recurrence_split_kernel(x_ref, s_ref, b_ref, wd_ref, wu_ref, bu_ref, p_ref,
                              st_out_ref, *, dims: BlockDims, dtype):
     """split_recurrence: one value tile of one head; stores o (the gate is W_o's kernel's)."""
     b, h, vt = pl.program_id(0), pl.program_id(1), pl.program_id(2)
-    Dk, Dv, TV = dims.head_k, dims.head_v, dims.value_tile
+    Dv, TV = dims.head_v, dims.value_tile
     row = pl.ds(b, 1)
-    kcols = pl.ds(pl.multiple_of(h * Dk, Dk), Dk)
     state = st_ref[...]  # [Dk, TV]
-    wd, wu, bu = wd_ref[...], wu_ref[:, kcols], bu_ref[kcols][None, :]
-    x = x_ref[row, :].astype(_F32)  # [1, d]
-    q = p_ref[row, kcols].astype(_F32).T  # [Dk, 1]
-    k = p_ref[row, pl.ds(pl.multiple_of(dims.key_dim + h * Dk, Dk), Dk)].astype(_F32).T
+    x, wd, wu, bu, q, k = _head_inputs(x_ref, wd_ref, wu_ref, bu_ref, p_ref, b, h, dims)
     v0 = 2 * dims.key_dim + h * Dv + vt * TV
     v = p_ref[row, pl.ds(pl.multiple_of(v0, TV), TV)].astype(_F32)  # [1, TV]
-    mean, rstd = _ln_stats(x, dims.eps)
-    u = _round((x - mean) * rstd * s_ref[...][None, :] + b_ref[...][None, :], dtype)  # [1, d]
-    down = jnp.sum(wd * u, axis=1, keepdims=True)  # [r, 1]
-    logits = jnp.sum(down * wu, axis=0, keepdims=True) + bu  # [1, Dk]
-    decay = jnp.exp(_log_sigmoid(logits) / dims.gate_logit_normalizer).T  # [Dk, 1]
-    state = decay * state + k * v  # [Dk, TV]
+    state = _decay(x, s_ref, b_ref, wd, wu, bu, dims, dtype) * state + k * v  # [Dk, TV]
     st_out_ref[...] = state
     o = dims.scale * jnp.sum(q * state, axis=0, keepdims=True)  # [1, TV]
     o_ref[row, pl.ds(pl.multiple_of(h * Dv + vt * TV, TV), TV)] = o.astype(o_ref.dtype)
