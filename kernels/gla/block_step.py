@@ -246,6 +246,10 @@ def _in_proj_kernel(x_ref, s_ref, b_ref, w_ref, out_ref, *, eps):
     out_ref[...] = _mm(u, w, out_ref.dtype).astype(out_ref.dtype)
 
 
+def _silu(x):
+    return x / (1.0 + jnp.exp(-x))
+
+
 def _log_sigmoid(x):
     return jnp.minimum(x, 0.0) - jnp.log(1.0 + jnp.exp(-jnp.abs(x)))
 
@@ -287,7 +291,7 @@ def _recurrence_kernel(x_ref, s_ref, b_ref, wd_ref, wu_ref, bu_ref, nw_ref, p_re
     o = _round(dims.scale * jnp.sum(q * state, axis=0, keepdims=True), dtype)  # [1, Dv], as gla_step
     # The mixer's output gate: RMSNorm over the head's Dv channels, * w, * silu(g).
     o = o * jax.lax.rsqrt(jnp.mean(o * o, axis=1, keepdims=True) + dims.eps)
-    y = o * nw_ref[...][None, :] * (g / (1.0 + jnp.exp(-g)))
+    y = o * nw_ref[...][None, :] * _silu(g)
     y_ref[row, vcols(0)] = y.astype(y_ref.dtype)
 
 
@@ -327,7 +331,7 @@ def _out_proj_gate_kernel(o_ref, p_ref, nw_ref, w_ref, x_ref, out_ref, *, dims: 
     real = jax.lax.broadcasted_iota(jnp.int32, (R, Vd), 0) < batch  # o's padded rows are unwritten
     o = jnp.where(real, o, 0.0).reshape(R, dims.heads, dims.head_v)
     o = o * jax.lax.rsqrt(jnp.mean(o * o, axis=2, keepdims=True) + dims.eps)
-    y = o.reshape(R, Vd) * nw_ref[...][None, :] * (g / (1.0 + jnp.exp(-g)))
+    y = o.reshape(R, Vd) * nw_ref[...][None, :] * _silu(g)
     out_ref[...] = (_round(_mm(y, w, dtype), dtype) + x_ref[...].astype(_F32)).astype(dtype)
 
 
@@ -342,7 +346,7 @@ def _mlp_in_paired_kernel(x_ref, s_ref, b_ref, w_ref, bias_ref, out_ref, *, eps,
     half = jax.lax.broadcasted_iota(jnp.int32, (R, 2, tile), 1)
     a = _round(jnp.sum(jnp.where(half == 0, z, 0.0), axis=1), dtype)
     val = _round(jnp.sum(jnp.where(half == 1, z, 0.0), axis=1), dtype)
-    out_ref[...] = (a / (1.0 + jnp.exp(-a)) * val).astype(dtype)
+    out_ref[...] = (_silu(a) * val).astype(dtype)
 
 
 def _mlp_in_kernel(x_ref, s_ref, b_ref, wa_ref, wb_ref, ba_ref, bb_ref, out_ref, *, eps):
@@ -352,7 +356,7 @@ def _mlp_in_kernel(x_ref, s_ref, b_ref, wa_ref, wb_ref, ba_ref, bb_ref, out_ref,
     a, val = _mm(u, wa, dtype), _mm(u, wb, dtype)
     a = _round(_round(a, dtype) + ba_ref[...][None, :], dtype)
     val = _round(_round(val, dtype) + bb_ref[...][None, :], dtype)
-    out_ref[...] = (a / (1.0 + jnp.exp(-a)) * val).astype(dtype)
+    out_ref[...] = (_silu(a) * val).astype(dtype)
 
 
 def _mlp_out_kernel(h_ref, w_ref, b_ref, x_ref, out_ref):
@@ -411,23 +415,25 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
         name="gla_block_in_proj",
     )(x, w["ln1_scale"], w["ln1_bias"], w["w_qkvg"])
 
+    # Both recurrence designs take the residual and the gate's weights (LN1 and the low-rank
+    # gate are recomputed per program), the projections and the state (updated in place).
+    gate_inputs = (x, w["ln1_scale"], w["ln1_bias"], w["w_gate_down_t"], w["w_gate_up"], w["b_gate_up"])
+    gate_specs = [_whole(a.shape) for a in gate_inputs]
+    state32 = state.astype(_F32)
     if dims.split_recurrence:
         TV = dims.value_tile
-        grid3 = lambda shape: pl.BlockSpec(shape, lambda b, h, v: (0,) * len(shape))
         state_spec = pl.BlockSpec((None, None, Dk, TV), lambda b, h, v: (b, h, 0, v))
+        inputs = (*gate_inputs, proj, state32)
         o, state = call(
             functools.partial(_recurrence_split_kernel, dims=dims, dtype=dtype),
             grid=(B, H, Dv // TV),
-            in_specs=[grid3((R, d)), grid3((d,)), grid3((d,)), grid3((dims.rank, d)),
-                      grid3((dims.rank, dims.key_dim)), grid3((dims.key_dim,)),
-                      grid3((R, dims.proj_dim)), state_spec],
-            out_specs=[grid3((R, dims.value_dim)), state_spec],
+            in_specs=[*gate_specs, _whole(proj.shape), state_spec],
+            out_specs=[_whole((R, dims.value_dim)), state_spec],
             out_shape=[jax.ShapeDtypeStruct((R, dims.value_dim), dtype),
                        jax.ShapeDtypeStruct(state.shape, _F32)],
-            input_output_aliases={7: 1},
+            input_output_aliases={len(inputs) - 1: 1},
             name="gla_block_recurrence",
-        )(x, w["ln1_scale"], w["ln1_bias"], w["w_gate_down_t"], w["w_gate_up"], w["b_gate_up"], proj,
-          state.astype(_F32))
+        )(*inputs)
         x = call(
             functools.partial(_out_proj_gate_kernel, dims=dims, batch=B),
             grid=(d // T,),
@@ -442,22 +448,19 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
         # A whole head's state is one [Dk, Dv] float32 tile (128 KB in the 64M model): enough
         # warps that it fits in registers (16 warps: 64 values per thread; 4 spilled, 94 us).
         recurrence_warps = max(num_warps, min(16, Dk * Dv // 2048))
-        grid2 = lambda shape: pl.BlockSpec(shape, lambda b, h: (0,) * len(shape))
         state_spec = pl.BlockSpec((None, None, Dk, Dv), lambda b, h: (b, h, 0, 0))
+        inputs = (*gate_inputs, w["norm_weight"], proj, state32)
         y, state = pl.pallas_call(
             functools.partial(_recurrence_kernel, dims=dims, dtype=dtype),
             interpret=interpret, compiler_params=plgpu.CompilerParams(num_warps=recurrence_warps),
             grid=(B, H),
-            in_specs=[grid2((R, d)), grid2((d,)), grid2((d,)), grid2((dims.rank, d)),
-                      grid2((dims.rank, dims.key_dim)), grid2((dims.key_dim,)), grid2((Dv,)),
-                      grid2((R, dims.proj_dim)), state_spec],
-            out_specs=[grid2((R, dims.value_dim)), state_spec],
+            in_specs=[*gate_specs, _whole((Dv,)), _whole(proj.shape), state_spec],
+            out_specs=[_whole((R, dims.value_dim)), state_spec],
             out_shape=[jax.ShapeDtypeStruct((R, dims.value_dim), dtype),
                        jax.ShapeDtypeStruct(state.shape, _F32)],
-            input_output_aliases={8: 1},
+            input_output_aliases={len(inputs) - 1: 1},
             name="gla_block_recurrence",
-        )(x, w["ln1_scale"], w["ln1_bias"], w["w_gate_down_t"], w["w_gate_up"], w["b_gate_up"],
-          w["norm_weight"], proj, state.astype(_F32))
+        )(*inputs)
         x = call(
             functools.partial(_out_proj_kernel, batch=B),
             grid=(d // T,),
