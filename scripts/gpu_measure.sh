@@ -131,7 +131,7 @@ for step in "$@"; do
     decode_variants)  # batch-1 decode through the fused block kernels, once per A/B option set
       # ($DECODE_VARIANTS: space-separated option sets of kernels/gla/block_step.py OPTIONS;
       # "default" = none), then XLA, all in this one run on one machine.
-      for variant in ${DECODE_VARIANTS:-default split_recurrence paired_mlp_in split_recurrence,paired_mlp_in warps2}; do
+      for variant in ${DECODE_VARIANTS:-default whole_recurrence two_load_mlp_in warps2 warps8}; do
         opts="$variant"; [ "$variant" = default ] && opts=""
         timeout 120 python3 -m small_e_jax.bench_decode --batch 1 --first-chunk 0 --trace \
           model.decode_kernels=pallas "model.decode_kernel_options=$opts" --out "$R" 2>&1 \

@@ -13,20 +13,20 @@ the 13 GLA blocks of the 64M model plus the rest). Here a block is five kernels,
 where every program needs the whole of the previous result:
 
   `_in_proj`    [N / 32]   LN1 + the q|k|v|g projection (one packed weight).
-  `_recurrence` [B, H]     per (row, head): the gate (LN1 and the low-rank gate recomputed per
-                           program: 512 x 16 multiply-adds), the state update in place, o, and
-                           the output gate RMSNorm_V(o) * w * silu(g).
-  `_out_proj`   [d / 16]   W_o, + x.
-  `_mlp_in`     [F / 16]   LN2, W_in's gate and value columns, silu(a) * b.
+  `_recurrence` [B, H, Dv / 32]  per (row, head, 32 value channels): the gate (LN1 and the
+                           low-rank gate recomputed per program: 512 x 16 multiply-adds), the
+                           state update in place, o.
+  `_out_proj`   [d / 16]   the output gate RMSNorm_V(o) * w * silu(g) per head, W_o, + x.
+  `_mlp_in`     [F / 16]   LN2, W_in's gate and value rows of the tile (one load), silu(a) * b.
   `_mlp_out`    [d / 16]   W_out + b_out + x.
 
 Every program issues its loads before any arithmetic and reads each operand in one load (on an
 H200 a kernel's time followed the number of loads its programs wait on, not their bytes: W_o
 read per head took 10.8 µs, in one load 3.8), and the output tiles are narrow so that a weight
 is spread over many programs (a 512 x 1024 matrix: 32 programs of 16 rows of [out, in]).
-Measured (benchmarks/RESULTS.md, ninth lease): 0.453 ms per batch-1 decode step against XLA's
-0.507 on the same H200; the whole-head recurrence is the slowest kernel (12 µs per call).
-`OPTIONS` holds variants to A/B (`model.decode_kernel_options`), parity-tested like the default.
+Measured (benchmarks/RESULTS.md, tenth lease): 0.408 ms per batch-1 decode step against XLA's
+0.500 in the same run on one H200 (1.23x). `OPTIONS` holds the variants measured against it
+(`model.decode_kernel_options`), parity-tested like the default.
 
 Rows: the activations carry R rows, a multiple of 16 (Triton's smallest matmul tile), of which
 the first B (the state's batch) are real. The caller pads once (`padded_rows`) and keeps the
@@ -76,9 +76,9 @@ class BlockDims:
     tile: int = 16  # output columns per program: W_o, the MLP (d and F are narrow)
     proj_tile: int = 32  # output columns per program of the q|k|v|g projection
     # A/B options (`OPTIONS`, `model.decode_kernel_options`; the defaults are the measured best):
-    split_recurrence: bool = False  # recurrence in value tiles, output gate in W_o's kernel
+    split_recurrence: bool = True  # recurrence in value tiles, output gate in W_o's kernel
     value_tile: int = 32  # value channels per recurrence program with split_recurrence
-    paired_mlp_in: bool = False  # W_in's gate and value rows of a tile interleaved: one load
+    paired_mlp_in: bool = True  # W_in's gate and value rows of a tile interleaved: one load
     num_warps: int = 4  # of the matmul kernels
 
     @property
@@ -123,17 +123,19 @@ def unsupported_reason(dims: BlockDims) -> Optional[str]:
     return None
 
 
-# Kernel variants to A/B on a GPU (bench_decode model.decode_kernel_options=NAME,NAME): each
-# is parity-tested like the default; none is measured yet (benchmarks/RESULTS.md, ninth lease).
+# Kernel variants to A/B on a GPU (bench_decode model.decode_kernel_options=NAME,NAME), each
+# parity-tested like the default. The defaults are the tenth lease's best (benchmarks/RESULTS.md):
+# the recurrence in 32-channel value tiles (its output gate's per-head RMSNorm in W_o's kernel,
+# by a reshape to [R, H, Dv]) and W_in's gate and value rows of a tile in one load; batch 1,
+# 0.408 ms per step against 0.455 for the variant without both and 0.500 for XLA, same run.
 OPTIONS: dict[str, dict] = {
-    # The recurrence in 32-channel value tiles (5.1 us per call measured, against the whole
-    # head's 11.9), the per-head RMSNorm of the output gate in W_o's kernel through a reshape
-    # to [R, H, Dv] (the measured indicator-matmul version of this cost 194 us per call).
-    "split_recurrence": {"split_recurrence": True},
-    # One [2 x tile, d] load of W_in per program instead of two [tile, d] loads.
-    "paired_mlp_in": {"paired_mlp_in": True},
-    "warps2": {"num_warps": 2},
-    "warps8": {"num_warps": 8},
+    # One program per (row, head) with the output gate in the recurrence (the ninth lease's
+    # design: 0.455 ms per step; its whole-head recurrence is 12 us per call, the tiled 5.1).
+    "whole_recurrence": {"split_recurrence": False},
+    # W_in's gate and value tiles as two [tile, d] loads (0.429 ms with the tiled recurrence).
+    "two_load_mlp_in": {"paired_mlp_in": False},
+    "warps2": {"num_warps": 2},  # 0.495 ms (with whole_recurrence, two_load_mlp_in)
+    "warps8": {"num_warps": 8},  # 0.472 ms (likewise)
 }
 
 

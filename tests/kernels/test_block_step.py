@@ -111,9 +111,9 @@ def test_fused_step_matches_xla_step(d, heads, batch, model, dtype):
 
 
 @pytest.mark.parametrize("options,dtype", [
-    ("split_recurrence", "float32"), ("split_recurrence", "bfloat16"),
-    ("paired_mlp_in", "float32"), ("paired_mlp_in", "bfloat16"),
-    ("split_recurrence,paired_mlp_in,warps2", "float32"),
+    ("whole_recurrence", "float32"), ("whole_recurrence", "bfloat16"),
+    ("two_load_mlp_in", "float32"), ("two_load_mlp_in", "bfloat16"),
+    ("whole_recurrence,two_load_mlp_in,warps2", "float32"),
 ])
 def test_kernel_options_match_xla_step(options, dtype):
     """The A/B variants (block_step.OPTIONS) are held to the same parity as the default."""
@@ -122,12 +122,12 @@ def test_kernel_options_match_xla_step(options, dtype):
 
 def test_options_are_checked():
     assert block_step.parse_options("") == {}
-    assert block_step.parse_options(" split_recurrence , warps8") == {"split_recurrence": True, "num_warps": 8}
+    assert block_step.parse_options(" whole_recurrence , warps8") == {"split_recurrence": False, "num_warps": 8}
     with pytest.raises(ValueError, match="unknown fused decode kernel option 'fast'"):
-        block_step.parse_options("split_recurrence,fast")
+        block_step.parse_options("whole_recurrence,fast")
     with pytest.raises(ConfigError, match="decode_kernel_options"):
         ModelConfig(decode_kernel_options="fast").validate()
-    block = random_block(512, 4, "bfloat16", gate_low_rank=16, decode_kernel_options="paired_mlp_in")
+    block = random_block(512, 4, "bfloat16", gate_low_rank=16)  # W_in paired by default
     w_in = block.fused_weights()["w_in"]  # rows: [gate tile j; value tile j] for every tile j
     kernel = np.asarray(block.mlp.w_in.kernel[...].astype(jnp.bfloat16), np.float32)
     np.testing.assert_array_equal(np.asarray(w_in[16:32], np.float32), kernel[:, 682:698].T)
@@ -135,7 +135,7 @@ def test_options_are_checked():
 
 
 def test_dims_and_packing():
-    block = random_block(512, 4, "bfloat16", gate_low_rank=16)
+    block = random_block(512, 4, "bfloat16", gate_low_rank=16, decode_kernel_options="two_load_mlp_in")
     dims = block.fused_dims()
     assert (dims.d, dims.heads, dims.head_k, dims.head_v, dims.rank, dims.hidden) == (512, 4, 128, 256, 16, 682)
     assert dims.hidden_padded == 1024 and dims.proj_dim == 3072
@@ -170,7 +170,7 @@ def test_unpadded_rows_are_refused():
         block.step(jnp.zeros((3, 64)), state, 0, weights=block.fused_weights())
 
 
-@pytest.mark.parametrize("options", ["", "split_recurrence", "paired_mlp_in", "warps2"])
+@pytest.mark.parametrize("options", ["", "whole_recurrence", "two_load_mlp_in", "warps2"])
 def test_lowers_for_cuda_at_the_small_e_shape(options):
     """The five kernels lower through Triton for CUDA (their bodies' Triton lowering runs here,
     without a GPU: unsupported ops or tile shapes fail), for every A/B option."""
@@ -213,7 +213,7 @@ def test_training_mode_with_dropout_is_refused():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-@pytest.mark.parametrize("options", ["split_recurrence,paired_mlp_in", "warps2"])
+@pytest.mark.parametrize("options", ["whole_recurrence,two_load_mlp_in", "warps2"])
 def test_compiled_options_on_gpu_match_xla_step(options, dtype):
     if jax.default_backend() != "gpu":
         pytest.fail("the gpu marker needs a CUDA GPU (jax.default_backend() == 'gpu')")
