@@ -79,7 +79,9 @@ class BlockDims:
     split_recurrence: bool = True  # recurrence in value tiles, output gate in W_o's kernel
     value_tile: int = 32  # value channels per recurrence program with split_recurrence
     paired_mlp_in: bool = True  # W_in's gate and value rows of a tile interleaved: one load
-    num_warps: int = 4  # of the matmul kernels
+    num_warps: int = 4  # of the matmul kernels (of the persistent kernel with `persistent`)
+    persistent: bool = False  # one kernel per block with grid barriers (block_persistent.py)
+    programs: int = 0  # the persistent kernel's programs (0: auto, see block_persistent)
 
     @property
     def key_dim(self) -> int:
@@ -136,6 +138,12 @@ OPTIONS: dict[str, dict] = {
     "two_load_mlp_in": {"paired_mlp_in": False},
     "warps2": {"num_warps": 2},  # 0.495 ms (with whole_recurrence, two_load_mlp_in)
     "warps8": {"num_warps": 8},  # 0.472 ms (likewise)
+    # The whole block as one kernel with grid-wide barriers between its five phases, every
+    # weight tile prefetched before the first (kernels/gla/block_persistent.py).
+    "persistent": {"persistent": True, "num_warps": 8},
+    "warps4": {"num_warps": 4},
+    "programs64": {"programs": 64},
+    "programs96": {"programs": 96},
 }
 
 
@@ -398,6 +406,9 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
     reason = unsupported_reason(dims)
     if reason:
         raise ValueError(f"gla_block_step: {reason}")
+    if dims.persistent:
+        from kernels.gla import block_persistent  # it builds on this module's helpers
+        return block_persistent.gla_block_step_persistent(x, state, weights, dims, interpret=interpret)
     interpret = _use_interpret(interpret)
     dtype = x.dtype
     T, TP, Fp = dims.tile, dims.proj_tile, dims.hidden_padded

@@ -48,6 +48,18 @@ def test_fused_kernels_with_guidance_and_streaming(pair):
     np.testing.assert_array_equal(np.concatenate([c.codes for c in chunks]), expected)
 
 
+@pytest.mark.slow  # one more loop compilation
+def test_persistent_block_kernels_generate_the_xla_codes(pair):
+    """model.decode_kernel_options=persistent: one kernel per block (staged on the CPU)."""
+    xla, _ = pair
+    config = tiny_config("model.decode_kernels=pallas", "model.decode_kernel_options=persistent")
+    persistent = Synthesizer(random_model(config), config,
+                             codec=FakeCodec(config.model.n_codebooks, config.model.codebook_size))
+    for a, b in zip(xla.generate(TEXTS, sampling=GREEDY, max_frames=24),
+                    persistent.generate(TEXTS, sampling=GREEDY, max_frames=24)):
+        np.testing.assert_array_equal(b, a)
+
+
 def test_default_is_xla_and_pallas_packs_every_gla_block():
     assert random_model(tiny_config()).fused_decode_weights() is None  # default: XLA
     model = random_model(tiny_config("model.decode_kernels=pallas"))

@@ -1,0 +1,384 @@
+"""One decode step of a whole GLA block as ONE persistent Pallas Triton kernel (GPU).
+
+`block_step.py` runs the block as five kernels, split where every program needs the whole of
+the previous result. On an H200 each of those kernels costs 4-9 µs at batch 1 although it
+moves 1-3 MB: each is a launch, then a wait for its weights from HBM, then a few µs of work
+(benchmarks/RESULTS.md, tenth lease). Here one kernel of P co-resident programs (P <= the GPU's
+SM count, one per SM) runs the same five phases with a grid-wide barrier between them, and
+every program issues the loads of ALL its weight tiles (and its state tiles) before the first
+phase: the ~7 MB of a block stream in once, overlapped with the phases, and a phase boundary
+costs a barrier instead of a launch.
+
+Phases (the work items of a phase are spread over the programs; `make_plan`):
+  0  `in_proj` [N / 32]  LN1 + q|k|v|g;   `gate` [B, H]  LN1 + the low-rank forget gate
+  1  `recurrence` [B, H, Dv / TV]  S = a S + k^T v in place, o = scale q S
+  2  `out_proj` [d / 16]  RMSNorm_V(o) * w * silu(g) per head, W_o, + x
+  3  `mlp_in` [F / 16]  LN2, W_in, silu(a) * b
+  4  `mlp_out` [d / 16]  W_out + b_out + x
+Intermediates (q|k|v|g, the gate, o, the mid-block residual, the hidden units) go through
+global scratch buffers (extra outputs of the call, discarded), read after the barrier with
+volatile loads (L2, not the SM's incoherent L1).
+
+The barrier: each program adds 1 to the phase's counter (an acq_rel GPU-scope atomic after a
+CTA barrier, so the program's stores are visible first) and polls it with atomic reads until
+it reaches P. The counters live in a zero-initialised int32 constant that the kernel returns to
+zero before it exits (the last program out resets them), so every call finds zeros without a
+memset kernel. Programs must all be resident at once, hence P <= SM count; a barrier that does
+not complete in ~2^22 polls gives up and the block's output is NaN rather than a hung GPU.
+
+CPU (interpret mode, tests): programs run one after another, so a barrier cannot wait (and
+the interpreter cannot discharge a polling loop over a ref). There the kernel is "staged": a
+grid of (5 phases, P) whose rows run in order, each program doing only the phase of its row —
+the same phase code without the barriers. The barrier and counter-reset code therefore runs
+only compiled: the CUDA lowering test builds it on the CPU, the gpu-marked tests run it.
+
+Numerics as `block_step` (float32 LayerNorms, gate, state and accumulation; operands and
+stored intermediates in the compute dtype); parity is tested against `LCLMBlock.step` like the
+five-kernel path (tests/kernels/test_block_persistent.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as plgpu
+
+from kernels.gla import block_step as bs
+from kernels.gla.pallas_gpu import _use_interpret
+
+_F32 = jnp.float32
+PHASES = (("in_proj", "gate"), ("recurrence",), ("out_proj",), ("mlp_in",), ("mlp_out",))
+DEFAULT_PROGRAMS = 128  # when no GPU is visible (lowering on a CPU host): an H100/H200 has 132 SMs
+MAX_POLLS = 1 << 22  # ~seconds of polling: a barrier that never completes gives NaN, not a hang
+
+
+@dataclasses.dataclass(frozen=True)
+class StagePlan:
+    """``tasks`` work items; item t runs on program (offset + t) % P, in round t // P."""
+
+    tasks: int
+    offset: int
+    rounds: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    programs: int
+    stages: tuple[tuple[str, StagePlan], ...]
+
+    def stage(self, name: str) -> StagePlan:
+        return dict(self.stages)[name]
+
+
+def stage_sizes(dims: bs.BlockDims, batch: int) -> dict[str, tuple[int, int]]:
+    """Per stage: (work items, bytes each item prefetches) at ``batch`` real rows (bf16 weights)."""
+    d, H, Dk, Dv, T = dims.d, dims.heads, dims.head_k, dims.head_v, dims.tile
+    TV = dims.value_tile
+    return {
+        "in_proj": (dims.proj_dim // dims.proj_tile, dims.proj_tile * d * 2),
+        "gate": (batch * H, dims.rank * (d + Dk) * 4),
+        "recurrence": (batch * H * (Dv // TV), Dk * TV * 4),
+        "out_proj": (d // T, T * dims.value_dim * 2),
+        "mlp_in": (dims.hidden_padded // T, 2 * T * d * 2),
+        "mlp_out": (d // T, T * dims.hidden_padded * 2),
+    }
+
+
+def make_plan(dims: bs.BlockDims, batch: int, programs: Optional[int]) -> Plan:
+    """Spread each stage's items over P programs so that the bytes each program prefetches are
+    balanced (greedy: largest stages first, each at the offset whose window is least loaded).
+    P = ``programs`` or, when None, the largest stage's item count."""
+    sizes = stage_sizes(dims, batch)
+    P = programs or max(n for n, _ in sizes.values())
+    load = np.zeros(P, np.int64)
+    plans = {}
+    for name, (n, nbytes) in sorted(sizes.items(), key=lambda kv: -kv[1][0] * kv[1][1]):
+        rounds = -(-n // P)
+        per_program = np.zeros(P, np.int64)
+        np.add.at(per_program, np.arange(n) % P, nbytes)  # offset 0; rolled for the others
+        costs = [int((load + np.roll(per_program, off)).max()) for off in range(P)]
+        offset = int(np.argmin(costs))
+        load += np.roll(per_program, offset)
+        plans[name] = StagePlan(n, offset, rounds)
+    return Plan(P, tuple((name, plans[name]) for name in sizes))
+
+
+def gpu_programs() -> Optional[int]:
+    """The SM count of the first GPU (programs that can all be resident), None without a GPU."""
+    try:
+        devices = jax.devices("gpu")
+    except RuntimeError:
+        return None
+    return getattr(devices[0], "core_count", None) if devices else None
+
+
+# ----------------------------------------------------------------------------------------------
+# the kernel
+
+
+def _cols(start, size):
+    """size entries from start (a multiple of size; hinted to Triton when traced)."""
+    return pl.ds(start if isinstance(start, int) else pl.multiple_of(start, size), size)
+
+
+def _scratch(ref, idx):
+    """A load of an intermediate another program stored in this call: volatile, i.e. from L2,
+    never the SM's own L1 (which is not coherent across SMs). (Pallas 0.10-0.11 cannot emit
+    `.cg`: its lowering looks the modifier up without the dot.)"""
+    return plgpu.load(ref.at[idx], volatile=True)
+
+
+def _store(ref, idx, value):
+    ref[idx] = value
+
+
+def _layer_norm(x, scale, bias, eps, dtype):
+    mean, rstd = bs._ln_stats(x, eps)
+    return ((x - mean) * rstd * scale[None, :] + bias[None, :]).astype(dtype)
+
+
+def _grid_barrier(sync_ref, k: int, programs: int, failed):
+    """Wait until all ``programs`` reached barrier ``k``; returns ``failed`` | (gave up)."""
+    plgpu.debug_barrier()  # every warp's stores are issued before this program's arrival
+    plgpu.atomic_add(sync_ref, jnp.int32(k), jnp.int32(1))  # acq_rel, GPU scope
+
+    def waiting(carry):
+        count, polls = carry
+        return (count < programs) & (polls < MAX_POLLS)
+
+    def poll(carry):
+        return plgpu.atomic_add(sync_ref, jnp.int32(k), jnp.int32(0)), carry[1] + 1
+
+    count, _ = jax.lax.while_loop(waiting, poll, (jnp.int32(0), jnp.int32(0)))
+    plgpu.debug_barrier()  # no warp reads the phase's results before the arrival count is seen
+    return failed | (count < programs)
+
+
+def _exit(sync_ref, programs: int, n_barriers: int):
+    """The last program out returns the counters to zero (everyone has passed every barrier)."""
+    plgpu.debug_barrier()
+    done = plgpu.atomic_add(sync_ref, jnp.int32(n_barriers), jnp.int32(1))
+
+    @pl.when(done == programs - 1)
+    def _():
+        for k in range(n_barriers + 1):
+            plgpu.atomic_xchg(sync_ref, jnp.int32(k), jnp.int32(0))
+
+
+def _persistent_kernel(x_ref, s1_ref, b1_ref, wp_ref, wd_ref, wu_ref, bu_ref, st_ref, nw_ref, wo_ref,
+                       s2_ref, b2_ref, wi_ref, bi_ref, wout_ref, bout_ref, sync_ref,
+                       out_ref, st_out_ref, proj_ref, decay_ref, o_ref, x1_ref, hid_ref,
+                       *, dims: bs.BlockDims, plan: Plan, batch: int, staged: bool):
+    R, d = x_ref.shape
+    dtype = out_ref.dtype
+    H, Dk, Dv, T, TP, TV = dims.heads, dims.head_k, dims.head_v, dims.tile, dims.proj_tile, dims.value_tile
+    Vd, Fp, P = dims.value_dim, dims.hidden_padded, plan.programs
+    n_vt = Dv // TV
+    if staged:
+        phase_id, p = pl.program_id(0), pl.program_id(1)
+    else:
+        phase_id, p = None, pl.program_id(0)
+
+    def items(name):
+        """[(t, valid)] of this program in ``name``: t clamped to a real item (its loads are
+        always in bounds; an invalid item computes but does not store)."""
+        st = plan.stage(name)
+        rel = jax.lax.rem(p + (P - st.offset), P)
+        out = []
+        for r in range(st.rounds):
+            t = rel + r * P
+            out.append((jnp.minimum(t, st.tasks - 1), t < st.tasks))
+        return out
+
+    def store_if(valid, fn):
+        pl.when(valid)(fn)
+
+    # ---- prefetch: every weight and state tile this program will use, before any phase ----
+    x_in = x_ref[...]  # [R, d]
+    ln1 = (s1_ref[...], b1_ref[...])
+    pre_proj = [wp_ref[_cols(t * TP, TP), :] for t, _ in items("in_proj")]  # [TP, d]
+
+    def gate_loads(t):
+        b, h = t // H, jax.lax.rem(t, H)
+        return x_ref[pl.ds(b, 1), :], wu_ref[:, _cols(h * Dk, Dk)], bu_ref[_cols(h * Dk, Dk)]
+
+    wd = wd_ref[...]  # [r, d]
+    pre_gate = [gate_loads(t) for t, _ in items("gate")]
+
+    def rec_index(t):
+        return t // (H * n_vt), jax.lax.rem(t // n_vt, H), jax.lax.rem(t, n_vt)
+
+    def state_tile(t):
+        b, h, vt = rec_index(t)
+        return st_ref[b * H + h, :, _cols(vt * TV, TV)]  # [Dk, TV] float32
+
+    pre_state = [state_tile(t) for t, _ in items("recurrence")]
+    tiled_norm = nw_ref.shape[0] == Vd
+    nw = [nw_ref[_cols(h * Dv, Dv)] if tiled_norm else nw_ref[...] for h in range(H)]
+    pre_wo = [[wo_ref[_cols(j * T, T), _cols(h * Dv, Dv)] for h in range(H)]  # H x [T, Dv]
+              for j, _ in items("out_proj")]
+    pre_xo = [x_ref[:, _cols(j * T, T)] for j, _ in items("out_proj")]
+    ln2 = (s2_ref[...], b2_ref[...])
+    if dims.paired_mlp_in:
+        pre_in = [(wi_ref[_cols(j * 2 * T, 2 * T), :], bi_ref[_cols(j * 2 * T, 2 * T)])
+                  for j, _ in items("mlp_in")]
+    else:
+        pre_in = [(wi_ref[_cols(j * T, T), :], wi_ref[_cols(Fp + j * T, T), :],
+                   bi_ref[_cols(j * T, T)], bi_ref[_cols(Fp + j * T, T)]) for j, _ in items("mlp_in")]
+    pre_out = [(wout_ref[_cols(j * T, T), :], bout_ref[_cols(j * T, T)]) for j, _ in items("mlp_out")]
+
+    # ---- phase 0: LN1 + q|k|v|g; the forget gate ----
+    def phase_in_proj():
+        u = _layer_norm(x_in.astype(_F32), *ln1, dims.eps, dtype)
+        for (t, valid), w in zip(items("in_proj"), pre_proj):
+            y = bs._mm(u, w, dtype).astype(dtype)
+            store_if(valid, functools.partial(_store, proj_ref, (slice(None), _cols(t * TP, TP)), y))
+        for (t, valid), (x_row, wu, bu) in zip(items("gate"), pre_gate):
+            b, h = t // H, jax.lax.rem(t, H)
+            x_row = x_row.astype(_F32)
+            mean, rstd = bs._ln_stats(x_row, dims.eps)
+            u_row = bs._round((x_row - mean) * rstd * ln1[0][None, :] + ln1[1][None, :], dtype)
+            down = jnp.sum(wd * u_row, axis=1, keepdims=True)  # [r, 1]
+            logits = jnp.sum(down * wu, axis=0, keepdims=True) + bu[None, :]  # [1, Dk]
+            a = jnp.exp(bs._log_sigmoid(logits) / dims.gate_logit_normalizer)
+            store_if(valid, functools.partial(_store, decay_ref, (pl.ds(b, 1), _cols(h * Dk, Dk)), a))
+
+    # ---- phase 1: the recurrence ----
+    def phase_recurrence():
+        for (t, valid), state in zip(items("recurrence"), pre_state):
+            b, h, vt = rec_index(t)
+            row = pl.ds(b, 1)
+            q = _scratch(proj_ref, (row, _cols(h * Dk, Dk))).astype(_F32).T  # [Dk, 1]
+            k = _scratch(proj_ref, (row, _cols(dims.key_dim + h * Dk, Dk))).astype(_F32).T
+            v = _scratch(proj_ref, (row, _cols(2 * dims.key_dim + h * Dv + vt * TV, TV))).astype(_F32)
+            a = _scratch(decay_ref, (row, _cols(h * Dk, Dk))).T  # [Dk, 1]
+            state = a * state + k * v  # [Dk, TV]
+            o = dims.scale * jnp.sum(q * state, axis=0, keepdims=True)  # [1, TV]
+
+            def store(b=b, h=h, vt=vt, state=state, o=o, row=row):
+                st_out_ref[b * H + h, :, _cols(vt * TV, TV)] = state
+                o_ref[row, _cols(h * Dv + vt * TV, TV)] = o.astype(o_ref.dtype)
+            store_if(valid, store)
+
+    # ---- phase 2: output gate, W_o, residual ----
+    def phase_out_proj():
+        real = jax.lax.broadcasted_iota(jnp.int32, (R, Dv), 0) < batch  # o's padded rows are unwritten
+        ys = []
+        for h in range(H):
+            o = jnp.where(real, _scratch(o_ref, (slice(None), _cols(h * Dv, Dv))).astype(_F32), 0.0)
+            g = _scratch(proj_ref, (slice(None), _cols(2 * dims.key_dim + Vd + h * Dv, Dv))).astype(_F32)
+            o = o * jax.lax.rsqrt(jnp.mean(o * o, axis=1, keepdims=True) + dims.eps)
+            ys.append(o * nw[h][None, :] * bs._silu(g))  # [R, Dv]
+        for (j, valid), w_heads, x_tile in zip(items("out_proj"), pre_wo, pre_xo):
+            acc = bs._mm(ys[0], w_heads[0], dtype)
+            for h in range(1, H):
+                acc = acc + bs._mm(ys[h], w_heads[h], dtype)
+            x1 = (bs._round(acc, dtype) + x_tile.astype(_F32)).astype(dtype)
+            store_if(valid, functools.partial(_store, x1_ref, (slice(None), _cols(j * T, T)), x1))
+
+    # ---- phase 3: LN2, W_in, silu(a) * b ----
+    def phase_mlp_in():
+        u = _layer_norm(_scratch(x1_ref, (slice(None), slice(None))).astype(_F32), *ln2, dims.eps, dtype)
+        for (j, valid), loads in zip(items("mlp_in"), pre_in):
+            if dims.paired_mlp_in:
+                w, bias = loads
+                z = bs._round(bs._mm(u, w, dtype), dtype) + bias[None, :]  # [R, 2T]
+                z = z.reshape(R, 2, T)
+                half = jax.lax.broadcasted_iota(jnp.int32, (R, 2, T), 1)
+                a = bs._round(jnp.sum(jnp.where(half == 0, z, 0.0), axis=1), dtype)
+                val = bs._round(jnp.sum(jnp.where(half == 1, z, 0.0), axis=1), dtype)
+            else:
+                wa, wb, ba, bb = loads
+                a = bs._round(bs._round(bs._mm(u, wa, dtype), dtype) + ba[None, :], dtype)
+                val = bs._round(bs._round(bs._mm(u, wb, dtype), dtype) + bb[None, :], dtype)
+            hidden = (bs._silu(a) * val).astype(dtype)
+            store_if(valid, functools.partial(_store, hid_ref, (slice(None), _cols(j * T, T)), hidden))
+
+    # ---- phase 4: W_out, bias, residual ----
+    def phase_mlp_out():
+        hidden = _scratch(hid_ref, (slice(None), slice(None)))  # [R, Fp]
+        for (j, valid), (w, bias) in zip(items("mlp_out"), pre_out):
+            x1 = _scratch(x1_ref, (slice(None), _cols(j * T, T))).astype(_F32)
+            y = bs._round(bs._round(bs._mm(hidden, w, dtype), dtype) + bias[None, :], dtype)
+            out = y + x1
+            if failed is not None:  # a barrier gave up: say so in the output, not by hanging
+                out = jnp.where(failed, jnp.nan, out)
+            store_if(valid, functools.partial(_store, out_ref, (slice(None), _cols(j * T, T)), out.astype(dtype)))
+
+    phases = (phase_in_proj, phase_recurrence, phase_out_proj, phase_mlp_in, phase_mlp_out)
+    if staged:
+        failed = None
+        for i, phase in enumerate(phases):
+            pl.when(phase_id == i)(phase)
+        return
+    failed = jnp.bool_(False)
+    for i, phase in enumerate(phases):
+        phase()
+        if i < len(phases) - 1:
+            failed = _grid_barrier(sync_ref, i, P, failed)
+    _exit(sync_ref, P, len(phases) - 1)
+
+
+def _whole(shape):
+    return pl.BlockSpec(shape, lambda *_: (0,) * len(shape))
+
+
+def gla_block_step_persistent(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array],
+                              dims: bs.BlockDims, *, interpret: Optional[bool] = None,
+                              programs: Optional[int] = None) -> tuple[jax.Array, jax.Array]:
+    """One token through a GLA block in one kernel (shapes as ``block_step.gla_block_step``).
+
+    Args:
+      x: [R, d] residual stream, R = ``padded_rows(B)``; state: [B, H, Dk, Dv] float32.
+      interpret: run staged in the Pallas interpreter (default on a CPU backend).
+      programs: P for the compiled kernel (default ``dims.programs``, else the most items a
+        stage has but at least 128, at most the SM count); must not exceed the SM count (all
+        programs resident).
+    Returns:
+      (x' [R, d], state' [B, H, Dk, Dv] float32).
+    """
+    R, d = x.shape
+    B, H, Dk, Dv = state.shape
+    staged = _use_interpret(interpret)
+    most = max(n for n, _ in stage_sizes(dims, B).values())
+    if staged:
+        P = programs or most
+    else:
+        sms = gpu_programs()
+        P = programs or dims.programs or min(sms or DEFAULT_PROGRAMS, max(most, DEFAULT_PROGRAMS))
+        if sms is not None and P > sms:
+            raise ValueError(f"programs={P} > {sms} SMs: the grid barrier needs every program resident")
+    plan = make_plan(dims, B, P)
+    dtype = x.dtype
+    w = weights
+    sync = jnp.asarray(np.zeros(len(PHASES), np.int32))  # 4 barriers + the exit count
+    inputs = (x, w["ln1_scale"], w["ln1_bias"], w["w_qkvg"], w["w_gate_down_t"], w["w_gate_up"],
+              w["b_gate_up"], state.astype(_F32).reshape(B * H, Dk, Dv), w["norm_weight"], w["w_o"],
+              w["ln2_scale"], w["ln2_bias"], w["w_in"], w["b_in"], w["w_out"], w["b_out"], sync)
+    out_shape = [
+        jax.ShapeDtypeStruct((R, d), dtype),  # the block's output
+        jax.ShapeDtypeStruct((B * H, Dk, Dv), _F32),  # the state, in place
+        jax.ShapeDtypeStruct((R, dims.proj_dim), dtype),  # scratch: q | k | v | g
+        jax.ShapeDtypeStruct((B, dims.key_dim), _F32),  # scratch: the forget gate
+        jax.ShapeDtypeStruct((R, dims.value_dim), dtype),  # scratch: o
+        jax.ShapeDtypeStruct((R, d), dtype),  # scratch: the mid-block residual
+        jax.ShapeDtypeStruct((R, dims.hidden_padded), dtype),  # scratch: the MLP's hidden units
+    ]
+    outs = pl.pallas_call(
+        functools.partial(_persistent_kernel, dims=dims, plan=plan, batch=B, staged=staged),
+        grid=(len(PHASES), P) if staged else (P,),
+        in_specs=[_whole(a.shape) for a in inputs],
+        out_specs=[_whole(s.shape) for s in out_shape],
+        out_shape=out_shape,
+        input_output_aliases={7: 1},
+        interpret=staged,
+        compiler_params=plgpu.CompilerParams(num_warps=dims.num_warps),
+        name="gla_block_persistent",
+    )(*inputs)
+    return outs[0], outs[1].reshape(B, H, Dk, Dv)
