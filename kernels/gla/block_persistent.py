@@ -69,8 +69,12 @@ class StagePlan:
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
+    """``roles``: the distinct sets of (stage, round) items programs have; ``role_of[p]``."""
+
     programs: int
     stages: tuple[tuple[str, StagePlan], ...]
+    roles: tuple[tuple[tuple[str, int], ...], ...]
+    role_of: tuple[int, ...]
 
     def stage(self, name: str) -> StagePlan:
         return dict(self.stages)[name]
@@ -106,7 +110,14 @@ def make_plan(dims: bs.BlockDims, batch: int, programs: Optional[int]) -> Plan:
         offset = int(np.argmin(costs))
         load += np.roll(per_program, offset)
         plans[name] = StagePlan(n, offset, rounds)
-    return Plan(P, tuple((name, plans[name]) for name in sizes))
+    signatures = []
+    for p in range(P):
+        signatures.append(tuple(sorted(
+            (name, r) for name, st in plans.items() for r in range(st.rounds)
+            if (p - st.offset) % P + r * P < st.tasks)))
+    roles = tuple(sorted(set(signatures)))
+    return Plan(P, tuple((name, plans[name]) for name in sizes), roles,
+                tuple(roles.index(sig) for sig in signatures))
 
 
 def gpu_programs() -> Optional[int]:
@@ -172,9 +183,10 @@ def _exit(sync_ref, programs: int, n_barriers: int):
 
 
 def _persistent_kernel(x_ref, s1_ref, b1_ref, wp_ref, wd_ref, wu_ref, bu_ref, st_ref, nw_ref, wo_ref,
-                       s2_ref, b2_ref, wi_ref, bi_ref, wout_ref, bout_ref, sync_ref,
+                       s2_ref, b2_ref, wi_ref, bi_ref, wout_ref, bout_ref, sync_ref, role_ref,
                        out_ref, st_out_ref, proj_ref, decay_ref, o_ref, x1_ref, hid_ref,
-                       *, dims: bs.BlockDims, plan: Plan, batch: int, staged: bool):
+                       *, dims: bs.BlockDims, plan: Plan, batch: int, staged: bool,
+                       ablate: frozenset = frozenset()):
     R, d = x_ref.shape
     dtype = out_ref.dtype
     H, Dk, Dv, T, TP, TV = dims.heads, dims.head_k, dims.head_v, dims.tile, dims.proj_tile, dims.value_tile
@@ -185,144 +197,176 @@ def _persistent_kernel(x_ref, s1_ref, b1_ref, wp_ref, wd_ref, wu_ref, bu_ref, st
     else:
         phase_id, p = None, pl.program_id(0)
 
-    def items(name):
-        """[(t, valid)] of this program in ``name``: t clamped to a real item (its loads are
-        always in bounds; an invalid item computes but does not store)."""
-        st = plan.stage(name)
-        rel = jax.lax.rem(p + (P - st.offset), P)
-        out = []
-        for r in range(st.rounds):
-            t = rel + r * P
-            out.append((jnp.minimum(t, st.tasks - 1), t < st.tasks))
-        return out
+    def run_role(signature):
+        """The kernel for programs of one role (``signature``: the (stage, round) items they
+        have). Each role is its own branch, so registers hold only that role's prefetched
+        tiles (a kernel where every program loaded every stage's tile spilled 4.6 KB per thread)."""
+        def items(name):
+            """[(t, True)] for this role's items of stage ``name`` (the role knows which rounds of
+            which stages its programs have: nothing is loaded or computed for absent items)."""
+            st = plan.stage(name)
+            rel = jax.lax.rem(p + (P - st.offset), P)
+            return [(rel + r * P, True) for r in range(st.rounds) if (name, r) in signature]
 
-    def store_if(valid, fn):
-        pl.when(valid)(fn)
+        def store_if(valid, fn):
+            fn()
 
-    # ---- prefetch: every weight and state tile this program will use, before any phase ----
-    x_in = x_ref[...]  # [R, d]
-    ln1 = (s1_ref[...], b1_ref[...])
-    pre_proj = [wp_ref[_cols(t * TP, TP), :] for t, _ in items("in_proj")]  # [TP, d]
-
-    def gate_loads(t):
-        b, h = t // H, jax.lax.rem(t, H)
-        return x_ref[pl.ds(b, 1), :], wu_ref[:, _cols(h * Dk, Dk)], bu_ref[_cols(h * Dk, Dk)]
-
-    wd = wd_ref[...]  # [r, d]
-    pre_gate = [gate_loads(t) for t, _ in items("gate")]
-
-    def rec_index(t):
-        return t // (H * n_vt), jax.lax.rem(t // n_vt, H), jax.lax.rem(t, n_vt)
-
-    def state_tile(t):
-        b, h, vt = rec_index(t)
-        return st_ref[b * H + h, :, _cols(vt * TV, TV)]  # [Dk, TV] float32
-
-    pre_state = [state_tile(t) for t, _ in items("recurrence")]
-    tiled_norm = nw_ref.shape[0] == Vd
-    nw = [nw_ref[_cols(h * Dv, Dv)] if tiled_norm else nw_ref[...] for h in range(H)]
-    pre_wo = [[wo_ref[_cols(j * T, T), _cols(h * Dv, Dv)] for h in range(H)]  # H x [T, Dv]
-              for j, _ in items("out_proj")]
-    pre_xo = [x_ref[:, _cols(j * T, T)] for j, _ in items("out_proj")]
-    ln2 = (s2_ref[...], b2_ref[...])
-    if dims.paired_mlp_in:
-        pre_in = [(wi_ref[_cols(j * 2 * T, 2 * T), :], bi_ref[_cols(j * 2 * T, 2 * T)])
-                  for j, _ in items("mlp_in")]
-    else:
-        pre_in = [(wi_ref[_cols(j * T, T), :], wi_ref[_cols(Fp + j * T, T), :],
-                   bi_ref[_cols(j * T, T)], bi_ref[_cols(Fp + j * T, T)]) for j, _ in items("mlp_in")]
-    pre_out = [(wout_ref[_cols(j * T, T), :], bout_ref[_cols(j * T, T)]) for j, _ in items("mlp_out")]
-
-    # ---- phase 0: LN1 + q|k|v|g; the forget gate ----
-    def phase_in_proj():
-        u = _layer_norm(x_in.astype(_F32), *ln1, dims.eps, dtype)
-        for (t, valid), w in zip(items("in_proj"), pre_proj):
-            y = bs._mm(u, w, dtype).astype(dtype)
-            store_if(valid, functools.partial(_store, proj_ref, (slice(None), _cols(t * TP, TP)), y))
-        for (t, valid), (x_row, wu, bu) in zip(items("gate"), pre_gate):
+        # ---- prefetch: every weight and state tile this program will use, before any phase ----
+        def gate_loads(t):
             b, h = t // H, jax.lax.rem(t, H)
-            x_row = x_row.astype(_F32)
-            mean, rstd = bs._ln_stats(x_row, dims.eps)
-            u_row = bs._round((x_row - mean) * rstd * ln1[0][None, :] + ln1[1][None, :], dtype)
-            down = jnp.sum(wd * u_row, axis=1, keepdims=True)  # [r, 1]
-            logits = jnp.sum(down * wu, axis=0, keepdims=True) + bu[None, :]  # [1, Dk]
-            a = jnp.exp(bs._log_sigmoid(logits) / dims.gate_logit_normalizer)
-            store_if(valid, functools.partial(_store, decay_ref, (pl.ds(b, 1), _cols(h * Dk, Dk)), a))
+            return x_ref[pl.ds(b, 1), :], wu_ref[:, _cols(h * Dk, Dk)], bu_ref[_cols(h * Dk, Dk)]
 
-    # ---- phase 1: the recurrence ----
-    def phase_recurrence():
-        for (t, valid), state in zip(items("recurrence"), pre_state):
+        def rec_index(t):
+            return t // (H * n_vt), jax.lax.rem(t // n_vt, H), jax.lax.rem(t, n_vt)
+
+        def state_tile(t):
             b, h, vt = rec_index(t)
-            row = pl.ds(b, 1)
-            q = _scratch(proj_ref, (row, _cols(h * Dk, Dk))).astype(_F32).T  # [Dk, 1]
-            k = _scratch(proj_ref, (row, _cols(dims.key_dim + h * Dk, Dk))).astype(_F32).T
-            v = _scratch(proj_ref, (row, _cols(2 * dims.key_dim + h * Dv + vt * TV, TV))).astype(_F32)
-            a = _scratch(decay_ref, (row, _cols(h * Dk, Dk))).T  # [Dk, 1]
-            state = a * state + k * v  # [Dk, TV]
-            o = dims.scale * jnp.sum(q * state, axis=0, keepdims=True)  # [1, TV]
+            return st_ref[b * H + h, :, _cols(vt * TV, TV)]  # [Dk, TV] float32
 
-            def store(b=b, h=h, vt=vt, state=state, o=o, row=row):
-                st_out_ref[b * H + h, :, _cols(vt * TV, TV)] = state
-                o_ref[row, _cols(h * Dv + vt * TV, TV)] = o.astype(o_ref.dtype)
-            store_if(valid, store)
-
-    # ---- phase 2: output gate, W_o, residual ----
-    def phase_out_proj():
-        real = jax.lax.broadcasted_iota(jnp.int32, (R, Dv), 0) < batch  # o's padded rows are unwritten
-        ys = []
-        for h in range(H):
-            o = jnp.where(real, _scratch(o_ref, (slice(None), _cols(h * Dv, Dv))).astype(_F32), 0.0)
-            g = _scratch(proj_ref, (slice(None), _cols(2 * dims.key_dim + Vd + h * Dv, Dv))).astype(_F32)
-            o = o * jax.lax.rsqrt(jnp.mean(o * o, axis=1, keepdims=True) + dims.eps)
-            ys.append(o * nw[h][None, :] * bs._silu(g))  # [R, Dv]
-        for (j, valid), w_heads, x_tile in zip(items("out_proj"), pre_wo, pre_xo):
-            acc = bs._mm(ys[0], w_heads[0], dtype)
-            for h in range(1, H):
-                acc = acc + bs._mm(ys[h], w_heads[h], dtype)
-            x1 = (bs._round(acc, dtype) + x_tile.astype(_F32)).astype(dtype)
-            store_if(valid, functools.partial(_store, x1_ref, (slice(None), _cols(j * T, T)), x1))
-
-    # ---- phase 3: LN2, W_in, silu(a) * b ----
-    def phase_mlp_in():
-        u = _layer_norm(_scratch(x1_ref, (slice(None), slice(None))).astype(_F32), *ln2, dims.eps, dtype)
-        for (j, valid), loads in zip(items("mlp_in"), pre_in):
+        def mlp_in_loads(j):
             if dims.paired_mlp_in:
-                w, bias = loads
-                z = bs._round(bs._mm(u, w, dtype), dtype) + bias[None, :]  # [R, 2T]
-                z = z.reshape(R, 2, T)
-                half = jax.lax.broadcasted_iota(jnp.int32, (R, 2, T), 1)
-                a = bs._round(jnp.sum(jnp.where(half == 0, z, 0.0), axis=1), dtype)
-                val = bs._round(jnp.sum(jnp.where(half == 1, z, 0.0), axis=1), dtype)
-            else:
-                wa, wb, ba, bb = loads
-                a = bs._round(bs._round(bs._mm(u, wa, dtype), dtype) + ba[None, :], dtype)
-                val = bs._round(bs._round(bs._mm(u, wb, dtype), dtype) + bb[None, :], dtype)
-            hidden = (bs._silu(a) * val).astype(dtype)
-            store_if(valid, functools.partial(_store, hid_ref, (slice(None), _cols(j * T, T)), hidden))
+                return wi_ref[_cols(j * 2 * T, 2 * T), :], bi_ref[_cols(j * 2 * T, 2 * T)]
+            return (wi_ref[_cols(j * T, T), :], wi_ref[_cols(Fp + j * T, T), :],
+                    bi_ref[_cols(j * T, T)], bi_ref[_cols(Fp + j * T, T)])
 
-    # ---- phase 4: W_out, bias, residual ----
-    def phase_mlp_out():
-        hidden = _scratch(hid_ref, (slice(None), slice(None)))  # [R, Fp]
-        for (j, valid), (w, bias) in zip(items("mlp_out"), pre_out):
-            x1 = _scratch(x1_ref, (slice(None), _cols(j * T, T))).astype(_F32)
-            y = bs._round(bs._round(bs._mm(hidden, w, dtype), dtype) + bias[None, :], dtype)
-            out = y + x1
-            if failed is not None:  # a barrier gave up: say so in the output, not by hanging
-                out = jnp.where(failed, jnp.nan, out)
-            store_if(valid, functools.partial(_store, out_ref, (slice(None), _cols(j * T, T)), out.astype(dtype)))
+        tiled_norm = nw_ref.shape[0] == Vd
+        loaders = {
+            "x": lambda: x_ref[...],  # [R, d]
+            "ln1": lambda: (s1_ref[...], b1_ref[...]),
+            "in_proj": lambda: [wp_ref[_cols(t * TP, TP), :] for t, _ in items("in_proj")],  # [TP, d]
+            "wd": lambda: wd_ref[...],  # [r, d]
+            "gate": lambda: [gate_loads(t) for t, _ in items("gate")],
+            "recurrence": lambda: [state_tile(t) for t, _ in items("recurrence")],
+            "nw": lambda: [nw_ref[_cols(h * Dv, Dv)] if tiled_norm else nw_ref[...] for h in range(H)],
+            "out_proj": lambda: [[wo_ref[_cols(j * T, T), _cols(h * Dv, Dv)] for h in range(H)]  # H x [T, Dv]
+                                 for j, _ in items("out_proj")],
+            "x_tiles": lambda: [x_ref[:, _cols(j * T, T)] for j, _ in items("out_proj")],
+            "ln2": lambda: (s2_ref[...], b2_ref[...]),
+            "mlp_in": lambda: [mlp_in_loads(j) for j, _ in items("mlp_in")],
+            "mlp_out": lambda: [(wout_ref[_cols(j * T, T), :], bout_ref[_cols(j * T, T)]) for j, _ in items("mlp_out")],
+        }
+        stages = {name for name, _ in signature}
+        needed = {  # the small operands, only where this role uses them
+            "x": "in_proj" in stages, "ln1": bool(stages & {"in_proj", "gate"}), "wd": "gate" in stages,
+            "nw": "out_proj" in stages, "x_tiles": "out_proj" in stages, "ln2": "mlp_in" in stages}
+        loaders = {name: load for name, load in loaders.items() if needed.get(name, True)}
+        prefetched = {} if "late_loads" in ablate else {name: load() for name, load in loaders.items()}
 
-    phases = (phase_in_proj, phase_recurrence, phase_out_proj, phase_mlp_in, phase_mlp_out)
-    if staged:
-        failed = None
+        def pre(name):
+            return prefetched[name] if name in prefetched else loaders[name]()
+
+        # ---- phase 0: LN1 + q|k|v|g; the forget gate ----
+        def phase_in_proj():
+            if not items("in_proj") and not items("gate"):
+                return
+            ln1 = pre("ln1")
+            if items("in_proj"):
+                u = _layer_norm(pre("x").astype(_F32), *ln1, dims.eps, dtype)
+            for (t, valid), w in zip(items("in_proj"), pre("in_proj")):
+                y = bs._mm(u, w, dtype).astype(dtype)
+                store_if(valid, functools.partial(_store, proj_ref, (slice(None), _cols(t * TP, TP)), y))
+            if items("gate"):
+                wd = pre("wd")
+            for (t, valid), (x_row, wu, bu) in zip(items("gate"), pre("gate")):
+                b, h = t // H, jax.lax.rem(t, H)
+                x_row = x_row.astype(_F32)
+                mean, rstd = bs._ln_stats(x_row, dims.eps)
+                u_row = bs._round((x_row - mean) * rstd * ln1[0][None, :] + ln1[1][None, :], dtype)
+                down = jnp.sum(wd * u_row, axis=1, keepdims=True)  # [r, 1]
+                logits = jnp.sum(down * wu, axis=0, keepdims=True) + bu[None, :]  # [1, Dk]
+                a = jnp.exp(bs._log_sigmoid(logits) / dims.gate_logit_normalizer)
+                store_if(valid, functools.partial(_store, decay_ref, (pl.ds(b, 1), _cols(h * Dk, Dk)), a))
+
+        # ---- phase 1: the recurrence ----
+        def phase_recurrence():
+            for (t, valid), state in zip(items("recurrence"), pre("recurrence")):
+                b, h, vt = rec_index(t)
+                row = pl.ds(b, 1)
+                q = _scratch(proj_ref, (row, _cols(h * Dk, Dk))).astype(_F32).T  # [Dk, 1]
+                k = _scratch(proj_ref, (row, _cols(dims.key_dim + h * Dk, Dk))).astype(_F32).T
+                v = _scratch(proj_ref, (row, _cols(2 * dims.key_dim + h * Dv + vt * TV, TV))).astype(_F32)
+                a = _scratch(decay_ref, (row, _cols(h * Dk, Dk))).T  # [Dk, 1]
+                state = a * state + k * v  # [Dk, TV]
+                o = dims.scale * jnp.sum(q * state, axis=0, keepdims=True)  # [1, TV]
+
+                def store(b=b, h=h, vt=vt, state=state, o=o, row=row):
+                    st_out_ref[b * H + h, :, _cols(vt * TV, TV)] = state
+                    o_ref[row, _cols(h * Dv + vt * TV, TV)] = o.astype(o_ref.dtype)
+                store_if(valid, store)
+
+        # ---- phase 2: output gate, W_o, residual ----
+        def phase_out_proj():
+            if not items("out_proj"):
+                return
+            real = jax.lax.broadcasted_iota(jnp.int32, (R, Dv), 0) < batch  # o's padded rows are unwritten
+            nw = pre("nw")
+            # All heads' o and g are loaded at once (in the compute dtype); each head's gated
+            # output is then formed and multiplied in turn, so one [R, Dv] float32 tile is live.
+            os_ = [_scratch(o_ref, (slice(None), _cols(h * Dv, Dv))) for h in range(H)]
+            gs = [_scratch(proj_ref, (slice(None), _cols(2 * dims.key_dim + Vd + h * Dv, Dv))) for h in range(H)]
+            accs = [None] * len(items("out_proj"))
+            for h in range(H):
+                o = jnp.where(real, os_[h].astype(_F32), 0.0)
+                o = o * jax.lax.rsqrt(jnp.mean(o * o, axis=1, keepdims=True) + dims.eps)
+                y = o * nw[h][None, :] * bs._silu(gs[h].astype(_F32))  # [R, Dv]
+                for i, w_heads in enumerate(pre("out_proj")):
+                    part = bs._mm(y, w_heads[h], dtype)
+                    accs[i] = part if accs[i] is None else accs[i] + part
+            for (j, valid), acc, x_tile in zip(items("out_proj"), accs, pre("x_tiles")):
+                x1 = (bs._round(acc, dtype) + x_tile.astype(_F32)).astype(dtype)
+                store_if(valid, functools.partial(_store, x1_ref, (slice(None), _cols(j * T, T)), x1))
+
+        # ---- phase 3: LN2, W_in, silu(a) * b ----
+        def phase_mlp_in():
+            if not items("mlp_in"):
+                return
+            u = _layer_norm(_scratch(x1_ref, (slice(None), slice(None))).astype(_F32), *pre("ln2"), dims.eps, dtype)
+            for (j, valid), loads in zip(items("mlp_in"), pre("mlp_in")):
+                if dims.paired_mlp_in:
+                    w, bias = loads
+                    z = bs._round(bs._mm(u, w, dtype), dtype) + bias[None, :]  # [R, 2T]
+                    z = z.reshape(R, 2, T)
+                    half = jax.lax.broadcasted_iota(jnp.int32, (R, 2, T), 1)
+                    a = bs._round(jnp.sum(jnp.where(half == 0, z, 0.0), axis=1), dtype)
+                    val = bs._round(jnp.sum(jnp.where(half == 1, z, 0.0), axis=1), dtype)
+                else:
+                    wa, wb, ba, bb = loads
+                    a = bs._round(bs._round(bs._mm(u, wa, dtype), dtype) + ba[None, :], dtype)
+                    val = bs._round(bs._round(bs._mm(u, wb, dtype), dtype) + bb[None, :], dtype)
+                hidden = (bs._silu(a) * val).astype(dtype)
+                store_if(valid, functools.partial(_store, hid_ref, (slice(None), _cols(j * T, T)), hidden))
+
+        # ---- phase 4: W_out, bias, residual ----
+        def phase_mlp_out():
+            if not items("mlp_out"):
+                return
+            hidden = _scratch(hid_ref, (slice(None), slice(None)))  # [R, Fp]
+            for (j, valid), (w, bias) in zip(items("mlp_out"), pre("mlp_out")):
+                x1 = _scratch(x1_ref, (slice(None), _cols(j * T, T))).astype(_F32)
+                y = bs._round(bs._round(bs._mm(hidden, w, dtype), dtype) + bias[None, :], dtype)
+                out = y + x1
+                if failed is not None:  # a barrier gave up: say so in the output, not by hanging
+                    out = jnp.where(failed, jnp.nan, out)
+                store_if(valid, functools.partial(_store, out_ref, (slice(None), _cols(j * T, T)), out.astype(dtype)))
+
+        phases = (phase_in_proj, phase_recurrence, phase_out_proj, phase_mlp_in, phase_mlp_out)
+        if "no_phases" in ablate:
+            phases = (lambda: None,) * len(phases)
+        if staged:
+            failed = None
+            for i, phase in enumerate(phases):
+                pl.when(phase_id == i)(phase)
+            return
+        failed = jnp.bool_(False)
         for i, phase in enumerate(phases):
-            pl.when(phase_id == i)(phase)
-        return
-    failed = jnp.bool_(False)
-    for i, phase in enumerate(phases):
-        phase()
-        if i < len(phases) - 1:
-            failed = _grid_barrier(sync_ref, i, P, failed)
-    _exit(sync_ref, P, len(phases) - 1)
+            phase()
+            if i < len(phases) - 1 and "no_barriers" not in ablate:
+                failed = _grid_barrier(sync_ref, i, P, failed)
+        _exit(sync_ref, P, len(phases) - 1)
+
+    role = role_ref[p]
+    for r, signature in enumerate(plan.roles):
+        pl.when(role == r)(functools.partial(run_role, frozenset(signature)))
 
 
 def _whole(shape):
@@ -331,7 +375,8 @@ def _whole(shape):
 
 def gla_block_step_persistent(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array],
                               dims: bs.BlockDims, *, interpret: Optional[bool] = None,
-                              programs: Optional[int] = None) -> tuple[jax.Array, jax.Array]:
+                              programs: Optional[int] = None, ablate: frozenset = frozenset()
+                              ) -> tuple[jax.Array, jax.Array]:
     """One token through a GLA block in one kernel (shapes as ``block_step.gla_block_step``).
 
     Args:
@@ -340,6 +385,8 @@ def gla_block_step_persistent(x: jax.Array, state: jax.Array, weights: dict[str,
       programs: P for the compiled kernel (default ``dims.programs``, else the most items a
         stage has but at least 128, at most the SM count); must not exceed the SM count (all
         programs resident).
+      ablate: for benchmarks only (wrong results): "late_loads" (each phase loads its weights
+        itself, after the barrier), "no_barriers", "no_phases" (barriers only).
     Returns:
       (x' [R, d], state' [B, H, Dk, Dv] float32).
     """
@@ -358,9 +405,10 @@ def gla_block_step_persistent(x: jax.Array, state: jax.Array, weights: dict[str,
     dtype = x.dtype
     w = weights
     sync = jnp.asarray(np.zeros(len(PHASES), np.int32))  # 4 barriers + the exit count
+    role_of = jnp.asarray(np.asarray(plan.role_of, np.int32))  # [P]
     inputs = (x, w["ln1_scale"], w["ln1_bias"], w["w_qkvg"], w["w_gate_down_t"], w["w_gate_up"],
               w["b_gate_up"], state.astype(_F32).reshape(B * H, Dk, Dv), w["norm_weight"], w["w_o"],
-              w["ln2_scale"], w["ln2_bias"], w["w_in"], w["b_in"], w["w_out"], w["b_out"], sync)
+              w["ln2_scale"], w["ln2_bias"], w["w_in"], w["b_in"], w["w_out"], w["b_out"], sync, role_of)
     out_shape = [
         jax.ShapeDtypeStruct((R, d), dtype),  # the block's output
         jax.ShapeDtypeStruct((B * H, Dk, Dv), _F32),  # the state, in place
@@ -371,7 +419,8 @@ def gla_block_step_persistent(x: jax.Array, state: jax.Array, weights: dict[str,
         jax.ShapeDtypeStruct((R, dims.hidden_padded), dtype),  # scratch: the MLP's hidden units
     ]
     outs = pl.pallas_call(
-        functools.partial(_persistent_kernel, dims=dims, plan=plan, batch=B, staged=staged),
+        functools.partial(_persistent_kernel, dims=dims, plan=plan, batch=B, staged=staged,
+                          ablate=frozenset(ablate)),
         grid=(len(PHASES), P) if staged else (P,),
         in_specs=[_whole(a.shape) for a in inputs],
         out_specs=[_whole(s.shape) for s in out_shape],

@@ -142,6 +142,7 @@ OPTIONS: dict[str, dict] = {
     # weight tile prefetched before the first (kernels/gla/block_persistent.py).
     "persistent": {"persistent": True, "num_warps": 8},
     "warps4": {"num_warps": 4},
+    "warps16": {"num_warps": 16},
     "programs64": {"programs": 64},
     "programs96": {"programs": 96},
 }
