@@ -80,6 +80,7 @@ class BlockDims:
     value_tile: int = 32  # value channels per recurrence program with split_recurrence
     paired_mlp_in: bool = True  # W_in's gate and value rows of a tile interleaved: one load
     num_warps: int = 4  # of the matmul kernels (of the persistent kernel with `persistent`)
+    out_proj_warps: int = 0  # warps of W_o's kernel (0: num_warps)
     persistent: bool = False  # one kernel per block with grid barriers (block_persistent.py)
     programs: int = 0  # the persistent kernel's programs (0: auto, see block_persistent)
 
@@ -141,6 +142,9 @@ OPTIONS: dict[str, dict] = {
     # The whole block as one kernel with grid-wide barriers between its five phases, every
     # weight tile prefetched before the first (kernels/gla/block_persistent.py).
     "persistent": {"persistent": True, "num_warps": 8},
+    # W_o's kernel with 8 warps: with the output gate's reshape it needs 255 registers and
+    # spills 168 bytes per thread at 4 warps, none at 8 (sm_90 cubin, triton_resources).
+    "out_proj_warps8": {"out_proj_warps": 8},
     "warps4": {"num_warps": 4},
     "warps16": {"num_warps": 16},
     "programs64": {"programs": 64},
@@ -448,8 +452,10 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
             input_output_aliases={len(inputs) - 1: 1},
             name="gla_block_recurrence",
         )(*inputs)
-        x = call(
+        x = pl.pallas_call(
             functools.partial(_out_proj_gate_kernel, dims=dims, batch=B),
+            interpret=interpret,
+            compiler_params=plgpu.CompilerParams(num_warps=dims.out_proj_warps or num_warps),
             grid=(d // T,),
             in_specs=[_whole((R, dims.value_dim)), _whole((R, dims.proj_dim)),
                       _whole((dims.value_dim,)), pl.BlockSpec((T, dims.value_dim), lambda j: (j, 0)),

@@ -114,6 +114,7 @@ def test_fused_step_matches_xla_step(d, heads, batch, model, dtype):
     ("whole_recurrence", "float32"), ("whole_recurrence", "bfloat16"),
     ("two_load_mlp_in", "float32"), ("two_load_mlp_in", "bfloat16"),
     ("whole_recurrence,two_load_mlp_in,warps2", "float32"),
+    ("out_proj_warps8", "bfloat16"),
 ])
 def test_kernel_options_match_xla_step(options, dtype):
     """The A/B variants (block_step.OPTIONS) are held to the same parity as the default."""
@@ -213,7 +214,7 @@ def test_training_mode_with_dropout_is_refused():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-@pytest.mark.parametrize("options", ["whole_recurrence,two_load_mlp_in", "warps2"])
+@pytest.mark.parametrize("options", ["whole_recurrence,two_load_mlp_in", "warps2", "out_proj_warps8"])
 def test_compiled_options_on_gpu_match_xla_step(options, dtype):
     if jax.default_backend() != "gpu":
         pytest.fail("the gpu marker needs a CUDA GPU (jax.default_backend() == 'gpu')")
