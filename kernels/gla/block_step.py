@@ -80,7 +80,9 @@ class BlockDims:
     value_tile: int = 32  # value channels per recurrence program with split_recurrence
     paired_mlp_in: bool = True  # W_in's gate and value rows of a tile interleaved: one load
     num_warps: int = 4  # of the matmul kernels (of the persistent kernel with `persistent`)
-    out_proj_warps: int = 0  # warps of W_o's kernel (0: num_warps)
+    # Warps per kernel where they differ from num_warps: W_o's kernel (the output gate's reshape
+    # needs 255 registers) spills 168 bytes per thread at 4 warps, none at 8 (sm_90 cubin).
+    kernel_warps: tuple[tuple[str, int], ...] = (("out_proj", 8),)
     persistent: bool = False  # one kernel per block with grid barriers (block_persistent.py)
     programs: int = 0  # the persistent kernel's programs (0: auto, see block_persistent)
 
@@ -142,9 +144,8 @@ OPTIONS: dict[str, dict] = {
     # The whole block as one kernel with grid-wide barriers between its five phases, every
     # weight tile prefetched before the first (kernels/gla/block_persistent.py).
     "persistent": {"persistent": True, "num_warps": 8},
-    # W_o's kernel with 8 warps: with the output gate's reshape it needs 255 registers and
-    # spills 168 bytes per thread at 4 warps, none at 8 (sm_90 cubin, triton_resources).
-    "out_proj_warps8": {"out_proj_warps": 8},
+    "value_tile16": {"value_tile": 16},  # value channels per recurrence program
+    "value_tile64": {"value_tile": 64},
     "warps4": {"num_warps": 4},
     "warps16": {"num_warps": 16},
     "programs64": {"programs": 64},
@@ -152,14 +153,33 @@ OPTIONS: dict[str, dict] = {
 }
 
 
+KERNELS = ("in_proj", "recurrence", "out_proj", "mlp_in", "mlp_out")
+# Per-kernel warps, "<kernel>_warps<N>" (e.g. out_proj_warps4: the default W_o kernel's before
+# the tenth lease). The whole-head recurrence (whole_recurrence) keeps its own rule.
+KERNEL_WARPS = {f"{k}_warps{n}": (k, n) for k in KERNELS for n in (2, 4, 8, 16)}
+
+
 def parse_options(spec: str) -> dict:
-    """"name,name" (names of `OPTIONS`; "" = defaults) -> BlockDims keyword arguments."""
+    """"name,name" (names of `OPTIONS` or `KERNEL_WARPS`; "" = defaults) -> BlockDims keyword
+    arguments."""
     kwargs: dict = {}
+    warps = dict(BlockDims.__dataclass_fields__["kernel_warps"].default)
     for name in filter(None, (part.strip() for part in spec.split(","))):
-        if name not in OPTIONS:
-            raise ValueError(f"unknown fused decode kernel option {name!r}; valid: {', '.join(OPTIONS)}")
-        kwargs.update(OPTIONS[name])
+        if name in KERNEL_WARPS:
+            kernel, n = KERNEL_WARPS[name]
+            warps[kernel] = n
+            kwargs["kernel_warps"] = tuple(sorted(warps.items()))
+        elif name in OPTIONS:
+            kwargs.update(OPTIONS[name])
+        else:
+            raise ValueError(f"unknown fused decode kernel option {name!r}; valid: {', '.join(OPTIONS)}, "
+                             f"<kernel>_warps<2|4|8|16> with kernel one of {', '.join(KERNELS)}")
     return kwargs
+
+
+def kernel_warps(dims: BlockDims, kernel: str) -> int:
+    """Warps of ``kernel`` (one of `KERNELS`)."""
+    return dict(dims.kernel_warps).get(kernel, dims.num_warps)
 
 
 def make_dims(d: int, heads: int, head_k: int, head_v: int, rank: int, hidden: int,
@@ -167,9 +187,11 @@ def make_dims(d: int, heads: int, head_k: int, head_v: int, rank: int, hidden: i
     """BlockDims with the default tiles (narrow, so that a batch-1 step spreads each weight
     over many programs: a 512 x 512 matrix is 32 programs of 16 columns, each one load) and
     the A/B ``options`` (see `OPTIONS`)."""
+    kwargs = parse_options(options)
+    value_tile = min(kwargs.pop("value_tile", 32), head_v)
     return BlockDims(d=d, heads=heads, head_k=head_k, head_v=head_v, rank=rank, hidden=hidden,
                      gate_logit_normalizer=float(gate_logit_normalizer), eps=float(eps),
-                     value_tile=min(32, head_v), **parse_options(options))
+                     value_tile=value_tile, **kwargs)
 
 
 def padded_rows(batch: int) -> int:
@@ -419,8 +441,12 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
     T, TP, Fp = dims.tile, dims.proj_tile, dims.hidden_padded
     w = weights
     num_warps = dims.num_warps
-    params = plgpu.CompilerParams(num_warps=num_warps)
-    call = functools.partial(pl.pallas_call, interpret=interpret, compiler_params=params)
+
+    def call(kernel, *, name, **kwargs):  # warps per kernel: `kernel_warps`
+        warps = kernel_warps(dims, name.removeprefix("gla_block_"))
+        return pl.pallas_call(kernel, interpret=interpret, name=name,
+                              compiler_params=plgpu.CompilerParams(num_warps=warps), **kwargs)
+
     vec = _whole((d,))
     cols = lambda rows: pl.BlockSpec((rows, T), lambda j: (0, j))
 
@@ -452,10 +478,8 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
             input_output_aliases={len(inputs) - 1: 1},
             name="gla_block_recurrence",
         )(*inputs)
-        x = pl.pallas_call(
+        x = call(
             functools.partial(_out_proj_gate_kernel, dims=dims, batch=B),
-            interpret=interpret,
-            compiler_params=plgpu.CompilerParams(num_warps=dims.out_proj_warps or num_warps),
             grid=(d // T,),
             in_specs=[_whole((R, dims.value_dim)), _whole((R, dims.proj_dim)),
                       _whole((dims.value_dim,)), pl.BlockSpec((T, dims.value_dim), lambda j: (j, 0)),
@@ -467,7 +491,7 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
     else:
         # A whole head's state is one [Dk, Dv] float32 tile (128 KB in the 64M model): enough
         # warps that it fits in registers (16 warps: 64 values per thread; 4 spilled, 94 us).
-        recurrence_warps = max(num_warps, min(16, Dk * Dv // 2048))
+        recurrence_warps = dict(dims.kernel_warps).get("recurrence", max(num_warps, min(16, Dk * Dv // 2048)))
         state_spec = pl.BlockSpec((None, None, Dk, Dv), lambda b, h: (b, h, 0, 0))
         inputs = (*gate_inputs, w["norm_weight"], proj, state32)
         y, state = pl.pallas_call(

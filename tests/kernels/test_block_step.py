@@ -114,7 +114,8 @@ def test_fused_step_matches_xla_step(d, heads, batch, model, dtype):
     ("whole_recurrence", "float32"), ("whole_recurrence", "bfloat16"),
     ("two_load_mlp_in", "float32"), ("two_load_mlp_in", "bfloat16"),
     ("whole_recurrence,two_load_mlp_in,warps2", "float32"),
-    ("out_proj_warps8", "bfloat16"),
+    ("out_proj_warps4,recurrence_warps8", "bfloat16"),
+    ("value_tile16", "float32"),
 ])
 def test_kernel_options_match_xla_step(options, dtype):
     """The A/B variants (block_step.OPTIONS) are held to the same parity as the default."""
@@ -124,6 +125,10 @@ def test_kernel_options_match_xla_step(options, dtype):
 def test_options_are_checked():
     assert block_step.parse_options("") == {}
     assert block_step.parse_options(" whole_recurrence , warps8") == {"split_recurrence": False, "num_warps": 8}
+    dims = block_step.make_dims(512, 4, 128, 256, 16, 682, 16.0, 1e-5, options="mlp_in_warps2")
+    assert [block_step.kernel_warps(dims, k) for k in block_step.KERNELS] == [4, 4, 8, 2, 4]
+    with pytest.raises(ValueError, match="unknown fused decode kernel option 'mlp_in_warps3'"):
+        block_step.parse_options("mlp_in_warps3")
     with pytest.raises(ValueError, match="unknown fused decode kernel option 'fast'"):
         block_step.parse_options("whole_recurrence,fast")
     with pytest.raises(ConfigError, match="decode_kernel_options"):
@@ -214,7 +219,7 @@ def test_training_mode_with_dropout_is_refused():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-@pytest.mark.parametrize("options", ["whole_recurrence,two_load_mlp_in", "warps2", "out_proj_warps8"])
+@pytest.mark.parametrize("options", ["whole_recurrence,two_load_mlp_in", "warps2", "out_proj_warps4,recurrence_warps8"])
 def test_compiled_options_on_gpu_match_xla_step(options, dtype):
     if jax.default_backend() != "gpu":
         pytest.fail("the gpu marker needs a CUDA GPU (jax.default_backend() == 'gpu')")
