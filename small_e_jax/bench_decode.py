@@ -243,7 +243,8 @@ def main(argv: Sequence[str] | None = None, *, codec: Any = None) -> int:
             "loop_s": loop, "rtf": rtf, "frame_rate": args.frame_rate,
             "sampling": "greedy" if args.greedy else f"top_k={args.top_k}",
             "step_ms": 1e3 * loop / steps, "params_dtype": args.dtype,
-            "decode_kernels": config.model.decode_kernels,
+            "decode_kernels": config.model.decode_kernels,  # as configured (auto: see _used)
+            "decode_kernels_used": "pallas" if model.uses_fused_decode(batch) else "xla",
             "decode_kernel_options": config.model.decode_kernel_options,
             # XLA flags change what is measured (e.g. CUDA graphs over the loop): keep them.
             "xla_flags": os.environ.get("XLA_FLAGS", ""),

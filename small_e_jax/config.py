@@ -77,11 +77,12 @@ class ModelConfig:
     param_dtype: Literal["float32", "bfloat16"] = "float32"
     gla_backend: str = "auto"
     gla_chunk_size: int = 64
-    # Decode step kernels: "xla" = XLA ops (the default: the fastest measured for the
-    # Synthesizer, which decodes one text as 4 rows on GPU), "pallas" = each GLA block as five
-    # fused Pallas kernels (kernels/gla/block_step.py; interpret mode off GPU; faster than XLA at
-    # exactly one row, slower at 4: benchmarks/RESULTS.md "Ninth H200 lease").
-    decode_kernels: Literal["xla", "pallas"] = "xla"
+    # Decode step kernels: "pallas" = each GLA block as five fused Pallas kernels
+    # (kernels/gla/block_step.py; interpret mode off GPU), "xla" = XLA ops, "auto" (default) =
+    # pallas on a GPU for decode loops of <= AUTO_PALLAS_MAX_ROWS rows, else xla. H200, 64M
+    # model (benchmarks/RESULTS.md, tenth lease): 1 row 0.381 ms per step vs XLA 0.512, 4 rows
+    # 0.407 vs 0.436; more rows unmeasured with these kernels (16: slower in the ninth lease).
+    decode_kernels: Literal["auto", "xla", "pallas"] = "auto"
     # A/B variants of the fused kernels, "name,name" from kernels.gla.block_step.OPTIONS
     # (for benchmarks; "" = the measured best).
     decode_kernel_options: str = ""

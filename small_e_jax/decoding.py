@@ -166,7 +166,8 @@ def run_loop(model: SmallE, sampling: SamplingConfig, request: Request, carry: C
     """
     values = values if values is not None else sampling.split()[1]
     # Packed once per call, outside the loop (model.decode_kernels; None = XLA blocks).
-    weights = model.fused_decode_weights()
+    rows = carry.column.shape[0] * (2 if sampling.uses_cfg else 1)  # guidance: + the null-text rows
+    weights = model.fused_decode_weights(rows)
     if carry.outputs.shape[1] % unroll:
         raise ValueError(f"the output buffer ({carry.outputs.shape[1]} steps) is not a multiple of unroll={unroll}")
 

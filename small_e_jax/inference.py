@@ -100,7 +100,7 @@ def load_model(directory: str | Path, *, step: Optional[int] = None,
       newest is partial or corrupt).
     param_dtype: cast the floating-point parameters ("bfloat16" halves memory traffic for
       decoding; default: as saved).
-    decode_kernels: "xla" or "pallas" (``model.decode_kernels``; default: as saved).
+    decode_kernels: "auto", "xla" or "pallas" (``model.decode_kernels``; default: as saved).
     Raises :class:`CheckpointError` for a missing, partial or incompatible checkpoint.
     """
     path = find_checkpoint_dir(directory)
@@ -215,8 +215,9 @@ class Synthesizer:
         on GPU, 1 elsewhere); the codes do not change, only the speed."""
         if unroll < 1:
             raise ValueError(f"unroll must be >= 1, got {unroll}")
-        if min_rows is None:
-            min_rows = GPU_MIN_ROWS if jax.default_backend() == "gpu" else 1
+        if min_rows is None:  # XLA's one-row step is slower than its 4-row one; the fused kernels' is not
+            gpu = jax.default_backend() == "gpu"
+            min_rows = GPU_MIN_ROWS if gpu and not model.uses_fused_decode(1) else 1
         if min_rows < 1:
             raise ValueError(f"min_rows must be >= 1, got {min_rows}")
         self.unroll, self.min_rows = int(unroll), int(min_rows)

@@ -62,11 +62,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     v.add_argument("--ist", type=Path, help="initial states from python -m small_e_jax.ist (.npz)")
     p.add_argument("--codec-weights", default=None, help="codec weights dir (default: the checkpoint config's)")
     p.add_argument("--bf16", action="store_true", help="cast the parameters to bfloat16")
-    p.add_argument("--decode-kernels", choices=("xla", "pallas"), default=None,
-                   help="decode step kernels (model.decode_kernels; default: the checkpoint's, "
-                        "xla): pallas = fused GLA block kernels, for one text at a time on GPU")
+    p.add_argument("--decode-kernels", choices=("auto", "xla", "pallas"), default=None,
+                   help="decode step kernels (model.decode_kernels; default: the checkpoint's): "
+                        "pallas = fused GLA block kernels, xla = XLA ops, auto = pallas on a GPU "
+                        "for up to 4 rows")
     p.add_argument("--min-rows", type=int, default=None,
-                   help="decode fewer texts as this many rows (default: 4 on GPU, 1 elsewhere)")
+                   help="decode fewer texts as this many rows (default: 4 on GPU with XLA's "
+                        "decode step, else 1)")
     args = p.parse_args(argv)
     if args.stream and (args.texts_file or args.long):
         p.error("--stream takes one --text (without --long)")

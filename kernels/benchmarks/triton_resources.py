@@ -7,6 +7,8 @@
         --tiles :no_factored_chunk        # the A/B baseline's kernels
     python -m kernels.benchmarks.triton_resources --triton-path /tmp/tritonsite \\
         --tiles :fused_out --forward-only # the forward as an inference call runs it
+    python -m kernels.benchmarks.triton_resources --triton-path /tmp/tritonsite \\
+        --decode-block persistent         # the fused GLA block decode step (block_step.py)
 
 Lowers forward+backward for CUDA (jax, CPU), keeps the Triton IR of each kernel, then compiles
 it to an sm_90 cubin in a child process with a standalone Triton (pip package `triton`, the
@@ -51,15 +53,10 @@ for k in meta:
 """
 
 
-def dump_kernels(shape: tuple[int, ...], dtype: str, tiles: dict, folder: Path,
-                 forward_only: bool = False) -> None:
-    """Lower pallas_gpu forward+backward (``forward_only``: the forward alone, as a call that
-    takes no gradient runs it) for CUDA; write each kernel's Triton IR to `folder`."""
-    import jax
-    import jax.numpy as jnp
+def capture_triton(lower_for_cuda, folder: Path) -> None:
+    """Run ``lower_for_cuda()`` (-> the StableHLO text of a jitted function lowered for CUDA),
+    keeping the Triton IR of each Pallas kernel it builds; write them and kernels.json."""
     from jax._src.pallas.triton import pallas_call_registration as registration
-
-    from kernels.gla.pallas_gpu import gla_pallas_gpu
 
     modules = []
     lower = registration.lowering.lower_jaxpr_to_triton_module
@@ -71,20 +68,7 @@ def dump_kernels(shape: tuple[int, ...], dtype: str, tiles: dict, folder: Path,
 
     registration.lowering.lower_jaxpr_to_triton_module = keep
     try:
-        B, T, H, Dk, Dv = shape
-        dt = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
-        sds = jax.ShapeDtypeStruct
-        args = (sds((B, T, H, Dk), dt), sds((B, T, H, Dk), dt), sds((B, T, H, Dv), dt),
-                sds((B, T, H, Dk), jnp.float32), sds((B, H, Dk, Dv), jnp.float32))
-
-        def loss(q, k, v, g, s0):
-            o, s = gla_pallas_gpu(q, k, v, g, scale=Dk**-0.5, initial_state=s0, interpret=False,
-                                  **tiles)
-            return jnp.sum(o.astype(jnp.float32)) + jnp.sum(s)
-
-        fn = loss if forward_only else jax.grad(loss, argnums=(0, 1, 2, 3, 4))
-        text = jax.jit(fn).trace(*args).lower(
-            lowering_platforms=("cuda",)).as_text()
+        text = lower_for_cuda()
     finally:
         registration.lowering.lower_jaxpr_to_triton_module = lower
     params = re.findall(r"num_stages = (\d+) : i32, num_warps = (\d+) : i32", text)
@@ -97,6 +81,53 @@ def dump_kernels(shape: tuple[int, ...], dtype: str, tiles: dict, folder: Path,
         meta.append({"file": f"k{i}_{name}.ttir", "name": name, "num_warps": int(warps),
                      "num_stages": int(stages)})
     (folder / "kernels.json").write_text(json.dumps(meta))
+
+
+def dump_kernels(shape: tuple[int, ...], dtype: str, tiles: dict, folder: Path,
+                 forward_only: bool = False) -> None:
+    """Lower pallas_gpu forward+backward (``forward_only``: the forward alone, as a call that
+    takes no gradient runs it) for CUDA; write each kernel's Triton IR to `folder`."""
+    import jax
+    import jax.numpy as jnp
+
+    from kernels.gla.pallas_gpu import gla_pallas_gpu
+
+    def lower_for_cuda() -> str:
+        B, T, H, Dk, Dv = shape
+        dt = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
+        sds = jax.ShapeDtypeStruct
+        args = (sds((B, T, H, Dk), dt), sds((B, T, H, Dk), dt), sds((B, T, H, Dv), dt),
+                sds((B, T, H, Dk), jnp.float32), sds((B, H, Dk, Dv), jnp.float32))
+
+        def loss(q, k, v, g, s0):
+            o, s = gla_pallas_gpu(q, k, v, g, scale=Dk**-0.5, initial_state=s0, interpret=False,
+                                  **tiles)
+            return jnp.sum(o.astype(jnp.float32)) + jnp.sum(s)
+
+        fn = loss if forward_only else jax.grad(loss, argnums=(0, 1, 2, 3, 4))
+        return jax.jit(fn).trace(*args).lower(lowering_platforms=("cuda",)).as_text()
+
+    capture_triton(lower_for_cuda, folder)
+
+
+def dump_decode_block(options: str, dtype: str, batch: int, folder: Path) -> None:
+    """The fused GLA block decode step of the 64M model's block (d 512, 4 heads, K 128, V 256,
+    F 682) with ``model.decode_kernel_options`` ``options``, at ``batch`` real rows."""
+    import jax
+    import jax.numpy as jnp
+
+    from kernels.benchmarks.block_step_bench import make_block
+    from kernels.gla import block_step
+
+    block = make_block(options, dtype)
+    dims = block.fused_dims()
+    weights = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), block.fused_weights())
+    sds = jax.ShapeDtypeStruct
+    fn = jax.jit(lambda x, s, w: block_step.gla_block_step(x, s, w, dims, interpret=False))
+    x = sds((block_step.padded_rows(batch), 512), jnp.dtype(dtype))
+    state = sds((batch, 4, 128, 256), jnp.float32)
+    capture_triton(lambda: fn.trace(x, state, weights).lower(lowering_platforms=("cuda",)).as_text(),
+                   folder)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,13 +143,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--forward-only", action="store_true",
                         help="the forward alone (no gradient): the primal path, where fused_out's "
                              "kernel runs")
+    parser.add_argument("--decode-block", default=None, metavar="OPTIONS",
+                        help="instead: the fused GLA block decode step (kernels/gla/block_step.py) "
+                             "with these model.decode_kernel_options ('' = the default kernels)")
+    parser.add_argument("--batch", type=int, default=1, help="with --decode-block: real rows")
     args = parser.parse_args(argv)
     shape = tuple(int(x) for x in args.shape.split(","))
     from kernels.gla.pallas_gpu import variant_kwargs
 
     tiles = variant_kwargs(args.tiles)
     with tempfile.TemporaryDirectory() as folder:
-        dump_kernels(shape, args.dtype, tiles, Path(folder), forward_only=args.forward_only)
+        if args.decode_block is not None:
+            dump_decode_block(args.decode_block, args.dtype, args.batch, Path(folder))
+        else:
+            dump_kernels(shape, args.dtype, tiles, Path(folder), forward_only=args.forward_only)
         # A child process: the standalone Triton must not meet jaxlib's bundled one.
         done = subprocess.run([sys.executable, "-c", _CHILD, args.triton_path, folder],
                               env=dict(os.environ, PYTHONPATH=""), text=True)

@@ -24,8 +24,8 @@ Every program issues its loads before any arithmetic and reads each operand in o
 H200 a kernel's time followed the number of loads its programs wait on, not their bytes: W_o
 read per head took 10.8 µs, in one load 3.8), and the output tiles are narrow so that a weight
 is spread over many programs (a 512 x 1024 matrix: 32 programs of 16 rows of [out, in]).
-Measured (benchmarks/RESULTS.md, tenth lease): 0.408 ms per batch-1 decode step against XLA's
-0.500 in the same run on one H200 (1.23x). `OPTIONS` holds the variants measured against it
+Measured (benchmarks/RESULTS.md, tenth lease): 0.381 ms per batch-1 decode step against XLA's
+0.512 in the same run on one H200 (1.34x); 26.9 µs per block against XLA's 35.2. `OPTIONS` holds the variants measured against it
 (`model.decode_kernel_options`), parity-tested like the default.
 
 Rows: the activations carry R rows, a multiple of 16 (Triton's smallest matmul tile), of which
@@ -132,7 +132,8 @@ def unsupported_reason(dims: BlockDims) -> Optional[str]:
 # parity-tested like the default. The defaults are the tenth lease's best (benchmarks/RESULTS.md):
 # the recurrence in 32-channel value tiles (its output gate's per-head RMSNorm in W_o's kernel,
 # by a reshape to [R, H, Dv]) and W_in's gate and value rows of a tile in one load; batch 1,
-# 0.408 ms per step against 0.455 for the variant without both and 0.500 for XLA, same run.
+# 0.408 ms per step against 0.455 for the variant without both and 0.500 for XLA, same run;
+# then W_o's kernel at 8 warps (`kernel_warps`): 0.381 against 0.409 and XLA's 0.512.
 OPTIONS: dict[str, dict] = {
     # One program per (row, head) with the output gate in the recurrence (the ninth lease's
     # design: 0.455 ms per step; its whole-head recurrence is 12 us per call, the tiled 5.1).

@@ -58,6 +58,13 @@ from small_e_jax.model.lclm import make_block
 from small_e_jax.model.text_encoder import TextEncoder
 
 
+# model.decode_kernels=auto: the fused Pallas block kernels for decode loops of at most this
+# many rows on a GPU. Measured on an H200 (64M model, benchmarks/RESULTS.md, tenth lease): 1 row
+# 0.381 ms per step vs XLA 0.512, 4 rows 0.407 vs 0.436; at 16 rows the fused kernels were
+# slower (ninth lease's design), 5-16 are unmeasured with the current ones.
+AUTO_PALLAS_MAX_ROWS = 4
+
+
 @flax.struct.dataclass
 class DecodeState:
     """Everything :meth:`SmallE.decode_step` carries from one step to the next (a pytree).
@@ -284,19 +291,17 @@ class SmallE(nnx.Module):
         return DecodeState(step=jnp.zeros((), jnp.int32), memory=self.encode_text(text_tokens, text_mask),
                            blocks=tuple(blocks), cross=self.cross_attention.init_state(B))
 
-    def fused_decode_weights(self) -> Optional[dict[str, Any]]:
+    def fused_decode_weights(self, rows: Optional[int] = None) -> Optional[dict[str, Any]]:
         """The audio blocks' weights packed for the fused decode kernels
-        (``kernels.gla.block_step``) when ``model.decode_kernels`` is "pallas", else None (XLA
-        ops; also when no block can use the kernels). Traceable: the decode loop calls it once,
-        outside the loop, and passes the result to every :meth:`decode_step`.
+        (``kernels.gla.block_step``) when :meth:`uses_fused_decode` for a loop of ``rows``
+        rows, else None (XLA ops; also when no block can use the kernels). Traceable: the
+        decode loop calls it once, outside the loop, and passes the result to every
+        :meth:`decode_step`.
 
         Returns {"blocks": [dict or None per audio block], "pos_net": dict or None}; a None
         entry runs that block through XLA (e.g. a transformer block).
         """
-        choice = self.config.decode_kernels
-        if choice not in ("xla", "pallas"):
-            raise ValueError(f"model.decode_kernels={choice!r}; valid: 'xla', 'pallas'")
-        if choice == "xla":
+        if not self.uses_fused_decode(rows):
             return None
         blocks = [b.fused_weights() if b.fused_dims() is not None else None for b in self.blocks]
         pos_net = getattr(self.cross_attention, "pos_net", None)
@@ -304,6 +309,18 @@ class SmallE(nnx.Module):
         if pos is None and all(w is None for w in blocks):
             return None
         return {"blocks": blocks, "pos_net": pos}
+
+    def uses_fused_decode(self, rows: Optional[int] = None) -> bool:
+        """Whether ``model.decode_kernels`` picks the fused kernels for a decode loop of ``rows``
+        rows: "pallas" always, "xla" never, "auto" on a GPU backend for 1..AUTO_PALLAS_MAX_ROWS
+        rows (``rows`` None: not known, XLA)."""
+        choice = self.config.decode_kernels
+        if choice not in ("auto", "xla", "pallas"):
+            raise ValueError(f"model.decode_kernels={choice!r}; valid: 'auto', 'xla', 'pallas'")
+        if choice == "auto":
+            return (jax.default_backend() == "gpu" and rows is not None
+                    and 1 <= rows <= AUTO_PALLAS_MAX_ROWS)
+        return choice == "pallas"
 
     def decode_step(
         self, state: DecodeState, codes_t: jax.Array, *, return_attention: bool = False,

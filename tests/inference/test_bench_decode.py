@@ -26,7 +26,8 @@ def test_bench_decode_tiny(tmp_path, monkeypatch):
     assert r["extra"]["steps"] == 6 + 4 and r["extra"]["rtf"] > 0  # frames + Q: stops at the limit
     assert r["extra"]["first_audio_ms"] > 0
     assert r["extra"]["xla_flags"] == os.environ["XLA_FLAGS"]
-    assert r["extra"]["decode_kernels"] == "xla" and r["extra"]["decode_kernel_options"] == ""  # the defaults
+    assert r["extra"]["decode_kernels"] == "auto" and r["extra"]["decode_kernel_options"] == ""  # the defaults
+    assert r["extra"]["decode_kernels_used"] == "xla"  # auto on a CPU
     assert {"device", "commit", "jax_version", "command", "date"} <= set(r)
     # --trace on a CPU: no device plane, so no timeline (on a GPU: kernels, busy/idle per step)
     assert r["extra"]["trace_per_step"] == {}

@@ -25,7 +25,7 @@ class ScriptedModel:
     """decode_step: argmax = 3 + scripted_token; codebook 0 prefers EOA once step + 1 >= stop[b].
     The decode loop's model interface: also ``fused_decode_weights`` (None: no fused kernels)."""
 
-    def fused_decode_weights(self):
+    def fused_decode_weights(self, rows=None):
         return None
 
     def decode_step(self, state, column, weights=None):

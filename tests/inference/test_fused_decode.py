@@ -3,11 +3,13 @@ mode on the CPU) gives the codes of the XLA decode step (the default)."""
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 
 from small_e_jax.config import ConfigError
-from small_e_jax.inference import Synthesizer
+from small_e_jax.inference import GPU_MIN_ROWS, Synthesizer
+from small_e_jax.model.small_e import AUTO_PALLAS_MAX_ROWS
 from small_e_jax.sampling import GREEDY, SamplingConfig
 
 from .conftest import FakeCodec, random_model, tiny_config
@@ -60,8 +62,25 @@ def test_persistent_block_kernels_generate_the_xla_codes(pair):
         np.testing.assert_array_equal(b, a)
 
 
-def test_default_is_xla_and_pallas_packs_every_gla_block():
-    assert random_model(tiny_config()).fused_decode_weights() is None  # default: XLA
+def test_auto_picks_the_fused_kernels_for_few_rows_on_a_gpu(monkeypatch):
+    model = random_model(tiny_config())
+    assert model.config.decode_kernels == "auto"
+    assert model.fused_decode_weights(1) is None  # a CPU backend: XLA
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    for rows, fused in [(1, True), (AUTO_PALLAS_MAX_ROWS, True), (AUTO_PALLAS_MAX_ROWS + 1, False), (None, False)]:
+        assert model.uses_fused_decode(rows) is fused, rows
+    assert model.fused_decode_weights(1) is not None and model.fused_decode_weights(8) is None
+    assert not random_model(tiny_config("model.decode_kernels=xla")).uses_fused_decode(1)
+    # Synthesizer: one text is decoded as one row where the fused kernels would run.
+    config = tiny_config()
+    synth = Synthesizer(random_model(config), config, codec=FakeCodec(config.model.n_codebooks, config.model.codebook_size))
+    assert synth.min_rows == 1
+    config = tiny_config("model.decode_kernels=xla")
+    synth = Synthesizer(random_model(config), config, codec=FakeCodec(config.model.n_codebooks, config.model.codebook_size))
+    assert synth.min_rows == GPU_MIN_ROWS
+
+
+def test_pallas_packs_every_gla_block():
     model = random_model(tiny_config("model.decode_kernels=pallas"))
     weights = model.fused_decode_weights()
     assert len(weights["blocks"]) == len(model.blocks) and all(w is not None for w in weights["blocks"])
