@@ -313,13 +313,15 @@ class SmallE(nnx.Module):
     def uses_fused_decode(self, rows: Optional[int] = None) -> bool:
         """Whether ``model.decode_kernels`` picks the fused kernels for a decode loop of ``rows``
         rows: "pallas" always, "xla" never, "auto" on a GPU backend for 1..AUTO_PALLAS_MAX_ROWS
-        rows (``rows`` None: not known, XLA)."""
+        rows (``rows`` None: not known, XLA) of a model in eval mode (the fused kernels have no
+        dropout; "pallas" refuses a model with active dropout instead)."""
         choice = self.config.decode_kernels
         if choice not in ("auto", "xla", "pallas"):
             raise ValueError(f"model.decode_kernels={choice!r}; valid: 'auto', 'xla', 'pallas'")
         if choice == "auto":
+            dropout = any(b.dropout.rate > 0 and not b.dropout.deterministic for b in self.blocks)
             return (jax.default_backend() == "gpu" and rows is not None
-                    and 1 <= rows <= AUTO_PALLAS_MAX_ROWS)
+                    and 1 <= rows <= AUTO_PALLAS_MAX_ROWS and not dropout)
         return choice == "pallas"
 
     def decode_step(

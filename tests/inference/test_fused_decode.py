@@ -71,6 +71,11 @@ def test_auto_picks_the_fused_kernels_for_few_rows_on_a_gpu(monkeypatch):
         assert model.uses_fused_decode(rows) is fused, rows
     assert model.fused_decode_weights(1) is not None and model.fused_decode_weights(8) is None
     assert not random_model(tiny_config("model.decode_kernels=xla")).uses_fused_decode(1)
+    train_mode = random_model(tiny_config("model.block_dropout=0.1"))
+    train_mode.train()  # active dropout: auto keeps XLA (the fused kernels have none)
+    assert not train_mode.uses_fused_decode(1)
+    train_mode.eval()
+    assert train_mode.uses_fused_decode(1)
     # Synthesizer: one text is decoded as one row where the fused kernels would run.
     config = tiny_config()
     synth = Synthesizer(random_model(config), config, codec=FakeCodec(config.model.n_codebooks, config.model.codebook_size))
