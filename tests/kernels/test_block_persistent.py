@@ -31,7 +31,7 @@ def test_persistent_step_matches_xla_step(d, heads, batch, model, dtype):
     check_fused_step(d, heads, batch, dtype, steps=3, decode_kernel_options="persistent", **model)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("dtype", [pytest.param("float32", marks=pytest.mark.slow), "bfloat16"])
 def test_persistent_step_with_the_other_layouts(dtype):
     """The per-head norm weight ([Dv], whole_recurrence's packing) and W_in as two loads."""
     check_fused_step(64, 2, 3, dtype, steps=3, gate_low_rank=8,
@@ -74,7 +74,7 @@ def test_plan_covers_every_item_once_and_balances_bytes():
     assert bp.make_plan(dims, 1, None).programs == 96  # the largest stage: q|k|v|g in 32-column tiles
 
 
-@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("batch", [1, pytest.param(4, marks=pytest.mark.slow)])
 def test_lowers_for_cuda_at_the_small_e_shape(batch):
     """One Triton kernel per block, barrier and reset code included (built here, run on a GPU)."""
     dims = block_step.make_dims(*SMALL_E, options="persistent")
