@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 _CHILD = r"""
 import glob, json, os, re, subprocess, sys
@@ -110,24 +111,49 @@ def dump_kernels(shape: tuple[int, ...], dtype: str, tiles: dict, folder: Path,
     capture_triton(lower_for_cuda, folder)
 
 
-def dump_decode_block(options: str, dtype: str, batch: int, folder: Path) -> None:
-    """The fused GLA block decode step of the 64M model's block (d 512, 4 heads, K 128, V 256,
-    F 682) with ``model.decode_kernel_options`` ``options``, at ``batch`` real rows."""
+def dump_decode_block(options: str, dtype: str, batch: int, folder: Path,
+                      preset: Optional[str] = None) -> None:
+    """The fused GLA block decode step with ``model.decode_kernel_options`` ``options`` at
+    ``batch`` real rows: of the 64M model's block (d 512, 4 heads, K 128, V 256, F 682), or with
+    ``preset``, of every distinct GLA block shape of that preset's model (PACA's PosNet too)."""
     import jax
     import jax.numpy as jnp
 
     from kernels.benchmarks.block_step_bench import make_block
     from kernels.gla import block_step
 
-    block = make_block(options, dtype)
-    dims = block.fused_dims()
-    weights = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), block.fused_weights())
+    if preset is None:
+        blocks = [make_block(options, dtype)]
+    else:
+        from flax import nnx
+
+        from small_e_jax.config import load_config
+        from small_e_jax.model.small_e import SmallE
+
+        config = load_config(preset, [f"model.decode_kernel_options={options}", f"model.dtype={dtype}"])
+        model = SmallE(config.model, rngs=nnx.Rngs(0))
+        model.eval()
+        candidates = list(model.blocks) + [getattr(model.cross_attention, "pos_net", None)]
+        blocks, seen = [], set()
+        for block in candidates:
+            dims = block.fused_dims() if block is not None else None
+            if dims is not None and dims not in seen:
+                seen.add(dims)
+                blocks.append(block)
     sds = jax.ShapeDtypeStruct
-    fn = jax.jit(lambda x, s, w: block_step.gla_block_step(x, s, w, dims, interpret=False))
-    x = sds((block_step.padded_rows(batch), 512), jnp.dtype(dtype))
-    state = sds((batch, 4, 128, 256), jnp.float32)
-    capture_triton(lambda: fn.trace(x, state, weights).lower(lowering_platforms=("cuda",)).as_text(),
-                   folder)
+
+    def lower_for_cuda() -> str:
+        texts = []
+        for block in blocks:
+            dims, m = block.fused_dims(), block.mixer
+            weights = jax.tree.map(lambda a: sds(a.shape, a.dtype), block.fused_weights())
+            fn = jax.jit(lambda x, s, w, dims=dims: block_step.gla_block_step(x, s, w, dims, interpret=False))
+            x = sds((block_step.padded_rows(batch), dims.d), jnp.dtype(dtype))
+            state = sds((batch, m.heads, m.head_k, m.head_v), jnp.float32)
+            texts.append(fn.trace(x, state, weights).lower(lowering_platforms=("cuda",)).as_text())
+        return "\n".join(texts)
+
+    capture_triton(lower_for_cuda, folder)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="instead: the fused GLA block decode step (kernels/gla/block_step.py) "
                              "with these model.decode_kernel_options ('' = the default kernels)")
     parser.add_argument("--batch", type=int, default=1, help="with --decode-block: real rows")
+    parser.add_argument("--preset", default=None,
+                        help="with --decode-block: every GLA block shape of this preset's model "
+                             "(default: the 64M model's block)")
     args = parser.parse_args(argv)
     shape = tuple(int(x) for x in args.shape.split(","))
     from kernels.gla.pallas_gpu import variant_kwargs
@@ -154,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     tiles = variant_kwargs(args.tiles)
     with tempfile.TemporaryDirectory() as folder:
         if args.decode_block is not None:
-            dump_decode_block(args.decode_block, args.dtype, args.batch, Path(folder))
+            dump_decode_block(args.decode_block, args.dtype, args.batch, Path(folder), args.preset)
         else:
             dump_kernels(shape, args.dtype, tiles, Path(folder), forward_only=args.forward_only)
         # A child process: the standalone Triton must not meet jaxlib's bundled one.

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from kernels.benchmarks import block_step_bench, triton_resources
 
 
@@ -26,3 +28,12 @@ def test_decode_block_triton_ir_is_captured(tmp_path):
     persistent.mkdir()
     triton_resources.dump_decode_block("persistent", "bfloat16", 1, persistent)
     assert [k["name"] for k in json.loads((persistent / "kernels.json").read_text())] == ["gla_block_persistent"]
+
+
+@pytest.mark.slow  # builds the tiny model and lowers two block shapes (~20 s)
+def test_decode_kernels_of_a_preset_are_captured(tmp_path):
+    """--preset tiny: the tiny model's two GLA block shapes (audio blocks, PosNet), 5 kernels each."""
+    triton_resources.dump_decode_block("", "float32", 1, tmp_path, preset="tiny")
+    meta = json.loads((tmp_path / "kernels.json").read_text())
+    assert len(meta) == 10 and {k["name"] for k in meta} == {
+        "gla_block_in_proj", "gla_block_recurrence", "gla_block_out_proj", "gla_block_mlp_in", "gla_block_mlp_out"}
