@@ -212,7 +212,7 @@ class Synthesizer:
         ``codec_weights`` or ``config.data.codec_weights``, loaded on first use). ``unroll``:
         decode steps per loop iteration (see :func:`decoding.run_loop`; long-form uses 1).
         ``min_rows``: fewer texts than this are decoded as this many rows (None: `GPU_MIN_ROWS`
-        on GPU, 1 elsewhere); the codes do not change, only the speed."""
+        on GPU when XLA's decode step runs, else 1); the codes do not change, only the speed."""
         if unroll < 1:
             raise ValueError(f"unroll must be >= 1, got {unroll}")
         if min_rows is None:  # XLA's one-row step is slower than its 4-row one; the fused kernels' is not
