@@ -145,11 +145,10 @@ def _scratch(ref, idx):
     return plgpu.load(ref.at[idx], volatile=True)
 
 
-def _store(ref, idx, value):
-    ref[idx] = value
-
-
 def _layer_norm(x, scale, bias, eps, dtype):
+    """block_step's LayerNorm of values (its kernels load scale and bias from refs mid-way;
+    this kernel has them prefetched)."""
+    x = x.astype(_F32)
     mean, rstd = bs._ln_stats(x, eps)
     return ((x - mean) * rstd * scale[None, :] + bias[None, :]).astype(dtype)
 
@@ -202,14 +201,11 @@ def _persistent_kernel(x_ref, s1_ref, b1_ref, wp_ref, wd_ref, wu_ref, bu_ref, st
         have). Each role is its own branch, so registers hold only that role's prefetched
         tiles (a kernel where every program loaded every stage's tile spilled 4.6 KB per thread)."""
         def items(name):
-            """[(t, True)] for this role's items of stage ``name`` (the role knows which rounds of
-            which stages its programs have: nothing is loaded or computed for absent items)."""
+            """This role's items t of stage ``name`` (the role knows which rounds of which
+            stages its programs have: nothing is loaded or computed for absent items)."""
             st = plan.stage(name)
             rel = jax.lax.rem(p + (P - st.offset), P)
-            return [(rel + r * P, True) for r in range(st.rounds) if (name, r) in signature]
-
-        def store_if(valid, fn):
-            fn()
+            return [rel + r * P for r in range(st.rounds) if (name, r) in signature]
 
         # ---- prefetch: every weight and state tile this program will use, before any phase ----
         def gate_loads(t):
@@ -233,17 +229,17 @@ def _persistent_kernel(x_ref, s1_ref, b1_ref, wp_ref, wd_ref, wu_ref, bu_ref, st
         loaders = {
             "x": lambda: x_ref[...],  # [R, d]
             "ln1": lambda: (s1_ref[...], b1_ref[...]),
-            "in_proj": lambda: [wp_ref[_cols(t * TP, TP), :] for t, _ in items("in_proj")],  # [TP, d]
+            "in_proj": lambda: [wp_ref[_cols(t * TP, TP), :] for t in items("in_proj")],  # [TP, d]
             "wd": lambda: wd_ref[...],  # [r, d]
-            "gate": lambda: [gate_loads(t) for t, _ in items("gate")],
-            "recurrence": lambda: [state_tile(t) for t, _ in items("recurrence")],
+            "gate": lambda: [gate_loads(t) for t in items("gate")],
+            "recurrence": lambda: [state_tile(t) for t in items("recurrence")],
             "nw": lambda: [nw_ref[_cols(h * Dv, Dv)] if tiled_norm else nw_ref[...] for h in range(H)],
             "out_proj": lambda: [[wo_ref[_cols(j * T, T), _cols(h * Dv, Dv)] for h in range(H)]  # H x [T, Dv]
-                                 for j, _ in items("out_proj")],
-            "x_tiles": lambda: [x_ref[:, _cols(j * T, T)] for j, _ in items("out_proj")],
+                                 for j in items("out_proj")],
+            "x_tiles": lambda: [x_ref[:, _cols(j * T, T)] for j in items("out_proj")],
             "ln2": lambda: (s2_ref[...], b2_ref[...]),
-            "mlp_in": lambda: [mlp_in_loads(j) for j, _ in items("mlp_in")],
-            "mlp_out": lambda: [(wout_ref[_cols(j * T, T), :], bout_ref[_cols(j * T, T)]) for j, _ in items("mlp_out")],
+            "mlp_in": lambda: [mlp_in_loads(j) for j in items("mlp_in")],
+            "mlp_out": lambda: [(wout_ref[_cols(j * T, T), :], bout_ref[_cols(j * T, T)]) for j in items("mlp_out")],
         }
         stages = {name for name, _ in signature}
         needed = {  # the small operands, only where this role uses them
@@ -261,25 +257,24 @@ def _persistent_kernel(x_ref, s1_ref, b1_ref, wp_ref, wd_ref, wu_ref, bu_ref, st
                 return
             ln1 = pre("ln1")
             if items("in_proj"):
-                u = _layer_norm(pre("x").astype(_F32), *ln1, dims.eps, dtype)
-            for (t, valid), w in zip(items("in_proj"), pre("in_proj")):
-                y = bs._mm(u, w, dtype).astype(dtype)
-                store_if(valid, functools.partial(_store, proj_ref, (slice(None), _cols(t * TP, TP)), y))
+                u = _layer_norm(pre("x"), *ln1, dims.eps, dtype)
+            for t, w in zip(items("in_proj"), pre("in_proj")):
+                proj_ref[:, _cols(t * TP, TP)] = bs._mm(u, w, dtype).astype(dtype)
             if items("gate"):
                 wd = pre("wd")
-            for (t, valid), (x_row, wu, bu) in zip(items("gate"), pre("gate")):
+            for t, (x_row, wu, bu) in zip(items("gate"), pre("gate")):
                 b, h = t // H, jax.lax.rem(t, H)
-                x_row = x_row.astype(_F32)
+                x_row = x_row.astype(_F32)  # as block_step._decay, with prefetched operands
                 mean, rstd = bs._ln_stats(x_row, dims.eps)
                 u_row = bs._round((x_row - mean) * rstd * ln1[0][None, :] + ln1[1][None, :], dtype)
                 down = jnp.sum(wd * u_row, axis=1, keepdims=True)  # [r, 1]
                 logits = jnp.sum(down * wu, axis=0, keepdims=True) + bu[None, :]  # [1, Dk]
-                a = jnp.exp(bs._log_sigmoid(logits) / dims.gate_logit_normalizer)
-                store_if(valid, functools.partial(_store, decay_ref, (pl.ds(b, 1), _cols(h * Dk, Dk)), a))
+                decay_ref[pl.ds(b, 1), _cols(h * Dk, Dk)] = jnp.exp(
+                    bs._log_sigmoid(logits) / dims.gate_logit_normalizer)
 
         # ---- phase 1: the recurrence ----
         def phase_recurrence():
-            for (t, valid), state in zip(items("recurrence"), pre("recurrence")):
+            for t, state in zip(items("recurrence"), pre("recurrence")):
                 b, h, vt = rec_index(t)
                 row = pl.ds(b, 1)
                 q = _scratch(proj_ref, (row, _cols(h * Dk, Dk))).astype(_F32).T  # [Dk, 1]
@@ -288,11 +283,8 @@ def _persistent_kernel(x_ref, s1_ref, b1_ref, wp_ref, wd_ref, wu_ref, bu_ref, st
                 a = _scratch(decay_ref, (row, _cols(h * Dk, Dk))).T  # [Dk, 1]
                 state = a * state + k * v  # [Dk, TV]
                 o = dims.scale * jnp.sum(q * state, axis=0, keepdims=True)  # [1, TV]
-
-                def store(b=b, h=h, vt=vt, state=state, o=o, row=row):
-                    st_out_ref[b * H + h, :, _cols(vt * TV, TV)] = state
-                    o_ref[row, _cols(h * Dv + vt * TV, TV)] = o.astype(o_ref.dtype)
-                store_if(valid, store)
+                st_out_ref[b * H + h, :, _cols(vt * TV, TV)] = state
+                o_ref[row, _cols(h * Dv + vt * TV, TV)] = o.astype(o_ref.dtype)
 
         # ---- phase 2: output gate, W_o, residual ----
         def phase_out_proj():
@@ -312,42 +304,37 @@ def _persistent_kernel(x_ref, s1_ref, b1_ref, wp_ref, wd_ref, wu_ref, bu_ref, st
                 for i, w_heads in enumerate(pre("out_proj")):
                     part = bs._mm(y, w_heads[h], dtype)
                     accs[i] = part if accs[i] is None else accs[i] + part
-            for (j, valid), acc, x_tile in zip(items("out_proj"), accs, pre("x_tiles")):
-                x1 = (bs._round(acc, dtype) + x_tile.astype(_F32)).astype(dtype)
-                store_if(valid, functools.partial(_store, x1_ref, (slice(None), _cols(j * T, T)), x1))
+            for j, acc, x_tile in zip(items("out_proj"), accs, pre("x_tiles")):
+                x1_ref[:, _cols(j * T, T)] = (bs._round(acc, dtype) + x_tile.astype(_F32)).astype(dtype)
 
         # ---- phase 3: LN2, W_in, silu(a) * b ----
         def phase_mlp_in():
             if not items("mlp_in"):
                 return
-            u = _layer_norm(_scratch(x1_ref, (slice(None), slice(None))).astype(_F32), *pre("ln2"), dims.eps, dtype)
-            for (j, valid), loads in zip(items("mlp_in"), pre("mlp_in")):
+            u = _layer_norm(_scratch(x1_ref, (slice(None), slice(None))), *pre("ln2"), dims.eps, dtype)
+            for j, loads in zip(items("mlp_in"), pre("mlp_in")):
                 if dims.paired_mlp_in:
                     w, bias = loads
                     z = bs._round(bs._mm(u, w, dtype), dtype) + bias[None, :]  # [R, 2T]
-                    z = z.reshape(R, 2, T)
-                    half = jax.lax.broadcasted_iota(jnp.int32, (R, 2, T), 1)
-                    a = bs._round(jnp.sum(jnp.where(half == 0, z, 0.0), axis=1), dtype)
-                    val = bs._round(jnp.sum(jnp.where(half == 1, z, 0.0), axis=1), dtype)
+                    hidden = bs._swiglu_paired(z, T, dtype)
                 else:
                     wa, wb, ba, bb = loads
                     a = bs._round(bs._round(bs._mm(u, wa, dtype), dtype) + ba[None, :], dtype)
                     val = bs._round(bs._round(bs._mm(u, wb, dtype), dtype) + bb[None, :], dtype)
-                hidden = (bs._silu(a) * val).astype(dtype)
-                store_if(valid, functools.partial(_store, hid_ref, (slice(None), _cols(j * T, T)), hidden))
+                    hidden = (bs._silu(a) * val).astype(dtype)
+                hid_ref[:, _cols(j * T, T)] = hidden
 
         # ---- phase 4: W_out, bias, residual ----
         def phase_mlp_out():
             if not items("mlp_out"):
                 return
             hidden = _scratch(hid_ref, (slice(None), slice(None)))  # [R, Fp]
-            for (j, valid), (w, bias) in zip(items("mlp_out"), pre("mlp_out")):
+            for j, (w, bias) in zip(items("mlp_out"), pre("mlp_out")):
                 x1 = _scratch(x1_ref, (slice(None), _cols(j * T, T))).astype(_F32)
-                y = bs._round(bs._round(bs._mm(hidden, w, dtype), dtype) + bias[None, :], dtype)
-                out = y + x1
+                out = bs._round(bs._round(bs._mm(hidden, w, dtype), dtype) + bias[None, :], dtype) + x1
                 if failed is not None:  # a barrier gave up: say so in the output, not by hanging
                     out = jnp.where(failed, jnp.nan, out)
-                store_if(valid, functools.partial(_store, out_ref, (slice(None), _cols(j * T, T)), out.astype(dtype)))
+                out_ref[:, _cols(j * T, T)] = out.astype(dtype)
 
         phases = (phase_in_proj, phase_recurrence, phase_out_proj, phase_mlp_in, phase_mlp_out)
         if "no_phases" in ablate:
@@ -369,10 +356,6 @@ def _persistent_kernel(x_ref, s1_ref, b1_ref, wp_ref, wd_ref, wu_ref, bu_ref, st
         pl.when(role == r)(functools.partial(run_role, frozenset(signature)))
 
 
-def _whole(shape):
-    return pl.BlockSpec(shape, lambda *_: (0,) * len(shape))
-
-
 def gla_block_step_persistent(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array],
                               dims: bs.BlockDims, *, interpret: Optional[bool] = None,
                               programs: Optional[int] = None, ablate: frozenset = frozenset()
@@ -385,8 +368,9 @@ def gla_block_step_persistent(x: jax.Array, state: jax.Array, weights: dict[str,
       programs: P for the compiled kernel (default ``dims.programs``, else the most items a
         stage has but at least 128, at most the SM count); must not exceed the SM count (all
         programs resident).
-      ablate: for benchmarks only (wrong results): "late_loads" (each phase loads its weights
-        itself, after the barrier), "no_barriers", "no_phases" (barriers only).
+      ablate: for benchmarks only: "late_loads" (each phase loads its weights itself, after
+        the barrier; same results), "no_barriers" and "no_phases" (barriers only), which give
+        wrong results and exist to price the barriers.
     Returns:
       (x' [R, d], state' [B, H, Dk, Dv] float32).
     """
@@ -422,8 +406,8 @@ def gla_block_step_persistent(x: jax.Array, state: jax.Array, weights: dict[str,
         functools.partial(_persistent_kernel, dims=dims, plan=plan, batch=B, staged=staged,
                           ablate=frozenset(ablate)),
         grid=(len(PHASES), P) if staged else (P,),
-        in_specs=[_whole(a.shape) for a in inputs],
-        out_specs=[_whole(s.shape) for s in out_shape],
+        in_specs=[bs._whole(a.shape) for a in inputs],
+        out_specs=[bs._whole(s.shape) for s in out_shape],
         out_shape=out_shape,
         input_output_aliases={7: 1},
         interpret=staged,

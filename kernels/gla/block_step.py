@@ -379,12 +379,18 @@ def _mlp_in_paired_kernel(x_ref, s_ref, b_ref, w_ref, bias_ref, out_ref, *, eps,
     w = w_ref[...]  # [2 * tile, d]
     u = _layer_norm(x_ref, s_ref, b_ref, eps=eps, dtype=dtype)
     z = _round(_mm(u, w, dtype), dtype) + bias_ref[...][None, :]  # [R, 2 * tile]
+    out_ref[...] = _swiglu_paired(z, tile, dtype)
+
+
+def _swiglu_paired(z, tile, dtype):
+    """silu(a) * b from z [R, 2 * tile] = [a | b] (W_in's paired rows, biased, float32),
+    a and b rounded to the compute dtype as XLA's; the split by a [R, 2, tile] reshape."""
     R = z.shape[0]
     z = z.reshape(R, 2, tile)
     half = jax.lax.broadcasted_iota(jnp.int32, (R, 2, tile), 1)
     a = _round(jnp.sum(jnp.where(half == 0, z, 0.0), axis=1), dtype)
     val = _round(jnp.sum(jnp.where(half == 1, z, 0.0), axis=1), dtype)
-    out_ref[...] = (_silu(a) * val).astype(dtype)
+    return (_silu(a) * val).astype(dtype)
 
 
 def _mlp_in_kernel(x_ref, s_ref, b_ref, wa_ref, wb_ref, ba_ref, bb_ref, out_ref, *, eps):
@@ -443,8 +449,8 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
     w = weights
     num_warps = dims.num_warps
 
-    def call(kernel, *, name, **kwargs):  # warps per kernel: `kernel_warps`
-        warps = kernel_warps(dims, name.removeprefix("gla_block_"))
+    def call(kernel, *, name, warps=None, **kwargs):  # warps per kernel: `kernel_warps`
+        warps = warps or kernel_warps(dims, name.removeprefix("gla_block_"))
         return pl.pallas_call(kernel, interpret=interpret, name=name,
                               compiler_params=plgpu.CompilerParams(num_warps=warps), **kwargs)
 
@@ -463,58 +469,51 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
     # Both recurrence designs take the residual and the gate's weights (LN1 and the low-rank
     # gate are recomputed per program), the projections and the state (updated in place).
     gate_inputs = (x, w["ln1_scale"], w["ln1_bias"], w["w_gate_down_t"], w["w_gate_up"], w["b_gate_up"])
-    gate_specs = [_whole(a.shape) for a in gate_inputs]
     state32 = state.astype(_F32)
-    if dims.split_recurrence:
+    if dims.split_recurrence:  # (row, head, value tile) programs; o out, its gate in W_o's kernel
         TV = dims.value_tile
+        recurrence = functools.partial(_recurrence_split_kernel, dims=dims, dtype=dtype)
+        grid, extra, recurrence_warps = (B, H, Dv // TV), (), kernel_warps(dims, "recurrence")
         state_spec = pl.BlockSpec((None, None, Dk, TV), lambda b, h, v: (b, h, 0, v))
-        inputs = (*gate_inputs, proj, state32)
-        o, state = call(
-            functools.partial(_recurrence_split_kernel, dims=dims, dtype=dtype),
-            grid=(B, H, Dv // TV),
-            in_specs=[*gate_specs, _whole(proj.shape), state_spec],
-            out_specs=[_whole((R, dims.value_dim)), state_spec],
-            out_shape=[jax.ShapeDtypeStruct((R, dims.value_dim), dtype),
-                       jax.ShapeDtypeStruct(state.shape, _F32)],
-            input_output_aliases={len(inputs) - 1: 1},
-            name="gla_block_recurrence",
-        )(*inputs)
-        x = call(
-            functools.partial(_out_proj_gate_kernel, dims=dims, batch=B),
-            grid=(d // T,),
-            in_specs=[_whole((R, dims.value_dim)), _whole((R, dims.proj_dim)),
-                      _whole((dims.value_dim,)), pl.BlockSpec((T, dims.value_dim), lambda j: (j, 0)),
-                      cols(R)],
-            out_specs=cols(R),
-            out_shape=jax.ShapeDtypeStruct((R, d), dtype),
-            name="gla_block_out_proj",
-        )(o, proj, w["norm_weight"], w["w_o"], x)
-    else:
+    else:  # (row, head) programs, the output gate included
+        recurrence = functools.partial(_recurrence_kernel, dims=dims, dtype=dtype)
+        grid, extra = (B, H), (w["norm_weight"],)
         # A whole head's state is one [Dk, Dv] float32 tile (128 KB in the 64M model): enough
         # warps that it fits in registers (16 warps: 64 values per thread; 4 spilled, 94 us).
         recurrence_warps = dict(dims.kernel_warps).get("recurrence", max(num_warps, min(16, Dk * Dv // 2048)))
         state_spec = pl.BlockSpec((None, None, Dk, Dv), lambda b, h: (b, h, 0, 0))
-        inputs = (*gate_inputs, w["norm_weight"], proj, state32)
-        y, state = pl.pallas_call(
-            functools.partial(_recurrence_kernel, dims=dims, dtype=dtype),
-            interpret=interpret, compiler_params=plgpu.CompilerParams(num_warps=recurrence_warps),
-            grid=(B, H),
-            in_specs=[*gate_specs, _whole((Dv,)), _whole(proj.shape), state_spec],
-            out_specs=[_whole((R, dims.value_dim)), state_spec],
-            out_shape=[jax.ShapeDtypeStruct((R, dims.value_dim), dtype),
-                       jax.ShapeDtypeStruct(state.shape, _F32)],
-            input_output_aliases={len(inputs) - 1: 1},
-            name="gla_block_recurrence",
-        )(*inputs)
+    inputs = (*gate_inputs, *extra, proj, state32)
+    mixed, state = call(  # o (split) or the gated mixer output
+        recurrence,
+        grid=grid,
+        in_specs=[_whole(a.shape) for a in inputs[:-1]] + [state_spec],
+        out_specs=[_whole((R, dims.value_dim)), state_spec],
+        out_shape=[jax.ShapeDtypeStruct((R, dims.value_dim), dtype),
+                   jax.ShapeDtypeStruct(state.shape, _F32)],
+        input_output_aliases={len(inputs) - 1: 1},
+        name="gla_block_recurrence",
+        warps=recurrence_warps,
+    )(*inputs)
+    w_o_spec = pl.BlockSpec((T, dims.value_dim), lambda j: (j, 0))
+    if dims.split_recurrence:
         x = call(
-            functools.partial(_out_proj_kernel, batch=B),
+            functools.partial(_out_proj_gate_kernel, dims=dims, batch=B),
             grid=(d // T,),
-            in_specs=[_whole((R, dims.value_dim)), pl.BlockSpec((T, dims.value_dim), lambda j: (j, 0)),
-                      cols(R)],
+            in_specs=[_whole((R, dims.value_dim)), _whole((R, dims.proj_dim)),
+                      _whole((dims.value_dim,)), w_o_spec, cols(R)],
             out_specs=cols(R),
             out_shape=jax.ShapeDtypeStruct((R, d), dtype),
             name="gla_block_out_proj",
-        )(y, w["w_o"], x)
+        )(mixed, proj, w["norm_weight"], w["w_o"], x)
+    else:
+        x = call(
+            functools.partial(_out_proj_kernel, batch=B),
+            grid=(d // T,),
+            in_specs=[_whole((R, dims.value_dim)), w_o_spec, cols(R)],
+            out_specs=cols(R),
+            out_shape=jax.ShapeDtypeStruct((R, d), dtype),
+            name="gla_block_out_proj",
+        )(mixed, w["w_o"], x)
 
     n_hidden = Fp // T
     if dims.paired_mlp_in:
