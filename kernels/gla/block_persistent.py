@@ -55,6 +55,7 @@ from kernels.gla.pallas_gpu import _use_interpret
 _F32 = jnp.float32
 PHASES = (("in_proj", "gate"), ("recurrence",), ("out_proj",), ("mlp_in",), ("mlp_out",))
 DEFAULT_PROGRAMS = 128  # when no GPU is visible (lowering on a CPU host): an H100/H200 has 132 SMs
+ABLATIONS = frozenset({"late_loads", "no_barriers", "no_phases"})  # for benchmarks (see below)
 MAX_POLLS = 1 << 22  # ~seconds of polling: a barrier that never completes gives NaN, not a hang
 
 
@@ -376,6 +377,9 @@ def gla_block_step_persistent(x: jax.Array, state: jax.Array, weights: dict[str,
     """
     R, d = x.shape
     B, H, Dk, Dv = state.shape
+    unknown = set(ablate) - ABLATIONS
+    if unknown:
+        raise ValueError(f"unknown ablation(s) {sorted(unknown)}; valid: {sorted(ABLATIONS)}")
     staged = _use_interpret(interpret)
     most = max(n for n, _ in stage_sizes(dims, B).values())
     if staged:

@@ -96,6 +96,9 @@ def test_too_many_programs_are_refused(monkeypatch):
     s = jax.ShapeDtypeStruct((1, 4, 128, 256), jnp.float32)
     block = random_block(512, 4, "bfloat16", gate_low_rank=16, decode_kernel_options="persistent")
     w = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), block.fused_weights())
+    with pytest.raises(ValueError, match="unknown ablation"):
+        jax.jit(lambda x, s, w: bp.gla_block_step_persistent(x, s, w, dims, interpret=False,
+                                                             ablate=frozenset({"no_barrier"}))).trace(x, s, w)
     with pytest.raises(ValueError, match="programs=128 > 66 SMs"):
         jax.jit(lambda x, s, w: bp.gla_block_step_persistent(x, s, w, dims, interpret=False,
                                                              programs=128)).trace(x, s, w)
