@@ -25,16 +25,16 @@ import argparse
 import sys
 import time
 
-ROWS, COLS, PROGRAMS = 64, 128, 128
+COLS, PROGRAMS = 128, 128
 
 
-def make_kernel(variant: str):
-    """A function ``(x [P*64, 128] f32, w [P*64, 128] f32) -> x + 1e-3 * w`` for one variant."""
+def make_kernel(variant: str, rows: int = 64):
+    """A function ``(x [P*rows, 128] f32, w [P*rows, 128] f32) -> x + 1e-3 * w`` for one variant."""
     import jax
     import jax.numpy as jnp
     from jax.experimental import pallas as pl
 
-    shape = jax.ShapeDtypeStruct((PROGRAMS * ROWS, COLS), jnp.float32)
+    shape = jax.ShapeDtypeStruct((PROGRAMS * rows, COLS), jnp.float32)
     if variant == "xla":
         return lambda x, w: x + 1e-3 * w
     if variant == "triton":
@@ -43,7 +43,7 @@ def make_kernel(variant: str):
         def body(x_ref, w_ref, o_ref):
             o_ref[...] = x_ref[...] + 1e-3 * w_ref[...]
 
-        spec = pl.BlockSpec((ROWS, COLS), lambda i: (i, 0))
+        spec = pl.BlockSpec((rows, COLS), lambda i: (i, 0))
         return pl.pallas_call(body, out_shape=shape, grid=(PROGRAMS,), in_specs=[spec, spec],
                               out_specs=spec,
                               compiler_params=pltriton.CompilerParams(num_warps=4, num_stages=1))
@@ -55,34 +55,34 @@ def make_kernel(variant: str):
     early = variant == "mgpu_pdl_early"
 
     def body(x_gmem, w_gmem, o_gmem, x_smem, w_smem, bars):
-        rows = pl.ds(jax.lax.axis_index("programs") * ROWS, ROWS)
+        tile = pl.ds(jax.lax.axis_index("programs") * rows, rows)
         if early:
             plgpu.griddepcontrol_launch_dependents()
         # The weights do not depend on the previous kernel: start their copy before waiting.
-        plgpu.copy_gmem_to_smem(w_gmem.at[rows], w_smem, bars.at[0])
+        plgpu.copy_gmem_to_smem(w_gmem.at[tile], w_smem, bars.at[0])
         if pdl:
             plgpu.griddepcontrol_wait()
-        plgpu.copy_gmem_to_smem(x_gmem.at[rows], x_smem, bars.at[1])
+        plgpu.copy_gmem_to_smem(x_gmem.at[tile], x_smem, bars.at[1])
         plgpu.barrier_wait(bars.at[0])
         plgpu.barrier_wait(bars.at[1])
         if pdl and not early:
             plgpu.griddepcontrol_launch_dependents()
         x_smem[...] = x_smem[...] + 1e-3 * w_smem[...]
         plgpu.commit_smem()
-        plgpu.copy_smem_to_gmem(x_smem, o_gmem.at[rows])
+        plgpu.copy_smem_to_gmem(x_smem, o_gmem.at[tile])
         plgpu.wait_smem_to_gmem(0)
 
     return plgpu.kernel(
         body, out_type=shape, grid=(PROGRAMS,), grid_names=("programs",),
-        scratch_types=[plgpu.SMEM((ROWS, COLS), jnp.float32), plgpu.SMEM((ROWS, COLS), jnp.float32),
+        scratch_types=[plgpu.SMEM((rows, COLS), jnp.float32), plgpu.SMEM((rows, COLS), jnp.float32),
                        plgpu.Barrier(num_barriers=2)])
 
 
-def make_chain(variant: str, kernels: int, steps: int):
+def make_chain(variant: str, kernels: int, steps: int, rows: int = 64):
     """jit(x, ws) -> x after ``steps`` iterations of ``kernels`` dependent calls."""
     import jax
 
-    call = make_kernel(variant)
+    call = make_kernel(variant, rows)
 
     def step(_, x):
         for w in ws_holder[0]:
@@ -99,15 +99,15 @@ def make_chain(variant: str, kernels: int, steps: int):
     return run
 
 
-def time_variant(variant: str, kernels: int, steps: int, repeats: int) -> float:
+def time_variant(variant: str, kernels: int, steps: int, repeats: int, rows: int = 64) -> float:
     """Median seconds per kernel."""
     import jax
     import jax.numpy as jnp
 
     key = jax.random.PRNGKey(0)
-    x = jax.random.normal(key, (PROGRAMS * ROWS, COLS), jnp.float32)
+    x = jax.random.normal(key, (PROGRAMS * rows, COLS), jnp.float32)
     ws = [jax.random.normal(jax.random.fold_in(key, j), x.shape, jnp.float32) for j in range(kernels)]
-    run = make_chain(variant, kernels, steps)
+    run = make_chain(variant, kernels, steps, rows)
     out = jax.block_until_ready(run(x, ws))
     expected = x + 1e-3 * steps * sum(ws)
     err = float(jnp.max(jnp.abs(out - expected)))
@@ -127,6 +127,8 @@ def main(argv=None) -> int:
     parser.add_argument("--kernels", type=int, default=65, help="dependent kernels per iteration")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rows", type=int, default=64,
+                        help="rows of each program's [rows, 128] fp32 tile (64: 4 MB of weights per kernel)")
     parser.add_argument("--out", default=None, help="append records to this results.jsonl")
     args = parser.parse_args(argv)
     import jax
@@ -135,11 +137,12 @@ def main(argv=None) -> int:
 
     variants = [v for v in args.variants.split(",") if v]
     print(f"jax {jax.__version__}, {jax.devices()[0].device_kind}; {args.kernels} kernels x "
-          f"{args.steps} steps; {PROGRAMS} programs of [{ROWS}, {COLS}] fp32", flush=True)
+          f"{args.steps} steps; {PROGRAMS} programs of [{args.rows}, {COLS}] fp32 "
+          f"({PROGRAMS * args.rows * COLS * 4 / 2**20:g} MB of weights per kernel)", flush=True)
     results, records = {}, []
     for variant in variants:
         try:
-            results[variant] = time_variant(variant, args.kernels, args.steps, args.repeats)
+            results[variant] = time_variant(variant, args.kernels, args.steps, args.repeats, args.rows)
         except Exception as err:  # a variant the installed jax cannot build is reported, not fatal
             print(f"{variant:16s} failed: {type(err).__name__}: {str(err)[:400]}", flush=True)
             continue
@@ -148,7 +151,7 @@ def main(argv=None) -> int:
               f"({base / results[variant]:.2f}x {next(iter(results))})", flush=True)
         records.append(make_record(
             name="pdl_probe", backend=variant,
-            shape={"programs": PROGRAMS, "tile": [ROWS, COLS], "kernels": args.kernels,
+            shape={"programs": PROGRAMS, "tile": [args.rows, COLS], "kernels": args.kernels,
                    "steps": args.steps},
             dtype="float32", fwd_tokens_per_s=None, fwd_bwd_tokens_per_s=None,
             extra={"us_per_kernel": results[variant] * 1e6}))

@@ -79,9 +79,6 @@ class BlockDims:
     split_recurrence: bool = True  # recurrence in value tiles, output gate in W_o's kernel
     value_tile: int = 32  # value channels per recurrence program with split_recurrence
     paired_mlp_in: bool = True  # W_in's gate and value rows of a tile interleaved: one load
-    # The output gate's per-head RMSNorm by column masks on [R, H*Dv] (H masked reductions and a
-    # per-column scale) instead of a reshape to [R, H, Dv] (a layout shuffle in Triton).
-    masked_out_gate: bool = False
     num_warps: int = 4  # of the matmul kernels (of the persistent kernel with `persistent`)
     # Warps per kernel where they differ from num_warps: W_o's kernel (the output gate's reshape
     # needs 255 registers) spills 168 bytes per thread at 4 warps, none at 8 (sm_90 cubin).
@@ -151,7 +148,6 @@ OPTIONS: dict[str, dict] = {
     "value_tile16": {"value_tile": 16},  # value channels per recurrence program
     "value_tile64": {"value_tile": 64},
     "warps4": {"num_warps": 4},
-    "masked_out_gate": {"masked_out_gate": True},
     "warps16": {"num_warps": 16},
     "programs64": {"programs": 64},
     "programs96": {"programs": 96},
@@ -377,27 +373,6 @@ def _out_proj_gate_kernel(o_ref, p_ref, nw_ref, w_ref, x_ref, out_ref, *, dims: 
     out_ref[...] = (_round(_mm(y, w, dtype), dtype) + x_ref[...].astype(_F32)).astype(dtype)
 
 
-def _out_proj_masked_gate_kernel(o_ref, p_ref, nw_ref, w_ref, x_ref, out_ref, *, dims: BlockDims,
-                                 batch: int):
-    """masked_out_gate: as `_out_proj_gate_kernel`, each head's mean square by a column mask."""
-    R, Vd = o_ref.shape
-    dtype = out_ref.dtype
-    w = w_ref[...]  # [tile, H*Dv]
-    o = o_ref[...].astype(_F32)  # [R, H*Dv]
-    g = p_ref[:, pl.ds(2 * dims.key_dim + dims.value_dim, Vd)].astype(_F32)
-    real = jax.lax.broadcasted_iota(jnp.int32, (R, Vd), 0) < batch  # o's padded rows are unwritten
-    o = jnp.where(real, o, 0.0)
-    head = jax.lax.broadcasted_iota(jnp.int32, (R, Vd), 1) // dims.head_v
-    square = o * o
-    scale = jnp.zeros((R, Vd), _F32)
-    for h in range(dims.heads):  # static: H masked row sums, no [R, H, Dv] reshape
-        in_head = head == h
-        mean_square = jnp.sum(jnp.where(in_head, square, 0.0), axis=1, keepdims=True) / dims.head_v
-        scale = jnp.where(in_head, jax.lax.rsqrt(mean_square + dims.eps), scale)
-    y = o * scale * nw_ref[...][None, :] * _silu(g)
-    out_ref[...] = (_round(_mm(y, w, dtype), dtype) + x_ref[...].astype(_F32)).astype(dtype)
-
-
 def _mlp_in_paired_kernel(x_ref, s_ref, b_ref, w_ref, bias_ref, out_ref, *, eps, tile):
     """paired_mlp_in: W_in's [gate; value] rows of this tile in one load, split after the dot."""
     dtype = out_ref.dtype
@@ -521,9 +496,8 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
     )(*inputs)
     w_o_spec = pl.BlockSpec((T, dims.value_dim), lambda j: (j, 0))
     if dims.split_recurrence:
-        gate_kernel = _out_proj_masked_gate_kernel if dims.masked_out_gate else _out_proj_gate_kernel
         x = call(
-            functools.partial(gate_kernel, dims=dims, batch=B),
+            functools.partial(_out_proj_gate_kernel, dims=dims, batch=B),
             grid=(d // T,),
             in_specs=[_whole((R, dims.value_dim)), _whole((R, dims.proj_dim)),
                       _whole((dims.value_dim,)), w_o_spec, cols(R)],

@@ -59,10 +59,10 @@ from small_e_jax.model.text_encoder import TextEncoder
 
 
 # model.decode_kernels=auto: the fused Pallas block kernels for decode loops of at most this
-# many rows on a GPU. Measured on an H200 (64M model, benchmarks/RESULTS.md, tenth lease): 1 row
-# 0.381 ms per step vs XLA 0.512, 4 rows 0.407 vs 0.436; at 16 rows the fused kernels were
-# slower (ninth lease's design), 5-16 are unmeasured with the current ones.
-AUTO_PALLAS_MAX_ROWS = 4
+# many rows on a GPU. Measured on an H200 (64M model, benchmarks/RESULTS.md, tenth and eleventh
+# leases): 1 row 0.373 ms per step vs XLA 0.512, 4 rows 0.407 vs 0.436, 8 rows 0.434 vs 0.446;
+# at 16 rows the ninth lease's kernels were slower than XLA.
+AUTO_PALLAS_MAX_ROWS = 8
 
 
 @flax.struct.dataclass

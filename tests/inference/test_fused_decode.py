@@ -67,9 +67,11 @@ def test_auto_picks_the_fused_kernels_for_few_rows_on_a_gpu(monkeypatch):
     assert model.config.decode_kernels == "auto"
     assert model.fused_decode_weights(1) is None  # a CPU backend: XLA
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-    for rows, fused in [(1, True), (AUTO_PALLAS_MAX_ROWS, True), (AUTO_PALLAS_MAX_ROWS + 1, False), (None, False)]:
+    for rows, fused in [(1, True), (4, True), (AUTO_PALLAS_MAX_ROWS, True),
+                        (AUTO_PALLAS_MAX_ROWS + 1, False), (None, False)]:
         assert model.uses_fused_decode(rows) is fused, rows
-    assert model.fused_decode_weights(1) is not None and model.fused_decode_weights(8) is None
+    assert model.fused_decode_weights(1) is not None
+    assert model.fused_decode_weights(AUTO_PALLAS_MAX_ROWS + 1) is None
     assert not random_model(tiny_config("model.decode_kernels=xla")).uses_fused_decode(1)
     train_mode = random_model(tiny_config("model.block_dropout=0.1"))
     train_mode.train()  # active dropout: auto keeps XLA (the fused kernels have none)

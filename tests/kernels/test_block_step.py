@@ -116,7 +116,6 @@ def test_fused_step_matches_xla_step(d, heads, batch, model, dtype):
     ("whole_recurrence,two_load_mlp_in,warps2", "float32"),
     ("out_proj_warps4,recurrence_warps8", "bfloat16"),
     ("value_tile16", "float32"),
-    ("masked_out_gate", "float32"), ("masked_out_gate", "bfloat16"),
 ])
 def test_kernel_options_match_xla_step(options, dtype):
     """The A/B variants (block_step.OPTIONS) are held to the same parity as the default."""
@@ -177,8 +176,7 @@ def test_unpadded_rows_are_refused():
         block.step(jnp.zeros((3, 64)), state, 0, weights=block.fused_weights())
 
 
-@pytest.mark.parametrize("options", ["", "whole_recurrence", "two_load_mlp_in", "warps2",
-                                     "masked_out_gate"])
+@pytest.mark.parametrize("options", ["", "whole_recurrence", "two_load_mlp_in", "warps2"])
 def test_lowers_for_cuda_at_the_small_e_shape(options):
     """The five kernels lower through Triton for CUDA (their bodies' Triton lowering runs here,
     without a GPU: unsupported ops or tile shapes fail), for every A/B option."""
@@ -221,8 +219,7 @@ def test_training_mode_with_dropout_is_refused():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-@pytest.mark.parametrize("options", ["whole_recurrence,two_load_mlp_in", "warps2", "out_proj_warps4,recurrence_warps8",
-                                     "masked_out_gate"])
+@pytest.mark.parametrize("options", ["whole_recurrence,two_load_mlp_in", "warps2", "out_proj_warps4,recurrence_warps8"])
 def test_compiled_options_on_gpu_match_xla_step(options, dtype):
     if jax.default_backend() != "gpu":
         pytest.fail("the gpu marker needs a CUDA GPU (jax.default_backend() == 'gpu')")
