@@ -69,8 +69,8 @@ def time_variant(label: str, options: Optional[str], ablate: frozenset, batch: i
         x = jnp.asarray(rng.standard_normal((batch, 512)), dtype)
         step = lambda x, s: block.step(x, s, 0)
     else:
-        x = jnp.asarray(rng.standard_normal((block_step.padded_rows(batch), 512)), dtype)
         weights, dims = block.fused_weights(), block.fused_dims()
+        x = jnp.asarray(rng.standard_normal((block_step.padded_rows(batch, dims.small_rows), 512)), dtype)
         if ablate:
             step = lambda x, s: block_persistent.gla_block_step_persistent(x, s, weights, dims, ablate=ablate)
         else:

@@ -148,7 +148,7 @@ def dump_decode_block(options: str, dtype: str, batch: int, folder: Path,
             dims, m = block.fused_dims(), block.mixer
             weights = jax.tree.map(lambda a: sds(a.shape, a.dtype), block.fused_weights())
             fn = jax.jit(lambda x, s, w, dims=dims: block_step.gla_block_step(x, s, w, dims, interpret=False))
-            x = sds((block_step.padded_rows(batch), dims.d), jnp.dtype(dtype))
+            x = sds((block_step.padded_rows(batch, dims.small_rows), dims.d), jnp.dtype(dtype))
             state = sds((batch, m.heads, m.head_k, m.head_v), jnp.float32)
             texts.append(fn.trace(x, state, weights).lower(lowering_platforms=("cuda",)).as_text())
         return "\n".join(texts)

@@ -84,6 +84,10 @@ class BlockDims:
     # needs 255 registers) spills 168 bytes per thread at 4 warps, none at 8 (sm_90 cubin).
     kernel_warps: tuple[tuple[str, int], ...] = (("out_proj", 8),)
     persistent: bool = False  # one kernel per block with grid barriers (block_persistent.py)
+    # Fewer than 16 rows carried as the next power of two (1 at batch 1, not 16), their matmuls
+    # as multiply-and-sum instead of tensor-core dots (whose smallest M is 16): 16x less
+    # activation traffic and arithmetic per program at batch 1, and tiles narrower than 16.
+    small_rows: bool = False
     programs: int = 0  # the persistent kernel's programs (0: auto, see block_persistent)
 
     @property
@@ -122,6 +126,8 @@ def unsupported_reason(dims: BlockDims) -> Optional[str]:
             return f"{name}={getattr(dims, name)} < 16"
     if not _pow2(dims.heads):
         return f"heads={dims.heads} is not a power of two (W_o's rows are one load)"
+    if min(dims.tile, dims.proj_tile) < ROW_MULTIPLE and not dims.small_rows:
+        return f"tiles narrower than {ROW_MULTIPLE} ({dims.tile}, {dims.proj_tile}) need small_rows"
     if dims.d % dims.tile or dims.proj_dim % dims.proj_tile or dims.head_v % dims.value_tile:
         return (f"tiles ({dims.tile}, {dims.proj_tile}, {dims.value_tile}) do not divide "
                 f"d={dims.d}, q|k|v|g={dims.proj_dim}, head_v={dims.head_v}")
@@ -148,6 +154,10 @@ OPTIONS: dict[str, dict] = {
     "value_tile16": {"value_tile": 16},  # value channels per recurrence program
     "value_tile64": {"value_tile": 64},
     "warps4": {"num_warps": 4},
+    "small_rows": {"small_rows": True},
+    # Half-width output tiles (twice the programs, half the weight bytes each), with small_rows.
+    "tile8": {"tile": 8, "proj_tile": 16, "small_rows": True},
+    "tile4": {"tile": 4, "proj_tile": 8, "small_rows": True},
     "warps16": {"num_warps": 16},
     "programs64": {"programs": 64},
     "programs96": {"programs": 96},
@@ -195,8 +205,10 @@ def make_dims(d: int, heads: int, head_k: int, head_v: int, rank: int, hidden: i
                      value_tile=value_tile, **kwargs)
 
 
-def padded_rows(batch: int) -> int:
-    """Rows R the activations carry for ``batch`` real rows."""
+def padded_rows(batch: int, small_rows: bool = False) -> int:
+    """Rows R the activations carry for ``batch`` real rows (``small_rows``: `BlockDims`)."""
+    if small_rows and batch < ROW_MULTIPLE:
+        return 1 << max(batch - 1, 0).bit_length()
     return -(-batch // ROW_MULTIPLE) * ROW_MULTIPLE
 
 
@@ -265,6 +277,8 @@ def _layer_norm(x_ref, s_ref, b_ref, *, eps, dtype):
 
 def _mm(a, w_t, dtype):
     """a [R, K] @ w_t[N, K]^T with operands in the compute dtype, float32 accumulation."""
+    if a.shape[0] < ROW_MULTIPLE or w_t.shape[0] < ROW_MULTIPLE:  # below tl.dot's 16: multiply-add
+        return jnp.sum(_round(a, dtype)[:, None, :] * _round(w_t, dtype)[None, :, :], axis=2)
     return jax.lax.dot_general(a.astype(dtype), w_t.astype(dtype), (((1,), (1,)), ((), ())),
                                preferred_element_type=_F32, precision=_precision(dtype))
 
@@ -435,8 +449,9 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
     B, H, Dk, Dv = state.shape
     if (d, H, Dk, Dv) != (dims.d, dims.heads, dims.head_k, dims.head_v):
         raise ValueError(f"gla_block_step: x {x.shape} / state {state.shape} do not match {dims}")
-    if R % ROW_MULTIPLE or R < B:
-        raise ValueError(f"gla_block_step: x has {R} rows; expected padded_rows({B}) = {padded_rows(B)}")
+    if R != padded_rows(B, dims.small_rows) and (R % ROW_MULTIPLE or R < B):
+        raise ValueError(f"gla_block_step: x has {R} rows; expected padded_rows({B}) = "
+                         f"{padded_rows(B, dims.small_rows)}")
     reason = unsupported_reason(dims)
     if reason:
         raise ValueError(f"gla_block_step: {reason}")

@@ -139,7 +139,8 @@ class PACA(nnx.Module):
             e, state = self.pos_net.step(e[:, 0], state, position)
         else:
             B = e.shape[0]
-            e, state = self.pos_net.step(pad_rows(e[:, 0], padded_rows(B)), state, position,
+            rows = padded_rows(B, self.pos_net.fused_dims().small_rows)
+            e, state = self.pos_net.step(pad_rows(e[:, 0], rows), state, position,
                                          weights=pos_net_weights)
             e = e[:B]
         a2, out = self._second(e[:, None], memory)

@@ -324,6 +324,11 @@ class SmallE(nnx.Module):
                     and 1 <= rows <= AUTO_PALLAS_MAX_ROWS and not dropout)
         return choice == "pallas"
 
+    def _fused_small_rows(self) -> bool:
+        """Whether the fused kernels carry fewer than 16 rows as a power of two (`small_rows`)."""
+        dims = [b.fused_dims() for b in self.blocks]
+        return any(d is not None and d.small_rows for d in dims)
+
     def decode_step(
         self, state: DecodeState, codes_t: jax.Array, *, return_attention: bool = False,
         weights: Optional[dict[str, Any]] = None,
@@ -342,7 +347,7 @@ class SmallE(nnx.Module):
         position = state.step
         B = codes_t.shape[0]
         fused = weights is not None
-        rows = padded_rows(B) if fused else B
+        rows = padded_rows(B, self._fused_small_rows()) if fused else B
         block_weights = weights["blocks"] if fused else [None] * len(self.blocks)
 
         def run_block(block: nnx.Module, h: jax.Array, block_state: Any, w: Optional[dict]):

@@ -59,7 +59,7 @@ def run_xla(block, xs, state0):
 def run_both(block, batch: int, steps: int, dtype: str, seed: int = 2):
     """``steps`` tokens through the XLA step and the fused step from the same random state."""
     xs, state0 = inputs(block, batch, steps, dtype, seed)
-    rows = block_step.padded_rows(batch)
+    rows = block_step.padded_rows(batch, block.fused_dims().small_rows)
     weights = block.fused_weights()
 
     @jax.jit
@@ -116,6 +116,7 @@ def test_fused_step_matches_xla_step(d, heads, batch, model, dtype):
     ("whole_recurrence,two_load_mlp_in,warps2", "float32"),
     ("out_proj_warps4,recurrence_warps8", "bfloat16"),
     ("value_tile16", "float32"),
+    ("small_rows", "float32"), ("small_rows", "bfloat16"), ("tile8", "bfloat16"), ("tile4", "float32"),
 ])
 def test_kernel_options_match_xla_step(options, dtype):
     """The A/B variants (block_step.OPTIONS) are held to the same parity as the default."""
@@ -176,7 +177,8 @@ def test_unpadded_rows_are_refused():
         block.step(jnp.zeros((3, 64)), state, 0, weights=block.fused_weights())
 
 
-@pytest.mark.parametrize("options", ["", "whole_recurrence", "two_load_mlp_in", "warps2"])
+@pytest.mark.parametrize("options", ["", "whole_recurrence", "two_load_mlp_in", "warps2", "small_rows",
+                                     "tile8"])
 def test_lowers_for_cuda_at_the_small_e_shape(options):
     """The five kernels lower through Triton for CUDA (their bodies' Triton lowering runs here,
     without a GPU: unsupported ops or tile shapes fail), for every A/B option."""
@@ -186,7 +188,7 @@ def test_lowers_for_cuda_at_the_small_e_shape(options):
     weights = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), block.fused_weights())
     sds = jax.ShapeDtypeStruct
     fn = jax.jit(lambda x, s, w: block_step.gla_block_step(x, s, w, dims, interpret=False))
-    text = fn.trace(sds((16, 512), jnp.bfloat16), sds((1, 4, 128, 256), jnp.float32),
+    text = fn.trace(sds((block_step.padded_rows(1, dims.small_rows), 512), jnp.bfloat16), sds((1, 4, 128, 256), jnp.float32),
                     weights).lower(lowering_platforms=("cuda",)).as_text()
     names = ["gla_block_in_proj", "gla_block_recurrence", "gla_block_out_proj", "gla_block_mlp_in",
              "gla_block_mlp_out"]
@@ -219,7 +221,8 @@ def test_training_mode_with_dropout_is_refused():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-@pytest.mark.parametrize("options", ["whole_recurrence,two_load_mlp_in", "warps2", "out_proj_warps4,recurrence_warps8"])
+@pytest.mark.parametrize("options", ["whole_recurrence,two_load_mlp_in", "warps2", "out_proj_warps4,recurrence_warps8",
+                                     "small_rows", "tile8", "tile4"])
 def test_compiled_options_on_gpu_match_xla_step(options, dtype):
     if jax.default_backend() != "gpu":
         pytest.fail("the gpu marker needs a CUDA GPU (jax.default_backend() == 'gpu')")
