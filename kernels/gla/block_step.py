@@ -73,8 +73,10 @@ class BlockDims:
     hidden: int
     gate_logit_normalizer: float
     eps: float
-    tile: int = 16  # output columns per program: W_o, the MLP (d and F are narrow)
-    proj_tile: int = 32  # output columns per program of the q|k|v|g projection
+    # Output columns per program: 4 for W_o and the MLP, 8 for the q|k|v|g projection (at batch
+    # 1 a kernel's time follows the bytes each program waits on: narrow tiles, many programs).
+    tile: int = 4
+    proj_tile: int = 8
     # A/B options (`OPTIONS`, `model.decode_kernel_options`; the defaults are the measured best):
     split_recurrence: bool = True  # recurrence in value tiles, output gate in W_o's kernel
     value_tile: int = 32  # value channels per recurrence program with split_recurrence
@@ -85,9 +87,9 @@ class BlockDims:
     kernel_warps: tuple[tuple[str, int], ...] = (("out_proj", 8),)
     persistent: bool = False  # one kernel per block with grid barriers (block_persistent.py)
     # Fewer than 16 rows carried as the next power of two (1 at batch 1, not 16), their matmuls
-    # as multiply-and-sum instead of tensor-core dots (whose smallest M is 16): 16x less
-    # activation traffic and arithmetic per program at batch 1, and tiles narrower than 16.
-    small_rows: bool = False
+    # (and any with fewer than 16 output columns) as multiply-and-sum instead of tensor-core
+    # dots, whose smallest M and N are 16: 16x less activation traffic per program at batch 1.
+    small_rows: bool = True
     programs: int = 0  # the persistent kernel's programs (0: auto, see block_persistent)
 
     @property
@@ -150,14 +152,18 @@ OPTIONS: dict[str, dict] = {
     "warps8": {"num_warps": 8},  # 0.472 ms (likewise)
     # The whole block as one kernel with grid-wide barriers between its five phases, every
     # weight tile prefetched before the first (kernels/gla/block_persistent.py).
-    "persistent": {"persistent": True, "num_warps": 8},
+    "persistent": {"persistent": True, "num_warps": 8, "tile": 16, "proj_tile": 32, "small_rows": False},
     "value_tile16": {"value_tile": 16},  # value channels per recurrence program
     "value_tile64": {"value_tile": 64},
     "warps4": {"num_warps": 4},
-    "small_rows": {"small_rows": True},
-    # Half-width output tiles (twice the programs, half the weight bytes each), with small_rows.
-    "tile8": {"tile": 8, "proj_tile": 16, "small_rows": True},
-    "tile4": {"tile": 4, "proj_tile": 8, "small_rows": True},
+    # The eleventh lease's steps to the default (per block step, batch 1): the tenth lease's
+    # design, 16 rows and tensor-core dots on 16/32-column tiles, 26.4 us; small rows with those
+    # tiles 21.7; 8/16-column tiles 19.5; the default's 4/8 17.7 (XLA 35.8). `wide_tiles` is
+    # also the one for loops of 16 rows or more (the default's 4-column multiply-and-sum over 16+
+    # rows is correct but spills registers).
+    "wide_tiles": {"tile": 16, "proj_tile": 32, "small_rows": False},
+    "tile16": {"tile": 16, "proj_tile": 32},
+    "tile8": {"tile": 8, "proj_tile": 16},
     "warps16": {"num_warps": 16},
     "programs64": {"programs": 64},
     "programs96": {"programs": 96},

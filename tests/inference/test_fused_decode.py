@@ -103,13 +103,15 @@ def test_transformer_blocks_keep_xla_and_bad_choice_is_refused():
         tiny_config("model.decode_kernels=triton")
 
 
-def test_small_rows_kernels_generate_the_xla_codes(pair):
-    """model.decode_kernel_options=tile8 (with small_rows: 2 texts -> 2 rows, not 16)."""
-    xla, _ = pair
-    config = tiny_config("model.decode_kernels=pallas", "model.decode_kernel_options=tile8")
+def test_wide_tile_kernels_generate_the_xla_codes(pair):
+    """model.decode_kernel_options=wide_tiles: 16 rows and tensor-core dots (the default carries
+    2 texts as 2 rows)."""
+    xla, fused = pair
+    assert fused.model._fused_small_rows()
+    config = tiny_config("model.decode_kernels=pallas", "model.decode_kernel_options=wide_tiles")
     small = Synthesizer(random_model(config), config,
                         codec=FakeCodec(config.model.n_codebooks, config.model.codebook_size))
-    assert small.model._fused_small_rows()
+    assert not small.model._fused_small_rows()
     for a, b in zip(xla.generate(TEXTS, sampling=GREEDY, max_frames=24),
                     small.generate(TEXTS, sampling=GREEDY, max_frames=24)):
         assert len(a) > 4
