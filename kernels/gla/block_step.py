@@ -7,30 +7,34 @@ The block (small_e_jax/model/lclm.py, SPEC §2), for one token per row::
     x = x + W_o [RMSNorm_V(o) * w * silu(g)]
     x = x + W_out [silu(a) * b] + b_out,  [a, b] = LN2(x) W_in + b_in
 
-Why: at batch 1 a decode step is latency-bound (~2 µs per kernel on an H200, whatever its
-size), and XLA runs this block as ~17 kernels (issue 8: 258 kernels and 0.515 ms per step for
+Why: at batch 1 a decode step is latency-bound (a few µs per kernel on an H200), and XLA runs this block as ~17 kernels (issue 8: 258 kernels and 0.515 ms per step for
 the 13 GLA blocks of the 64M model plus the rest). Here a block is five kernels, split only
 where every program needs the whole of the previous result:
 
-  `_in_proj`    [N / 32]   LN1 + the q|k|v|g projection (one packed weight).
+  `_in_proj`    [N / 8]    LN1 + the q|k|v|g projection (one packed weight).
   `_recurrence` [B, H, Dv / 32]  per (row, head, 32 value channels): the gate (LN1 and the
                            low-rank gate recomputed per program: 512 x 16 multiply-adds), the
                            state update in place, o.
-  `_out_proj`   [d / 16]   the output gate RMSNorm_V(o) * w * silu(g) per head, W_o, + x.
-  `_mlp_in`     [F / 16]   LN2, W_in's gate and value rows of the tile (one load), silu(a) * b.
-  `_mlp_out`    [d / 16]   W_out + b_out + x.
+  `_out_proj`   [d / 4]    the output gate RMSNorm_V(o) * w * silu(g) per head, W_o, + x.
+  `_mlp_in`     [F / 4]    LN2, W_in's gate and value rows of the tile (one load), silu(a) * b.
+  `_mlp_out`    [d / 4]    W_out + b_out + x.
 
-Every program issues its loads before any arithmetic and reads each operand in one load (on an
-H200 a kernel's time followed the number of loads its programs wait on, not their bytes: W_o
-read per head took 10.8 µs, in one load 3.8), and the output tiles are narrow so that a weight
-is spread over many programs (a 512 x 1024 matrix: 32 programs of 16 rows of [out, in]).
-Measured (benchmarks/RESULTS.md, tenth lease): 0.381 ms per batch-1 decode step against XLA's
-0.512 in the same run on one H200 (1.34x); 26.9 µs per block against XLA's 35.2. `OPTIONS` holds the variants measured against it
-(`model.decode_kernel_options`), parity-tested like the default.
+Every program issues its loads before any arithmetic and reads each operand in one load. At
+batch 1 a kernel's time follows the bytes each program waits on (kernels/benchmarks/pdl_probe.py,
+H200: a chain of dependent kernels of 128 programs costs 1.0 / 2.2 / 3.8 µs per kernel at 2 / 8 /
+32 KB per program), so the output tiles are narrow and a weight is spread over many programs (a
+512 x 1024 matrix: 128 programs of 4 rows of [out, in], 8 KB each).
+Measured (benchmarks/RESULTS.md, eleventh lease): 0.254 ms per batch-1 decode step against XLA's
+0.510 in the same run on one H200 (2.0x); 17.7 µs per block against XLA's 35.8. `OPTIONS` holds
+the variants measured against it (`model.decode_kernel_options`), parity-tested like the default.
 
-Rows: the activations carry R rows, a multiple of 16 (Triton's smallest matmul tile), of which
-the first B (the state's batch) are real. The caller pads once (`padded_rows`) and keeps the
-residual stream padded across blocks; padded rows stay finite and never mix with real rows.
+Rows (`small_rows`, the default): fewer than 16 real rows are carried as the next power of two
+(1 at batch 1) and the matmuls are multiply-and-sum on the CUDA cores (as is any matmul with
+fewer than 16 output columns, so 16+ rows are correct but slow with the default tiles). The
+option `wide_tiles` (the tenth lease's design: 16/32-column tiles, rows a multiple of 16) uses
+Triton's tensor-core dots, whose smallest M and N are 16. The first B rows (the state's batch)
+are real; the caller pads once (`padded_rows`) and keeps the residual stream padded across
+blocks; padded rows stay finite and never mix with real rows.
 
 Weights are packed once per decode call (`pack_block_weights`, outside the loop): q|k|v|g
 concatenated, matmul weights transposed to [out, in] (a program's rows are contiguous), the MLP
@@ -137,7 +141,8 @@ def unsupported_reason(dims: BlockDims) -> Optional[str]:
 
 
 # Kernel variants to A/B on a GPU (bench_decode model.decode_kernel_options=NAME,NAME), each
-# parity-tested like the default. The defaults are the tenth lease's best (benchmarks/RESULTS.md):
+# parity-tested like the default. The defaults are the eleventh lease's best (small rows, 4/8-
+# column tiles; see `wide_tiles` below), on top of the tenth lease's (benchmarks/RESULTS.md):
 # the recurrence in 32-channel value tiles (its output gate's per-head RMSNorm in W_o's kernel,
 # by a reshape to [R, H, Dv]) and W_in's gate and value rows of a tile in one load; batch 1,
 # 0.408 ms per step against 0.455 for the variant without both and 0.500 for XLA, same run;

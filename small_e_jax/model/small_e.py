@@ -59,10 +59,10 @@ from small_e_jax.model.text_encoder import TextEncoder
 
 
 # model.decode_kernels=auto: the fused Pallas block kernels for decode loops of at most this
-# many rows on a GPU. Measured on an H200 (64M model, benchmarks/RESULTS.md, tenth and eleventh
-# leases): 1 row 0.373 ms per step vs XLA 0.512, 4 rows 0.407 vs 0.436, 8 rows 0.434 vs 0.446;
-# at 16 rows the ninth lease's kernels were slower than XLA.
-AUTO_PALLAS_MAX_ROWS = 8
+# many rows on a GPU. Measured on an H200 (64M model, benchmarks/RESULTS.md, eleventh lease, the
+# small-row kernels): 1 row 0.254 ms per step vs XLA 0.510, 4 rows 0.352 vs 0.431, 8 rows 0.476
+# vs 0.457 (the wide-tile kernels: 0.434 vs 0.446; 16 rows 0.518 vs ~0.474).
+AUTO_PALLAS_MAX_ROWS = 4
 
 
 @flax.struct.dataclass
