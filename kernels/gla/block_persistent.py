@@ -364,7 +364,7 @@ def gla_block_step_persistent(x: jax.Array, state: jax.Array, weights: dict[str,
     """One token through a GLA block in one kernel (shapes as ``block_step.gla_block_step``).
 
     Args:
-      x: [R, d] residual stream, R = ``padded_rows(B)``; state: [B, H, Dk, Dv] float32.
+      x: [R, d] residual stream, R = ``padded_rows(B, False)`` (its option turns small rows off); state: [B, H, Dk, Dv] float32.
       interpret: run staged in the Pallas interpreter (default on a CPU backend).
       programs: P for the compiled kernel (default ``dims.programs``, else the most items a
         stage has but at least 128, at most the SM count); must not exceed the SM count (all

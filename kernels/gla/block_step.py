@@ -7,8 +7,8 @@ The block (small_e_jax/model/lclm.py, SPEC §2), for one token per row::
     x = x + W_o [RMSNorm_V(o) * w * silu(g)]
     x = x + W_out [silu(a) * b] + b_out,  [a, b] = LN2(x) W_in + b_in
 
-Why: at batch 1 a decode step is latency-bound (a few µs per kernel on an H200), and XLA runs this block as ~17 kernels (issue 8: 258 kernels and 0.515 ms per step for
-the 13 GLA blocks of the 64M model plus the rest). Here a block is five kernels, split only
+Why: at batch 1 a decode step is latency-bound (a few µs per kernel on an H200), and XLA runs
+this block as ~17 kernels (issue 8: 258 kernels and 0.515 ms per step for the 13 GLA blocks of the 64M model plus the rest). Here a block is five kernels, split only
 where every program needs the whole of the previous result:
 
   `_in_proj`    [N / 8]    LN1 + the q|k|v|g projection (one packed weight).
@@ -216,8 +216,9 @@ def make_dims(d: int, heads: int, head_k: int, head_v: int, rank: int, hidden: i
                      value_tile=value_tile, **kwargs)
 
 
-def padded_rows(batch: int, small_rows: bool = False) -> int:
-    """Rows R the activations carry for ``batch`` real rows (``small_rows``: `BlockDims`)."""
+def padded_rows(batch: int, small_rows: bool) -> int:
+    """Rows R the activations carry for ``batch`` real rows (``small_rows``: the blocks'
+    `BlockDims.small_rows`, so that the caller and the kernels agree)."""
     if small_rows and batch < ROW_MULTIPLE:
         return 1 << max(batch - 1, 0).bit_length()
     return -(-batch // ROW_MULTIPLE) * ROW_MULTIPLE
@@ -449,7 +450,7 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
     """One token through a GLA block.
 
     Args:
-      x: [R, d] the residual stream (compute dtype), R = ``padded_rows(B)``; rows >= B padding.
+      x: [R, d] the residual stream (compute dtype), R = ``padded_rows(B, dims.small_rows)``; rows >= B padding.
       state: [B, H, Dk, Dv] float32 recurrent state (updated in place where XLA allows).
       weights: ``pack_block_weights``'s dict.
       dims: the block's static shape.

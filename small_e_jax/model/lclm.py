@@ -237,8 +237,9 @@ class LCLMBlock(nnx.Module):
         """x [B, d] -> (y [B, d], state).
 
         ``weights`` (from :meth:`fused_weights`): run the fused Pallas kernels
-        (``kernels.gla.block_step``) instead; x is then [R, d] with R = ``padded_rows(B)`` rows
-        (the state's B first are real) and so is y. Eval mode only (no dropout there).
+        (``kernels.gla.block_step``) instead; x is then [R, d] with R = ``padded_rows(B,
+        fused_dims().small_rows)`` rows (the state's B first are real) and so is y. Eval mode
+        only (no dropout there).
         """
         if weights is not None:
             if self.dropout.rate > 0 and not self.dropout.deterministic:

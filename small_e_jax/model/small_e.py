@@ -337,7 +337,7 @@ class SmallE(nnx.Module):
         the next column, new state[, attention row [B, 2 or H, J]]).
 
         ``weights``: :meth:`fused_decode_weights` (None: every block through XLA). With them
-        the residual stream carries ``padded_rows(B)`` rows between the fused blocks.
+        the residual stream carries ``padded_rows(B, small_rows)`` rows between the fused blocks.
         Step by step it reproduces ``__call__`` (same causal computation; the fused kernels
         round where XLA does, see tests/kernels/test_block_step.py for the tolerances).
         """

@@ -109,10 +109,10 @@ def test_wide_tile_kernels_generate_the_xla_codes(pair):
     xla, fused = pair
     assert fused.model._fused_small_rows()
     config = tiny_config("model.decode_kernels=pallas", "model.decode_kernel_options=wide_tiles")
-    small = Synthesizer(random_model(config), config,
-                        codec=FakeCodec(config.model.n_codebooks, config.model.codebook_size))
-    assert not small.model._fused_small_rows()
+    wide = Synthesizer(random_model(config), config,
+                       codec=FakeCodec(config.model.n_codebooks, config.model.codebook_size))
+    assert not wide.model._fused_small_rows()
     for a, b in zip(xla.generate(TEXTS, sampling=GREEDY, max_frames=24),
-                    small.generate(TEXTS, sampling=GREEDY, max_frames=24)):
+                    wide.generate(TEXTS, sampling=GREEDY, max_frames=24)):
         assert len(a) > 4
         np.testing.assert_array_equal(b, a)

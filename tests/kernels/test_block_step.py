@@ -189,7 +189,8 @@ def test_lowers_for_cuda_at_the_small_e_shape(options):
     weights = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), block.fused_weights())
     sds = jax.ShapeDtypeStruct
     fn = jax.jit(lambda x, s, w: block_step.gla_block_step(x, s, w, dims, interpret=False))
-    text = fn.trace(sds((block_step.padded_rows(1, dims.small_rows), 512), jnp.bfloat16), sds((1, 4, 128, 256), jnp.float32),
+    rows = block_step.padded_rows(1, dims.small_rows)
+    text = fn.trace(sds((rows, 512), jnp.bfloat16), sds((1, 4, 128, 256), jnp.float32),
                     weights).lower(lowering_platforms=("cuda",)).as_text()
     names = ["gla_block_in_proj", "gla_block_recurrence", "gla_block_out_proj", "gla_block_mlp_in",
              "gla_block_mlp_out"]
