@@ -2,6 +2,7 @@
 
     python -m data_pipeline.build --dataset mini --data_dir ~/tensorflow_datasets
     python -m data_pipeline.build --dataset speech_folder --manual_dir /data/LJSpeech-1.1
+    python -m data_pipeline.build --dataset synthetic_corpus --manual_dir corpus/ --codec dac_mini24 --codec_weights bundled
     python -m data_pipeline.build --dataset librilight_medium --manual_dir /data/librilight/medium \\
         --transcripts /data/librilight/transcripts.jsonl --codec dac_24khz --codec_weights weights/dac_24khz
 
@@ -41,6 +42,11 @@ def make_builder(dataset: str, *, data_dir: Optional[str] = None, manual_dir: Op
     if dataset == "speech_folder":
         if not manual_dir:
             raise ValueError("--dataset speech_folder needs --manual_dir (a corpus folder or a manifest)")
+        kwargs["manual_dir"] = manual_dir
+    elif dataset == "synthetic_corpus":
+        if not manual_dir:
+            raise ValueError("--dataset synthetic_corpus needs --manual_dir (a folder made by "
+                             "python -m data_pipeline.make_synthetic_corpus)")
         kwargs["manual_dir"] = manual_dir
     elif dataset == "librilight_medium":
         kwargs.update(manual_dir=manual_dir, transcripts=transcripts)

@@ -33,11 +33,12 @@ def hash_split(key: str, validation_fraction: float) -> str:
     return "validation" if h < validation_fraction else "train"
 
 
-def _split_of(row: dict, text: str, validation_fraction: float) -> str:
+def _split_of(row: dict, text: str, validation_fraction: float,
+              splits: tuple[str, ...] = ("train", "validation")) -> str:
     split = (row.get("split") or "").strip()
     if split in ("val", "valid", "dev"):
         split = "validation"
-    return split if split in ("train", "validation") else hash_split(text, validation_fraction)
+    return split if split in splits else hash_split(text, validation_fraction)
 
 
 def read_rows(path: str | Path) -> list[dict]:
@@ -49,9 +50,11 @@ def read_rows(path: str | Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def read_manifest(path: str | Path, validation_fraction: float = 0.02) -> list[Utterance]:
+def read_manifest(path: str | Path, validation_fraction: float = 0.02,
+                  splits: tuple[str, ...] = ("train", "validation")) -> list[Utterance]:
     """A CSV (header row) or JSONL manifest with ``path`` and ``text`` (optional ``speaker``,
-    ``split``, ``id``); relative audio paths are relative to the manifest's folder."""
+    ``split``, ``id``); relative audio paths are relative to the manifest's folder. A row's split
+    is kept when it is one of ``splits``, else drawn by :func:`hash_split` of its text."""
     path = Path(path)
     rows = read_rows(path)
     if rows and not {"path", "text"} <= set(rows[0]):
@@ -62,7 +65,7 @@ def read_manifest(path: str | Path, validation_fraction: float = 0.02) -> list[U
         text = (row.get("text") or "").strip()
         sid = str(row.get("id") or Path(row["path"]).with_suffix("").as_posix())
         out.append(Utterance(sid, str(audio), text, str(row.get("speaker") or ""),
-                             _split_of(row, text, validation_fraction)))
+                             _split_of(row, text, validation_fraction, splits)))
     return out
 
 

@@ -25,6 +25,7 @@ class CodecBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Base of the builders: audio + text -> codec codes, text tokens, metadata (ArrayRecord)."""
 
     VERSION = tfds.core.Version("1.0.0")
+    SPLITS: tuple[str, ...] = SPLITS  # the splits a builder writes (a subclass may add its own)
 
     def __init__(self, *, codec: str = "dac_24khz", codec_weights: Optional[str] = None, n_q: int = 4,
                  codec_obj: Any = None, max_examples: Optional[int] = None,
@@ -71,7 +72,7 @@ class CodecBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         utts = self.utterances(dl_manager)
-        by_split = {s: [u for u in utts if u.split == s] for s in SPLITS}
+        by_split = {s: [u for u in utts if u.split == s] for s in self.SPLITS}
         if self._max_examples is not None:
             by_split = {s: u[: self._max_examples] for s, u in by_split.items()}
         return {s: self._generate_examples(s, u) for s, u in by_split.items() if u}
