@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
-DATA_CHOICES = ("synthetic", "mini", "librilight_medium")
+DATA_CHOICES = ("synthetic", "mini", "librilight_medium", "speech_folder", "synthetic_corpus")
 
 
 class LoaderSource:

@@ -32,6 +32,19 @@
 #               $OUT/paca_runs.tgz.* hold the wavs, maps and TensorBoard logs (WER runs on the
 #               CPU: docs/gpu_runbook.md); the same for 72 training sentences (`*_train*`), to tell
 #               memorisation from generalisation
+#   reading_corpus  the synthetic reading corpus made here (engines from .device/tts_engines.tar.xz,
+#               scripts/bundle_tts_engines.sh), tokenized by the shipped dac_mini24 through the
+#               synthetic_corpus builder, packed for the trip back ($OUT/reading_tokens.npz.*:
+#               `cat` the parts, then `python -m data_pipeline.transport unpack`), the corpus
+#               manifest, README and failures; $READING_HOURS (default 32)
+#   reading_probe   train the small_e_reading preset on that corpus until $PROBE_SECONDS (default
+#               120) have passed: compile time, steps/s and the first losses, for planning
+#   reading_train   one arm ($READING_ARM: paca or plain) of experiments.small_e_reading on the
+#               packed corpus carried in .device/reading_tokens.npz.*, $READING_STEPS steps or until
+#               $TRAIN_DEADLINE (epoch seconds; SIGTERM saves), then perplexity and teacher-forced
+#               attention on the validation split and the codes of the held-out sentences and of
+#               voice cloning ($OUT/<arm>_codes.npz, decoded and scored on a CPU); paca also exports
+#               the shippable model ($OUT/small_e_reading.tar.*)
 #   codec_train train the small codec of issue 11 for $CODEC_MINUTES minutes (resumes from .device/)
 #   data        build the mini corpus (random DAC on the GPU) and time the grain loader
 #   fla_cache   wait for fla_warm (until $FLA_DEADLINE seconds into the run) and pack the
@@ -198,6 +211,57 @@ print("".join(t + "\n" for t in texts), end="")' \
         tar -czf - -C /tmp eval $(cd /tmp && ls -d runs/*/tensorboard 2>/dev/null) \
           | split -b 15m - "$OUT/paca_runs.tgz."
       } 2>&1 | tee "$OUT/paca_runs.log" ;;
+    reading_corpus)
+      { mkdir -p /tmp/tts && tar -xJf .device/tts_engines.tar.xz -C /tmp/tts || exit 1
+        t0=$(date +%s)
+        python3 -m data_pipeline.make_synthetic_corpus --out /tmp/reading_corpus --hours "${READING_HOURS:-32}" \
+          --format wav --sample-rate 24000 --engines-prefix /tmp/tts --no-progress-bar || exit 1
+        t1=$(date +%s)
+        python3 -m data_pipeline.build --dataset synthetic_corpus --manual_dir /tmp/reading_corpus \
+          --codec dac_mini24 --codec_weights bundled --data_dir /tmp/tfds_reading 2>&1 | grep -v -E "Warning|it/s]|s/it]" || exit 1
+        t2=$(date +%s)
+        python3 -m data_pipeline.transport pack --dataset synthetic_corpus --codec dac_mini24 \
+          --data_dir /tmp/tfds_reading --out /tmp/reading_tokens.npz || exit 1
+        split -b 15m /tmp/reading_tokens.npz "$OUT/reading_tokens.npz."
+        gzip -c /tmp/reading_corpus/manifest.jsonl > "$OUT/reading_manifest.jsonl.gz"
+        cp /tmp/reading_corpus/README.md "$OUT/reading_corpus_README.md"
+        gzip -c /tmp/reading_corpus/failures.jsonl > "$OUT/reading_failures.jsonl.gz"
+        cat /tmp/tfds_reading/reports/*.summary.json
+        echo "reading_corpus: synthesis $((t1 - t0)) s, build $((t2 - t1)) s, pack $(( $(date +%s) - t2 )) s"
+      } 2>&1 | tee "$OUT/reading_corpus.log" ;;
+    reading_probe)  # $PROBE_DEADLINE (epoch seconds) instead of $PROBE_SECONDS: stop then
+      probe_s=${PROBE_SECONDS:-120}
+      [ -n "${PROBE_DEADLINE:-}" ] && probe_s=$(( PROBE_DEADLINE - $(date +%s) ))
+      echo "probe: ${probe_s} s"
+      timeout -s TERM "$probe_s" python3 -m experiments.librilight_medium --config small_e_reading \
+        --data=synthetic_corpus data.data_dir=/tmp/tfds_reading trainer.workdir=/tmp/runs/probe \
+        trainer.progress_bar=false trainer.log_every=50 2>&1 | grep -v -E "Warning" | tail -60 | tee "$OUT/reading_probe.log" ;;
+    reading_train)
+      arm=${READING_ARM:-paca}; run=/tmp/runs/$arm; flag=""; [ "$arm" = plain ] && flag=--plain
+      { if [ ! -d /tmp/tfds_reading ]; then
+          cat .device/reading_tokens.npz.* > /tmp/reading_tokens.npz \
+            && python3 -m data_pipeline.transport unpack /tmp/reading_tokens.npz --data_dir /tmp/tfds_reading || exit 1
+        fi
+        train_s=$(( ${TRAIN_DEADLINE:-$(( $(date +%s) + 300 ))} - $(date +%s) ))
+        echo "training for at most ${train_s} s"
+        # shellcheck disable=SC2086  # $flag is empty or one word
+        timeout -s TERM "$train_s" python3 -m experiments.small_e_reading $flag data.data_dir=/tmp/tfds_reading \
+          "trainer.workdir=$run" "trainer.steps=${READING_STEPS:-6000}" trainer.progress_bar=false 2>&1 \
+          | grep -v -E "Warning|WARNING"
+        python3 -m small_e_jax.evaluate perplexity --checkpoint "$run/checkpoints" --data-dir /tmp/tfds_reading \
+          --max-batches 4 --label "$arm" --out "$OUT/${arm}_ppl.json" 2>&1 | grep -v -E "Warning|WARNING" | tail -3
+        python3 -m small_e_jax.evaluate attention --checkpoint "$run/checkpoints" --data-dir /tmp/tfds_reading \
+          --max-batches 4 --label "$arm" --out-dir "/tmp/eval/${arm}_attention" --out "$OUT/${arm}_attention.json" \
+          2>&1 | grep -v -E "Warning|WARNING" | tail -3
+        cp "/tmp/eval/${arm}_attention/attention_maps.npz" "$OUT/${arm}_attention_maps.npz"
+        python3 -m experiments.small_e_reading generate --checkpoint "$run/checkpoints" --data_dir /tmp/tfds_reading \
+          --out "$OUT/${arm}_codes.npz" 2>&1 | grep -v -E "Warning|WARNING" | tail -3
+        if [ "$arm" = paca ]; then
+          python3 -m small_e_jax.pretrained export --checkpoint "$run/checkpoints" --out /tmp/export/small_e_reading \
+            2>&1 | tail -1
+          tar -cf - -C /tmp/export small_e_reading | split -b 15m - "$OUT/small_e_reading.tar."
+        fi
+      } 2>&1 | tee "$OUT/reading_train_${arm}.log" ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done

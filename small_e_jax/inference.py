@@ -242,6 +242,15 @@ class Synthesizer:
                                       decode_kernels=decode_kernels)
         return cls(model, config, codec=codec, codec_weights=codec_weights, min_rows=min_rows)
 
+    @classmethod
+    def from_pretrained(cls, name: str = "small_e_reading", **kwargs: Any) -> "Synthesizer":
+        """A Synthesizer for a model shipped in the package (``small_e_jax/pretrained/<name>``,
+        see :mod:`small_e_jax.pretrained`) or an exported folder; ``kwargs`` as for
+        :meth:`from_checkpoint`."""
+        from small_e_jax.pretrained import pretrained_path
+
+        return cls.from_checkpoint(pretrained_path(name), **kwargs)
+
     @property
     def model(self) -> SmallE:
         return nnx.merge(self.graphdef, self.params)

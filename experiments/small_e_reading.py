@@ -1,0 +1,117 @@
+"""A Small-E that reads: the ``small_e_reading`` preset on the synthetic reading corpus.
+
+    python -m data_pipeline.make_synthetic_corpus --out corpus/                       # ~32 h, 17 voices
+    python -m data_pipeline.build --dataset synthetic_corpus --manual_dir corpus/ \\
+        --codec dac_mini24 --codec_weights bundled --data_dir tfds/
+    python -m experiments.small_e_reading data.data_dir=tfds/ [key=value ...]         # PACA (the model)
+    python -m experiments.small_e_reading --plain data.data_dir=tfds/ ...             # plain cross-attention
+    python -m experiments.small_e_reading generate --checkpoint RUN/checkpoints --data_dir tfds/ --out codes.npz
+
+Training is ``experiments.librilight_medium``'s trainer with the ``small_e_reading`` preset
+(20.5M parameters: GLA blocks, PACA; ``docs/model_card.md``) and ``--data=synthetic_corpus``;
+``--plain`` swaps PACA for 4-head plain cross-attention (the paper's ablation) in another workdir.
+Same exit codes as the trainer.
+
+``generate`` writes, without a codec (the codes are decoded elsewhere, e.g. on a CPU), the codes
+of the held-out sentences (the ``validation`` split; without a prompt the model picks the voice)
+and of voice cloning: for each held-out voice, its clip closest to 3 s (codes and transcript) as
+the prompt, continued by the first ``--clone-texts`` held-out sentences. ``--split`` and
+``--limit`` pick other rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+
+from experiments.librilight_medium import main as train_main
+
+PLAIN = ("name=small_e_reading_plain", "model.cross_attention=plain", "model.cross_attention_heads=4",
+         "trainer.workdir=runs/small_e_reading_plain")
+
+
+def _records(data_dir: str, split: str, codec: str = "dac_mini24", n_q: int = 4) -> list[dict]:
+    from data_pipeline.loader import open_source
+
+    source, _ = open_source("synthetic_corpus", split, data_dir=data_dir, codec=codec, n_q=n_q)
+    return [source[i] for i in range(len(source))]
+
+
+def _str(x) -> str:
+    return x.decode() if isinstance(x, bytes) else str(x)
+
+
+def generate(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m experiments.small_e_reading generate")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data_dir", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--split", default="validation")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--clone-texts", type=int, default=40, help="held-out sentences per held-out voice")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=100)
+    p.add_argument("--batch", type=int, default=128)
+    args = p.parse_args(argv)
+    from small_e_jax.inference import Prompt, Synthesizer
+    from small_e_jax.sampling import SamplingConfig
+
+    synth = Synthesizer.from_checkpoint(args.checkpoint)
+    sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k)
+    rows = _records(args.data_dir, args.split)[: args.limit]
+    out: dict[str, np.ndarray] = {}
+    meta: dict = {"split": args.split, "items": [], "clone": [], "sampling": vars(args)}
+    t0 = time.time()
+    for start in range(0, len(rows), args.batch):
+        chunk = rows[start: start + args.batch]
+        codes = synth.generate([_str(r["text"]) for r in chunk], sampling=sampling, seed=args.seed + start)
+        for r, c in zip(chunk, codes):
+            key = f"tts/{_str(r['source_id'])}"
+            out[key] = c.astype(np.int16)
+            meta["items"].append({"key": key, "text": _str(r["text"]), "speaker": _str(r["speaker"]),
+                                  "source_id": _str(r["source_id"])})
+    print(f"generated {len(rows)} in {time.time() - t0:.1f} s", flush=True)
+    held = _records(args.data_dir, "heldout_voices")
+    texts = [_str(r["text"]) for r in rows[: args.clone_texts]]
+    for voice in sorted({_str(r["speaker"]) for r in held}):
+        mine = [r for r in held if _str(r["speaker"]) == voice]
+        prompt_row = min(mine, key=lambda r: abs(float(r["duration"]) - 3.0))
+        prompt = Prompt(codes=np.asarray(prompt_row["codes"]).T.astype(np.int32), text=_str(prompt_row["text"]))
+        codes = synth.generate(texts, sampling=sampling, seed=args.seed, prompts=[prompt] * len(texts))
+        for i, (r, c) in enumerate(zip(rows, codes)):
+            key = f"clone/{voice}/{i:03d}"
+            out[key] = c.astype(np.int16)
+            meta["clone"].append({"key": key, "voice": voice, "text": texts[i], "source_id": _str(r["source_id"]),
+                                  "prompt_id": _str(prompt_row["source_id"])})
+        out[f"prompt/{voice}"] = np.asarray(prompt_row["codes"]).T.astype(np.int16)
+        meta.setdefault("prompts", {})[voice] = {"source_id": _str(prompt_row["source_id"]),
+                                                 "text": _str(prompt_row["text"]),
+                                                 "duration": float(prompt_row["duration"])}
+    out["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez_compressed(args.out, **out)
+    print(f"wrote {args.out}: {len(meta['items'])} texts, {len(meta['clone'])} cloned, "
+          f"{time.time() - t0:.1f} s", flush=True)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["generate"]:
+        return generate(argv[1:])
+    fixed: tuple[str, ...] = ()
+    if "--plain" in argv:
+        argv.remove("--plain")
+        fixed = PLAIN
+    if not any(a.startswith("--data") for a in argv):
+        argv.insert(0, "--data=synthetic_corpus")
+    return train_main(argv, default_preset="small_e_reading", fixed=fixed, doc=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Models shipped inside the package, and turning a training run into one.
+
+    python -m small_e_jax.pretrained export --checkpoint runs/small_e_reading/checkpoints --out DIR
+    python -m small_e_jax.pretrained list
+
+A shipped model is a parameters-only checkpoint (the trainer's layout, no optimizer state, no
+data iterator) with its floating-point parameters in bfloat16, in ``small_e_jax/pretrained/<name>/``,
+plus ``card.json`` (where it came from). It loads with
+``Synthesizer.from_pretrained("small_e_reading")`` or ``python -m small_e_jax.synthesize`` (the
+default model when no ``--checkpoint`` is given). The model card is ``docs/model_card.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+#: Models shipped inside the package: ``pretrained/<name>/`` (a params-only checkpoint + card.json).
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+DEFAULT_MODEL = "small_e_reading"
+
+
+def shipped_models() -> list[str]:
+    """Names of the models shipped in the package."""
+    if not PRETRAINED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / "card.json").is_file())
+
+
+def pretrained_path(name_or_path: str = DEFAULT_MODEL) -> Path:
+    """The checkpoint directory of a shipped model (by name) or of any exported folder (by path)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    shipped = PRETRAINED_DIR / name_or_path
+    if (shipped / "card.json").is_file():
+        return shipped
+    raise FileNotFoundError(f"no shipped model named {name_or_path!r} and no such folder; shipped: "
+                            f"{', '.join(shipped_models()) or 'none'}")
+
+
+def export(checkpoint: str | Path, out: str | Path, *, step: Optional[int] = None, dtype: str = "bfloat16",
+           card: Optional[dict[str, Any]] = None) -> Path:
+    """Write the model of a training checkpoint as a params-only checkpoint in ``dtype`` at ``out``."""
+    from small_e_jax.checkpoint import save_params_checkpoint
+    from small_e_jax.config import config_to_dict
+    from small_e_jax.inference import load_model
+    from flax import nnx
+
+    model, config, saved_step = load_model(checkpoint, step=step, param_dtype=dtype)
+    params = nnx.state(model, nnx.Param)
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty")
+    save_params_checkpoint(out, params, config_to_dict(config), saved_step)
+    n_params = sum(int(x.size) for x in __import__("jax").tree.leaves(params))
+    info = {"name": config.name, "step": saved_step, "parameters": n_params, "dtype": dtype,
+            "source_checkpoint": str(checkpoint), **(card or {})}
+    (out / "card.json").write_text(json.dumps(info, indent=1) + "\n")
+    return out
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m small_e_jax.pretrained", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("export", help="a training checkpoint -> a shippable params-only checkpoint")
+    e.add_argument("--checkpoint", required=True, help="a run's checkpoint directory (or its workdir)")
+    e.add_argument("--step", type=int, default=None)
+    e.add_argument("--out", required=True)
+    e.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))
+    e.add_argument("--card", default=None, help="JSON object of extra facts for card.json")
+    sub.add_parser("list", help="the models shipped in the package")
+    args = p.parse_args(argv)
+    if args.cmd == "list":
+        for name in shipped_models():
+            print(name, json.loads((PRETRAINED_DIR / name / "card.json").read_text()))
+        return 0
+    from small_e_jax.checkpoint import CheckpointError
+
+    try:
+        card = json.loads(args.card) if args.card else None
+        out = export(args.checkpoint, args.out, step=args.step, dtype=args.dtype, card=card)
+    except (CheckpointError, FileExistsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"exported {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
