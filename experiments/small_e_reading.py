@@ -100,10 +100,84 @@ def generate(argv: Sequence[str]) -> int:
     return 0
 
 
+def decode(argv: Sequence[str]) -> int:
+    """``decode --codes X.npz --corpus DIR --out OUT``: the wavs of ``generate``'s codes, and the
+    manifests the evaluation reads (``tts.jsonl``, ``tts_long.jsonl``: held-out sentences of >= 25
+    words; ``clone_pairs.jsonl``: each cloned output against a real clip of its voice that is not
+    the prompt; ``same_voice_pairs.jsonl`` / ``other_voice_pairs.jsonl``: real clips against real
+    clips of the same / the other held-out voice)."""
+    from pathlib import Path
+
+    import soundfile as sf
+
+    from small_e_jax.codec import load_codec
+
+    p = argparse.ArgumentParser(prog="python -m experiments.small_e_reading decode")
+    p.add_argument("--codes", required=True)
+    p.add_argument("--corpus", required=True, help="the corpus folder (its manifest gives the real clips)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--codec-weights", default="bundled")
+    p.add_argument("--long-words", type=int, default=25)
+    args = p.parse_args(argv)
+    z = np.load(args.codes)
+    meta = json.loads(bytes(z["meta"]).decode())
+    out = Path(args.out).resolve()
+    (out / "wavs").mkdir(parents=True, exist_ok=True)
+    codec = load_codec("dac_mini24", args.codec_weights, n_q=4)
+    corpus = Path(args.corpus).resolve()
+    real = [json.loads(line) for line in open(corpus / "manifest.jsonl")]
+    by_id = {r["id"]: r for r in real}
+
+    def write(key: str) -> str:
+        codes = np.asarray(z[key]).T[None].astype(np.int32)  # [1, Q, F]
+        wav = np.asarray(codec.decode(codes))[0] if codes.shape[-1] else np.zeros(1, np.float32)
+        name = key.replace("/", "_") + ".wav"
+        sf.write(out / "wavs" / name, wav, codec.sample_rate)
+        return str(out / "wavs" / name)
+
+    def dump(name: str, rows: list[dict]) -> None:
+        with open(out / name, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+
+    tts = [{"path": write(it["key"]), "text": it["text"], "speaker": it["speaker"], "id": it["source_id"]}
+           for it in meta["items"]]
+    dump("tts.jsonl", tts)
+    dump("tts_long.jsonl", [r for r in tts if len(r["text"].split()) >= args.long_words])
+    ids = {r["id"] for r in tts}
+    dump("ground_truth.jsonl", [{"path": str(corpus / by_id[i]["path"]), "text": by_id[i]["text"],
+                                 "speaker": by_id[i]["speaker"], "id": i} for i in sorted(ids) if i in by_id])
+    dump("ground_truth_long.jsonl", [{"path": str(corpus / by_id[i]["path"]), "text": by_id[i]["text"], "id": i}
+                                     for i in sorted(ids) if i in by_id
+                                     and len(by_id[i]["text"].split()) >= args.long_words])
+    voices = sorted(meta.get("prompts", {}))
+    refs = {v: [r for r in real if r["speaker"] == v and r["id"] != meta["prompts"][v]["source_id"]] for v in voices}
+    clone, same, other = [], [], []
+    for n, it in enumerate(meta["clone"]):
+        ref = refs[it["voice"]][n % len(refs[it["voice"]])]
+        clone.append({"prompt": str(corpus / ref["path"]), "output": write(it["key"]), "voice": it["voice"],
+                      "text": it["text"]})
+    for v in voices:
+        clips = refs[v]
+        same += [{"prompt": str(corpus / clips[i]["path"]), "output": str(corpus / clips[i + 1]["path"]),
+                  "voice": v} for i in range(0, len(clips) - 1, 2)]
+        for w in voices:
+            if w > v:
+                other += [{"prompt": str(corpus / a["path"]), "output": str(corpus / b["path"])}
+                          for a, b in zip(clips, refs[w])]
+    dump("clone_pairs.jsonl", clone)
+    dump("clone_tts.jsonl", [{"path": c["output"], "text": c["text"]} for c in clone])
+    dump("same_voice_pairs.jsonl", same)
+    dump("other_voice_pairs.jsonl", other)
+    print(f"decoded {len(tts)} texts and {len(clone)} cloned outputs -> {out}")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["generate"]:
         return generate(argv[1:])
+    if argv[:1] == ["decode"]:
+        return decode(argv[1:])
     fixed: tuple[str, ...] = ()
     if "--plain" in argv:
         argv.remove("--plain")

@@ -36,7 +36,8 @@
 #               scripts/bundle_tts_engines.sh), tokenized by the shipped dac_mini24 through the
 #               synthetic_corpus builder, packed for the trip back ($OUT/reading_tokens.npz.*:
 #               `cat` the parts, then `python -m data_pipeline.transport unpack`), the corpus
-#               manifest, README and failures; $READING_HOURS (default 32)
+#               manifest, README and failures; $READING_HOURS (default 32); $READING_LIMIT: only the
+#               first N utterances of each split; READING_PACK=0: no packing
 #   reading_probe   train the small_e_reading preset on that corpus until $PROBE_SECONDS (default
 #               120) have passed: compile time, steps/s and the first losses, for planning
 #   reading_train   one arm ($READING_ARM: paca or plain) of experiments.small_e_reading on the
@@ -214,15 +215,18 @@ print("".join(t + "\n" for t in texts), end="")' \
     reading_corpus)
       { mkdir -p /tmp/tts && tar -xJf .device/tts_engines.tar.xz -C /tmp/tts || exit 1
         t0=$(date +%s)
+        limit=(); [ -n "${READING_LIMIT:-}" ] && limit=(--limit "$READING_LIMIT")
         python3 -m data_pipeline.make_synthetic_corpus --out /tmp/reading_corpus --hours "${READING_HOURS:-32}" \
-          --format wav --sample-rate 24000 --engines-prefix /tmp/tts --no-progress-bar || exit 1
+          --format wav --sample-rate 24000 --engines-prefix /tmp/tts --no-progress-bar "${limit[@]}" || exit 1
         t1=$(date +%s)
         python3 -m data_pipeline.build --dataset synthetic_corpus --manual_dir /tmp/reading_corpus \
           --codec dac_mini24 --codec_weights bundled --data_dir /tmp/tfds_reading 2>&1 | grep -v -E "Warning|it/s]|s/it]" || exit 1
         t2=$(date +%s)
-        python3 -m data_pipeline.transport pack --dataset synthetic_corpus --codec dac_mini24 \
-          --data_dir /tmp/tfds_reading --out /tmp/reading_tokens.npz || exit 1
-        split -b 15m /tmp/reading_tokens.npz "$OUT/reading_tokens.npz."
+        if [ "${READING_PACK:-1}" != 0 ]; then
+          python3 -m data_pipeline.transport pack --dataset synthetic_corpus --codec dac_mini24 \
+            --data_dir /tmp/tfds_reading --out /tmp/reading_tokens.npz || exit 1
+          split -b 15m /tmp/reading_tokens.npz "$OUT/reading_tokens.npz."
+        fi
         gzip -c /tmp/reading_corpus/manifest.jsonl > "$OUT/reading_manifest.jsonl.gz"
         cp /tmp/reading_corpus/README.md "$OUT/reading_corpus_README.md"
         gzip -c /tmp/reading_corpus/failures.jsonl > "$OUT/reading_failures.jsonl.gz"
@@ -248,8 +252,9 @@ print("".join(t + "\n" for t in texts), end="")' \
         timeout -s TERM "$train_s" python3 -m experiments.small_e_reading $flag data.data_dir=/tmp/tfds_reading \
           "trainer.workdir=$run" "trainer.steps=${READING_STEPS:-6000}" trainer.progress_bar=false 2>&1 \
           | grep -v -E "Warning|WARNING"
-        python3 -m small_e_jax.evaluate perplexity --checkpoint "$run/checkpoints" --data-dir /tmp/tfds_reading \
-          --max-batches 4 --label "$arm" --out "$OUT/${arm}_ppl.json" 2>&1 | grep -v -E "Warning|WARNING" | tail -3
+        [ "${READING_PPL:-1}" != 0 ] && python3 -m small_e_jax.evaluate perplexity --checkpoint "$run/checkpoints" \
+          --data-dir /tmp/tfds_reading --max-batches 4 --label "$arm" --out "$OUT/${arm}_ppl.json" 2>&1 \
+          | grep -v -E "Warning|WARNING" | tail -3
         python3 -m small_e_jax.evaluate attention --checkpoint "$run/checkpoints" --data-dir /tmp/tfds_reading \
           --max-batches 4 --label "$arm" --out-dir "/tmp/eval/${arm}_attention" --out "$OUT/${arm}_attention.json" \
           2>&1 | grep -v -E "Warning|WARNING" | tail -3
