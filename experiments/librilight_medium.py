@@ -42,6 +42,10 @@ class LoaderSource:
         from data_pipeline import loader
 
         self.config, self.loader = config, loader
+        # Codec, weights and codebooks from the built dataset where the config leaves them at defaults.
+        for note in loader.resolve_codec(config.data, config.model):
+            print(f"note: {note}", file=sys.stderr)
+        config.validate()
         self.kw = dict(n_q=config.model.n_codebooks, codebook_size=config.model.codebook_size,
                        process_index=jax.process_index(), process_count=jax.process_count())
         # Fail now, with the data pipeline's message, if the dataset is not built.
