@@ -1,6 +1,6 @@
 """Loader throughput: audio frames/s (and codes/s) delivered by the grain pipeline.
 
-    python -m data_pipeline.bench_loader [--dataset mini --data_dir DIR --codec dac_24khz] \\
+    python -m data_pipeline.bench_loader [--dataset mini --data_dir DIR --codec dac_mini24] \\
         [--frames_per_batch 24000 --n_buckets 10 --workers 0 --batches 200]
 
 Without a built dataset (``--synthetic N``) it times the pipeline on N random in-memory records
@@ -32,7 +32,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     p.add_argument("--dataset", default="mini")
     p.add_argument("--split", default="train")
     p.add_argument("--data_dir", default=None)
-    p.add_argument("--codec", default="dac_24khz")
+    p.add_argument("--codec", default="dac_mini24", help="the build's codec (data_pipeline.build's default)")
     p.add_argument("--n_q", type=int, default=4)
     p.add_argument("--synthetic", type=int, default=0, help="time N in-memory random records instead")
     p.add_argument("--frames_per_batch", type=int, default=24_000)

@@ -2,9 +2,15 @@
 
     python -m data_pipeline.build --dataset mini --data_dir ~/tensorflow_datasets
     python -m data_pipeline.build --dataset speech_folder --manual_dir /data/LJSpeech-1.1
-    python -m data_pipeline.build --dataset synthetic_corpus --manual_dir corpus/ --codec dac_mini24 --codec_weights bundled
+    python -m data_pipeline.build --dataset synthetic_corpus --manual_dir corpus/
     python -m data_pipeline.build --dataset librilight_medium --manual_dir /data/librilight/medium \\
         --transcripts /data/librilight/transcripts.jsonl --codec dac_24khz --codec_weights weights/dac_24khz
+
+The codec defaults to the one shipped in the package with its weights (``--codec dac_mini24
+--codec_weights bundled``); another codec needs its converted weights (``--codec_weights DIR``).
+``--random_codec_weights`` encodes with random weights (smoke tests only: the codes mean nothing).
+The dataset records the codec, its weights and the number of codebooks (TFDS metadata), which
+the trainer reads.
 
 Re-running is safe: a finished build is skipped by TFDS, an interrupted one re-uses the encoded
 chunks cached under ``<data_dir>/_encode_cache``. Skipped inputs are listed, with reasons, in
@@ -20,20 +26,27 @@ from typing import Any, Optional
 
 from data_pipeline.builders import BUILDERS
 
+DEFAULT_CODEC = "dac_mini24"  # the codec shipped with its weights (small_e_jax/codec/pretrained)
+
 
 def make_builder(dataset: str, *, data_dir: Optional[str] = None, manual_dir: Optional[str] = None,
-                 codec: str = "dac_24khz", codec_weights: Optional[str] = None, n_q: int = 4,
+                 codec: str = DEFAULT_CODEC, codec_weights: Optional[str] = "bundled", n_q: int = 4,
                  max_examples: Optional[int] = None, transcripts: Optional[str] = None,
                  codec_obj: Any = None):
-    """The builder for ``dataset`` (checks arguments, does not build)."""
+    """The builder for ``dataset`` (checks arguments, does not build).
+
+    ``codec_weights``: a directory of converted weights, ``"bundled"`` (the weights shipped for
+    ``codec``; the default) or ``None`` (random weights: smoke tests). ``codec_obj`` (tests)
+    replaces the codec loaded by name, so its weights are not looked up."""
     if dataset not in BUILDERS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(BUILDERS)}")
     if codec_weights == "bundled":  # the weights shipped in the package (small_e_jax/codec/pretrained)
         from small_e_jax.codec import bundled_weights
 
         codec_weights = bundled_weights(codec)
-        if codec_weights is None:
-            raise ValueError(f"--codec_weights bundled: no weights ship for codec {codec!r}")
+        if codec_weights is None and codec_obj is None:
+            raise ValueError(f"--codec_weights bundled: no weights ship for codec {codec!r} (give --codec_weights "
+                             "DIR, or --random_codec_weights for a smoke test)")
     if codec_weights is not None and not os.path.isdir(codec_weights):
         raise ValueError(f"--codec_weights {codec_weights} is not a directory (convert weights with "
                          "python -m small_e_jax.codec.convert)")
@@ -59,20 +72,24 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--data_dir", default=None, help="TFDS data dir (default ~/tensorflow_datasets)")
     p.add_argument("--manual_dir", default=None, help="raw corpus (speech_folder, librilight_medium)")
     p.add_argument("--transcripts", default=None, help="librilight_medium: JSONL/CSV id,text")
-    p.add_argument("--codec", default="dac_24khz")
-    p.add_argument("--codec_weights", default=None,
-                   help="converted weights dir, or 'bundled' (the weights shipped for --codec, e.g. "
-                        "dac_mini24); default random (smoke tests)")
+    p.add_argument("--codec", default=DEFAULT_CODEC,
+                   help=f"codec name (default {DEFAULT_CODEC}, shipped with its weights)")
+    weights = p.add_mutually_exclusive_group()
+    weights.add_argument("--codec_weights", default=None,
+                         help="converted weights dir, or 'bundled' (the weights shipped for --codec; the default)")
+    weights.add_argument("--random_codec_weights", action="store_true",
+                         help="random codec weights (smoke tests only: the codes mean nothing)")
     p.add_argument("--n_q", type=int, default=4)
     p.add_argument("--max_examples", type=int, default=None, help="first N utterances of each split (smoke builds: "
                    "use a separate --data_dir, the capped build occupies the dataset's folder)")
     args = p.parse_args(argv)
+    args.codec_weights = None if args.random_codec_weights else args.codec_weights or "bundled"
     try:
         builder = make_builder(args.dataset, data_dir=args.data_dir, manual_dir=args.manual_dir,
                                codec=args.codec, codec_weights=args.codec_weights, n_q=args.n_q,
                                max_examples=args.max_examples, transcripts=args.transcripts)
         if args.codec_weights is None:
-            print("warning: no --codec_weights: random codec weights, the codes mean nothing", file=sys.stderr)
+            print("warning: --random_codec_weights: random codec weights, the codes mean nothing", file=sys.stderr)
         builder.download_and_prepare()
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -177,6 +177,68 @@ def open_source(dataset: str, split: str, *, data_dir: Optional[str] = None, cod
     return sources[split], Path(builder.data_dir)
 
 
+def built_codecs(dataset: str, data_dir: Optional[str] = None) -> tuple[Path, dict[str, dict]]:
+    """``(<data_dir>/<dataset>, {codec: metadata})``: the codecs ``dataset`` is built with (a
+    finished build: a version folder holding ``dataset_info.json``) and what each build recorded
+    (``codec``, ``codec_weights``, ``n_q``; ``{}`` for a build older than that record)."""
+    import json
+    import re
+
+    from data_pipeline.builders import BUILDERS
+    if dataset not in BUILDERS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(BUILDERS)}")
+    folder = Path(BUILDERS[dataset](data_dir=data_dir).data_dir).parents[1]
+    built: dict[str, dict] = {}
+    codec_dirs = sorted(d for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
+    for codec_dir in codec_dirs:
+        versions = [v for v in codec_dir.iterdir()
+                    if re.fullmatch(r"\d+\.\d+\.\d+", v.name) and (v / "dataset_info.json").is_file()]
+        if versions:
+            latest = max(versions, key=lambda v: tuple(int(x) for x in v.name.split(".")))
+            meta = latest / "metadata.json"
+            built[codec_dir.name] = json.loads(meta.read_text()) if meta.is_file() else {}
+    return folder, built
+
+
+def resolve_codec(data_config: Any, model_config: Any) -> list[str]:
+    """Take the codec, its weights and ``n_q`` from the built dataset where the config leaves
+    them at their defaults; returns notes saying what was taken (the configs are updated).
+
+    ``data.codec`` at its default (``DataConfig.codec``) with no build for it, and exactly one
+    codec's build of ``data.dataset``: that codec is used. ``data.codec`` set to a codec that is
+    not built while others are: ``FileNotFoundError`` naming the built ones. Unset
+    ``data.codec_weights`` takes the build's weights; ``model.n_codebooks`` at its default takes
+    the build's ``n_q``, and a different one is a ``ValueError``."""
+    from small_e_jax.config import DataConfig, ModelConfig
+    folder, built = built_codecs(data_config.dataset, data_config.data_dir)
+    notes = []
+    if data_config.codec not in built:
+        if not built:
+            return notes  # open_source says how to build it
+        if len(built) == 1 and data_config.codec == DataConfig.codec:
+            (only,) = built
+            notes.append(f"data.codec={only}: the codec {data_config.dataset} is built with in {folder} "
+                         f"(data.codec was left at its default, {data_config.codec}, which is not built)")
+            data_config.codec = only
+        else:
+            raise FileNotFoundError(f"{data_config.dataset} is not built with codec {data_config.codec} in {folder}; "
+                                    f"it is built with {', '.join(built)}: set data.codec to one of them")
+    meta = built[data_config.codec]
+    if data_config.codec_weights is None and meta.get("codec_weights") is not None:
+        data_config.codec_weights = meta["codec_weights"]
+        notes.append(f"data.codec_weights={data_config.codec_weights}: the weights {data_config.dataset} "
+                     f"was built with")
+    n_q = meta.get("n_q")
+    if n_q is not None and n_q != model_config.n_codebooks:
+        if model_config.n_codebooks != ModelConfig.n_codebooks:
+            raise ValueError(f"model.n_codebooks={model_config.n_codebooks} but {data_config.dataset}/"
+                             f"{data_config.codec} is built with n_q={n_q}: set model.n_codebooks={n_q}")
+        model_config.n_codebooks = n_q
+        notes.append(f"model.n_codebooks={n_q}: the codebooks {data_config.dataset}/{data_config.codec} "
+                     "is built with")
+    return notes
+
+
 def filler_fraction(bucket_ids: np.ndarray, buckets: Sequence[Bucket]) -> float:
     """Share of an epoch's batch rows that are filler (the last batch of each bucket is padded
     with masked rows): near 0 for a large corpus, near 1 when buckets hold far fewer records

@@ -1,11 +1,16 @@
 """The paper's recipe: Small-E (GLA, PACA, 62.8M) on LibriLight medium (SPEC §6).
 
-    python -m experiments.librilight_medium [--data=mini|synthetic|librilight_medium]
+    python -m experiments.librilight_medium [--data=DATASET|synthetic]
         [--config PRESET_OR_YAML] [key=value ...]
 
-``--data`` picks the batches: ``synthetic`` (``small_e_jax.synthetic_data``, no files needed),
-or a TFDS dataset built by ``data_pipeline`` (``mini``, ``librilight_medium``; sets
-``data.dataset``). Example, a CPU smoke run that writes a checkpoint in about a minute:
+``--data`` picks the batches: ``synthetic`` (``small_e_jax.synthetic_data``, seeded random
+batches, no files needed), or any TFDS dataset that ``data_pipeline.build`` builds (``mini``,
+``speech_folder``, ``librilight_medium``, ``synthetic_corpus``: the builder registry; sets
+``data.dataset``, default ``mini``). ``data.dataset=DATASET`` works as well; ``--data`` applies
+before the ``key=value`` overrides, which always win over defaults (``--data`` and
+``data.dataset`` naming different datasets is an error). The codec, its weights and the number
+of codebooks come from the built dataset when the config leaves them at their defaults.
+Example, a CPU smoke run that writes a checkpoint in about a minute:
 
     python -m experiments.librilight_medium --data=synthetic --config tiny trainer.workdir=runs/tiny
 
@@ -18,7 +23,15 @@ from __future__ import annotations
 import sys
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
-DATA_CHOICES = ("synthetic", "mini", "librilight_medium", "speech_folder", "synthetic_corpus")
+SYNTHETIC = "synthetic"  # seeded random batches (small_e_jax.synthetic_data), no dataset on disk
+
+
+def data_choices() -> tuple[str, ...]:
+    """What ``--data`` accepts: ``synthetic`` and every dataset of the builder registry
+    (``data_pipeline.builders.BUILDERS``; importing it imports tensorflow_datasets, hence lazily)."""
+    from data_pipeline.builders import BUILDERS
+
+    return (SYNTHETIC, *sorted(BUILDERS))
 
 
 class LoaderSource:
@@ -29,6 +42,10 @@ class LoaderSource:
         from data_pipeline import loader
 
         self.config, self.loader = config, loader
+        # Codec, weights and codebooks from the built dataset where the config leaves them at defaults.
+        for note in loader.resolve_codec(config.data, config.model):
+            print(f"note: {note}", file=sys.stderr)
+        config.validate()
         self.kw = dict(n_q=config.model.n_codebooks, codebook_size=config.model.codebook_size,
                        process_index=jax.process_index(), process_count=jax.process_count())
         # Fail now, with the data pipeline's message, if the dataset is not built.
@@ -48,12 +65,16 @@ class LoaderSource:
             return iter(())
 
 
-def parse_args(argv: Sequence[str], default_preset: str, fixed: Sequence[str] = ()) -> tuple[str, Any]:
-    """``--data=X`` plus config arguments -> (data choice, Config). ``fixed`` overrides are
-    applied before the user's (an ablation's defining settings)."""
-    from small_e_jax.config import ConfigError, load_config
+def parse_args(argv: Sequence[str], default_preset: str, fixed: Sequence[str] = (),
+               default_data: str = "mini") -> tuple[str, Any]:
+    """``--data=X`` plus config arguments -> (data choice, Config).
 
-    data, source, overrides = "mini", default_preset, []
+    Order of application: the preset, ``fixed`` (an ablation's defining settings), the data
+    choice (``data.dataset=X``), then the user's ``key=value`` overrides, which win. The data
+    choice is ``--data``, else the user's ``data.dataset=``, else ``default_data``."""
+    from small_e_jax.config import ConfigError, load_config, parse_override
+
+    flag, source, overrides = None, default_preset, []
     args = list(argv)
     while args:
         arg = args.pop(0)
@@ -64,20 +85,30 @@ def parse_args(argv: Sequence[str], default_preset: str, fixed: Sequence[str] = 
                     raise ConfigError(f"{name} needs a value")
                 value = args.pop(0)
             if name == "--data":
-                data = value
+                flag = value
             else:
                 source = value
         else:
             overrides.append(arg)
-    if data not in DATA_CHOICES:
-        raise ConfigError(f"--data={data!r}: expected one of {', '.join(DATA_CHOICES)}")
-    if data != "synthetic":
-        overrides.append(f"data.dataset={data}")
-    return data, load_config(source, [*fixed, *overrides])
+    explicit = None  # the user's last data.dataset=... override
+    for arg in overrides:
+        key, value = parse_override(arg)
+        if key == "data.dataset":
+            explicit = str(value)
+    if flag is not None and explicit is not None and flag != explicit:
+        raise ConfigError(f"--data={flag} and data.dataset={explicit} name different datasets: give one")
+    data = flag if flag is not None else explicit if explicit is not None else default_data
+    choices = data_choices()
+    if data not in choices:
+        what = "--data" if flag is not None else "data.dataset" if explicit is not None else "default data"
+        raise ConfigError(f"{what}={data!r}: expected one of {', '.join(choices)}")
+    chosen = [] if data == SYNTHETIC else [f"data.dataset={data}"]
+    user = [a for a in overrides if not (data == SYNTHETIC and parse_override(a)[0] == "data.dataset")]
+    return data, load_config(source, [*fixed, *chosen, *user])
 
 
 def make_source(data: str, config: Any) -> Any:
-    if data == "synthetic":
+    if data == SYNTHETIC:
         from small_e_jax.synthetic_data import SyntheticSpec, synthetic_source
         return synthetic_source(config.model, SyntheticSpec(batch_size=8, text_len=32, frames=64,
                                                             seed=config.data.shuffle_seed))
@@ -85,7 +116,7 @@ def make_source(data: str, config: Any) -> Any:
 
 
 def main(argv: Optional[Sequence[str]] = None, *, default_preset: str = "small_e_librilight_medium",
-         fixed: Sequence[str] = (), doc: str = __doc__) -> int:
+         fixed: Sequence[str] = (), doc: str = __doc__, default_data: str = "mini") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):
         print(doc.strip())
@@ -94,7 +125,7 @@ def main(argv: Optional[Sequence[str]] = None, *, default_preset: str = "small_e
     from small_e_jax.config import ConfigError
 
     try:
-        data, config = parse_args(argv, default_preset, fixed)
+        data, config = parse_args(argv, default_preset, fixed, default_data)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

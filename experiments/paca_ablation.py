@@ -1,6 +1,6 @@
 """PACA ablation: the paper's model with plain multi-head cross-attention instead of PACA.
 
-    python -m experiments.paca_ablation [--data=mini|synthetic|librilight_medium]
+    python -m experiments.paca_ablation [--data=DATASET|synthetic]
         [--config PRESET_OR_YAML] [key=value ...]
 
 Same trainer, data and exit codes as ``experiments.librilight_medium``; the defining settings

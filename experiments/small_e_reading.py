@@ -8,7 +8,7 @@
     python -m experiments.small_e_reading generate --checkpoint RUN/checkpoints --data_dir tfds/ --out codes.npz
 
 Training is ``experiments.librilight_medium``'s trainer with the ``small_e_reading`` preset
-(20.5M parameters: GLA blocks, PACA; ``docs/model_card.md``) and ``--data=synthetic_corpus``;
+(20.5M parameters: GLA blocks, PACA; ``docs/model_card.md``) and ``--data=synthetic_corpus`` by default;
 ``--plain`` swaps PACA for 4-head plain cross-attention (the paper's ablation) in another workdir.
 Same exit codes as the trainer.
 
@@ -182,9 +182,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if "--plain" in argv:
         argv.remove("--plain")
         fixed = PLAIN
-    if not any(a.startswith("--data") for a in argv):
-        argv.insert(0, "--data=synthetic_corpus")
-    return train_main(argv, default_preset="small_e_reading", fixed=fixed, doc=__doc__)
+    return train_main(argv, default_preset="small_e_reading", fixed=fixed, doc=__doc__,
+                      default_data="synthetic_corpus")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The transformer baseline (SPEC §4): the same layout with causal self-attention blocks, ≈ 86M.
 
-    python -m experiments.transformer_baseline [--data=mini|synthetic|librilight_medium]
+    python -m experiments.transformer_baseline [--data=DATASET|synthetic]
         [--config PRESET_OR_YAML] [key=value ...]
 
 Same trainer, data and exit codes as ``experiments.librilight_medium``; default preset

@@ -149,7 +149,7 @@ class ModelConfig:
 class DataConfig:
     """Where batches come from and how they are cut (SPEC.md §1)."""
 
-    dataset: str = "mini"  # a TFDS builder of data_pipeline/builders: mini | speech_folder | librilight_medium
+    dataset: str = "mini"  # a TFDS builder of data_pipeline/builders (data_pipeline.builders.BUILDERS)
     data_dir: Optional[str] = None  # TFDS data dir; None = ~/tensorflow_datasets
     manual_dir: Optional[str] = None  # raw corpus for builders that need one
     codec: str = "dac_24khz"

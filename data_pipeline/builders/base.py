@@ -3,13 +3,17 @@
 A builder subclass only says where its utterances come from (:meth:`CodecBuilder.utterances`).
 The builder config name is the codec name, so codes of different codecs live side by side in
 ``<data_dir>/<dataset>/<codec>/<version>``. Bad-input reports go to
-``<data_dir>/reports/<dataset>_<codec>_<split>.{jsonl,summary.json}``.
+``<data_dir>/reports/<dataset>_<codec>_<split>.{jsonl,summary.json}``. The build records its codec
+in the TFDS metadata (``metadata.json`` beside ``dataset_info.json``): ``codec``, ``codec_weights``
+(``"bundled"``, a directory, or ``None`` for random weights) and ``n_q``; the trainer reads it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Optional
+
+import os
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -49,11 +53,22 @@ class CodecBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         raise NotImplementedError
 
     # -- tfds hooks ----------------------------------------------------------------------------
+    def weights_label(self) -> Optional[str]:
+        """How the metadata names the codec weights: ``"bundled"``, an absolute directory, or ``None``."""
+        if self._codec_weights is None:
+            return None
+        from small_e_jax.codec import bundled_weights
+
+        path = os.path.abspath(self._codec_weights)
+        bundled = bundled_weights(self._codec_name)
+        return "bundled" if bundled is not None and os.path.abspath(bundled) == path else path
+
     def _info(self) -> tfds.core.DatasetInfo:
         n_q = self._n_q
         return tfds.core.DatasetInfo(
             builder=self,
             description=self.__doc__,
+            metadata=tfds.core.MetadataDict(codec=self._codec_name, codec_weights=self.weights_label(), n_q=n_q),
             features=tfds.features.FeaturesDict({
                 "codes": tfds.features.Tensor(shape=(n_q, None), dtype=np.int16),
                 "text": tfds.features.Text(),

@@ -94,3 +94,45 @@ def test_codec_failure_is_reported_not_fatal(tmp_path, tiny_codec):
     out = list(generate_examples(utts, Encoder(Flaky(), load_tokenizer()), report))
     assert len(out) + len(report.skipped) == GOOD and report.skipped
     assert all(s["reason"].startswith("codec error (RuntimeError: boom)") for s in report.skipped)
+
+
+def _captured_build(monkeypatch) -> dict:
+    """Replace the build itself: record the builder main() would prepare."""
+    from data_pipeline.builders import CodecBuilder
+    seen: dict = {}
+    monkeypatch.setattr(CodecBuilder, "download_and_prepare", lambda self, *a, **k: seen.setdefault("builder", self))
+    return seen
+
+
+def test_cli_defaults_to_the_shipped_codec_and_weights(tmp_path, monkeypatch, capsys):
+    from data_pipeline.build import main
+    from small_e_jax.codec import bundled_weights
+    seen = _captured_build(monkeypatch)
+    assert main(["--dataset", "mini", "--data_dir", str(tmp_path)]) == 0
+    b = seen["builder"]
+    assert b._codec_name == "dac_mini24" and b.builder_config.name == "dac_mini24"
+    assert b._codec_weights == bundled_weights("dac_mini24") is not None
+    assert b.weights_label() == "bundled" and "random" not in capsys.readouterr().err
+    # Another codec has no shipped weights: a clear error, not random weights.
+    assert main(["--dataset", "mini", "--data_dir", str(tmp_path), "--codec", "dac_24khz"]) == 2
+    assert "no weights ship for codec 'dac_24khz'" in capsys.readouterr().err
+
+
+def test_cli_random_weights_only_on_request(tmp_path, monkeypatch, capsys):
+    from data_pipeline.build import main
+    seen = _captured_build(monkeypatch)
+    assert main(["--dataset", "mini", "--data_dir", str(tmp_path), "--codec", "dac_24khz",
+                 "--random_codec_weights"]) == 0
+    b = seen["builder"]
+    assert b._codec_name == "dac_24khz" and b._codec_weights is None and b.weights_label() is None
+    assert "random codec weights" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # weights and random weights: one or the other
+        main(["--dataset", "mini", "--codec_weights", "bundled", "--random_codec_weights"])
+
+
+def test_build_records_its_codec(tmp_path, tiny_codec):
+    from data_pipeline.build import make_builder
+    b = make_builder("mini", data_dir=str(tmp_path), codec="tiny", codec_obj=tiny_codec, max_examples=2)
+    b.download_and_prepare()
+    meta = json.loads((__import__("pathlib").Path(b.data_dir) / "metadata.json").read_text())
+    assert meta == {"codec": "tiny", "codec_weights": None, "n_q": tiny_codec.n_q}
