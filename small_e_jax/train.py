@@ -332,7 +332,8 @@ def checkpoint_dir(config: Config) -> str:
 def run(config: Config, source: DataSource, *, trainer: Optional[Trainer] = None,
         stop_at_step: Optional[int] = None, nan_steps: Sequence[int] = ()) -> RunResult:
     """Train ``config`` on ``source`` until ``trainer.steps`` (resuming from the newest
-    checkpoint in the checkpoint directory, if any).
+    checkpoint in the checkpoint directory that restores, if any; newer corrupt or partial
+    steps are moved aside and saved again by this run, see :meth:`Checkpointer.restore`).
 
     ``trainer``: a :class:`Trainer` of this config to reuse (its compiled step; default: a new
     one on the config's mesh). ``stop_at_step`` stops early as if preempted there (save,
@@ -346,7 +347,12 @@ def run(config: Config, source: DataSource, *, trainer: Optional[Trainer] = None
     state = trainer.init_state()
     iterator = source.train_iterator()
     ckpt = Checkpointer(checkpoint_dir(config), cc)
-    restored = ckpt.restore(state, iterator, config_dict)
+    try:
+        # quarantine: a newer step that does not restore is moved aside, so this run saves it again.
+        restored = ckpt.restore(state, iterator, config_dict, quarantine=True)
+    except BaseException:
+        ckpt.close()  # no orbax threads left to fail noisily at interpreter exit
+        raise
     if restored is not None:
         state = restored[0]
     start = int(jax.device_get(state.step))
@@ -354,7 +360,9 @@ def run(config: Config, source: DataSource, *, trainer: Optional[Trainer] = None
     logger = MetricLogger(tc.workdir, tc.steps, start, enabled=is_main, progress_bar=tc.progress_bar,
                           tensorboard=tc.tensorboard)
     if restored is not None:
-        logger.message(f"resumed from {ckpt.directory}/{start}")
+        moved = [f"{step} -> {name}" for step, _, name in ckpt.skipped if name is not None]
+        logger.message(f"resumed from {ckpt.directory}/{start} (step {start}"
+                       + (f"; corrupt steps moved aside: {', '.join(moved)})" if moved else ")"))
     result = RunResult(step=start, stopped="done", losses={}, val_losses={}, bad_steps=[])
     bad_in_a_row = 0
     window = {"start": time.perf_counter(), "frames": 0.0, "steps": 0}
