@@ -14,8 +14,10 @@ Example, a CPU smoke run that writes a checkpoint in about a minute:
 
     python -m experiments.librilight_medium --data=synthetic --config tiny trainer.workdir=runs/tiny
 
-Re-running the same command resumes from ``<trainer.workdir>/checkpoints``. Exit codes: 0 done,
-2 bad config/arguments or data not built, 1 diverged or no usable checkpoint, 143 stopped by SIGTERM (after saving).
+Re-running the same command resumes from ``<trainer.workdir>/checkpoints``. One trainer per
+workdir: a second one is refused while the first runs (lock file ``trainer.lock`` in the checkpoint
+directory). Exit codes: 0 done, 2 bad config/arguments, data not built or workdir in use by another
+trainer, 1 diverged or no usable checkpoint, 143 stopped by SIGTERM (after saving).
 """
 
 from __future__ import annotations
@@ -139,8 +141,13 @@ def main(argv: Optional[Sequence[str]] = None, *, default_preset: str = "small_e
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    from small_e_jax.workdir_lock import WorkdirLocked
+
     try:
         result = train.run(config, source)
+    except WorkdirLocked as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except (train.TrainingDiverged, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -13,7 +13,11 @@ losses. Saves are asynchronous when ``checkpoint.async_save`` (the device->host 
 before :meth:`Checkpointer.save` returns, so the caller may overwrite its arrays).
 
 Restoring (:meth:`Checkpointer.restore`) takes the newest step that reads back; a corrupt or
-partial step is reported and skipped in favour of the one before. A checkpoint written with a
+partial step is reported and skipped in favour of the one before. With ``quarantine=True`` (the
+trainer) each skipped step is moved aside to ``<step>.corrupt-<UTC time>`` (kept for inspection;
+orbax no longer lists it), so the resumed run saves that step again instead of leaving a corrupt
+step as the newest. When no step reads back nothing is moved and :class:`CheckpointError` says
+why for each step, on one line. A checkpoint written with a
 different config is refused with the list of differing fields, except for the fields in
 :data:`RESUMABLE_FIELDS`, which change how a run is driven but not the model, optimizer or data
 order. Note that ``trainer.steps`` sets the length of the cosine schedule: resuming with another
@@ -25,12 +29,14 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 import grain
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
 from small_e_jax.config import CheckpointConfig
@@ -49,6 +55,16 @@ RESUMABLE_FIELDS: tuple[str, ...] = (
 
 class CheckpointError(RuntimeError):
     """No usable checkpoint, or one that does not match the run; the message says why."""
+
+
+def one_line(err: BaseException, limit: int = 200) -> str:
+    """``"Type: message"`` on one line: whitespace collapsed, TensorStore's multi-line spec
+    dump cut off, at most ``limit`` characters (restore errors can run to pages)."""
+    text = str(err).split(" See full TensorStore details", 1)[0]
+    text = re.sub(r"\s+", " ", text).strip()
+    if len(text) > limit:
+        text = text[:limit - 3] + "..."
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 # --------------------------------------------------------------------------- config check
@@ -138,6 +154,7 @@ class Checkpointer:
             preservation_policy=pp.AnyPreservationPolicy(policies),
             enable_async_checkpointing=config.async_save, create=True)
         self.manager = ocp.CheckpointManager(self.directory, options=options)
+        self.skipped: list[tuple[int, str, Optional[str]]] = []  # see restore()
 
     def all_steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
@@ -161,23 +178,27 @@ class Checkpointer:
     def read_meta(self, step: int) -> dict[str, Any]:
         return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
 
-    def restore(self, like: Any, data_iterator: Any, config: Mapping[str, Any]
-                ) -> Optional[tuple[Any, dict[str, Any]]]:
+    def restore(self, like: Any, data_iterator: Any, config: Mapping[str, Any], *,
+                quarantine: bool = False) -> Optional[tuple[Any, dict[str, Any]]]:
         """Restore the newest readable step into ``like``'s structure/shardings and move
         ``data_iterator`` to its saved position. Returns (state, meta) or None if there are no
-        checkpoints. Raises :class:`CheckpointError` on a config mismatch or if no step reads."""
+        checkpoints. Raises :class:`CheckpointError` on a config mismatch or if no step reads.
+
+        Newer steps that do not read back are skipped with one warning line each; with
+        ``quarantine`` they are also moved aside (:meth:`move_aside`, process 0 only), so that
+        the caller's next save of that step is not skipped as "already saved".
+        :attr:`skipped` lists ``(step, reason, moved_to or None)`` of the last restore."""
+        self.skipped = []
         steps = sorted(self.manager.all_steps(), reverse=True)
         if not steps:
             return None
         target = abstract_flat_state(like)
-        failures = []
+        failures: list[tuple[int, str]] = []
         for step in steps:
             try:
                 meta = self.read_meta(step)
             except Exception as err:  # noqa: BLE001 - any read error means "unusable step"
-                failures.append(f"step {step}: {type(err).__name__}: {err}")
-                log.warning("checkpoint %s/%d is unreadable (%s); trying an older one",
-                            self.directory, step, err)
+                failures.append((step, f"metadata unreadable, {one_line(err)}"))
                 continue
             diffs = config_differences(meta.get("config", {}), config)
             if diffs:
@@ -194,13 +215,54 @@ class Checkpointer:
                 if missing:
                     raise ValueError(f"missing arrays {sorted(missing)[:3]}")
             except Exception as err:  # noqa: BLE001
-                failures.append(f"step {step}: {type(err).__name__}: {err}")
-                log.warning("checkpoint %s/%d is corrupt or partial (%s: %s); trying an older one",
-                            self.directory, step, type(err).__name__, str(err)[:300])
+                failures.append((step, one_line(err)))
                 continue
+            self._report_skipped(failures, quarantine)
             return unflatten_state(flat, like), meta
-        raise CheckpointError(f"no readable checkpoint in {self.directory}: " + " | ".join(
-            f[:300] for f in failures))
+        # Nothing moved: every step unusable is for the user to look at (a wrong directory, a
+        # disk problem), not a reason to restart silently from step 0.
+        raise CheckpointError(
+            f"no readable checkpoint in {self.directory} (all {len(steps)} steps are corrupt or "
+            "partial; move them aside or use another trainer.workdir to start a new run): "
+            + " | ".join(f"step {step}: {reason}" for step, reason in failures))
+
+    def _report_skipped(self, failures: Sequence[tuple[int, str]], quarantine: bool) -> None:
+        """One warning line per skipped step; move them aside if ``quarantine``."""
+        for step, reason in failures:
+            moved = self.move_aside(step) if quarantine else None
+            self.skipped.append((step, reason, moved))
+            if moved is not None:
+                log.warning("checkpoint %s/%d is corrupt or partial (%s); moved aside to %s",
+                            self.directory, step, reason, moved)
+            else:
+                log.warning("checkpoint %s/%d is corrupt or partial (%s); skipped",
+                            self.directory, step, reason)
+        if quarantine and failures:
+            if jax.process_count() > 1:  # every process must see the moved folders before saving
+                from jax.experimental import multihost_utils
+                multihost_utils.sync_global_devices("small_e_jax.checkpoint.move_aside")
+            self.manager.reload()  # forget the moved steps, so that they are saved again
+
+    def move_aside(self, step: int) -> Optional[str]:
+        """Rename step folder ``step`` to ``<step>.corrupt-<UTC time>`` (a name orbax does not
+        list as a step; the files are kept). Process 0 only (others return the name too).
+        Returns the new folder name; :class:`CheckpointError` if the rename fails (a save of
+        the same step would otherwise be skipped, leaving the corrupt one the newest)."""
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        root = epath.Path(self.directory)
+        source = root / str(step)
+        name = f"{step}.corrupt-{stamp}"
+        n = 1
+        while (root / name).exists():  # the same step moved twice within a second
+            n += 1
+            name = f"{step}.corrupt-{stamp}-{n}"
+        if jax.process_index() == 0:
+            try:
+                source.rename(root / name)
+            except Exception as err:  # noqa: BLE001
+                raise CheckpointError(f"could not move corrupt checkpoint {source} aside to {name}: "
+                                      f"{one_line(err)}") from None
+        return name
 
     def wait(self) -> None:
         """Block until pending asynchronous saves are on disk."""

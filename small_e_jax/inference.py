@@ -33,7 +33,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from small_e_jax import decoding
-from small_e_jax.checkpoint import CheckpointError, flatten_state, unflatten_state
+from small_e_jax.checkpoint import CheckpointError, flatten_state, one_line, unflatten_state
 from small_e_jax.config import Config, ConfigError, config_from_dict
 from small_e_jax.model import SmallE
 from small_e_jax.sampling import SamplingConfig
@@ -97,7 +97,7 @@ def load_model(directory: str | Path, *, step: Optional[int] = None,
     """Restore the model of a checkpoint directory: (model in eval mode, its config, step).
 
     step: a saved step (default: the newest one that reads back; older ones are tried when the
-      newest is partial or corrupt).
+      newest is partial or corrupt, and one log line names the step used and the steps skipped).
     param_dtype: cast the floating-point parameters ("bfloat16" halves memory traffic for
       decoding; default: as saved).
     decode_kernels: "auto", "xla" or "pallas" (``model.decode_kernels``; default: as saved).
@@ -115,7 +115,7 @@ def load_model(directory: str | Path, *, step: Optional[int] = None,
         try:
             meta = manager.restore(s, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
         except Exception as err:  # noqa: BLE001 - any read error means "unusable step"
-            failures.append(f"step {s}: metadata unreadable ({type(err).__name__}: {str(err)[:200]})")
+            failures.append(f"step {s}: metadata unreadable ({one_line(err)})")
             continue
         if not isinstance(meta, dict) or "config" not in meta:
             failures.append(f"step {s}: metadata has no saved config")
@@ -140,7 +140,7 @@ def load_model(directory: str | Path, *, step: Optional[int] = None,
         except Exception as err:  # noqa: BLE001
             text = str(err)
             kind = "incompatible" if "shape" in text.lower() or "mismatch" in text.lower() else "partial or corrupt"
-            failures.append(f"step {s}: parameters unreadable, {kind} ({type(err).__name__}: {text[:300]})")
+            failures.append(f"step {s}: parameters unreadable, {kind} ({one_line(err, 300)})")
             continue
         missing = sorted(set(target) - set(restored))
         if missing:
@@ -157,8 +157,13 @@ def load_model(directory: str | Path, *, step: Optional[int] = None,
             params = jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, params)
         model = nnx.merge(graphdef, params, rest)
         model.eval()
+        # One line: the step used and, if any, the newer steps skipped and why (files are
+        # left where they are: moving corrupt steps aside is the trainer's job).
         if failures:
-            log.warning("skipped unusable checkpoint steps: %s", " | ".join(failures))
+            log.warning("restored checkpoint step %d of %s; skipped unusable steps: %s", s, path,
+                        " | ".join(failures))
+        else:
+            log.info("restored checkpoint step %d of %s", s, path)
         return model, config, s
     raise CheckpointError(f"no usable checkpoint in {path}: " + " | ".join(failures))
 
@@ -231,6 +236,7 @@ class Synthesizer:
         self._prefill = jax.jit(self._prefill_impl, static_argnames=("guided", "max_len"))
         self._loop_jit = jax.jit(self._loop_impl, static_argnames=("sampling", "unroll"), donate_argnums=(1,))
         self.last_timing: dict[str, float] = {}
+        self.checkpoint_step: Optional[int] = None  # the step restored, for from_checkpoint
 
     @classmethod
     def from_checkpoint(cls, directory: str | Path, *, step: Optional[int] = None,
@@ -238,9 +244,11 @@ class Synthesizer:
                         codec_weights: Optional[str] = None, decode_kernels: Optional[str] = None,
                         min_rows: Optional[int] = None) -> "Synthesizer":
         """A Synthesizer for a checkpoint (see :func:`load_model` for the arguments)."""
-        model, config, _ = load_model(directory, step=step, param_dtype=param_dtype,
-                                      decode_kernels=decode_kernels)
-        return cls(model, config, codec=codec, codec_weights=codec_weights, min_rows=min_rows)
+        model, config, saved_step = load_model(directory, step=step, param_dtype=param_dtype,
+                                               decode_kernels=decode_kernels)
+        synth = cls(model, config, codec=codec, codec_weights=codec_weights, min_rows=min_rows)
+        synth.checkpoint_step = saved_step
+        return synth
 
     @classmethod
     def from_pretrained(cls, name: str = "small_e_reading", **kwargs: Any) -> "Synthesizer":

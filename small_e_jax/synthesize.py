@@ -98,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     synth = Synthesizer.from_checkpoint(args.checkpoint, step=args.step, codec_weights=args.codec_weights,
                                         param_dtype="bfloat16" if args.bf16 else None,
                                         decode_kernels=args.decode_kernels, min_rows=args.min_rows)
-    print(f"restored {args.checkpoint} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    print(f"restored {args.checkpoint} (step {synth.checkpoint_step}) in {time.perf_counter() - t0:.1f} s",
+          file=sys.stderr)
     kwargs = dict(sampling=sampling, seed=args.seed, max_frames=args.max_frames)
     if args.ist is not None:
         from small_e_jax.ist import load_initial_states

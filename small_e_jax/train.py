@@ -27,6 +27,7 @@ optimizer state unchanged (the step counter and dropout RNG still advance) and i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import signal
@@ -50,6 +51,7 @@ from small_e_jax.guidance import drop_text
 from small_e_jax.metrics import MetricLogger, flatten_metrics
 from small_e_jax.model import SmallE
 from small_e_jax.optim import learning_rate_schedule, make_optimizer, update_count
+from small_e_jax.workdir_lock import WorkdirLock
 
 log = logging.getLogger(__name__)
 
@@ -329,10 +331,39 @@ def checkpoint_dir(config: Config) -> str:
     return config.checkpoint.directory or str(Path(config.trainer.workdir) / "checkpoints")
 
 
+LOCK_NAME = "trainer.lock"
+
+
+def lock_path(config: Config) -> Optional[Path]:
+    """The trainer lock: ``<checkpoint dir>/trainer.lock`` (what two trainers would corrupt),
+    or ``<trainer.workdir>/trainer.lock`` when the checkpoints are remote (gs://); None when
+    both are remote."""
+    for directory in (checkpoint_dir(config), config.trainer.workdir):
+        if "://" not in str(directory):
+            return Path(directory).absolute() / LOCK_NAME
+    return None
+
+
 def run(config: Config, source: DataSource, *, trainer: Optional[Trainer] = None,
         stop_at_step: Optional[int] = None, nan_steps: Sequence[int] = ()) -> RunResult:
+    """Train ``config`` on ``source`` (see :func:`_run`) holding the workdir's trainer lock
+    (:func:`lock_path`; process 0 only): :class:`WorkdirLocked` if another live trainer holds
+    it. The lock is released on every exit (done, exception, SIGTERM save); a run killed
+    outright leaves a stale lock, which the next run takes over with a warning."""
+    path = lock_path(config) if jax.process_index() == 0 else None
+    if path is None and jax.process_index() == 0:
+        log.warning("trainer lock: checkpoint directory and workdir are both remote; not locked")
+    lock = WorkdirLock(path) if path is not None else contextlib.nullcontext()
+    # SIGTERM is caught from here on (restore, compile included): it ends on the save path.
+    with _StopFlag() as stop, lock:
+        return _run(config, source, stop, trainer=trainer, stop_at_step=stop_at_step, nan_steps=nan_steps)
+
+
+def _run(config: Config, source: DataSource, stop: _StopFlag, *, trainer: Optional[Trainer] = None,
+         stop_at_step: Optional[int] = None, nan_steps: Sequence[int] = ()) -> RunResult:
     """Train ``config`` on ``source`` until ``trainer.steps`` (resuming from the newest
-    checkpoint in the checkpoint directory, if any).
+    checkpoint in the checkpoint directory that restores, if any; newer corrupt or partial
+    steps are moved aside and saved again by this run, see :meth:`Checkpointer.restore`).
 
     ``trainer``: a :class:`Trainer` of this config to reuse (its compiled step; default: a new
     one on the config's mesh). ``stop_at_step`` stops early as if preempted there (save,
@@ -346,7 +377,12 @@ def run(config: Config, source: DataSource, *, trainer: Optional[Trainer] = None
     state = trainer.init_state()
     iterator = source.train_iterator()
     ckpt = Checkpointer(checkpoint_dir(config), cc)
-    restored = ckpt.restore(state, iterator, config_dict)
+    try:
+        # quarantine: a newer step that does not restore is moved aside, so this run saves it again.
+        restored = ckpt.restore(state, iterator, config_dict, quarantine=True)
+    except BaseException:
+        ckpt.close()  # no orbax threads left to fail noisily at interpreter exit
+        raise
     if restored is not None:
         state = restored[0]
     start = int(jax.device_get(state.step))
@@ -354,7 +390,9 @@ def run(config: Config, source: DataSource, *, trainer: Optional[Trainer] = None
     logger = MetricLogger(tc.workdir, tc.steps, start, enabled=is_main, progress_bar=tc.progress_bar,
                           tensorboard=tc.tensorboard)
     if restored is not None:
-        logger.message(f"resumed from {ckpt.directory}/{start}")
+        moved = [f"{step} -> {name}" for step, _, name in ckpt.skipped if name is not None]
+        logger.message(f"resumed from {ckpt.directory}/{start} (step {start}"
+                       + (f"; corrupt steps moved aside: {', '.join(moved)})" if moved else ")"))
     result = RunResult(step=start, stopped="done", losses={}, val_losses={}, bad_steps=[])
     bad_in_a_row = 0
     window = {"start": time.perf_counter(), "frames": 0.0, "steps": 0}
@@ -400,48 +438,47 @@ def run(config: Config, source: DataSource, *, trainer: Optional[Trainer] = None
     pending: Optional[tuple[int, dict]] = None
     profiling = False
     try:
-        with _StopFlag() as stop:
-            for step in range(start, tc.steps):
-                if stop.should_stop(step):
-                    result.stopped = "sigterm"
-                    break
-                if step in tc.profile_steps and not profiling:
-                    jax.profiler.start_trace(str(Path(tc.workdir) / "profile"))
-                    profiling = True
-                state, metrics = trainer.step(state, trainer.shard_batch(next(iterator)), step in nan_steps)
-                if pending is not None:  # one step behind, so the host never stalls the device
-                    handle(*pending)
-                pending = (step + 1, metrics)
-                done = step + 1
-                if profiling and step not in tc.profile_steps:
-                    jax.profiler.stop_trace()
-                    profiling = False
-                val_loss = None
-                if tc.eval_batches and (done % tc.eval_every == 0 or done == tc.steps):
-                    handle(*pending)
-                    pending = None
-                    val_loss = trainer.evaluate(state, source.eval_batches(), tc.eval_batches)
-                    if val_loss is not None:
-                        result.val_losses[done] = val_loss
-                        logger.write(done, {"loss": val_loss, "perplexity": float(np.exp(val_loss))}, "eval")
-                timed = cc.save_every_minutes > 0 and time.monotonic() - last_save >= 60 * cc.save_every_minutes
-                # Several hosts must agree (a broadcast): only ask them every log_every steps.
-                timed = (jax.process_count() == 1 or done % tc.log_every == 0) and _agree(timed)
-                if (done % cc.save_every_steps == 0 or done == tc.steps or timed
-                        or (val_loss is not None and cc.keep_best)):
-                    save(done, val_loss)
-                if stop_at_step is not None and done >= stop_at_step:
-                    result.stopped = "stop_at_step"
-                    break
-            if pending is not None:
+        for step in range(start, tc.steps):
+            if stop.should_stop(step):
+                result.stopped = "sigterm"
+                break
+            if step in tc.profile_steps and not profiling:
+                jax.profiler.start_trace(str(Path(tc.workdir) / "profile"))
+                profiling = True
+            state, metrics = trainer.step(state, trainer.shard_batch(next(iterator)), step in nan_steps)
+            if pending is not None:  # one step behind, so the host never stalls the device
+                handle(*pending)
+            pending = (step + 1, metrics)
+            done = step + 1
+            if profiling and step not in tc.profile_steps:
+                jax.profiler.stop_trace()
+                profiling = False
+            val_loss = None
+            if tc.eval_batches and (done % tc.eval_every == 0 or done == tc.steps):
                 handle(*pending)
                 pending = None
-            result.step = int(jax.device_get(state.step))
-            result.state = state
-            if result.stopped != "done" or result.step == tc.steps:
-                save(result.step, None)
-            if result.stopped == "sigterm":
-                logger.message(f"SIGTERM: saved step {result.step} to {ckpt.directory}; exiting")
+                val_loss = trainer.evaluate(state, source.eval_batches(), tc.eval_batches)
+                if val_loss is not None:
+                    result.val_losses[done] = val_loss
+                    logger.write(done, {"loss": val_loss, "perplexity": float(np.exp(val_loss))}, "eval")
+            timed = cc.save_every_minutes > 0 and time.monotonic() - last_save >= 60 * cc.save_every_minutes
+            # Several hosts must agree (a broadcast): only ask them every log_every steps.
+            timed = (jax.process_count() == 1 or done % tc.log_every == 0) and _agree(timed)
+            if (done % cc.save_every_steps == 0 or done == tc.steps or timed
+                    or (val_loss is not None and cc.keep_best)):
+                save(done, val_loss)
+            if stop_at_step is not None and done >= stop_at_step:
+                result.stopped = "stop_at_step"
+                break
+        if pending is not None:
+            handle(*pending)
+            pending = None
+        result.step = int(jax.device_get(state.step))
+        result.state = state
+        if result.stopped != "done" or result.step == tc.steps:
+            save(result.step, None)
+        if result.stopped == "sigterm":
+            logger.message(f"SIGTERM: saved step {result.step} to {ckpt.directory}; exiting")
     finally:
         if profiling:
             jax.profiler.stop_trace()

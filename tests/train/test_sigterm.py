@@ -1,5 +1,5 @@
 """SIGTERM during training (the experiment entry point in a subprocess) saves a checkpoint,
-exits with 143, and the checkpoint restores."""
+exits with 143, releases the trainer lock, and the checkpoint restores."""
 
 import os
 import signal
@@ -38,6 +38,7 @@ def test_sigterm_saves_a_restorable_checkpoint(tmp_path, shared_trainer):
     output = "".join(lines) + out
     assert proc.returncode == 143, output[-3000:]
     assert "SIGTERM: saved step" in output
+    assert not (tmp_path / "checkpoints" / "trainer.lock").exists()  # released on the SIGTERM path
     config = train_config(tmp_path, "trainer.steps=100000")
     checkpointer = Checkpointer(train.checkpoint_dir(config), config.checkpoint)
     steps = checkpointer.all_steps()
