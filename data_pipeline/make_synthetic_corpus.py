@@ -296,6 +296,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     settings_path.write_text(json.dumps(settings) + "\n")
 
+    for stray in (args.out / "audio").glob("*/*.tmp*"):  # half-written by a killed run
+        stray.unlink()
     seconds: dict[str, float] = {}
     todo = []
     for it in items:

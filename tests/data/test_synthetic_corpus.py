@@ -115,7 +115,10 @@ def test_generation_resumes_and_reports(tmp_path, monkeypatch):
     first = rows[0]
     stamp = (out / rows[1]["path"]).stat().st_mtime_ns
     (out / first["path"]).unlink()
+    stray = out / f"{first['path']}.tmp123"  # what a killed run leaves
+    stray.write_bytes(b"half")
     assert msc.main(args) == 0
+    assert not stray.exists()
     assert (out / first["path"]).is_file() and (out / rows[1]["path"]).stat().st_mtime_ns == stamp
     # Other settings in the same folder are refused.
     assert msc.main(args + ["--seed", "5"]) == 2
