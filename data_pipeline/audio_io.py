@@ -60,3 +60,13 @@ def load_audio(path: str, target_rate: int, limits: AudioLimits = AudioLimits(),
     if rate != target_rate:
         audio = soxr.resample(audio, rate, target_rate, quality="HQ")
     return np.clip(audio, -1.0, 1.0).astype(np.float32)
+
+
+def trim_and_normalize(audio: np.ndarray, rate: int, pad_s: float = 0.1) -> np.ndarray:
+    """Synthesizer output ``[S]``: leading/trailing near-silence cut (``pad_s`` kept), peak at 0.9."""
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    loud = np.flatnonzero(np.abs(audio) > 0.01 * max(peak, 1e-9))
+    if loud.size:
+        pad = int(pad_s * rate)
+        audio = audio[max(loud[0] - pad, 0): loud[-1] + pad]
+    return (0.9 * audio / max(peak, 1e-9)).astype(np.float32)

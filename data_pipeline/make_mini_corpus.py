@@ -28,6 +28,8 @@ import soundfile as sf
 import soxr
 from tqdm import tqdm
 
+from data_pipeline.audio_io import trim_and_normalize
+
 CORPUS_DIR = Path(__file__).parent / "mini_corpus"
 SAMPLE_RATE = 16_000  # Festival diphone voices are 16 kHz; higher rates would only add bytes
 MIN_SECONDS, MAX_SECONDS = 1.0, 8.0
@@ -73,15 +75,6 @@ def synthesize(voice: Voice, text: str, tmpdir: str) -> tuple[np.ndarray, int]:
     subprocess.run(cmd, check=True, capture_output=True)
     audio, rate = sf.read(wav, dtype="float32", always_2d=True)
     return audio.mean(axis=1), rate
-
-
-def trim_and_normalize(audio: np.ndarray, rate: int, pad_s: float = 0.1) -> np.ndarray:
-    """Cut leading/trailing near-silence (keeping ``pad_s``) and scale the peak to 0.9."""
-    loud = np.flatnonzero(np.abs(audio) > 0.01 * max(np.abs(audio).max(), 1e-9))
-    if loud.size:
-        pad = int(pad_s * rate)
-        audio = audio[max(loud[0] - pad, 0): loud[-1] + pad]
-    return (0.9 * audio / max(np.abs(audio).max(), 1e-9)).astype(np.float32)
 
 
 def plan(sentences: list[str], voices_per_sentence: int, validation_fraction: float, seed: int):

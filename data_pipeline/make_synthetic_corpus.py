@@ -42,6 +42,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from data_pipeline.audio_io import trim_and_normalize
 from data_pipeline.corpus_text import POOL_PATH, read_pool
 from data_pipeline.synthesizers import HELD_OUT_VOICES, VOICE_BY_SPEAKER, VOICES, Engines, SynthesisError
 
@@ -130,16 +131,6 @@ def plan(pool: list[dict], hours: float, seed: int, n_validation: int = 400, n_p
         if n % len(order) == 0:
             order = rng.permutation(len(train_voices))
     return items
-
-
-def trim_and_normalize(audio: np.ndarray, rate: int, pad_s: float = 0.1) -> np.ndarray:
-    """Cut leading/trailing near-silence (keeping ``pad_s``) and scale the peak to 0.9."""
-    peak = float(np.abs(audio).max()) if audio.size else 0.0
-    loud = np.flatnonzero(np.abs(audio) > 0.01 * max(peak, 1e-9))
-    if loud.size:
-        pad = int(pad_s * rate)
-        audio = audio[max(loud[0] - pad, 0): loud[-1] + pad]
-    return (0.9 * audio / max(peak, 1e-9)).astype(np.float32)
 
 
 def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:

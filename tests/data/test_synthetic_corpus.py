@@ -210,3 +210,14 @@ def test_transport_unpacks_the_same_records(synthetic_build, tmp_path):
             for k in x:
                 assert np.array_equal(x[k], y[k]) if isinstance(x[k], np.ndarray) else x[k] == y[k]
     shutil.rmtree(tmp_path / "d2")
+
+
+def test_trim_and_normalize_cuts_silence_and_sets_the_peak():
+    from data_pipeline.audio_io import trim_and_normalize
+
+    rate = 16_000
+    tone = 0.2 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate).astype(np.float32)
+    audio = np.concatenate([np.zeros(rate, np.float32), tone, np.zeros(2 * rate, np.float32)])
+    out = trim_and_normalize(audio, rate, pad_s=0.1)
+    assert abs(len(out) - (rate + 2 * 1_600)) <= 2  # the tone and 0.1 s on each side
+    assert np.isclose(np.abs(out).max(), 0.9, atol=1e-3)
