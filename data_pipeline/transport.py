@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -168,7 +169,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                        args.splits.split(",") if args.splits else None)
         else:
             res = unpack(args.path, args.data_dir)
-    except (ValueError, FileNotFoundError, FileExistsError, OSError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, OSError, zipfile.BadZipFile, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(res))

@@ -8,7 +8,7 @@
     python -m experiments.small_e_reading generate --checkpoint RUN/checkpoints --data_dir tfds/ --out codes.npz
 
 Training is ``experiments.librilight_medium``'s trainer with the ``small_e_reading`` preset
-(20.5M parameters: GLA blocks, PACA; ``docs/model_card.md``) and ``--data=synthetic_corpus`` by default;
+(20.5M parameters: GLA blocks, PACA) and ``--data=synthetic_corpus`` by default;
 ``--plain`` swaps PACA for 4-head plain cross-attention (the paper's ablation) in another workdir.
 Same exit codes as the trainer.
 
@@ -25,6 +25,7 @@ import argparse
 import json
 import sys
 import time
+import zipfile
 from typing import Optional, Sequence
 
 import numpy as np
@@ -174,10 +175,14 @@ def decode(argv: Sequence[str]) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["generate"]:
-        return generate(argv[1:])
-    if argv[:1] == ["decode"]:
-        return decode(argv[1:])
+    if argv[:1] in (["generate"], ["decode"]):
+        from small_e_jax.checkpoint import CheckpointError
+
+        try:
+            return (generate if argv[0] == "generate" else decode)(argv[1:])
+        except (CheckpointError, OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+            print(f"error: {argv[0]}: {type(err).__name__}: {err}", file=sys.stderr)
+            return 2
     fixed: tuple[str, ...] = ()
     if "--plain" in argv:
         argv.remove("--plain")

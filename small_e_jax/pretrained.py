@@ -6,8 +6,9 @@
 A shipped model is a parameters-only checkpoint (the trainer's layout, no optimizer state, no
 data iterator) with its floating-point parameters in bfloat16, in ``small_e_jax/pretrained/<name>/``,
 plus ``card.json`` (where it came from). It loads with
-``Synthesizer.from_pretrained("small_e_reading")`` or ``python -m small_e_jax.synthesize`` (the
-default model when no ``--checkpoint`` is given). The model card is ``docs/model_card.md``.
+``Synthesizer.from_pretrained(NAME)`` (a name listed by ``python -m small_e_jax.pretrained list``,
+or an exported folder). No model ships yet: the reading model (``experiments.small_e_reading``)
+will be the first.
 """
 
 from __future__ import annotations
@@ -45,10 +46,12 @@ def pretrained_path(name_or_path: str = DEFAULT_MODEL) -> Path:
 def export(checkpoint: str | Path, out: str | Path, *, step: Optional[int] = None, dtype: str = "bfloat16",
            card: Optional[dict[str, Any]] = None) -> Path:
     """Write the model of a training checkpoint as a params-only checkpoint in ``dtype`` at ``out``."""
+    import jax
+    from flax import nnx
+
     from small_e_jax.checkpoint import save_params_checkpoint
     from small_e_jax.config import config_to_dict
     from small_e_jax.inference import load_model
-    from flax import nnx
 
     model, config, saved_step = load_model(checkpoint, step=step, param_dtype=dtype)
     params = nnx.state(model, nnx.Param)
@@ -56,7 +59,7 @@ def export(checkpoint: str | Path, out: str | Path, *, step: Optional[int] = Non
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty")
     save_params_checkpoint(out, params, config_to_dict(config), saved_step)
-    n_params = sum(int(x.size) for x in __import__("jax").tree.leaves(params))
+    n_params = sum(int(x.size) for x in jax.tree.leaves(params))
     info = {"name": config.name, "step": saved_step, "parameters": n_params, "dtype": dtype,
             "source_checkpoint": str(checkpoint), **(card or {})}
     (out / "card.json").write_text(json.dumps(info, indent=1) + "\n")
@@ -84,7 +87,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         card = json.loads(args.card) if args.card else None
         out = export(args.checkpoint, args.out, step=args.step, dtype=args.dtype, card=card)
-    except (CheckpointError, FileExistsError, ValueError) as exc:
+    except (CheckpointError, FileExistsError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"exported {out}")

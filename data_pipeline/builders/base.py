@@ -10,10 +10,9 @@ in the TFDS metadata (``metadata.json`` beside ``dataset_info.json``): ``codec``
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Optional
-
-import os
 
 import numpy as np
 import tensorflow_datasets as tfds
