@@ -159,7 +159,7 @@ class DataConfig:
     max_frames: int = 2000  # ≈ 26.7 s at 75 frames/s
     max_text_tokens: int = 512
     frames_per_batch: int = 24_000  # budget per global batch: B_global * L (delayed columns, padding incl.)
-    n_buckets: int = 10  # quantile bins of delayed length; one (L, J, B) batch shape per bin
+    n_buckets: int = 10  # at most this many length bins (fewest batches); one (L, J, B) shape each
     # Bucket lengths (delayed audio columns) are rounded up to a multiple of this. 64 = the GLA
     # chunk: the kernels would pad any other length to it anyway, and copy q, k, v and the gates
     # of every layer to do so (the filler columns are masked out of the loss).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data_pipeline.loader import make_dataset
+from data_pipeline.loader import make_buckets, make_dataset
 from small_e_jax.delay import BOA, EOA, PAD, undelay
 
 Q = 4
@@ -142,3 +142,41 @@ def test_length_multiple_sets_the_bucket_lengths(source):
         assert b["audio"].shape[0] * b["audio"].shape[1] <= 400
     with pytest.raises(ValueError, match="length_multiple"):
         make_dataset(source, num_epochs=1, **_kwargs(length_multiple=0))
+
+
+def _epoch_batches(audio_len, bounds, fpb, P=1):
+    ids = np.searchsorted(np.asarray(bounds), audio_len, side="left")
+    rows = [max(1, fpb // (L * P)) * P for L in bounds]
+    return sum(-(-int((ids == b).sum()) // rows[b]) for b in range(len(bounds)))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bucket_bounds_are_the_fewest_batches(seed):
+    """Exhaustive check on small cases: no choice of at most n_buckets bounds among the rounded
+    lengths needs fewer batches per epoch, and every item fits its bucket."""
+    import itertools
+    from data_pipeline.loader import _bucket_bounds
+    rng = np.random.default_rng(seed)
+    L = np.concatenate([rng.integers(20, 200, 60), rng.integers(200, 900, 6)])  # a long tail
+    fpb, n_buckets = 2048, 3
+    bounds = _bucket_bounds(L, n_buckets, fpb, 1, 64)
+    cand = sorted({-(-int(x) // 64) * 64 for x in L})
+    assert len(bounds) <= n_buckets and bounds[-1] == cand[-1] and all(b % 64 == 0 for b in bounds)
+    best = min(_epoch_batches(L, list(c) + [cand[-1]], fpb)
+               for k in range(n_buckets) for c in itertools.combinations(cand[:-1], k))
+    assert _epoch_batches(L, bounds, fpb) == best
+    buckets, ids = make_buckets(L, np.full(len(L), 5), n_buckets, fpb, 1)
+    assert all(L[i] <= buckets[ids[i]].audio_len for i in range(len(L)))
+
+
+def test_bucket_bounds_beat_quantile_bins_on_a_long_tail():
+    """Speech-like lengths (mean ~250 frames, a tail to 1,600): the old quantile bins padded the
+    tail bucket to the longest item; these bounds need fewer batches for the same bucket count."""
+    from data_pipeline.loader import _bucket_bounds
+    rng = np.random.default_rng(0)
+    L = np.clip(rng.lognormal(np.log(230), 0.45, 5000), 60, 1600).astype(int)
+    L[:20] = 1600
+    quantile = sorted({-(-int(q) // 64) * 64 for q in np.quantile(L, np.linspace(0, 1, 9)[1:], method="higher")})
+    ours = _bucket_bounds(L, 8, 32768, 1, 64)
+    assert _epoch_batches(L, ours, 32768) < 0.9 * _epoch_batches(L, quantile, 32768)
+    assert _bucket_bounds(L, 8, 32768, 2, 64)[-1] == 1600  # process count: still covers every item
