@@ -250,6 +250,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--sentences", type=Path, default=POOL_PATH)
     p.add_argument("--splits", default="train,validation,heldout_voices", help="make only these splits")
     p.add_argument("--limit", type=int, default=None, help="first N items of each split (quick checks)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop after this many minutes with a usable partial corpus (held-out splits first, "
+                        "then a random part of the training split); the same command again completes it")
     p.add_argument("--no-progress-bar", action="store_true")
     args = p.parse_args(argv)
 
@@ -299,6 +302,12 @@ def main(argv: Optional[list[str]] = None) -> int:
             seconds[it.id] = s
     if seconds:
         print(f"resuming: {len(seconds)} of {len(items)} utterances already made", flush=True)
+    # Held-out splits first, then training items in a seeded random order: a run stopped by
+    # --max-minutes leaves complete evaluation splits and a uniform sample of the training split.
+    order = np.random.default_rng([args.seed, 1]).permutation(len(todo))
+    todo = sorted((todo[i] for i in order), key=lambda it: it.split == "train")
+    deadline = None if args.max_minutes is None else time.time() + 60 * args.max_minutes
+    stopped = False
     failures: list[dict] = []
     start = time.time()
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
@@ -313,6 +322,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                 made += secs
             bar.update(1)
             bar.set_postfix(hours=f"{made / 3600:.2f}", failed=len(failures), refresh=False)
+            if deadline is not None and time.time() > deadline:
+                stopped = True  # leaving the block terminates the workers; half-written files are .tmp
+                break
         bar.close()
     rows = [{"id": it.id, "path": audio_path(it, args.format), "text": it.text, "speaker": it.speaker,
              "split": it.split, "duration": round(seconds[it.id], 3), "source": it.source}
@@ -324,9 +336,17 @@ def main(argv: Optional[list[str]] = None) -> int:
         for r in failures:
             f.write(json.dumps(r) + "\n")
     write_readme(args.out, rows, failures, args)
+    if stopped:
+        with open(args.out / "README.md", "a") as f:
+            f.write(f"\n**Partial corpus**: stopped by `--max-minutes {args.max_minutes:g}` with {len(rows)} of the "
+                    f"{len(items)} planned utterances (every held-out one first, then a random part of the "
+                    "training split). The same command again completes it.\n")
     hours = sum(r["duration"] for r in rows) / 3600
     print(f"{len(rows)} utterances, {hours:.2f} h ({len(failures)} failed: {args.out / 'failures.jsonl'}) "
           f"in {time.time() - start:.0f} s -> {args.out}", flush=True)
+    if stopped:
+        print(f"stopped after --max-minutes {args.max_minutes:g}: {len(rows)} of {len(items)} planned utterances "
+              "are in the manifest; the same command again completes the corpus", flush=True)
     return 0
 
 

@@ -216,20 +216,12 @@ print("".join(t + "\n" for t in texts), end="")' \
       { mkdir -p /tmp/tts && tar -xJf .device/tts_engines.tar.xz -C /tmp/tts || exit 1
         t0=$(date +%s)
         limit=(); [ -n "${READING_LIMIT:-}" ] && limit=(--limit "$READING_LIMIT")
-        # $SYNTH_DEADLINE (epoch seconds): stop synthesizing then; the corpus resumes on the next
-        # call while the machine is still warm (its files are kept), so a 10-minute command limit
-        # does not bound the corpus.
-        synth_s=$(( ${SYNTH_DEADLINE:-$(( t0 + 100000 ))} - t0 ))
-        timeout -s TERM "$synth_s" python3 -m data_pipeline.make_synthetic_corpus --out /tmp/reading_corpus \
-          --hours "${READING_HOURS:-32}" --format wav --sample-rate 24000 --engines-prefix /tmp/tts \
-          --no-progress-bar "${limit[@]}"
-        rc=$?
-        if [ $rc = 124 ]; then
-          echo "reading_corpus: synthesis stopped at its deadline after $(( $(date +%s) - t0 )) s with" \
-            "$(find /tmp/reading_corpus/audio -name '*.wav' | wc -l) files; run the step again to resume"
-          exit 0
-        fi
-        [ $rc = 0 ] || exit 1
+        # $SYNTH_DEADLINE (epoch seconds): stop synthesizing then, with the held-out splits complete
+        # and a random part of the training split (make_synthetic_corpus --max-minutes).
+        budget=(); [ -n "${SYNTH_DEADLINE:-}" ] && budget=(--max-minutes "$(awk "BEGIN{print ($SYNTH_DEADLINE - $t0) / 60}")")
+        python3 -m data_pipeline.make_synthetic_corpus --out /tmp/reading_corpus --hours "${READING_HOURS:-32}" \
+          --format wav --sample-rate 24000 --engines-prefix /tmp/tts --no-progress-bar "${limit[@]}" "${budget[@]}" \
+          || exit 1
         t1=$(date +%s)
         python3 -m data_pipeline.build --dataset synthetic_corpus --manual_dir /tmp/reading_corpus \
           --codec dac_mini24 --codec_weights bundled --data_dir /tmp/tfds_reading 2>&1 | grep -v -E "Warning|it/s]|s/it]" || exit 1

@@ -124,6 +124,19 @@ def test_generation_resumes_and_reports(tmp_path, monkeypatch):
     assert msc.main(args + ["--seed", "5"]) == 2
 
 
+@needs_engines
+def test_max_minutes_leaves_held_out_splits_first_and_completes_on_rerun(tmp_path, capsys):
+    out = tmp_path / "corpus"
+    args = ["--out", str(out), "--limit", "3", "--jobs", "1", "--no-progress-bar", "--format", "wav"]
+    assert msc.main(args + ["--max-minutes", "0"]) == 0  # stops after the first finished item
+    rows = [json.loads(line) for line in open(out / "manifest.jsonl")]
+    assert 1 <= len(rows) < 9 and all(r["split"] != "train" for r in rows)
+    assert "Partial corpus" in (out / "README.md").read_text() and "the same command again" in capsys.readouterr().out
+    assert msc.main(args) == 0
+    rows = [json.loads(line) for line in open(out / "manifest.jsonl")]
+    assert len(rows) == 9 and "Partial corpus" not in (out / "README.md").read_text()
+
+
 def test_a_failed_item_is_reported_not_raised(tmp_path, monkeypatch):
     msc._init_worker(None, str(tmp_path), 16_000, "wav")
     monkeypatch.setattr(msc._ENGINES, "synthesize", lambda v, t: (_ for _ in ()).throw(SynthesisError("boom")))
