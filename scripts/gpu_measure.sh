@@ -254,21 +254,28 @@ print("".join(t + "\n" for t in texts), end="")' \
         echo "training for at most ${train_s} s"
         # shellcheck disable=SC2086  # $flag is empty or one word
         timeout -s TERM "$train_s" python3 -m experiments.small_e_reading $flag data.data_dir=/tmp/tfds_reading \
-          "trainer.workdir=$run" "trainer.steps=${READING_STEPS:-6000}" trainer.progress_bar=false 2>&1 \
-          | grep -v -E "Warning|WARNING"
+          "trainer.workdir=$run" "trainer.steps=${READING_STEPS:-6000}" trainer.progress_bar=false \
+          ${READING_OVERRIDES:-} 2>&1 | grep -v -E "Warning|WARNING"
         [ "${READING_PPL:-1}" != 0 ] && python3 -m small_e_jax.evaluate perplexity --checkpoint "$run/checkpoints" \
           --data-dir /tmp/tfds_reading --max-batches 4 --label "$arm" --out "$OUT/${arm}_ppl.json" 2>&1 \
           | grep -v -E "Warning|WARNING" | tail -3
-        python3 -m small_e_jax.evaluate attention --checkpoint "$run/checkpoints" --data-dir /tmp/tfds_reading \
-          --max-batches 4 --label "$arm" --out-dir "/tmp/eval/${arm}_attention" --out "$OUT/${arm}_attention.json" \
-          2>&1 | grep -v -E "Warning|WARNING" | tail -3
-        cp "/tmp/eval/${arm}_attention/attention_maps.npz" "$OUT/${arm}_attention_maps.npz"
-        python3 -m experiments.small_e_reading generate --checkpoint "$run/checkpoints" --data_dir /tmp/tfds_reading \
-          --out "$OUT/${arm}_codes.npz" 2>&1 | grep -v -E "Warning|WARNING" | tail -3
-        if [ "$arm" = paca ]; then
-          python3 -m small_e_jax.pretrained export --checkpoint "$run/checkpoints" --out /tmp/export/small_e_reading \
+        # READING_ATTN=0 / READING_GEN=0: leave the attention maps / the held-out codes to a CPU
+        # (the exported model and the packed corpus are enough there), to give training the time.
+        if [ "${READING_ATTN:-1}" != 0 ]; then
+          python3 -m small_e_jax.evaluate attention --checkpoint "$run/checkpoints" --data-dir /tmp/tfds_reading \
+            --max-batches 4 --label "$arm" --out-dir "/tmp/eval/${arm}_attention" --out "$OUT/${arm}_attention.json" \
+            2>&1 | grep -v -E "Warning|WARNING" | tail -3
+          cp "/tmp/eval/${arm}_attention/attention_maps.npz" "$OUT/${arm}_attention_maps.npz"
+        fi
+        if [ "${READING_GEN:-1}" != 0 ]; then
+          python3 -m experiments.small_e_reading generate --checkpoint "$run/checkpoints" --data_dir /tmp/tfds_reading \
+            --out "$OUT/${arm}_codes.npz" 2>&1 | grep -v -E "Warning|WARNING" | tail -3
+        fi
+        if [ "$arm" = paca ] || [ "${READING_EXPORT:-0}" = 1 ]; then
+          name=small_e_reading; [ "$arm" = paca ] || name=small_e_reading_$arm
+          python3 -m small_e_jax.pretrained export --checkpoint "$run/checkpoints" --out "/tmp/export/$name" \
             2>&1 | tail -1
-          tar -cf - -C /tmp/export small_e_reading | split -b 15m - "$OUT/small_e_reading.tar."
+          tar -cf - -C /tmp/export "$name" | split -b 15m - "$OUT/$name.tar."
         fi
       } 2>&1 | tee "$OUT/reading_train_${arm}.log" ;;
     *) echo "unknown step $step"; exit 2 ;;
