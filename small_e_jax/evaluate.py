@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from small_e_jax.cli import entry_point
+
 
 def _read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
@@ -274,6 +276,7 @@ COMMANDS = {"wer": cmd_wer, "similarity": cmd_similarity, "perplexity": cmd_perp
             "attention": cmd_attention, "throughput": cmd_throughput, "report": cmd_report}
 
 
+@entry_point
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:

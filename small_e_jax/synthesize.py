@@ -32,6 +32,7 @@ from small_e_jax.checkpoint import CheckpointError
 from small_e_jax.config import ConfigError
 from small_e_jax.inference import Synthesizer
 from small_e_jax.sampling import SamplingConfig
+from small_e_jax.cli import entry_point
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -156,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+@entry_point
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
