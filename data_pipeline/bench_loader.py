@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from data_pipeline.loader import make_dataset, open_source
+from small_e_jax.cli import entry_point
 
 
 def synthetic_source(n: int, n_q: int = 4, seed: int = 0) -> list[dict]:
@@ -27,6 +28,7 @@ def synthetic_source(n: int, n_q: int = 4, seed: int = 0) -> list[dict]:
             for _ in range(n)]
 
 
+@entry_point
 def main(argv: Optional[list[str]] = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="mini")

@@ -25,6 +25,7 @@ import sys
 from typing import Any, Optional
 
 from data_pipeline.builders import BUILDERS
+from small_e_jax.cli import entry_point
 
 DEFAULT_CODEC = "dac_mini24"  # the codec shipped with its weights (small_e_jax/codec/pretrained)
 
@@ -66,6 +67,7 @@ def make_builder(dataset: str, *, data_dir: Optional[str] = None, manual_dir: Op
     return BUILDERS[dataset](**kwargs)
 
 
+@entry_point
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", required=True, choices=sorted(BUILDERS))

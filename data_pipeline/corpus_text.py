@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from small_e_jax.text.tokenizer import verbalize_numbers
+from small_e_jax.cli import entry_point
 
 POOL_DIR = Path(__file__).resolve().parent / "synthetic_corpus"
 POOL_PATH = POOL_DIR / "sentences.jsonl.gz"
@@ -172,6 +173,7 @@ def read_pool(path: Path = POOL_PATH) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=POOL_PATH)

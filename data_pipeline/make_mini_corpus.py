@@ -29,6 +29,7 @@ import soxr
 from tqdm import tqdm
 
 from data_pipeline.audio_io import trim_and_normalize
+from small_e_jax.cli import entry_point
 
 CORPUS_DIR = Path(__file__).parent / "mini_corpus"
 SAMPLE_RATE = 16_000  # Festival diphone voices are 16 kHz; higher rates would only add bytes
@@ -108,6 +109,7 @@ def make_item(out: Path, sentences: list[str], item) -> dict | None:
             "duration": round(duration, 3)}
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=CORPUS_DIR)

@@ -10,9 +10,9 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
-from data_pipeline.sources import read_rows
+from data_pipeline.rows import Issues, RowIssue, drop_duplicates, table_rows
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,10 @@ def librilight_segments(root: str | Path, max_seconds: float = 25.0) -> Iterator
             yield Segment(f"{stem}_{k:04d}", str(flac), speaker, book, round(s, 3), round(e, 3))
 
 
-def read_transcripts(path: str | Path) -> dict[str, str]:
-    """``{segment_id: text}`` from a JSONL (``id``, ``text``) or CSV (header with ``id``, ``text``)."""
-    return {str(r["id"]): str(r.get("text") or "") for r in read_rows(path)}
+def read_transcripts(path: str | Path, issues: Optional[list[RowIssue]] = None) -> dict[str, str]:
+    """``{segment_id: text}`` from a JSONL (``id``, ``text``) or CSV (header with ``id``, ``text``).
+    Row by row: a bad row or a row without ``id`` goes to ``issues`` (logged when ``None``); of
+    rows with the same id the first is kept."""
+    sink = Issues(issues)
+    kept = drop_duplicates(table_rows(path, sink, required=("id",)), lambda r: str(r["id"]).strip(), path, sink)
+    return {str(r["id"]).strip(): str(r.get("text") or "") for r in kept}

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from data_pipeline.audio_io import AudioLimits, BadInput, load_audio
 from data_pipeline.segment import librilight_segments
+from small_e_jax.cli import UserError, entry_point
 
 WHISPER_RATE = 16_000
 
@@ -29,13 +30,14 @@ def load_model(path: str, device: str = "cpu", compute_type: str = "int8"):
     try:
         from faster_whisper import WhisperModel
     except ImportError:
-        raise SystemExit("faster-whisper is not installed: pip install faster-whisper "
-                         "(and give --model a local CTranslate2 Whisper folder)") from None
+        raise ImportError("faster-whisper is not installed: pip install faster-whisper "
+                          "(and give --model a local CTranslate2 Whisper folder)") from None
     if not Path(path).is_dir():
-        raise SystemExit(f"--model {path} is not a folder holding a CTranslate2 Whisper model (model.bin)")
+        raise UserError(f"--model {path} is not a folder holding a CTranslate2 Whisper model (model.bin)")
     return WhisperModel(path, device=device, compute_type=compute_type)
 
 
+@entry_point
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--manual_dir", required=True, help="LibriLight folder (per-book FLAC + JSON)")

@@ -24,6 +24,8 @@ from typing import Optional
 
 import numpy as np
 
+from small_e_jax.cli import entry_point
+
 FORMAT_VERSION = 1
 
 
@@ -149,6 +151,7 @@ def unpack(path: Path, data_dir: str) -> dict:
     return {"dataset": str(target), **{s: v["examples"] for s, v in meta["splits"].items()}}
 
 
+@entry_point
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)

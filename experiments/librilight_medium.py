@@ -25,6 +25,8 @@ from __future__ import annotations
 import sys
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
+from small_e_jax.cli import entry_point
+
 SYNTHETIC = "synthetic"  # seeded random batches (small_e_jax.synthetic_data), no dataset on disk
 
 
@@ -117,6 +119,7 @@ def make_source(data: str, config: Any) -> Any:
     return LoaderSource(config)
 
 
+@entry_point
 def main(argv: Optional[Sequence[str]] = None, *, default_preset: str = "small_e_librilight_medium",
          fixed: Sequence[str] = (), doc: str = __doc__, default_data: str = "mini") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -43,6 +43,7 @@ from small_e_jax.inference import Synthesizer
 from small_e_jax.model import SmallE
 from small_e_jax.sampling import GREEDY
 from small_e_jax.text import load_tokenizer
+from small_e_jax.cli import entry_point
 
 CLIP = "audio/festival_slt/h213_festival_slt.ogg"  # 1.5 s, in the corpus' training split
 DEFAULT_CODEC = ["data.codec=dac_mini24", "data.codec_weights=bundled"]  # the codec we ship
@@ -128,6 +129,7 @@ def run(config: Config, steps: int, out_dir: Path) -> int:
     return 0
 
 
+@entry_point
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=150, help="Adam steps on the one example")

@@ -31,6 +31,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from experiments.librilight_medium import main as train_main
+from small_e_jax.cli import entry_point
 
 PLAIN = ("name=small_e_reading_plain", "model.cross_attention=plain", "model.cross_attention_heads=4",
          "trainer.workdir=runs/small_e_reading_plain")
@@ -173,6 +174,7 @@ def decode(argv: Sequence[str]) -> int:
     return 0
 
 
+@entry_point
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["generate"], ["decode"]):

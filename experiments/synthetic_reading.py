@@ -37,6 +37,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from small_e_jax.cli import entry_point
+
 MIN_SCORED_TOKENS = 4  # alignment is scored on held-out texts at least this long
 ARMS = {"paca": (), "plain": ("model.cross_attention=plain", "model.cross_attention_heads=4")}
 
@@ -168,6 +170,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
+@entry_point
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     from small_e_jax.config import ConfigError

@@ -48,6 +48,7 @@ from small_e_jax.config import Config, load_config
 from small_e_jax.inference import abstract_model
 from small_e_jax.model import SmallE
 from small_e_jax.sampling import SamplingConfig
+from small_e_jax.cli import entry_point
 
 
 def random_model(config: Config, param_dtype: str, seed: int = 0) -> SmallE:
@@ -217,6 +218,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@entry_point
 def main(argv: Sequence[str] | None = None, *, codec: Any = None) -> int:
     """``codec``: the codec of the first-audio figure (default: ``--codec`` with random weights)."""
     args = parse_args(sys.argv[1:] if argv is None else argv)

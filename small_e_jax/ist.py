@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from small_e_jax.delay import delay
 from small_e_jax.model import SmallE
+from small_e_jax.cli import entry_point
 
 SCALE = 0.02
 
@@ -158,6 +159,7 @@ def read_clips(folder: Path, synth: Any) -> list[tuple[np.ndarray, np.ndarray]]:
     return pairs
 
 
+@entry_point
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m small_e_jax.ist", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -12,6 +12,7 @@ greedy / no-top-k paths free of dead work.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import jax
@@ -46,6 +47,9 @@ class SamplingConfig:
     force_guidance: bool = False
 
     def __post_init__(self) -> None:
+        for name in ("temperature", "top_p", "repetition_penalty", "cfg_scale"):
+            if not math.isfinite(getattr(self, name)):  # NaN passes every comparison below
+                raise ValueError(f"{name} must be a finite number, got {getattr(self, name)}")
         if not self.greedy and not self.temperature > 0:
             raise ValueError(f"temperature must be > 0 (use greedy=True for argmax), got {self.temperature}")
         if self.top_k < 0:

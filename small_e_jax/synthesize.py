@@ -32,6 +32,7 @@ from small_e_jax.checkpoint import CheckpointError
 from small_e_jax.config import ConfigError
 from small_e_jax.inference import Synthesizer
 from small_e_jax.sampling import SamplingConfig
+from small_e_jax.cli import entry_point, one_line
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -82,14 +83,39 @@ def _texts(args: argparse.Namespace) -> list[str]:
         return [args.text]
     if not args.texts_file.exists():
         raise ValueError(f"--texts-file {args.texts_file} does not exist")
-    texts = [line.strip() for line in args.texts_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        lines = args.texts_file.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"--texts-file {args.texts_file} is not UTF-8 (byte 0x{exc.object[exc.start]:02x} "
+                         f"at offset {exc.start})") from None
+    texts = [line.strip() for line in lines if line.strip()]
     if not texts:
         raise ValueError(f"--texts-file {args.texts_file} has no text")
     return texts
 
 
+def _check_inputs(args: argparse.Namespace, texts: list[str]) -> None:
+    """Refuse bad arguments and input files before the (slow) checkpoint restore."""
+    for i, text in enumerate(texts):
+        if not text.strip():
+            raise ValueError("--text is empty" if args.text is not None else f"--texts-file line {i + 1} is empty")
+    for flag, value in (("--max-frames", args.max_frames), ("--chunk-frames", args.chunk_frames),
+                        ("--min-rows", args.min_rows)):
+        if value is not None and value <= 0:
+            raise ValueError(f"{flag} must be > 0, got {value}")
+    for flag, path in (("--prompt-wav", args.prompt_wav), ("--ist", args.ist)):
+        if path is not None and not path.is_file():
+            raise ValueError(f"{flag} {path} does not exist")
+    if args.prompt_wav is not None:
+        try:
+            soundfile.info(str(args.prompt_wav))
+        except (RuntimeError, soundfile.LibsndfileError) as exc:
+            raise ValueError(f"--prompt-wav {args.prompt_wav} is not readable audio ({one_line(exc)})") from None
+
+
 def run(args: argparse.Namespace) -> int:
     texts = _texts(args)
+    _check_inputs(args, texts)
     sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                               repetition_penalty=args.repetition_penalty,
                               repetition_window=args.repetition_window, greedy=args.greedy,
@@ -156,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+@entry_point
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:

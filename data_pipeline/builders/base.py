@@ -3,7 +3,8 @@
 A builder subclass only says where its utterances come from (:meth:`CodecBuilder.utterances`).
 The builder config name is the codec name, so codes of different codecs live side by side in
 ``<data_dir>/<dataset>/<codec>/<version>``. Bad-input reports go to
-``<data_dir>/reports/<dataset>_<codec>_<split>.{jsonl,summary.json}``. The build records its codec
+``<data_dir>/reports/<dataset>_<codec>_<split>.{jsonl,summary.json}``; manifest rows that could
+not be read (file, line, reason) or repeat an id go to ``<dataset>_<codec>_rows.{jsonl,summary.json}``. The build records its codec
 in the TFDS metadata (``metadata.json`` beside ``dataset_info.json``): ``codec``, ``codec_weights``
 (``"bundled"``, a directory, or ``None`` for random weights) and ``n_q``; the trainer reads it.
 """
@@ -19,6 +20,7 @@ import tensorflow_datasets as tfds
 
 from data_pipeline.audio_io import AudioLimits
 from data_pipeline.encode import BuildReport, Encoder, generate_examples
+from data_pipeline.rows import RowIssue
 from data_pipeline.sources import Utterance
 
 SPLITS = ("train", "validation")
@@ -42,6 +44,7 @@ class CodecBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         self._codec_name, self._codec_weights, self._n_q = codec, codec_weights, n_q
         self._codec = codec_obj
         self._max_examples, self._limits, self._chunk_size = max_examples, limits, chunk_size
+        self.row_issues: list[RowIssue] = []  # manifest rows skipped by utterances() (file, line, reason)
         kwargs.setdefault("file_format", "array_record")
         super().__init__(config=tfds.core.BuilderConfig(name=codec), **kwargs)
         # What a pickled copy (a grain worker's data source) needs to re-open the dataset; not the codec.
@@ -85,11 +88,25 @@ class CodecBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         return self._codec
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        self.row_issues = []  # filled again by utterances()
         utts = self.utterances(dl_manager)
+        self._report_rows(len(utts))
         by_split = {s: [u for u in utts if u.split == s] for s in self.SPLITS}
         if self._max_examples is not None:
             by_split = {s: u[: self._max_examples] for s, u in by_split.items()}
         return {s: self._generate_examples(s, u) for s, u in by_split.items() if u}
+
+    def _report_rows(self, kept: int) -> None:
+        """Write the manifest rows skipped by :meth:`utterances` (file, line, reason) to
+        ``reports/<dataset>_<codec>_rows.{jsonl,summary.json}`` and say so on the console."""
+        report = BuildReport(Path(self._data_dir_root) / "reports" / f"{self.name}_{self.builder_config.name}_rows")
+        report.skipped = [issue.as_report() for issue in self.row_issues]
+        report.kept = kept
+        report.write()
+        if self.row_issues:
+            summary = report.summary()
+            print(f"[{self.name}] manifest rows: {kept} read, {summary['skipped']} skipped "
+                  f"{summary['skipped_by_reason']} — report: {report.path}.jsonl", flush=True)
 
     def _generate_examples(self, split: str, utts: list[Utterance]):
         from small_e_jax.text import load_tokenizer

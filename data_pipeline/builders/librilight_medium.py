@@ -35,7 +35,7 @@ class LibrilightMedium(CodecBuilder):
         if not self._transcripts:
             raise ValueError("librilight_medium needs --transcripts (JSONL/CSV id,text); make one with "
                              "python -m data_pipeline.transcribe --manual_dir ... --out transcripts.jsonl")
-        texts = read_transcripts(self._transcripts)
+        texts = read_transcripts(self._transcripts, self.row_issues)
         return [Utterance(s.segment_id, s.path, texts.get(s.segment_id, ""), s.speaker,
                           hash_split(s.book, self._val_fraction), s.start, s.end)  # split by book
                 for s in librilight_segments(self._root, self._max_segment)]

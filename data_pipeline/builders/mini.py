@@ -17,4 +17,4 @@ class Mini(CodecBuilder):
         manifest = MINI_CORPUS / "manifest.jsonl"
         if not manifest.exists():
             raise FileNotFoundError(f"{manifest} is missing: run python -m data_pipeline.make_mini_corpus")
-        return read_manifest(manifest)
+        return read_manifest(manifest, issues=self.row_issues)

@@ -17,7 +17,7 @@ class SpeechFolder(CodecBuilder):
     MANUAL_DOWNLOAD_INSTRUCTIONS = "Pass --manual_dir: a corpus folder or a manifest (.csv/.jsonl)."
 
     def utterances(self, dl_manager) -> list[Utterance]:
-        return read_folder(self._manual_dir_path())
+        return read_folder(self._manual_dir_path(), issues=self.row_issues)
 
     def _manual_dir_path(self):
         path = self._manual_dir_override

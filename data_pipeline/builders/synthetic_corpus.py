@@ -34,4 +34,4 @@ class SyntheticCorpus(CodecBuilder):
         if not manifest.exists():
             raise FileNotFoundError(f"{manifest} is missing: make the corpus with "
                                     f"python -m data_pipeline.make_synthetic_corpus --out {self._corpus_dir}")
-        return read_manifest(manifest, splits=self.SPLITS)
+        return read_manifest(manifest, splits=self.SPLITS, issues=self.row_issues)

@@ -43,6 +43,7 @@ import numpy as np
 
 from small_e_jax.codec.dac import DACConfig
 from small_e_jax.codec.encodec import EncodecConfig
+from small_e_jax.cli import entry_point
 
 # Keyword arguments of the PyTorch DAC that we map onto DACConfig, and ones that we ignore.
 _KWARGS = ("sample_rate", "encoder_dim", "encoder_rates", "latent_dim", "decoder_dim", "decoder_rates",
@@ -416,6 +417,7 @@ def convert(src: str | Path, dst: str | Path, *, sample_rate: Optional[int] = No
     return cfg
 
 
+@entry_point
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m small_e_jax.codec.convert",

@@ -27,8 +27,10 @@ from kernels.benchmarks.record import append_records, make_record
 from kernels.benchmarks.trace_summary import report_lines, run_traced, summarize
 from small_e_jax.codec.train import build_training, parse_args
 from small_e_jax.eval.profile_step import hlo_origins, scope_of
+from small_e_jax.cli import entry_point
 
 
+@entry_point
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 epilog="Any other flag is a `python -m small_e_jax.codec.train` flag.")

@@ -36,6 +36,7 @@ import numpy as np
 
 from small_e_jax.codec import losses
 from small_e_jax.codec.train_data import MINI_CORPUS, load_clips, read_manifest
+from small_e_jax.cli import entry_point
 
 #: Clips are compared on their first whole multiple of this many seconds (few shapes to compile).
 COMPARE_QUANTUM_S = 0.25
@@ -137,6 +138,7 @@ def evaluate(codec: Any, corpus_dir: str | Path = MINI_CORPUS, split: str = "val
     return result
 
 
+@entry_point
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m small_e_jax.codec.quality", description=__doc__.split("\n")[0])
     parser.add_argument("--codec", default="dac_mini24", help="codec name for load_codec")

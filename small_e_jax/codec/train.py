@@ -46,6 +46,7 @@ from small_e_jax.codec import losses
 from small_e_jax.codec.dac import (DACConfig, num_params, preset, quantizer_dropout_counts, random_init,
                                    restart_dead_codes)
 from small_e_jax.codec.train_data import MINI_CORPUS, CropSampler, load_clips
+from small_e_jax.cli import entry_point
 
 STATE_FORMAT = "small_e_jax.codec.train/1"
 
@@ -602,6 +603,7 @@ def parse_args(argv: Optional[list[str]] = None) -> CodecTrainConfig:
     return CodecTrainConfig(**vars(parser.parse_args(argv)))
 
 
+@entry_point
 def main(argv: Optional[list[str]] = None) -> int:
     try:
         cfg = parse_args(argv)

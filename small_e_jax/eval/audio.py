@@ -36,5 +36,8 @@ def read_audio(path: str | Path, target_rate: int) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"audio file {path} does not exist")
-    wav, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    try:
+        wav, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError) as exc:  # not audio, truncated: name the file, exit as bad input
+        raise ValueError(f"audio file {path} is not readable audio ({' '.join(str(exc).split())})") from None
     return resample(as_mono(wav, str(path)), rate, target_rate)

@@ -40,6 +40,7 @@ import numpy as np
 from small_e_jax import gpu_graphs
 from small_e_jax.config import Config, ConfigError, load_config
 from small_e_jax.delay import delay
+from small_e_jax.cli import entry_point
 
 
 def parse_shapes(text: str) -> list[tuple[int, int]]:
@@ -143,6 +144,7 @@ def measure(config: Config, batch: int, frames: int, *, text_len: int, steps: in
     return result
 
 
+@entry_point
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="small_e_librilight_medium", help="preset name or YAML path")

@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 from flax import nnx
 
 from small_e_jax.config import Config, ConfigError, ModelConfig, parse_cli
+from small_e_jax.cli import entry_point
 
 
 def count_params(model: nnx.Module, depth: int = 1) -> dict[str, int]:
@@ -52,6 +53,7 @@ def format_report(counts: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
+@entry_point
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     depth = 1

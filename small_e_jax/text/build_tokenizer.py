@@ -19,6 +19,7 @@ from pathlib import Path
 from num2words import num2words
 
 from small_e_jax.text.tokenizer import SPECIAL_TOKENS, TEXT_DIR, TextTokenizer
+from small_e_jax.cli import entry_point
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 ACCENTED = "àâäæçèéêëîïñôöœùûü"
@@ -55,6 +56,7 @@ def build(corpus: Path, out: Path, vocab_size: int, numbers: int) -> None:
     out.write_text(tokenizer.to_str(pretty=True) + "\n", encoding="utf-8")
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--version", default="bpe256_v1")
