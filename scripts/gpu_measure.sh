@@ -229,7 +229,7 @@ print("".join(t + "\n" for t in texts), end="")' \
         if [ "${READING_PACK:-1}" != 0 ]; then
           python3 -m data_pipeline.transport pack --dataset synthetic_corpus --codec dac_mini24 \
             --data_dir /tmp/tfds_reading --out /tmp/reading_tokens.npz || exit 1
-          split -b 15m /tmp/reading_tokens.npz "$OUT/reading_tokens.npz."
+          split -b 16000000 /tmp/reading_tokens.npz "$OUT/reading_tokens.npz."
         fi
         gzip -c /tmp/reading_corpus/manifest.jsonl > "$OUT/reading_manifest.jsonl.gz"
         cp /tmp/reading_corpus/README.md "$OUT/reading_corpus_README.md"
@@ -275,7 +275,7 @@ print("".join(t + "\n" for t in texts), end="")' \
           name=small_e_reading; [ "$arm" = paca ] || name=small_e_reading_$arm
           python3 -m small_e_jax.pretrained export --checkpoint "$run/checkpoints" --out "/tmp/export/$name" \
             2>&1 | tail -1
-          tar -cf - -C /tmp/export "$name" | split -b 15m - "$OUT/$name.tar."
+          tar -cf - -C /tmp/export "$name" | split -b 16000000 - "$OUT/$name.tar."
         fi
       } 2>&1 | tee "$OUT/reading_train_${arm}.log" ;;
     *) echo "unknown step $step"; exit 2 ;;
