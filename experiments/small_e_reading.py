@@ -49,7 +49,7 @@ def _str(x) -> str:
 
 def generate(argv: Sequence[str]) -> int:
     p = ArgumentParser(prog="python -m experiments.small_e_reading generate")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, help="a run's workdir, its checkpoints folder or one step's folder")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--split", default="validation")

@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, helptext in (("perplexity", "per-codebook perplexity on validation (or training) data"),
                            ("attention", "skip/repeat/stall counts and maps from the cross-attention")):
         c = sub.add_parser(name, help=helptext)
-        c.add_argument("--checkpoint", required=True, help="a run's checkpoint directory")
+        c.add_argument("--checkpoint", required=True, help="a run's workdir, its checkpoints folder or one step's folder")
         c.add_argument("--step", type=int, help="default: newest")
         c.add_argument("--data", help="synthetic | mini | librilight_medium (default: the run's data.dataset)")
         c.add_argument("--data-dir", help="TFDS data dir")

@@ -61,20 +61,29 @@ def _checkpoint_manager(directory: Path) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(create=False, read_only=True))
 
 
-def find_checkpoint_dir(directory: str | Path) -> Path:
-    """``directory`` itself if it holds step folders, else ``directory/checkpoints`` (a run's
-    workdir); :class:`CheckpointError` if neither does."""
-    path = Path(directory).expanduser().absolute()
+def locate_checkpoint(path: str | Path) -> tuple[Path, Optional[int]]:
+    """(checkpoint directory, step or None) from what a user may pass: a run's workdir, its
+    ``checkpoints`` folder, or one step's folder (``.../checkpoints/200``: that step).
+    :class:`CheckpointError` if none of these holds a checkpoint."""
+    path = Path(path).expanduser().absolute()
     if not path.exists():
         raise CheckpointError(f"checkpoint directory {path} does not exist")
     if not path.is_dir():
-        raise CheckpointError(f"{path} is not a directory (pass the checkpoint directory of a run, "
-                              "e.g. runs/tiny/checkpoints)")
+        raise CheckpointError(f"{path} is not a directory (pass a run's workdir, its checkpoints folder or "
+                              "one step's folder, e.g. runs/tiny)")
     for candidate in (path, path / "checkpoints"):
         if candidate.is_dir() and any(p.name.isdigit() for p in candidate.iterdir()):
-            return candidate
+            return candidate, None
+    if path.name.isdigit() and any(p.is_dir() for p in path.iterdir()):
+        return path.parent, int(path.name)  # one step's folder
     raise CheckpointError(f"no checkpoint in {path}: expected step folders (e.g. {path}/200) written by "
-                          "training (python -m experiments.*); pass the run's checkpoint directory")
+                          "training (python -m experiments.*); pass the run's workdir, its checkpoints "
+                          "folder or one step's folder")
+
+
+def find_checkpoint_dir(directory: str | Path) -> Path:
+    """The checkpoint directory of ``directory`` (see :func:`locate_checkpoint`)."""
+    return locate_checkpoint(directory)[0]
 
 
 def abstract_model(config: Config) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
@@ -94,7 +103,8 @@ def abstract_model(config: Config) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
 def load_model(directory: str | Path, *, step: Optional[int] = None,
                param_dtype: Optional[str] = None, decode_kernels: Optional[str] = None
                ) -> tuple[SmallE, Config, int]:
-    """Restore the model of a checkpoint directory: (model in eval mode, its config, step).
+    """Restore the model of a checkpoint: (model in eval mode, its config, step). ``directory``:
+    a run's workdir, its checkpoints folder or one step's folder (:func:`locate_checkpoint`).
 
     step: a saved step (default: the newest one that reads back; older ones are tried when the
       newest is partial or corrupt, and one log line names the step used and the steps skipped).
@@ -103,7 +113,8 @@ def load_model(directory: str | Path, *, step: Optional[int] = None,
     decode_kernels: "auto", "xla" or "pallas" (``model.decode_kernels``; default: as saved).
     Raises :class:`CheckpointError` for a missing, partial or incompatible checkpoint.
     """
-    path = find_checkpoint_dir(directory)
+    path, folder_step = locate_checkpoint(directory)
+    step = folder_step if step is None else step  # a step's folder names its step
     manager = _checkpoint_manager(path)
     steps = sorted(manager.all_steps(), reverse=True)
     if step is not None:

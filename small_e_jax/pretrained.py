@@ -71,7 +71,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("export", help="a training checkpoint -> a shippable params-only checkpoint")
-    e.add_argument("--checkpoint", required=True, help="a run's checkpoint directory (or its workdir)")
+    e.add_argument("--checkpoint", required=True, help="a run's workdir, its checkpoints folder or one step's folder")
     e.add_argument("--step", type=int, default=None)
     e.add_argument("--out", required=True)
     e.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))
