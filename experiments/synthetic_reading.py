@@ -37,6 +37,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from small_e_jax.cli import ArgumentParser
+
 MIN_SCORED_TOKENS = 4  # alignment is scored on held-out texts at least this long
 ARMS = {"paca": (), "plain": ("model.cross_attention=plain", "model.cross_attention_heads=4")}
 
@@ -147,7 +149,7 @@ def run_arm(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m experiments.synthetic_reading", description=__doc__,
+    p = ArgumentParser(prog="python -m experiments.synthetic_reading", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--arms", default="paca,plain", help=f"comma-separated, of {', '.join(ARMS)}")

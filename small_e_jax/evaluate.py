@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from small_e_jax.cli import ArgumentParser
+
 
 def _read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
@@ -210,7 +212,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m small_e_jax.evaluate", description=__doc__,
+    p = ArgumentParser(prog="python -m small_e_jax.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 

@@ -24,6 +24,7 @@ from flax import nnx
 
 from small_e_jax.decoding import prefill, split_model
 from small_e_jax.model import DecodeState, SmallE
+from small_e_jax.cli import ArgumentParser
 
 
 def abstract_decode_state(model: SmallE, batch: int, text_len: int) -> DecodeState:
@@ -79,7 +80,7 @@ def load(path: str | Path, model: SmallE, batch: int, text_len: int) -> Exported
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m small_e_jax.export", description=__doc__,
+    p = ArgumentParser(prog="python -m small_e_jax.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a run's workdir, its checkpoints folder or one step's folder")
     p.add_argument("--batch", type=int, default=1)

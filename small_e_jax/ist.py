@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from small_e_jax.delay import delay
 from small_e_jax.model import SmallE
+from small_e_jax.cli import ArgumentParser
 
 SCALE = 0.02
 
@@ -159,7 +160,7 @@ def read_clips(folder: Path, synth: Any) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m small_e_jax.ist", description=__doc__,
+    p = ArgumentParser(prog="python -m small_e_jax.ist", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a run's workdir, its checkpoints folder or one step's folder")
     p.add_argument("--clips", type=Path, required=True, help="folder of name.wav + name.txt")

@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+from small_e_jax.cli import ArgumentParser
+
 #: Models shipped inside the package: ``pretrained/<name>/`` (a params-only checkpoint + card.json).
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 DEFAULT_MODEL = "small_e_reading"
@@ -67,7 +69,7 @@ def export(checkpoint: str | Path, out: str | Path, *, step: Optional[int] = Non
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m small_e_jax.pretrained", description=__doc__,
+    p = ArgumentParser(prog="python -m small_e_jax.pretrained", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("export", help="a training checkpoint -> a shippable params-only checkpoint")

@@ -23,7 +23,6 @@ first ``--n-wavs`` originals and resyntheses for listening.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import sys
@@ -36,6 +35,7 @@ import numpy as np
 
 from small_e_jax.codec import losses
 from small_e_jax.codec.train_data import MINI_CORPUS, load_clips, read_manifest
+from small_e_jax.cli import ArgumentParser
 
 #: Clips are compared on their first whole multiple of this many seconds (few shapes to compile).
 COMPARE_QUANTUM_S = 0.25
@@ -138,7 +138,7 @@ def evaluate(codec: Any, corpus_dir: str | Path = MINI_CORPUS, split: str = "val
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m small_e_jax.codec.quality", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m small_e_jax.codec.quality", description=__doc__.split("\n")[0])
     parser.add_argument("--codec", default="dac_mini24", help="codec name for load_codec")
     parser.add_argument("--weights", default=None, help="weights directory (model.safetensors + config.json); "
                         "'bundled' = the weights shipped in the repo")
