@@ -97,6 +97,10 @@ def main(argv: Optional[list[str]] = None) -> int:
                    "use a separate --data-dir, the capped build occupies the dataset's folder)")
     args = p.parse_args(argv)
     args.codec_weights = None if args.random_codec_weights else args.codec_weights or "bundled"
+    if not sys.stderr.isatty():  # nested TFDS bars write cursor escape codes into log files
+        import tensorflow_datasets as tfds
+
+        tfds.disable_progress_bar()
     try:
         builder = make_builder(args.dataset, data_dir=args.data_dir, manual_dir=args.manual_dir,
                                codec=args.codec, codec_weights=args.codec_weights, n_q=args.n_q,
