@@ -96,6 +96,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--max-examples", type=int, default=None, help="first N utterances of each split (smoke builds: "
                    "use a separate --data-dir, the capped build occupies the dataset's folder)")
     args = p.parse_args(argv)
+    from small_e_jax.quiet import quiet_libraries
+
+    quiet_libraries()  # orbax/absl/TFDS routine warnings (SMALL_E_VERBOSE=1 keeps them)
     args.codec_weights = None if args.random_codec_weights else args.codec_weights or "bundled"
     if not sys.stderr.isatty():  # nested TFDS bars write cursor escape codes into log files
         import tensorflow_datasets as tfds

@@ -44,6 +44,7 @@ class LoaderSource:
         from data_pipeline import loader
 
         self.config, self.loader = config, loader
+        self._evaluated = False
         # Codec, weights and codebooks from the built dataset where the config leaves them at defaults.
         for note in loader.resolve_codec(config.data, config.model):
             print(f"note: {note}", file=sys.stderr)
@@ -51,8 +52,20 @@ class LoaderSource:
         self.kw = dict(n_q=config.model.n_codebooks, codebook_size=config.model.codebook_size,
                        process_index=jax.process_index(), process_count=jax.process_count())
         # Fail now, with the data pipeline's message, if the dataset is not built.
-        loader.open_source(config.data.dataset, "train", data_dir=config.data.data_dir, codec=config.data.codec,
-                           n_q=config.model.n_codebooks)
+        self.sizes = {"train": len(loader.open_source(config.data.dataset, "train", data_dir=config.data.data_dir,
+                                                      codec=config.data.codec, n_q=config.model.n_codebooks)[0])}
+        try:
+            self.sizes["validation"] = len(loader.open_source(
+                config.data.dataset, "validation", data_dir=config.data.data_dir, codec=config.data.codec,
+                n_q=config.model.n_codebooks)[0])
+        except Exception:  # noqa: BLE001 - no validation split: the banner says 0
+            self.sizes["validation"] = 0
+
+    def describe(self) -> str:
+        """The dataset, its codec and split sizes (the trainer's start banner)."""
+        d = self.config.data
+        return (f"{d.dataset} ({d.codec}, {self.config.model.n_codebooks} codebooks) in {d.data_dir or 'the TFDS default'}: "
+                + ", ".join(f"{split} {n} utterances" for split, n in self.sizes.items()))
 
     def train_iterator(self) -> Iterator[dict]:
         return iter(self.loader.make_loader(self.config.data, "train", **self.kw))
@@ -60,11 +73,20 @@ class LoaderSource:
     def eval_batches(self, split: str = "validation") -> Iterable[dict]:
         """One pass over ``split`` ("validation" for the trainer; the evaluation CLI can ask
         for "train", e.g. to tell memorisation from generalisation)."""
+        import logging
+
+        loader_log = logging.getLogger("data_pipeline.loader")
+        level = loader_log.level
+        if self._evaluated:  # the loader's warnings (e.g. filler rows) were given at the first evaluation
+            loader_log.setLevel(logging.ERROR)
+        self._evaluated = True
         try:
             return iter(self.loader.make_loader(self.config.data, split, num_epochs=1, **self.kw))
         except Exception as err:  # noqa: BLE001 - a dataset without a validation split
             print(f"warning: no {split} batches ({type(err).__name__}: {err})", file=sys.stderr)
             return iter(())
+        finally:
+            loader_log.setLevel(level)
 
 
 def parse_args(argv: Sequence[str], default_preset: str, fixed: Sequence[str] = (),
@@ -132,6 +154,9 @@ def main(argv: Optional[Sequence[str]] = None, *, default_preset: str = "small_e
         print(f"error: {err}", file=sys.stderr)
         return 2
     from small_e_jax import gpu_graphs, sharding, train
+    from small_e_jax.quiet import quiet_libraries
+
+    quiet_libraries()
 
     if config.trainer.cuda_graphs:
         gpu_graphs.enable_cuda_graphs()  # XLA reads its flags when the backend starts

@@ -213,7 +213,9 @@ class TrainerConfig:
     profile_steps: tuple[int, ...] = ()  # steps to capture a profiler trace at
     eval_batches: int = 16  # validation batches per evaluation (0 = no validation)
     distributed: Literal["auto", "on", "off"] = "auto"  # jax.distributed.initialize(); auto = if env says multi-host
-    progress_bar: bool = True  # tqdm bar on the console (process 0)
+    progress_bar: bool = True  # tqdm bar on the console (process 0) when stdout is a terminal; plain lines otherwise
+    # Warn when the validation loss rises this many evaluations in a row (overfitting); 0 = never.
+    warn_val_rise: int = 3
     tensorboard: bool = True  # event files in <workdir>/tensorboard (process 0)
     # On GPU: record each step's kernels as CUDA graphs (XLA command buffers) and replay them,
     # so the host does not launch thousands of kernels one by one (small_e_jax/gpu_graphs.py;
@@ -222,7 +224,7 @@ class TrainerConfig:
 
     def validate(self) -> None:
         _positive(self, "trainer", ("steps", "log_every", "eval_every", "max_consecutive_bad_steps"))
-        _non_negative(self, "trainer", ("eval_batches",))
+        _non_negative(self, "trainer", ("eval_batches", "warn_val_rise"))
         _probability(self, "trainer", "cfg_text_dropout")
 
 

@@ -278,6 +278,9 @@ COMMANDS = {"wer": cmd_wer, "similarity": cmd_similarity, "perplexity": cmd_perp
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    from small_e_jax.quiet import quiet_libraries
+
+    quiet_libraries()  # orbax/absl/TFDS routine warnings (SMALL_E_VERBOSE=1 keeps them)
     try:
         result = COMMANDS[args.command](args)
     except ImportError as err:

@@ -159,6 +159,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    from small_e_jax.quiet import quiet_libraries
+
+    quiet_libraries()  # orbax/absl/TFDS routine warnings (SMALL_E_VERBOSE=1 keeps them)
     try:
         return run(args)
     except (CheckpointError, ConfigError, ValueError, FileNotFoundError) as err:

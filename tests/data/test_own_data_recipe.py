@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "data.md"
 # Only what makes the run short is added; the user's key=value overrides win, so appending works.
 SHORTER = {"experiments.librilight_medium": ["trainer.steps=6", "trainer.eval_every=3", "trainer.log_every=3",
-                                             "checkpoint.save_every_steps=3"],
+                                             "checkpoint.save_every_steps=3", "optimizer.warmup_steps=2"],
            "small_e_jax.synthesize": ["--max-frames", "40"]}
 
 
