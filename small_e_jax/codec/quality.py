@@ -16,7 +16,7 @@ seen in training) is encoded and decoded; reported (means over clips):
 MODULE:FUNCTION`` (``FUNCTION(wavs: list[np.ndarray], sample_rate: int) -> list[str]``)
 transcribes the clips; the command then reports the word and character error rates of the
 original and of the resynthesised audio against the manifest text (:mod:`small_e_jax.eval.wer`:
-jiwer after the Whisper-style normaliser) and the WER ratio (the target: resynthesised within
+jiwer after the Whisper's English normaliser) and the WER ratio (the target: resynthesised within
 1.5x of the original's). ``--write-wavs DIR`` saves the
 first ``--n-wavs`` originals and resyntheses for listening.
 """
@@ -117,7 +117,7 @@ def evaluate(codec: Any, corpus_dir: str | Path = MINI_CORPUS, split: str = "val
                               **spectral_distances(refs, preds, sr),
                               "codebook_usage": codebook_usage(codes, codec.codebook_size)}
     if asr is not None:
-        from small_e_jax.eval.wer import error_rates  # jiwer, after the Whisper-style normaliser
+        from small_e_jax.eval.wer import error_rates  # jiwer, after the Whisper's English normaliser
 
         texts = [r["text"] for r in read_manifest(corpus_dir, split)[:limit]]
         orig, resyn = error_rates(texts, asr(refs, sr)), error_rates(texts, asr(preds, sr))
