@@ -1,4 +1,4 @@
-"""The paper's recipe: Small-E (GLA, PACA, 62.8M) on LibriLight medium (SPEC §6).
+"""The paper's recipe: Small-E (GLA, PACA, 62.8M) on LibriLight medium (docs/model.md §6).
 
     python -m experiments.librilight_medium [--data=DATASET|synthetic]
         [--config PRESET_OR_YAML] [key=value ...]

@@ -40,7 +40,7 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass
 class ModelConfig:
-    """The Small-E model (SPEC.md §2-§5). Defaults: the 62.8M GLA model, d = d_c = 512."""
+    """The Small-E model (docs/model.md §2-§5). Defaults: the 62.8M GLA model, d = d_c = 512."""
 
     # Text side.
     text_vocab_size: int = 256
@@ -66,7 +66,7 @@ class ModelConfig:
     pos_net_heads: Optional[int] = None  # GLA heads of PACA's positional network; None = model.heads
     paca_rotary: bool = True  # Small-E era: rotary on half of PACA's first attention
     attention_dropout: float = 0.1
-    compat_unmasked_text: bool = False  # reproduce the authors' no-op text masks (SPEC §9.4)
+    compat_unmasked_text: bool = False  # reproduce the authors' no-op text masks (docs/model.md §8)
     # Audio vocabulary: per codebook PAD=0, BOA=1, EOA=2, codes at 3 + c.
     n_codebooks: int = 4
     codebook_size: int = 1024
@@ -147,7 +147,7 @@ class ModelConfig:
 
 @dataclasses.dataclass
 class DataConfig:
-    """Where batches come from and how they are cut (SPEC.md §1)."""
+    """Where batches come from and how they are cut (docs/model.md §1)."""
 
     dataset: str = "mini"  # a TFDS builder of data_pipeline/builders (data_pipeline.builders.BUILDERS)
     data_dir: Optional[str] = None  # TFDS data dir; None = ~/tensorflow_datasets
@@ -178,7 +178,7 @@ class DataConfig:
 
 @dataclasses.dataclass
 class OptimizerConfig:
-    """AdamW with linear warm-up and cosine decay to zero (SPEC.md §6)."""
+    """AdamW with linear warm-up and cosine decay to zero (docs/model.md §6)."""
 
     learning_rate: float = 5e-4
     b1: float = 0.9

@@ -319,7 +319,7 @@ class Synthesizer:
     def encode_texts(self, texts: Sequence[str], prefixes: Optional[Sequence[Optional[str]]] = None
                      ) -> tuple[jax.Array, jax.Array]:
         """Texts -> tokens [B, J] int32 and mask [B, J] (J a multiple of TEXT_BUCKET).
-        ``prefixes[b]`` (a prompt transcript) is prepended to text b (SPEC §7)."""
+        ``prefixes[b]`` (a prompt transcript) is prepended to text b (docs/model.md §7)."""
         if isinstance(texts, str):
             raise ValueError("texts must be a list of strings (got one string: wrap it in a list)")
         if not len(texts):
@@ -442,7 +442,7 @@ class Synthesizer:
                     min_seconds: float = MIN_PROMPT_S, max_seconds: float = MAX_PROMPT_S) -> Prompt:
         """A voice prompt from a mono waveform [S] (float in [-1, 1]) and its transcript.
 
-        The clip is encoded with the checkpoint's codec; generation then continues it (SPEC §7):
+        The clip is encoded with the checkpoint's codec; generation then continues it (docs/model.md §7):
         the transcript is put before the target text and the prompt's codes are teacher-forced.
         ValueError for a prompt that is too short / too long / silent or has no transcript.
         """

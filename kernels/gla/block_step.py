@@ -1,6 +1,6 @@
 """One decode step of a whole GLA block as five Pallas Triton kernels (GPU; interpret on CPU).
 
-The block (small_e_jax/model/lclm.py, SPEC §2), for one token per row::
+The block (small_e_jax/model/lclm.py, docs/model.md §2), for one token per row::
 
     u = LN1(x);  q, k, v, g = u W_q, u W_k, u W_v, u W_g;  log_a = logsigmoid(u W_1 W_2 + b_2) / n
     S = diag(exp(log_a)) S + k^T v;  o = scale * q S                      (per head)

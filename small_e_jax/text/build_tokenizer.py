@@ -1,4 +1,4 @@
-"""Build a versioned BPE text tokenizer file (SPEC §1): ``python -m small_e_jax.text.build_tokenizer``.
+"""Build a versioned BPE text tokenizer file (docs/model.md §1): ``python -m small_e_jax.text.build_tokenizer``.
 
 Trains a Hugging Face ``tokenizers`` BPE of ``--vocab-size`` entries (default 256) on
 ``corpus_en.txt`` (English text written for this project, Apache-2.0) plus every number from 0 to
