@@ -5,7 +5,7 @@
 
 The bundled speech corpus (0.9 h) is small enough to memorise: a model reproduces its training
 utterances from the text's identity without ever aligning audio to text, and says nothing on
-unseen text (benchmarks/RESULTS.md, seventh lease). This task cannot be memorised: every
+unseen text (benchmarks/RESULTS.md, seventh GPU session). This task cannot be memorised: every
 example is new (``SyntheticSpec.n_train`` = 2^20 random texts, each seen about once); its
 codes are a fixed function of the text token under each frame (``small_e_jax.synthetic_data``
 with ``codes_follow_time=False``: frame t of an n-token text over T frames reads token ⌊t·n/T⌋,

@@ -80,7 +80,7 @@ class ModelConfig:
     # Decode step kernels: "pallas" = each GLA block as five fused Pallas kernels
     # (kernels/gla/block_step.py; interpret mode off GPU), "xla" = XLA ops, "auto" (default) =
     # pallas on a GPU for decode loops of <= AUTO_PALLAS_MAX_ROWS (4) rows, else xla. H200, 64M
-    # model (benchmarks/RESULTS.md, eleventh lease): 1 row 0.254 ms per step vs XLA 0.510, 4 rows
+    # model (benchmarks/RESULTS.md, eleventh GPU session): 1 row 0.254 ms per step vs XLA 0.510, 4 rows
     # 0.352 vs 0.431, 8 rows 0.476 vs 0.457.
     decode_kernels: Literal["auto", "xla", "pallas"] = "auto"
     # A/B variants of the fused kernels, "name,name" from kernels.gla.block_step.OPTIONS

@@ -49,7 +49,7 @@ SILENCE_DBFS = -60.0  # a prompt quieter than this (RMS) is refused as silent
 # marked finished from the start, so they never lengthen the loop; their outputs are dropped).
 # Why: with one row every projection of the decode step is a vector-matrix dot, which XLA
 # rewrites into a multiply kernel that writes the weight-sized product plus a reduce kernel;
-# with >= 2 rows they stay GEMMs. Measured on an H200 (benchmarks/RESULTS.md, eighth lease,
+# with >= 2 rows they stay GEMMs. Measured on an H200 (benchmarks/RESULTS.md, eighth GPU session,
 # small_e_librilight_medium): 0.515 ms per step at batch 1, 0.481 at 2, 0.436 at 4.
 GPU_MIN_ROWS = 4
 

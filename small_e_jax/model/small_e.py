@@ -58,7 +58,7 @@ from small_e_jax.model.text_encoder import TextEncoder
 
 
 # model.decode_kernels=auto: the fused Pallas block kernels for decode loops of at most this
-# many rows on a GPU. Measured on an H200 (64M model, benchmarks/RESULTS.md, eleventh lease, the
+# many rows on a GPU. Measured on an H200 (64M model, benchmarks/RESULTS.md, eleventh GPU session, the
 # small-row kernels): 1 row 0.254 ms per step vs XLA 0.510, 4 rows 0.352 vs 0.431, 8 rows 0.476
 # vs 0.457 (the wide-tile kernels: 0.434 vs 0.446; 16 rows 0.518 vs ~0.474).
 AUTO_PALLAS_MAX_ROWS = 4
