@@ -39,12 +39,13 @@ def data_choices() -> tuple[str, ...]:
 class LoaderSource:
     """The trainer's data-source interface over ``data_pipeline.loader`` (grain)."""
 
+    _evaluated = False  # set once eval_batches has run (its loader warnings given)
+
     def __init__(self, config: Any):
         import jax
         from data_pipeline import loader
 
         self.config, self.loader = config, loader
-        self._evaluated = False
         # Codec, weights and codebooks from the built dataset where the config leaves them at defaults.
         for note in loader.resolve_codec(config.data, config.model):
             print(f"note: {note}", file=sys.stderr)

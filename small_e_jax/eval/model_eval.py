@@ -45,6 +45,9 @@ def load_checkpoint(directory: str | Path, step: Optional[int] = None) -> Loaded
         try:
             directory, folder_step = locate_checkpoint(directory)
         except CheckpointError as err:  # this function's callers expect FileNotFoundError
+            if Path(directory).is_dir():
+                raise FileNotFoundError(f"no checkpoint steps in {directory}: pass a run's workdir, its "
+                                        "checkpoints folder or one step's folder") from None
             raise FileNotFoundError(str(err)) from None
         step = folder_step if step is None else step
     ckpt = Checkpointer(directory, CheckpointConfig(keep_best=0, async_save=False))
