@@ -1,7 +1,7 @@
 """Loader throughput: audio frames/s (and codes/s) delivered by the grain pipeline.
 
-    python -m data_pipeline.bench_loader [--dataset mini --data_dir DIR --codec dac_mini24] \\
-        [--frames_per_batch 24000 --n_buckets 10 --workers 0 --batches 200]
+    python -m data_pipeline.bench_loader [--dataset mini --data-dir DIR --codec dac_mini24] \\
+        [--frames-per-batch 24000 --n-buckets 10 --workers 0 --batches 200]
 
 Without a built dataset (``--synthetic N``) it times the pipeline on N random in-memory records
 (the ArrayRecord read is then not part of the number).
@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 
 from data_pipeline.loader import make_dataset, open_source
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import ArgumentParser, entry_point
 
 
 def synthetic_source(n: int, n_q: int = 4, seed: int = 0) -> list[dict]:
@@ -30,16 +30,16 @@ def synthetic_source(n: int, n_q: int = 4, seed: int = 0) -> list[dict]:
 
 @entry_point
 def main(argv: Optional[list[str]] = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="mini")
     p.add_argument("--split", default="train")
-    p.add_argument("--data_dir", default=None)
+    p.add_argument("--data-dir", default=None)
     p.add_argument("--codec", default="dac_mini24", help="the build's codec (data_pipeline.build's default)")
-    p.add_argument("--n_q", type=int, default=4)
+    p.add_argument("--n-q", type=int, default=4)
     p.add_argument("--synthetic", type=int, default=0, help="time N in-memory random records instead")
-    p.add_argument("--frames_per_batch", type=int, default=24_000)
-    p.add_argument("--n_buckets", type=int, default=10)
-    p.add_argument("--length_multiple", type=int, default=64, help="bucket lengths rounded up to this")
+    p.add_argument("--frames-per-batch", type=int, default=24_000)
+    p.add_argument("--n-buckets", type=int, default=10)
+    p.add_argument("--length-multiple", type=int, default=64, help="bucket lengths rounded up to this")
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--batches", type=int, default=200)
     p.add_argument("--out", default=None, help="append a JSON line (kernels/benchmarks/record.py format) here")

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from small_e_jax.text.tokenizer import verbalize_numbers
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import ArgumentParser, entry_point
 
 POOL_DIR = Path(__file__).resolve().parent / "synthetic_corpus"
 POOL_PATH = POOL_DIR / "sentences.jsonl.gz"
@@ -175,7 +175,7 @@ def read_pool(path: Path = POOL_PATH) -> list[dict]:
 
 @entry_point
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=POOL_PATH)
     args = p.parse_args(argv)
     missing = [str(x) for x in (WORDNET_DIR / "data.noun", DEVIL_DICT) if not x.exists()]

@@ -1,6 +1,6 @@
 """Synthesize the bundled mini corpus: Harvard sentences read by espeak-ng and Festival voices.
 
-    python -m data_pipeline.make_mini_corpus [--out data_pipeline/mini_corpus] [--voices_per_sentence 2]
+    python -m data_pipeline.make_mini_corpus [--out data_pipeline/mini_corpus] [--voices-per-sentence 2]
 
 Needs (Debian): ``apt-get install espeak-ng festival festvox-kallpc16k festvox-kdlpc16k
 festvox-us-slt-hts``. Writes ``audio/<speaker>/<id>.ogg`` (Ogg Opus ~24 kbit/s, mono, 16 kHz) and
@@ -29,7 +29,7 @@ import soxr
 from tqdm import tqdm
 
 from data_pipeline.audio_io import trim_and_normalize
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import ArgumentParser, entry_point
 
 CORPUS_DIR = Path(__file__).parent / "mini_corpus"
 SAMPLE_RATE = 16_000  # Festival diphone voices are 16 kHz; higher rates would only add bytes
@@ -111,11 +111,11 @@ def make_item(out: Path, sentences: list[str], item) -> dict | None:
 
 @entry_point
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=CORPUS_DIR)
     p.add_argument("--sentences", type=Path, default=CORPUS_DIR / "harvard_sentences.txt")
-    p.add_argument("--voices_per_sentence", type=int, default=2)
-    p.add_argument("--validation_fraction", type=float, default=0.05)
+    p.add_argument("--voices-per-sentence", type=int, default=2)
+    p.add_argument("--validation-fraction", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=1969)
     p.add_argument("--limit", type=int, default=None, help="first N sentences only (quick checks)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)

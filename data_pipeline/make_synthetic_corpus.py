@@ -45,7 +45,7 @@ from tqdm import tqdm
 from data_pipeline.audio_io import trim_and_normalize
 from data_pipeline.corpus_text import POOL_PATH, read_pool
 from data_pipeline.synthesizers import HELD_OUT_VOICES, VOICE_BY_SPEAKER, VOICES, Engines, SynthesisError
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import ArgumentParser, entry_point
 
 SOURCE_WEIGHTS = {"wordnet": 0.78, "kjv": 0.16, "devil": 0.04, "harvard": 0.02}
 SECONDS_PER_WORD, SECONDS_PER_SENTENCE = 0.30, 0.37  # planning estimate (measured over 400 utterances); the README has the real hours
@@ -238,7 +238,7 @@ def write_readme(out: Path, rows: list[dict], failures: list[dict], args: argpar
 
 @entry_point
 def main(argv: Optional[list[str]] = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--hours", type=float, default=32.0, help="planned hours of audio (all splits)")
     p.add_argument("--min-sentences", type=int, default=30_500, help="at least this many distinct sentences")

@@ -7,12 +7,20 @@ when the audio is loaded (see :mod:`data_pipeline.encode`). Manifests are read r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 from data_pipeline.rows import Issues, RowIssue, drop_duplicates, table_rows, text_lines, utf8
+
+#: The fewest validation utterances a fraction gives (a 2% split of 20 clips would hold none).
+VALIDATION_FLOOR = 2
+#: Below this many validation utterances the build warns: the loss on so few says little.
+VALIDATION_WARN_BELOW = 10
+#: Default share of a corpus without splits of its own that goes to validation.
+DEFAULT_VALIDATION = 0.02
 
 
 @dataclass(frozen=True)
@@ -30,8 +38,63 @@ class Utterance:
 
 def hash_split(key: str, validation_fraction: float) -> str:
     """Deterministic split from a key (e.g. the normalised text: no sentence is in both splits)."""
-    h = int(hashlib.sha1(key.strip().lower().encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    return "validation" if h < validation_fraction else "train"
+    return "validation" if _hash_value(key) < validation_fraction else "train"
+
+
+def _hash_value(key: str) -> float:
+    return int(hashlib.sha1(key.strip().lower().encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
+def validation_count(total: int, validation: float) -> int:
+    """How many of ``total`` utterances go to validation: ``validation`` >= 1 is a count, a value
+    in (0, 1) a fraction (at least :data:`VALIDATION_FLOOR`), 0 none; at least one utterance is
+    always left for training."""
+    if validation < 0:
+        raise ValueError(f"validation split {validation}: give a count (>= 1), a fraction (< 1) or 0")
+    if total <= 1 or validation == 0:
+        return 0
+    n = int(validation) if validation >= 1 else max(VALIDATION_FLOOR, round(validation * total))
+    return min(n, total - 1)
+
+
+def pick_validation(keys: Iterable[str], validation: float) -> set[str]:
+    """The keys (e.g. normalised texts) whose utterances form the validation split: whole keys,
+    lowest hash first, until :func:`validation_count` utterances are reached. Deterministic, and
+    no key (sentence) lands in both splits."""
+    keys = [k.strip().lower() for k in keys]
+    want = validation_count(len(keys), validation)
+    counts: dict[str, int] = {}
+    for key in keys:
+        counts[key] = counts.get(key, 0) + 1
+    chosen: set[str] = set()
+    got = 0
+    for key in sorted(counts, key=lambda k: (_hash_value(k), k)):
+        if got >= want:
+            break
+        if got + counts[key] > len(keys) - 1:  # never empty the training split
+            continue
+        chosen.add(key)
+        got += counts[key]
+    return chosen
+
+
+def split_by_count(utts: list[Utterance], validation: float, keep: Iterable[str] = ()) -> list[Utterance]:
+    """``utts`` with their splits redrawn by :func:`pick_validation` of their texts, except the
+    ``keep`` source ids (rows whose manifest named their split)."""
+    keep = set(keep)
+    free = [u for u in utts if u.source_id not in keep]
+    val = pick_validation([u.text or u.source_id for u in free], validation)
+    return [u if u.source_id in keep else dataclasses.replace(
+        u, split="validation" if (u.text or u.source_id).strip().lower() in val else "train") for u in utts]
+
+
+def validation_warning(utts: list[Utterance]) -> Optional[str]:
+    """A warning when the validation split is too small to mean anything, else None."""
+    n = sum(u.split == "validation" for u in utts)
+    if n >= VALIDATION_WARN_BELOW or not utts:
+        return None
+    return (f"the validation split holds {n} utterance{'s' if n != 1 else ''} of {len(utts)}: its loss says little "
+            f"about unseen sentences (give --validation {VALIDATION_WARN_BELOW} or more where the corpus allows)")
 
 
 def _split_of(row: dict, text: str, validation_fraction: float,
@@ -156,21 +219,38 @@ def read_libritts(root: str | Path, validation_fraction: float = 0.02,
     return out
 
 
-def read_folder(root: str | Path, validation_fraction: float = 0.02,
+def _named_splits(manifest: Path) -> set[str]:
+    """Source ids of the manifest rows that name their split (kept as they are). Bad rows are
+    skipped silently here: :func:`read_manifest` reports them."""
+    out = set()
+    for _, row in table_rows(manifest, Issues([]), required=("path", "text")):
+        try:
+            split, sid, audio = (_field(row, name).strip() for name in ("split", "id", "path"))
+        except ValueError:
+            continue
+        if audio and split in ("train", "validation", "val", "valid", "dev"):
+            out.add(sid or Path(audio).with_suffix("").as_posix())
+    return out
+
+
+def read_folder(root: str | Path, validation: float = DEFAULT_VALIDATION,
                 issues: Optional[list[RowIssue]] = None) -> list[Utterance]:
     """Detect the layout of ``root``: a manifest file itself, ``manifest.{jsonl,csv}``,
-    LJSpeech ``metadata.csv``, or LibriTTS ``*.normalized.txt`` files (bad rows go to ``issues``)."""
+    LJSpeech ``metadata.csv``, or LibriTTS ``*.normalized.txt`` files (bad rows go to ``issues``).
+
+    ``validation``: how many utterances without a split of their own (a manifest's ``split``
+    column wins) form the validation split: a count (>= 1) or a fraction (< 1, at least
+    :data:`VALIDATION_FLOOR` utterances), chosen by sentence (see :func:`pick_validation`)."""
     root = Path(root)
-    if root.is_file():
-        return read_manifest(root, validation_fraction, issues=issues)
+    manifest = root if root.is_file() else next(
+        (root / n for n in ("manifest.jsonl", "manifest.csv") if (root / n).exists()), None)
+    if manifest is not None:
+        return split_by_count(read_manifest(manifest, issues=issues), validation, keep=_named_splits(manifest))
     if not root.is_dir():
         raise FileNotFoundError(f"corpus folder {root} does not exist")
-    for name in ("manifest.jsonl", "manifest.csv"):
-        if (root / name).exists():
-            return read_manifest(root / name, validation_fraction, issues=issues)
     if (root / "metadata.csv").exists():
-        return read_ljspeech(root, validation_fraction, issues=issues)
+        return split_by_count(read_ljspeech(root, issues=issues), validation)
     if next(root.rglob("*.normalized.txt"), None) is not None or next(root.rglob("*.wav"), None) is not None:
-        return read_libritts(root, validation_fraction, issues=issues)
+        return split_by_count(read_libritts(root, issues=issues), validation)
     raise ValueError(f"{root}: no manifest.jsonl/manifest.csv, LJSpeech metadata.csv or LibriTTS "
                      "*.wav + *.normalized.txt found")

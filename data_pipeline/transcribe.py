@@ -1,6 +1,6 @@
 """Transcribe LibriLight VAD segments with faster-whisper (a local model folder; no download).
 
-    python -m data_pipeline.transcribe --manual_dir /data/librilight/medium \\
+    python -m data_pipeline.transcribe --manual-dir /data/librilight/medium \\
         --model /models/whisper-small.en-ct2 --out transcripts.jsonl [--limit N]
 
 Writes JSONL rows ``{"id": <segment id>, "text": ...}`` for the ``librilight_medium`` builder's
@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from data_pipeline.audio_io import AudioLimits, BadInput, load_audio
 from data_pipeline.segment import librilight_segments
-from small_e_jax.cli import UserError, entry_point
+from small_e_jax.cli import ArgumentParser, UserError, entry_point
 
 WHISPER_RATE = 16_000
 
@@ -39,14 +39,14 @@ def load_model(path: str, device: str = "cpu", compute_type: str = "int8"):
 
 @entry_point
 def main(argv: Optional[list[str]] = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--manual_dir", required=True, help="LibriLight folder (per-book FLAC + JSON)")
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--manual-dir", required=True, help="LibriLight folder (per-book FLAC + JSON)")
     p.add_argument("--model", required=True, help="local faster-whisper (CTranslate2) model folder")
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--max_segment_seconds", type=float, default=25.0)
+    p.add_argument("--max-segment-seconds", type=float, default=25.0)
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--compute_type", default="int8")
+    p.add_argument("--compute-type", default="int8")
     args = p.parse_args(argv)
     model = load_model(args.model, args.device, args.compute_type)
     done = set()

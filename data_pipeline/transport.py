@@ -1,8 +1,8 @@
 """Move a built dataset between machines in a third less space: pack it into one ``.npz``, unpack it
 back into the same TFDS ArrayRecord dataset.
 
-    python -m data_pipeline.transport pack --dataset synthetic_corpus --codec dac_mini24 --data_dir D --out x.npz
-    python -m data_pipeline.transport unpack x.npz --data_dir D2
+    python -m data_pipeline.transport pack --dataset synthetic_corpus --codec dac_mini24 --data-dir D --out x.npz
+    python -m data_pipeline.transport unpack x.npz --data-dir D2
 
 A built dataset stores each codec code as int16 (2 bytes) in a serialized example, and general
 compressors barely shrink it (codes are near-uniform 10-bit numbers: xz/zstd save ~12%). Packing
@@ -24,7 +24,7 @@ from typing import Optional
 
 import numpy as np
 
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import ArgumentParser, entry_point
 
 FORMAT_VERSION = 1
 
@@ -112,7 +112,7 @@ def unpack(path: Path, data_dir: str) -> dict:
         raise ValueError(f"{path}: unknown pack format {meta.get('format')!r}")
     target = Path(data_dir) / meta["dataset"] / meta["codec"] / meta["version"]
     if target.exists():
-        raise FileExistsError(f"{target} exists; unpack into another --data_dir or remove it")
+        raise FileExistsError(f"{target} exists; unpack into another --data-dir or remove it")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"incomplete.{meta['version']}")
     tmp.mkdir(parents=True, exist_ok=True)
@@ -153,18 +153,18 @@ def unpack(path: Path, data_dir: str) -> dict:
 
 @entry_point
 def main(argv: Optional[list[str]] = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("pack", help="a built dataset -> one .npz")
     a.add_argument("--dataset", required=True)
     a.add_argument("--codec", required=True)
-    a.add_argument("--n_q", type=int, default=4)
-    a.add_argument("--data_dir", required=True)
+    a.add_argument("--n-q", type=int, default=4)
+    a.add_argument("--data-dir", required=True)
     a.add_argument("--splits", default=None, help="comma-separated (default: all)")
     a.add_argument("--out", type=Path, required=True)
-    b = sub.add_parser("unpack", help="one .npz -> the built dataset under --data_dir")
+    b = sub.add_parser("unpack", help="one .npz -> the built dataset under --data-dir")
     b.add_argument("path", type=Path)
-    b.add_argument("--data_dir", required=True)
+    b.add_argument("--data-dir", required=True)
     args = p.parse_args(argv)
     try:
         if args.cmd == "pack":

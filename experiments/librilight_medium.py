@@ -1,4 +1,4 @@
-"""The paper's recipe: Small-E (GLA, PACA, 62.8M) on LibriLight medium (SPEC §6).
+"""The paper's recipe: Small-E (GLA, PACA, 62.8M) on LibriLight medium (docs/model.md §6).
 
     python -m experiments.librilight_medium [--data=DATASET|synthetic]
         [--config PRESET_OR_YAML] [key=value ...]
@@ -41,6 +41,8 @@ def data_choices() -> tuple[str, ...]:
 class LoaderSource:
     """The trainer's data-source interface over ``data_pipeline.loader`` (grain)."""
 
+    _evaluated = False  # set once eval_batches has run (its loader warnings given)
+
     def __init__(self, config: Any):
         import jax
         from data_pipeline import loader
@@ -53,8 +55,20 @@ class LoaderSource:
         self.kw = dict(n_q=config.model.n_codebooks, codebook_size=config.model.codebook_size,
                        process_index=jax.process_index(), process_count=jax.process_count())
         # Fail now, with the data pipeline's message, if the dataset is not built.
-        loader.open_source(config.data.dataset, "train", data_dir=config.data.data_dir, codec=config.data.codec,
-                           n_q=config.model.n_codebooks)
+        self.sizes = {"train": len(loader.open_source(config.data.dataset, "train", data_dir=config.data.data_dir,
+                                                      codec=config.data.codec, n_q=config.model.n_codebooks)[0])}
+        try:
+            self.sizes["validation"] = len(loader.open_source(
+                config.data.dataset, "validation", data_dir=config.data.data_dir, codec=config.data.codec,
+                n_q=config.model.n_codebooks)[0])
+        except Exception:  # noqa: BLE001 - no validation split: the banner says 0
+            self.sizes["validation"] = 0
+
+    def describe(self) -> str:
+        """The dataset, its codec and split sizes (the trainer's start banner)."""
+        d = self.config.data
+        return (f"{d.dataset} ({d.codec}, {self.config.model.n_codebooks} codebooks) in {d.data_dir or 'the TFDS default'}: "
+                + ", ".join(f"{split} {n} utterances" for split, n in self.sizes.items()))
 
     def train_iterator(self) -> Iterator[dict]:
         return iter(self.loader.make_loader(self.config.data, "train", **self.kw))
@@ -62,11 +76,20 @@ class LoaderSource:
     def eval_batches(self, split: str = "validation") -> Iterable[dict]:
         """One pass over ``split`` ("validation" for the trainer; the evaluation CLI can ask
         for "train", e.g. to tell memorisation from generalisation)."""
+        import logging
+
+        loader_log = logging.getLogger("data_pipeline.loader")
+        level = loader_log.level
+        if self._evaluated:  # the loader's warnings (e.g. filler rows) were given at the first evaluation
+            loader_log.setLevel(logging.ERROR)
+        self._evaluated = True
         try:
             return iter(self.loader.make_loader(self.config.data, split, num_epochs=1, **self.kw))
         except Exception as err:  # noqa: BLE001 - a dataset without a validation split
             print(f"warning: no {split} batches ({type(err).__name__}: {err})", file=sys.stderr)
             return iter(())
+        finally:
+            loader_log.setLevel(level)
 
 
 def parse_args(argv: Sequence[str], default_preset: str, fixed: Sequence[str] = (),

@@ -43,7 +43,7 @@ from small_e_jax.inference import Synthesizer
 from small_e_jax.model import SmallE
 from small_e_jax.sampling import GREEDY
 from small_e_jax.text import load_tokenizer
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import ArgumentParser, entry_point
 
 CLIP = "audio/festival_slt/h213_festival_slt.ogg"  # 1.5 s, in the corpus' training split
 DEFAULT_CODEC = ["data.codec=dac_mini24", "data.codec_weights=bundled"]  # the codec we ship
@@ -131,7 +131,7 @@ def run(config: Config, steps: int, out_dir: Path) -> int:
 
 @entry_point
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=150, help="Adam steps on the one example")
     parser.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="output folder")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)

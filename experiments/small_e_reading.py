@@ -1,11 +1,11 @@
 """A Small-E that reads: the ``small_e_reading`` preset on the synthetic reading corpus.
 
     python -m data_pipeline.make_synthetic_corpus --out corpus/                       # ~32 h, 17 voices
-    python -m data_pipeline.build --dataset synthetic_corpus --manual_dir corpus/ \\
-        --codec dac_mini24 --codec_weights bundled --data_dir tfds/
+    python -m data_pipeline.build --dataset synthetic_corpus --manual-dir corpus/ \\
+        --codec dac_mini24 --codec-weights bundled --data-dir tfds/
     python -m experiments.small_e_reading data.data_dir=tfds/ [key=value ...]         # PACA (the model)
     python -m experiments.small_e_reading --plain data.data_dir=tfds/ ...             # plain cross-attention
-    python -m experiments.small_e_reading generate --checkpoint RUN/checkpoints --data_dir tfds/ --out codes.npz
+    python -m experiments.small_e_reading generate --checkpoint RUN/checkpoints --data-dir tfds/ --out codes.npz
 
 Training is ``experiments.librilight_medium``'s trainer with the ``small_e_reading`` preset
 (20.5M parameters: GLA blocks, PACA) and ``--data=synthetic_corpus`` by default;
@@ -21,7 +21,6 @@ the prompt, continued by the first ``--clone-texts`` held-out sentences. ``--spl
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -31,7 +30,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from experiments.librilight_medium import main as train_main
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import ArgumentParser, entry_point
 
 PLAIN = ("name=small_e_reading_plain", "model.cross_attention=plain", "model.cross_attention_heads=4",
          "trainer.workdir=runs/small_e_reading_plain")
@@ -49,9 +48,9 @@ def _str(x) -> str:
 
 
 def generate(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m experiments.small_e_reading generate")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--data_dir", required=True)
+    p = ArgumentParser(prog="python -m experiments.small_e_reading generate")
+    p.add_argument("--checkpoint", required=True, help="a run's workdir, its checkpoints folder or one step's folder")
+    p.add_argument("--data-dir", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--split", default="validation")
     p.add_argument("--limit", type=int, default=None)
@@ -114,7 +113,7 @@ def decode(argv: Sequence[str]) -> int:
 
     from small_e_jax.codec import load_codec
 
-    p = argparse.ArgumentParser(prog="python -m experiments.small_e_reading decode")
+    p = ArgumentParser(prog="python -m experiments.small_e_reading decode")
     p.add_argument("--codes", required=True)
     p.add_argument("--corpus", required=True, help="the corpus folder (its manifest gives the real clips)")
     p.add_argument("--out", required=True)

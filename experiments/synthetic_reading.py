@@ -5,7 +5,7 @@
 
 The bundled speech corpus (0.9 h) is small enough to memorise: a model reproduces its training
 utterances from the text's identity without ever aligning audio to text, and says nothing on
-unseen text (benchmarks/RESULTS.md, seventh lease). This task cannot be memorised: every
+unseen text (benchmarks/RESULTS.md, seventh GPU session). This task cannot be memorised: every
 example is new (``SyntheticSpec.n_train`` = 2^20 random texts, each seen about once); its
 codes are a fixed function of the text token under each frame (``small_e_jax.synthetic_data``
 with ``codes_follow_time=False``: frame t of an n-token text over T frames reads token ⌊t·n/T⌋,
@@ -37,7 +37,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import ArgumentParser, entry_point
 
 MIN_SCORED_TOKENS = 4  # alignment is scored on held-out texts at least this long
 ARMS = {"paca": (), "plain": ("model.cross_attention=plain", "model.cross_attention_heads=4")}
@@ -149,7 +149,7 @@ def run_arm(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m experiments.synthetic_reading", description=__doc__,
+    p = ArgumentParser(prog="python -m experiments.synthetic_reading", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--arms", default="paca,plain", help=f"comma-separated, of {', '.join(ARMS)}")

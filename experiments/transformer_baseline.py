@@ -1,4 +1,4 @@
-"""The transformer baseline (SPEC §4): the same layout with causal self-attention blocks, ≈ 86M.
+"""The transformer baseline (docs/model.md §4): the same layout with causal self-attention blocks, ≈ 86M.
 
     python -m experiments.transformer_baseline [--data=DATASET|synthetic]
         [--config PRESET_OR_YAML] [key=value ...]

@@ -48,7 +48,7 @@ from small_e_jax.config import Config, load_config
 from small_e_jax.inference import abstract_model
 from small_e_jax.model import SmallE
 from small_e_jax.sampling import SamplingConfig
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import ArgumentParser, entry_point
 
 
 def random_model(config: Config, param_dtype: str, seed: int = 0) -> SmallE:
@@ -193,7 +193,7 @@ def save_loop_hlo(hlo_text: str, batch: int, directory: Path) -> Path:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m small_e_jax.bench_decode", description=__doc__,
+    p = ArgumentParser(prog="python -m small_e_jax.bench_decode", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="small_e_librilight_medium")
     p.add_argument("--batch", default="1,8,32,64", help="comma-separated batch sizes")

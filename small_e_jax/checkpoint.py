@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 RESUMABLE_FIELDS: tuple[str, ...] = (
     "name", "trainer.workdir", "trainer.steps", "trainer.log_every", "trainer.eval_every",
     "trainer.eval_batches", "trainer.max_consecutive_bad_steps", "trainer.profile_steps",
-    "trainer.distributed", "trainer.progress_bar", "trainer.tensorboard",
+    "trainer.distributed", "trainer.progress_bar", "trainer.tensorboard", "trainer.warn_val_rise",
     "checkpoint.", "eval.", "mesh.", "data.data_dir", "data.manual_dir", "data.worker_count",
 )
 

@@ -10,6 +10,13 @@ single ``error: ...`` line on stderr and a documented exit code instead of a tra
 ``--debug`` (anywhere on the command line) or ``SMALL_E_DEBUG=1`` lets the traceback through and
 keeps the libraries' log lines. Without it, the absl/orbax/asyncio chatter that the checkpoint
 library prints around a failed restore (e.g. "Event loop is closed") is silenced.
+Set ``SMALL_E_VERBOSE=1`` to keep the libraries' log lines without the traceback.
+
+One flag style for every command line: ``--words-with-hyphens``. Most commands already spelled
+their flags with hyphens (``--texts-file``, ``--out-dir``); a few used underscores (``--data_dir``,
+``--manual_dir``). :class:`ArgumentParser` is argparse's parser that also accepts the underscore
+spelling of every hyphenated long flag, so commands written before the change (in notes, scripts,
+shell history) keep working. The help shows one spelling.
 """
 
 from __future__ import annotations
@@ -21,17 +28,19 @@ import logging
 import os
 import sys
 import threading
+import warnings
 from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_MISSING_DEPENDENCY = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_SIGTERM = 130, 143
-DEBUG_FLAG, DEBUG_ENV = "--debug", "SMALL_E_DEBUG"
+DEBUG_FLAG, DEBUG_ENV, VERBOSE_ENV = "--debug", "SMALL_E_DEBUG", "SMALL_E_VERBOSE"
 _active = False  # inside run_main: nested entry points pass exceptions to the outer one
 MAX_MESSAGE = 600  # characters: a message is for a person, not a dump of a TensorStore spec
 
 # Loggers of the libraries that chatter on stderr; raised to ERROR (CRITICAL for asyncio) by default.
-NOISY_LOGGERS = {"absl": logging.ERROR, "orbax": logging.ERROR, "jax._src.xla_bridge": logging.ERROR,
-                 "tensorflow": logging.ERROR, "asyncio": logging.CRITICAL}
+NOISY_LOGGERS = {"absl": logging.ERROR, "orbax": logging.ERROR, "orbax.checkpoint": logging.ERROR,
+                 "jax._src.xla_bridge": logging.ERROR, "tensorflow": logging.ERROR,
+                 "asyncio": logging.CRITICAL}
 
 
 class UserError(ValueError):
@@ -85,18 +94,31 @@ def _install_quiet_hooks() -> None:
     sys.excepthook, sys.unraisablehook, threading.excepthook = quiet_excepthook, quiet_unraisable, quiet_thread_hook
 
 
+def verbose() -> bool:
+    """Whether ``SMALL_E_VERBOSE`` asks for the libraries' full logs (errors are still one line)."""
+    return os.environ.get(VERBOSE_ENV, "").strip().lower() not in ("", "0", "false")
+
+
 def quiet_libraries() -> None:
-    """Silence the absl/orbax/asyncio log noise (idempotent; the ``--debug`` path skips it)."""
+    """Silence the libraries' routine chatter: absl/orbax/TFDS/asyncio log lines, orbax's restore
+    warnings ("Sharding info not provided", "read only") and the "Event loop is closed" tracebacks.
+    Idempotent; called by :func:`run_main` (the ``--debug`` path skips it), never on import; a
+    no-op when :func:`verbose`."""
+    if verbose():
+        return
     for name, level in NOISY_LOGGERS.items():
         logging.getLogger(name).setLevel(level)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     _install_quiet_hooks()
-    try:  # absl writes through its own handler too
+    try:  # absl writes through its own handler too (absl is a dependency of grain/orbax)
         from absl import logging as absl_logging
 
         absl_logging.set_verbosity(absl_logging.ERROR)
     except ImportError:
         pass
+    # orbax: "Sharding info not provided when restoring..." on every single-device restore.
+    warnings.filterwarnings("ignore", message=r"Sharding info not provided", category=UserWarning)
+    warnings.filterwarnings("ignore", message=r".*[Gg]iven directory is read only.*")
 
 
 def error(message: BaseException | str, code: int = EXIT_BAD_INPUT) -> int:
@@ -188,3 +210,34 @@ def entry_point(main: Callable[..., Optional[int]]) -> Callable[..., int]:
         return run_main(main, argv, **kwargs)
 
     return wrapper
+
+
+# --- one flag style ---------------------------------------------------------------------------
+
+def hyphenate(arg: str, known: set[str]) -> str:
+    """``--data_dir[=x]`` -> ``--data-dir[=x]`` when the hyphen spelling is a known flag and the
+    underscore one is not; anything else (values, ``key=value`` overrides) is left alone."""
+    if not arg.startswith("--") or "_" not in arg:
+        return arg
+    name, eq, value = arg.partition("=")
+    if name in known:
+        return arg
+    dashed = name.replace("_", "-")
+    return dashed + eq + value if dashed in known else arg
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, accepting ``--a_b`` for every ``--a-b`` flag (see the module doc).
+
+    Only tokens before a bare ``--`` are rewritten, and only those that name a flag in
+    underscore spelling, so option values are never changed."""
+
+    def parse_known_args(self, args: Optional[Sequence[str]] = None,
+                         namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
+        argv = list(sys.argv[1:] if args is None else args)
+        known = {s for a in self._actions for s in a.option_strings}
+        out, passthrough = [], False
+        for arg in argv:
+            passthrough = passthrough or arg == "--"
+            out.append(arg if passthrough else hyphenate(arg, known))
+        return super().parse_known_args(out, namespace)

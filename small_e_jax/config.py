@@ -43,7 +43,7 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass
 class ModelConfig:
-    """The Small-E model (SPEC.md §2-§5). Defaults: the 62.8M GLA model, d = d_c = 512."""
+    """The Small-E model (docs/model.md §2-§5). Defaults: the 62.8M GLA model, d = d_c = 512."""
 
     # Text side.
     text_vocab_size: int = 256
@@ -69,7 +69,7 @@ class ModelConfig:
     pos_net_heads: Optional[int] = None  # GLA heads of PACA's positional network; None = model.heads
     paca_rotary: bool = True  # Small-E era: rotary on half of PACA's first attention
     attention_dropout: float = 0.1
-    compat_unmasked_text: bool = False  # reproduce the authors' no-op text masks (SPEC §9.4)
+    compat_unmasked_text: bool = False  # reproduce the authors' no-op text masks (docs/model.md §8)
     # Audio vocabulary: per codebook PAD=0, BOA=1, EOA=2, codes at 3 + c.
     n_codebooks: int = 4
     codebook_size: int = 1024
@@ -83,7 +83,7 @@ class ModelConfig:
     # Decode step kernels: "pallas" = each GLA block as five fused Pallas kernels
     # (kernels/gla/block_step.py; interpret mode off GPU), "xla" = XLA ops, "auto" (default) =
     # pallas on a GPU for decode loops of <= AUTO_PALLAS_MAX_ROWS (4) rows, else xla. H200, 64M
-    # model (benchmarks/RESULTS.md, eleventh lease): 1 row 0.254 ms per step vs XLA 0.510, 4 rows
+    # model (benchmarks/RESULTS.md, eleventh GPU session): 1 row 0.254 ms per step vs XLA 0.510, 4 rows
     # 0.352 vs 0.431, 8 rows 0.476 vs 0.457.
     decode_kernels: Literal["auto", "xla", "pallas"] = "auto"
     # A/B variants of the fused kernels, "name,name" from kernels.gla.block_step.OPTIONS
@@ -150,7 +150,7 @@ class ModelConfig:
 
 @dataclasses.dataclass
 class DataConfig:
-    """Where batches come from and how they are cut (SPEC.md §1)."""
+    """Where batches come from and how they are cut (docs/model.md §1)."""
 
     dataset: str = "mini"  # a TFDS builder of data_pipeline/builders (data_pipeline.builders.BUILDERS)
     data_dir: Optional[str] = None  # TFDS data dir; None = ~/tensorflow_datasets
@@ -181,7 +181,7 @@ class DataConfig:
 
 @dataclasses.dataclass
 class OptimizerConfig:
-    """AdamW with linear warm-up and cosine decay to zero (SPEC.md §6)."""
+    """AdamW with linear warm-up and cosine decay to zero (docs/model.md §6)."""
 
     learning_rate: float = 5e-4
     b1: float = 0.9
@@ -216,7 +216,9 @@ class TrainerConfig:
     profile_steps: tuple[int, ...] = ()  # steps to capture a profiler trace at
     eval_batches: int = 16  # validation batches per evaluation (0 = no validation)
     distributed: Literal["auto", "on", "off"] = "auto"  # jax.distributed.initialize(); auto = if env says multi-host
-    progress_bar: bool = True  # tqdm bar on the console (process 0)
+    progress_bar: bool = True  # tqdm bar on the console (process 0) when stdout is a terminal; plain lines otherwise
+    # Warn when the validation loss rises this many evaluations in a row (overfitting); 0 = never.
+    warn_val_rise: int = 3
     tensorboard: bool = True  # event files in <workdir>/tensorboard (process 0)
     # On GPU: record each step's kernels as CUDA graphs (XLA command buffers) and replay them,
     # so the host does not launch thousands of kernels one by one (small_e_jax/gpu_graphs.py;
@@ -225,7 +227,7 @@ class TrainerConfig:
 
     def validate(self) -> None:
         _positive(self, "trainer", ("steps", "log_every", "eval_every", "max_consecutive_bad_steps"))
-        _non_negative(self, "trainer", ("eval_batches",))
+        _non_negative(self, "trainer", ("eval_batches", "warn_val_rise"))
         _probability(self, "trainer", "cfg_text_dropout")
 
 

@@ -6,7 +6,7 @@ predicts column ``c = i + 1``; ``outputs[:, i]`` holds column ``c``. Column 0 is
 
 Per item ``b`` and codebook ``k`` the loop *forces* column ``c`` to the prompt's delayed matrix
 while ``c <= prompt_frames[b] + k`` (with no prompt that is the BOA triangle of the delay
-pattern; with a prompt it is prompt continuation, SPEC §7, MusicGen-style: the known prompt codes
+pattern; with a prompt it is prompt continuation, docs/model.md §7, MusicGen-style: the known prompt codes
 of codebooks k >= 1 are forced too). Otherwise it samples, with the special tokens the delay
 pattern does not allow masked out (PAD and BOA never; EOA only in codebook 0, and not before
 ``min_frames`` new frames). When codebook 0 emits EOA at column ``e`` the item has ``e - 1``

@@ -1,4 +1,4 @@
-"""The MusicGen-style delay pattern over RVQ codebooks, and its inverse (SPEC §1).
+"""The MusicGen-style delay pattern over RVQ codebooks, and its inverse (docs/model.md §1).
 
 Audio vocabulary, per codebook: ``PAD = 0``, ``BOA = 1`` (begin of audio), ``EOA = 2`` (end of
 audio), and code ``c`` as token ``c + 3`` (``N_SPECIAL = 3``).
@@ -14,7 +14,7 @@ so column 0 is all-BOA and column T + Q all-EOA. A batch of different lengths is
 with PAD to the longest delayed length, and ``mask`` marks the real columns. The model reads
 columns ``0 … L-2`` and predicts columns ``1 … L-1``.
 
-Undelay keeps frame 0 (the authors' code drops it, SPEC §9.7): frame f of codebook k is
+Undelay keeps frame 0 (the authors' code drops it, docs/model.md §8): frame f of codebook k is
 ``D[f + k + 1, k]``; for a generated stream ``o`` (step s predicts column s + 1) it is
 ``o[f + k, k]`` (:func:`undelay_predictions`).
 

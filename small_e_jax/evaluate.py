@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import ArgumentParser, entry_point
 
 
 def _read_jsonl(path: str | Path) -> list[dict[str, Any]]:
@@ -219,7 +219,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m small_e_jax.evaluate", description=__doc__,
+    p = ArgumentParser(prog="python -m small_e_jax.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, helptext in (("perplexity", "per-codebook perplexity on validation (or training) data"),
                            ("attention", "skip/repeat/stall counts and maps from the cross-attention")):
         c = sub.add_parser(name, help=helptext)
-        c.add_argument("--checkpoint", required=True, help="a run's checkpoint directory")
+        c.add_argument("--checkpoint", required=True, help="a run's workdir, its checkpoints folder or one step's folder")
         c.add_argument("--step", type=int, help="default: newest")
         c.add_argument("--data", help="synthetic | mini | librilight_medium (default: the run's data.dataset)")
         c.add_argument("--data-dir", help="TFDS data dir")

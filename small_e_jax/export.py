@@ -24,7 +24,7 @@ from flax import nnx
 
 from small_e_jax.decoding import prefill, split_model
 from small_e_jax.model import DecodeState, SmallE
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import ArgumentParser, entry_point
 
 
 def abstract_decode_state(model: SmallE, batch: int, text_len: int) -> DecodeState:
@@ -81,9 +81,9 @@ def load(path: str | Path, model: SmallE, batch: int, text_len: int) -> Exported
 
 @entry_point
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m small_e_jax.export", description=__doc__,
+    p = ArgumentParser(prog="python -m small_e_jax.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, help="a run's workdir, its checkpoints folder or one step's folder")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--text-len", type=int, default=64)
     p.add_argument("--platform", action="append", default=None, help="cpu / cuda / tpu (repeatable)")

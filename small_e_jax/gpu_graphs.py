@@ -4,7 +4,7 @@ A training step of the GLA model is a few thousand small kernels (projections, g
 chunked GLA's Pallas kernels, norms). Launched one by one from the host, the GPU waits between
 them, and how long depends on the host: on one H200 machine the 12 x 2048 step of
 `small_e_librilight_medium` ran at 352K frames/s without graphs and **498K with them** (same
-machine, same session, `benchmarks/RESULTS.md`, eighth lease); the transformer baseline, fewer
+machine, same session, `benchmarks/RESULTS.md`, eighth GPU session); the transformer baseline, fewer
 and larger kernels, went 502K -> 565K. XLA's command buffers record the step's kernels
 (fusions, cuBLAS/cuBLASLt GEMMs, custom calls - our Pallas kernels - and cuDNN attention) as
 CUDA graphs once and replay them, so the host issues a handful of launches per step.

@@ -20,8 +20,8 @@ recompiles). Item b samples with the key ``fold_in(key(seed), b)``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
-import re
 import time
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
@@ -49,7 +49,7 @@ SILENCE_DBFS = -60.0  # a prompt quieter than this (RMS) is refused as silent
 # marked finished from the start, so they never lengthen the loop; their outputs are dropped).
 # Why: with one row every projection of the decode step is a vector-matrix dot, which XLA
 # rewrites into a multiply kernel that writes the weight-sized product plus a reduce kernel;
-# with >= 2 rows they stay GEMMs. Measured on an H200 (benchmarks/RESULTS.md, eighth lease,
+# with >= 2 rows they stay GEMMs. Measured on an H200 (benchmarks/RESULTS.md, eighth GPU session,
 # small_e_librilight_medium): 0.515 ms per step at batch 1, 0.481 at 2, 0.436 at 4.
 GPU_MIN_ROWS = 4
 
@@ -61,20 +61,29 @@ def _checkpoint_manager(directory: Path) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(create=False, read_only=True))
 
 
-def find_checkpoint_dir(directory: str | Path) -> Path:
-    """``directory`` itself if it holds step folders, else ``directory/checkpoints`` (a run's
-    workdir); :class:`CheckpointError` if neither does."""
-    path = Path(directory).expanduser().absolute()
+def locate_checkpoint(path: str | Path) -> tuple[Path, Optional[int]]:
+    """(checkpoint directory, step or None) from what a user may pass: a run's workdir, its
+    ``checkpoints`` folder, or one step's folder (``.../checkpoints/200``: that step).
+    :class:`CheckpointError` if none of these holds a checkpoint."""
+    path = Path(path).expanduser().absolute()
     if not path.exists():
         raise CheckpointError(f"checkpoint directory {path} does not exist")
     if not path.is_dir():
-        raise CheckpointError(f"{path} is not a directory (pass the checkpoint directory of a run, "
-                              "e.g. runs/tiny/checkpoints)")
+        raise CheckpointError(f"{path} is not a directory (pass a run's workdir, its checkpoints folder or "
+                              "one step's folder, e.g. runs/tiny)")
     for candidate in (path, path / "checkpoints"):
         if candidate.is_dir() and any(p.name.isdigit() for p in candidate.iterdir()):
-            return candidate
+            return candidate, None
+    if path.name.isdigit() and any(p.is_dir() for p in path.iterdir()):
+        return path.parent, int(path.name)  # one step's folder
     raise CheckpointError(f"no checkpoint in {path}: expected step folders (e.g. {path}/200) written by "
-                          "training (python -m experiments.*); pass the run's checkpoint directory")
+                          "training (python -m experiments.*); pass the run's workdir, its checkpoints "
+                          "folder or one step's folder")
+
+
+def find_checkpoint_dir(directory: str | Path) -> Path:
+    """The checkpoint directory of ``directory`` (see :func:`locate_checkpoint`)."""
+    return locate_checkpoint(directory)[0]
 
 
 def abstract_model(config: Config) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
@@ -94,7 +103,8 @@ def abstract_model(config: Config) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
 def load_model(directory: str | Path, *, step: Optional[int] = None,
                param_dtype: Optional[str] = None, decode_kernels: Optional[str] = None
                ) -> tuple[SmallE, Config, int]:
-    """Restore the model of a checkpoint directory: (model in eval mode, its config, step).
+    """Restore the model of a checkpoint: (model in eval mode, its config, step). ``directory``:
+    a run's workdir, its checkpoints folder or one step's folder (:func:`locate_checkpoint`).
 
     step: a saved step (default: the newest one that reads back; older ones are tried when the
       newest is partial or corrupt, and one log line names the step used and the steps skipped).
@@ -103,7 +113,8 @@ def load_model(directory: str | Path, *, step: Optional[int] = None,
     decode_kernels: "auto", "xla" or "pallas" (``model.decode_kernels``; default: as saved).
     Raises :class:`CheckpointError` for a missing, partial or incompatible checkpoint.
     """
-    path = find_checkpoint_dir(directory)
+    path, folder_step = locate_checkpoint(directory)
+    step = folder_step if step is None else step  # a step's folder names its step
     manager = _checkpoint_manager(path)
     steps = sorted(manager.all_steps(), reverse=True)
     if step is not None:
@@ -171,13 +182,21 @@ def load_model(directory: str | Path, *, step: Optional[int] = None,
 # --------------------------------------------------------------------------- text
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
+@functools.lru_cache(maxsize=1)
+def _segmenter() -> Any:
+    import pysbd
+
+    return pysbd.Segmenter(language="en", clean=False)
 
 
 def split_sentences(text: str, max_chars: int = 250) -> list[str]:
-    """Split long text at sentence ends (. ! ? ;), then at commas / spaces if still too long."""
+    """Split long text into sentences, then at commas / spaces where one is still too long.
+
+    Sentences come from ``pysbd`` (a maintained rule-based segmenter, the Golden Rules of
+    sentence boundaries): abbreviations, prices and times do not end a sentence ("Mr. Smith
+    paid $3.50 at 5 p.m. on Jan. 3rd." is one), which a split at every full stop got wrong."""
     out: list[str] = []
-    for sentence in (s.strip() for s in _SENTENCE_END.split(text.strip())):
+    for sentence in (s.strip() for s in _segmenter().segment(text.strip()) if s.strip()):
         while len(sentence) > max_chars:
             cut = max(sentence.rfind(", ", 0, max_chars), sentence.rfind(" ", 0, max_chars))
             cut = cut if cut > 0 else max_chars
@@ -300,7 +319,7 @@ class Synthesizer:
     def encode_texts(self, texts: Sequence[str], prefixes: Optional[Sequence[Optional[str]]] = None
                      ) -> tuple[jax.Array, jax.Array]:
         """Texts -> tokens [B, J] int32 and mask [B, J] (J a multiple of TEXT_BUCKET).
-        ``prefixes[b]`` (a prompt transcript) is prepended to text b (SPEC §7)."""
+        ``prefixes[b]`` (a prompt transcript) is prepended to text b (docs/model.md §7)."""
         if isinstance(texts, str):
             raise ValueError("texts must be a list of strings (got one string: wrap it in a list)")
         if not len(texts):
@@ -423,7 +442,7 @@ class Synthesizer:
                     min_seconds: float = MIN_PROMPT_S, max_seconds: float = MAX_PROMPT_S) -> Prompt:
         """A voice prompt from a mono waveform [S] (float in [-1, 1]) and its transcript.
 
-        The clip is encoded with the checkpoint's codec; generation then continues it (SPEC §7):
+        The clip is encoded with the checkpoint's codec; generation then continues it (docs/model.md §7):
         the transcript is put before the target text and the prompt's codes are teacher-forced.
         ValueError for a prompt that is too short / too long / silent or has no transcript.
         """

@@ -1,4 +1,4 @@
-"""Initial-state tuning (IST, SPEC §7): learn the initial recurrent state of every audio GLA
+"""Initial-state tuning (IST, docs/model.md §7): learn the initial recurrent state of every audio GLA
 block from a few clips of one speaker, with the model frozen; synthesize with it.
 
     python -m small_e_jax.ist --checkpoint DIR --clips FOLDER --out voice.npz [--steps 300]
@@ -8,7 +8,7 @@ FOLDER holds ``name.wav`` + ``name.txt`` (transcript) pairs. The clips are encod
 checkpoint's codec and delayed; the loss is the model's usual cross-entropy with the tuned
 initial states, whose gradient flows through the GLA kernel's initial-state input.
 
-Parameterisation (SPEC §7, Lina's): per block and head a rank-r state
+Parameterisation (docs/model.md §7, Lina's): per block and head a rank-r state
 ``S_0 = 0.02 * sum_{i<r} k_i v_i^T`` (k ~ N(0, 1) [K], v ~ N(0, 0.02^2) [V]); Adam, lr 0.1.
 PACA's PosNet state is not tuned (it tracks the position in the text). Choice: the model runs
 in eval mode (dropout off) during tuning, so a step is a pure function of the factors.
@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from small_e_jax.delay import delay
 from small_e_jax.model import SmallE
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import ArgumentParser, entry_point
 
 SCALE = 0.02
 
@@ -41,7 +41,7 @@ Factors = list[dict[str, jax.Array]]  # per block {"k": [H, r, K], "v": [H, r, V
 
 
 def init_factors(model: SmallE, rank: int = 1, seed: int = 123) -> Factors:
-    """Random rank-``rank`` factors for every audio GLA block (SPEC §7 init)."""
+    """Random rank-``rank`` factors for every audio GLA block (docs/model.md §7 init)."""
     if model.config.block == "transformer":
         raise ValueError("initial-state tuning needs GLA blocks; this model uses transformer blocks")
     if rank < 1:
@@ -161,9 +161,9 @@ def read_clips(folder: Path, synth: Any) -> list[tuple[np.ndarray, np.ndarray]]:
 
 @entry_point
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m small_e_jax.ist", description=__doc__,
+    p = ArgumentParser(prog="python -m small_e_jax.ist", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, help="a run's workdir, its checkpoints folder or one step's folder")
     p.add_argument("--clips", type=Path, required=True, help="folder of name.wav + name.txt")
     p.add_argument("--out", type=Path, required=True, help="output .npz")
     p.add_argument("--steps", type=int, default=300)

@@ -1,12 +1,15 @@
 """Training metrics: throughput from a batch, and a logger that writes scalars to the console
-(a tqdm bar with ETA plus a line every ``log_every`` steps) and to TensorBoard (tensorboardX).
-Only process 0 writes; other processes get a logger that does nothing."""
+(a tqdm bar with ETA on a terminal, plain lines with the ETA otherwise, a line every
+``log_every`` steps) and to TensorBoard (tensorboardX). Only process 0 writes; other processes
+get a logger that does nothing."""
 
 from __future__ import annotations
 
+import datetime
+import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -33,26 +36,54 @@ def flatten_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+def is_terminal() -> bool:
+    """Whether the console is a terminal (a progress bar's escape codes would litter a log file)."""
+    return sys.stdout.isatty() and sys.stderr.isatty()
+
+
+def format_eta(seconds: float) -> str:
+    return str(datetime.timedelta(seconds=int(max(seconds, 0))))
+
+
 class MetricLogger:
-    """Console + TensorBoard. ``update(step, scalars)`` each step; ``write(step, scalars,
-    prefix)`` for a logged line; ``close()`` at the end."""
+    """Console + TensorBoard. ``update(step, loss)`` each step; ``write(step, scalars, prefix)``
+    for a logged line; ``message(text)``; ``close()`` at the end.
+
+    The progress bar (a terminal only, ``interactive`` None = detect) and the ETA start at the
+    first ``update``, i.e. after the first step has compiled: compilation would otherwise
+    count as a step's time and give an ETA of hours. Without a terminal, the logged lines carry
+    the ETA instead."""
 
     def __init__(self, workdir: str | Path, total_steps: int, start_step: int, *, enabled: bool,
-                 progress_bar: bool, tensorboard: bool):
+                 progress_bar: bool, tensorboard: bool, interactive: Optional[bool] = None):
         self.enabled = enabled
-        self.bar = None
+        self.total = total_steps
+        self.bar: Any = None
         self.writer = None
+        self.want_bar = progress_bar and (is_terminal() if interactive is None else interactive)
+        self.clock: Optional[tuple[int, float]] = None  # (step, time) of the first update
         if not enabled:
             return
-        if progress_bar:
-            from tqdm import tqdm
-            self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
-                            mininterval=1.0, desc="train")
         if tensorboard:
             from tensorboardX import SummaryWriter
             self.writer = SummaryWriter(str(Path(workdir) / "tensorboard"))
 
+    def eta(self, step: int) -> Optional[float]:
+        """Seconds left at the rate since the first update; None before two updates."""
+        if self.clock is None or step <= self.clock[0]:
+            return None
+        rate = (step - self.clock[0]) / max(time.perf_counter() - self.clock[1], 1e-9)
+        return (self.total - step) / rate
+
     def update(self, step: int, loss: float) -> None:
+        if not self.enabled:
+            return
+        if self.clock is None:
+            self.clock = (step, time.perf_counter())
+            if self.want_bar:
+                from tqdm import tqdm
+                self.bar = tqdm(total=self.total, initial=step, unit="step", dynamic_ncols=True,
+                                mininterval=1.0, desc="train")
         if self.bar is not None:
             self.bar.update(step - self.bar.n)
             self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
@@ -63,11 +94,11 @@ class MetricLogger:
         keys = ("loss", "perplexity", "grad_norm", "learning_rate", "frames_per_s", "codes_per_s",
                 "step_time_s")
         line = " ".join(f"{k}={scalars[k]:.4g}" for k in keys if k in scalars)
-        message = f"[{prefix} step {step}] {line or ' '.join(f'{k}={v:.4g}' for k, v in scalars.items())}"
-        if self.bar is not None:
-            self.bar.write(message)
-        else:
-            print(message, flush=True)
+        eta = self.eta(step) if self.bar is None and prefix == "train" else None
+        message = (f"[{prefix} step {step}] "
+                   f"{line or ' '.join(f'{k}={v:.4g}' for k, v in scalars.items())}"
+                   + (f" eta={format_eta(eta)}" if eta is not None else ""))
+        self.message(message)
         if self.writer is not None:
             for key, value in scalars.items():
                 self.writer.add_scalar(f"{prefix}/{key}", value, step)
@@ -75,13 +106,38 @@ class MetricLogger:
 
     def message(self, text: str) -> None:
         if self.enabled:
-            (self.bar.write if self.bar is not None else print)(text)
+            if self.bar is not None:
+                self.bar.write(text)
+            else:
+                print(text, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
         if self.writer is not None:
             self.writer.close()
+
+
+class ValidationTrend:
+    """Counts evaluations in a row whose validation loss rose; :meth:`add` returns a warning
+    once ``patience`` rises in a row are reached (and again at each further rise)."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.previous: Optional[float] = None
+        self.best: Optional[float] = None
+        self.rises = 0
+
+    def add(self, step: int, loss: float) -> Optional[str]:
+        self.rises = self.rises + 1 if self.previous is not None and loss > self.previous else 0
+        self.previous = loss
+        self.best = loss if self.best is None else min(self.best, loss)
+        if self.patience <= 0 or self.rises < self.patience:
+            return None
+        times = f"{self.rises} evaluation{'s' if self.rises > 1 else ''}"
+        return (f"warning: validation loss rose {times} in a row (now {loss:.4f} at step {step}, "
+                f"best {self.best:.4f}): the model is likely memorising its training data. More data, fewer "
+                f"steps or more dropout help; checkpoint.keep_best keeps the best steps")
 
 
 class Throughput:

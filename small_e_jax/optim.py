@@ -1,4 +1,4 @@
-"""Optimizer and learning-rate schedule (SPEC §6): AdamW, linear warm-up, cosine decay to zero,
+"""Optimizer and learning-rate schedule (docs/model.md §6): AdamW, linear warm-up, cosine decay to zero,
 global-norm clipping, an optional weight-decay mask.
 
 The schedule is the one of HF ``get_cosine_schedule_with_warmup`` that the authors used::

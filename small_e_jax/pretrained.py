@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import ArgumentParser, entry_point
 
 #: Models shipped inside the package: ``pretrained/<name>/`` (a params-only checkpoint + card.json).
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
@@ -70,11 +70,11 @@ def export(checkpoint: str | Path, out: str | Path, *, step: Optional[int] = Non
 
 @entry_point
 def main(argv: Optional[list[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m small_e_jax.pretrained", description=__doc__,
+    p = ArgumentParser(prog="python -m small_e_jax.pretrained", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("export", help="a training checkpoint -> a shippable params-only checkpoint")
-    e.add_argument("--checkpoint", required=True, help="a run's checkpoint directory (or its workdir)")
+    e.add_argument("--checkpoint", required=True, help="a run's workdir, its checkpoints folder or one step's folder")
     e.add_argument("--step", type=int, default=None)
     e.add_argument("--out", required=True)
     e.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))

@@ -32,13 +32,13 @@ from small_e_jax.checkpoint import CheckpointError
 from small_e_jax.config import ConfigError
 from small_e_jax.inference import Synthesizer
 from small_e_jax.sampling import SamplingConfig
-from small_e_jax.cli import entry_point, one_line
+from small_e_jax.cli import ArgumentParser, entry_point, one_line
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m small_e_jax.synthesize", description=__doc__,
+    p = ArgumentParser(prog="python -m small_e_jax.synthesize", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="checkpoint directory (or the run's workdir)")
+    p.add_argument("--checkpoint", required=True, help="a run's workdir, its checkpoints folder or one step's folder")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: newest)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--text", help="the text to speak")

@@ -90,6 +90,11 @@ class SyntheticSource:
         ds = self._dataset(self.spec.n_eval * self.process_count, salt=1)
         return iter(ds.batch(self.spec.batch_size, drop_remainder=True))
 
+    def describe(self) -> str:
+        """For the trainer's start banner."""
+        return (f"synthetic random examples (seed {self.spec.seed}): train {self.spec.n_train}, "
+                f"validation {self.spec.n_eval * self.process_count}")
+
 
 def synthetic_source(model: ModelConfig, spec: Optional[SyntheticSpec] = None) -> SyntheticSource:
     """The synthetic source for this process (reads ``jax.process_index/process_count``)."""

@@ -48,7 +48,7 @@ from small_e_jax import sharding as shd
 from small_e_jax.checkpoint import Checkpointer
 from small_e_jax.config import Config, config_to_dict
 from small_e_jax.guidance import drop_text
-from small_e_jax.metrics import MetricLogger, flatten_metrics
+from small_e_jax.metrics import MetricLogger, ValidationTrend, flatten_metrics
 from small_e_jax.model import SmallE
 from small_e_jax.optim import learning_rate_schedule, make_optimizer, update_count
 from small_e_jax.workdir_lock import WorkdirLock
@@ -60,6 +60,9 @@ BATCH_KEYS = ("text", "text_mask", "audio", "audio_mask")
 
 
 class DataSource(Protocol):
+    """What the trainer reads; a source may also have ``describe() -> str`` (its name and sizes,
+    for the start banner)."""
+
     def train_iterator(self) -> Iterator[Batch]: ...
 
     def eval_batches(self) -> Iterable[Batch]: ...
@@ -334,6 +337,30 @@ def checkpoint_dir(config: Config) -> str:
 LOCK_NAME = "trainer.lock"
 
 
+def parameter_count(params: Any) -> int:
+    return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
+
+
+def start_banner(config: Config, trainer: Trainer, state: TrainState, source: Any, start: int) -> list[str]:
+    """The lines a run starts with: devices, model size, data, where things are written."""
+    tc = config.trainer
+    devices = jax.devices()
+    kinds = sorted({d.device_kind for d in devices})
+    n = parameter_count(state.params)
+    describe = getattr(source, "describe", None)
+    workdir = Path(tc.workdir).absolute()
+    lines = [f"devices: {len(devices)} x {', '.join(kinds)} ({jax.default_backend()}), "
+             f"{jax.process_count()} process(es); mesh {dict(trainer.mesh.shape)}",
+             f"model: {config.name or 'small_e'}, {n / 1e6:.2f}M parameters ({config.model.block} blocks, "
+             f"{config.model.cross_attention} cross-attention)",
+             f"data: {describe() if callable(describe) else type(source).__name__}",
+             f"steps: {start} -> {tc.steps}" + (" (resumed)" if start else ""),
+             f"workdir: {workdir}; checkpoints: {checkpoint_dir(config)}"]
+    if tc.tensorboard:
+        lines.append(f"TensorBoard: tensorboard --logdir {workdir / 'tensorboard'}")
+    return lines
+
+
 def lock_path(config: Config) -> Optional[Path]:
     """The trainer lock: ``<checkpoint dir>/trainer.lock`` (what two trainers would corrupt),
     or ``<trainer.workdir>/trainer.lock`` when the checkpoints are remote (gs://); None when
@@ -393,7 +420,10 @@ def _run(config: Config, source: DataSource, stop: _StopFlag, *, trainer: Option
         moved = [f"{step} -> {name}" for step, _, name in ckpt.skipped if name is not None]
         logger.message(f"resumed from {ckpt.directory}/{start} (step {start}"
                        + (f"; corrupt steps moved aside: {', '.join(moved)})" if moved else ")"))
+    for line in start_banner(config, trainer, state, source, start):
+        logger.message(line)
     result = RunResult(step=start, stopped="done", losses={}, val_losses={}, bad_steps=[])
+    trend = ValidationTrend(tc.warn_val_rise)
     bad_in_a_row = 0
     window = {"start": time.perf_counter(), "frames": 0.0, "steps": 0}
     last_save = time.monotonic()
@@ -445,7 +475,14 @@ def _run(config: Config, source: DataSource, stop: _StopFlag, *, trainer: Option
             if step in tc.profile_steps and not profiling:
                 jax.profiler.start_trace(str(Path(tc.workdir) / "profile"))
                 profiling = True
+            first = step == start
+            if first:
+                logger.message("compiling the training step…")
+                compile_start = time.perf_counter()
             state, metrics = trainer.step(state, trainer.shard_batch(next(iterator)), step in nan_steps)
+            if first:  # jit compiles on the first call; waiting for its result adds the first step's run
+                jax.block_until_ready(metrics["loss"])
+                logger.message(f"compiled and ran the first step in {time.perf_counter() - compile_start:.1f} s")
             if pending is not None:  # one step behind, so the host never stalls the device
                 handle(*pending)
             pending = (step + 1, metrics)
@@ -461,6 +498,9 @@ def _run(config: Config, source: DataSource, stop: _StopFlag, *, trainer: Option
                 if val_loss is not None:
                     result.val_losses[done] = val_loss
                     logger.write(done, {"loss": val_loss, "perplexity": float(np.exp(val_loss))}, "eval")
+                    warning = trend.add(done, val_loss)
+                    if warning:
+                        logger.message(warning)
             timed = cc.save_every_minutes > 0 and time.monotonic() - last_save >= 60 * cc.save_every_minutes
             # Several hosts must agree (a broadcast): only ask them every log_every steps.
             timed = (jax.process_count() == 1 or done % tc.log_every == 0) and _agree(timed)

@@ -1,6 +1,6 @@
 """Price a kernel boundary in a chain of small dependent kernels, with and without Hopper's
 programmatic dependent launch (PDL), to decide whether the decode block kernels should move to
-Mosaic GPU (issue 8).
+Mosaic GPU.
 
 Each variant runs ``--kernels`` dependent kernels per loop iteration (the decode step has ~65),
 ``--steps`` iterations in one jitted ``fori_loop``. Kernel ``j`` reads the previous kernel's

@@ -3,7 +3,7 @@
 `block_step.py` runs the block as five kernels, split where every program needs the whole of
 the previous result. On an H200 each of those kernels costs 4-9 µs at batch 1 although it
 moves 1-3 MB: each is a launch, then a wait for its weights from HBM, then a few µs of work
-(benchmarks/RESULTS.md, tenth lease). Here one kernel of P co-resident programs (P <= the GPU's
+(benchmarks/RESULTS.md, tenth GPU session). Here one kernel of P co-resident programs (P <= the GPU's
 SM count, one per SM) runs the same five phases with a grid-wide barrier between them, and
 every program issues the loads of ALL its weight tiles (and its state tiles) before the first
 phase: the ~7 MB of a block stream in once, overlapped with the phases, and a phase boundary

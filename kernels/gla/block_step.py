@@ -1,6 +1,6 @@
 """One decode step of a whole GLA block as five Pallas Triton kernels (GPU; interpret on CPU).
 
-The block (small_e_jax/model/lclm.py, SPEC §2), for one token per row::
+The block (small_e_jax/model/lclm.py, docs/model.md §2), for one token per row::
 
     u = LN1(x);  q, k, v, g = u W_q, u W_k, u W_v, u W_g;  log_a = logsigmoid(u W_1 W_2 + b_2) / n
     S = diag(exp(log_a)) S + k^T v;  o = scale * q S                      (per head)
@@ -8,7 +8,7 @@ The block (small_e_jax/model/lclm.py, SPEC §2), for one token per row::
     x = x + W_out [silu(a) * b] + b_out,  [a, b] = LN2(x) W_in + b_in
 
 Why: at batch 1 a decode step is latency-bound (a few µs per kernel on an H200), and XLA runs
-this block as ~17 kernels (issue 8: 258 kernels and 0.515 ms per step for the 13 GLA blocks of the 64M model plus the rest). Here a block is five kernels, split only
+this block as ~17 kernels (258 kernels and 0.515 ms per step for the 13 GLA blocks of the 64M model plus the rest). Here a block is five kernels, split only
 where every program needs the whole of the previous result:
 
   `_in_proj`    [N / 8]    LN1 + the q|k|v|g projection (one packed weight).
@@ -24,14 +24,14 @@ batch 1 a kernel's time follows the bytes each program waits on (kernels/benchma
 H200: a chain of dependent kernels of 128 programs costs 1.0 / 2.2 / 3.8 µs per kernel at 2 / 8 /
 32 KB per program), so the output tiles are narrow and a weight is spread over many programs (a
 512 x 1024 matrix: 128 programs of 4 rows of [out, in], 8 KB each).
-Measured (benchmarks/RESULTS.md, eleventh lease): 0.254 ms per batch-1 decode step against XLA's
+Measured (benchmarks/RESULTS.md, eleventh GPU session): 0.254 ms per batch-1 decode step against XLA's
 0.510 in the same run on one H200 (2.0x); 17.7 µs per block against XLA's 35.8. `OPTIONS` holds
 the variants measured against it (`model.decode_kernel_options`), parity-tested like the default.
 
 Rows (`small_rows`, the default): fewer than 16 real rows are carried as the next power of two
 (1 at batch 1) and the matmuls are multiply-and-sum on the CUDA cores (as is any matmul with
 fewer than 16 output columns, so 16+ rows are correct but slow with the default tiles). The
-option `wide_tiles` (the tenth lease's design: 16/32-column tiles, rows a multiple of 16) uses
+option `wide_tiles` (the tenth GPU session's design: 16/32-column tiles, rows a multiple of 16) uses
 Triton's tensor-core dots, whose smallest M and N are 16. The first B rows (the state's batch)
 are real; the caller pads once (`padded_rows`) and keeps the residual stream padded across
 blocks; padded rows stay finite and never mix with real rows.
@@ -141,14 +141,14 @@ def unsupported_reason(dims: BlockDims) -> Optional[str]:
 
 
 # Kernel variants to A/B on a GPU (bench_decode model.decode_kernel_options=NAME,NAME), each
-# parity-tested like the default. The defaults are the eleventh lease's best (small rows, 4/8-
-# column tiles; see `wide_tiles` below), on top of the tenth lease's (benchmarks/RESULTS.md):
+# parity-tested like the default. The defaults are the eleventh GPU session's best (small rows, 4/8-
+# column tiles; see `wide_tiles` below), on top of the tenth GPU session's (benchmarks/RESULTS.md):
 # the recurrence in 32-channel value tiles (its output gate's per-head RMSNorm in W_o's kernel,
 # by a reshape to [R, H, Dv]) and W_in's gate and value rows of a tile in one load; batch 1,
 # 0.408 ms per step against 0.455 for the variant without both and 0.500 for XLA, same run;
 # then W_o's kernel at 8 warps (`kernel_warps`): 0.381 against 0.409 and XLA's 0.512.
 OPTIONS: dict[str, dict] = {
-    # One program per (row, head) with the output gate in the recurrence (the ninth lease's
+    # One program per (row, head) with the output gate in the recurrence (the ninth GPU session's
     # design: 0.455 ms per step; its whole-head recurrence is 12 us per call, the tiled 5.1).
     "whole_recurrence": {"split_recurrence": False},
     # W_in's gate and value tiles as two [tile, d] loads (0.429 ms with the tiled recurrence).
@@ -161,7 +161,7 @@ OPTIONS: dict[str, dict] = {
     "value_tile16": {"value_tile": 16},  # value channels per recurrence program
     "value_tile64": {"value_tile": 64},
     "warps4": {"num_warps": 4},
-    # The eleventh lease's steps to the default (per block step, batch 1): the tenth lease's
+    # The eleventh GPU session's steps to the default (per block step, batch 1): the tenth GPU session's
     # design, 16 rows and tensor-core dots on 16/32-column tiles, 26.4 us; small rows with those
     # tiles 21.7; 8/16-column tiles 19.5; the default's 4/8 17.7 (XLA 35.8). `wide_tiles` is
     # also the one for loops of 16 rows or more (the default's 4-column multiply-and-sum over 16+
@@ -177,7 +177,7 @@ OPTIONS: dict[str, dict] = {
 
 KERNELS = ("in_proj", "recurrence", "out_proj", "mlp_in", "mlp_out")
 # Per-kernel warps, "<kernel>_warps<N>" (e.g. out_proj_warps4: the default W_o kernel's before
-# the tenth lease). The whole-head recurrence (whole_recurrence) keeps its own rule.
+# the tenth GPU session). The whole-head recurrence (whole_recurrence) keeps its own rule.
 KERNEL_WARPS = {f"{k}_warps{n}": (k, n) for k in KERNELS for n in (2, 4, 8, 16)}
 
 

@@ -122,9 +122,9 @@ DV_SHARED_MAX_BYTES = 192 * 1024
 # programs per SM). Those loops evaluate 16 x 16 x Dk exponentials per sub-chunk (they took
 # 0.55 of 1.88 ms per fwd+bwd call), the whole-chunk form 2 x C x Dk per chunk.
 # On an H200 at the Small-E layer (B=8, T=4096, H=4, Dk=128, Dv=256, bf16, model gates
-# logsigmoid / 16; benchmarks/RESULTS.md, sixth lease), Mtok/s fwd / fwd+bwd: 68.5 / 25.4 with
+# logsigmoid / 16; benchmarks/RESULTS.md, sixth GPU session), Mtok/s fwd / fwd+bwd: 68.5 / 25.4 with
 # factored_chunk, 45.0 / 17.1 without (same run); device time per call 0.448 / 1.236 ms
-# against 0.658 / 1.860 (an earlier run of that lease, where the candidates below were timed).
+# against 0.658 / 1.860 (an earlier run of that GPU session, where the candidates below were timed).
 # Deleted after being measured slower (git history has them): "factored" (only the 16 x 16
 # diagonal blocks by matmuls where the gates allow it: 49.6 / 19.7 Mtok/s, against 68.3 / 25.3
 # for factored_chunk and 48.1 / 17.3 for the exact scheme in the same run); "unroll" (the
@@ -132,7 +132,7 @@ DV_SHARED_MAX_BYTES = 192 * 1024
 # program, by direct column stores ("stores", FLA's chunk_gla_*_intra scheme) or by a
 # reduction and select per column ("loop_select", the first design): the forward's
 # within-chunk work took 0.47 and 0.72 ms against 0.16 + 0.18 ms in kernels of their own
-# (fifth lease); and the "fused" backward (one program per sub-chunk computing its dA, dq, dk
+# (fifth GPU session); and the "fused" backward (one program per sub-chunk computing its dA, dq, dk
 # and dv from the whole chunk, 8 warps at ~180 registers, one program per SM: 1.3 of 2.9 ms
 # per fwd+bwd call), replaced by FLA's division into the dA, dq/dk and dv kernels kept here.
 FACTORED_MAX_EXP = 16.0

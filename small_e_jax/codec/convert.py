@@ -32,7 +32,6 @@ codebooks stacked) and ``config.json`` (the :class:`DACConfig`, the source file 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import re
 import sys
@@ -43,7 +42,7 @@ import numpy as np
 
 from small_e_jax.codec.dac import DACConfig
 from small_e_jax.codec.encodec import EncodecConfig
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import ArgumentParser, entry_point
 
 # Keyword arguments of the PyTorch DAC that we map onto DACConfig, and ones that we ignore.
 _KWARGS = ("sample_rate", "encoder_dim", "encoder_rates", "latent_dim", "decoder_dim", "decoder_rates",
@@ -419,7 +418,7 @@ def convert(src: str | Path, dst: str | Path, *, sample_rate: Optional[int] = No
 
 @entry_point
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m small_e_jax.codec.convert",
         description="Convert an official DAC PyTorch checkpoint (.pth, from the descript-audio-codec GitHub "
                     "releases) or the EnCodec 24 kHz checkpoint (encodec_24khz-d7cc33bc.th) into small_e_jax "

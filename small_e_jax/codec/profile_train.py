@@ -14,7 +14,6 @@ On a CPU there is no device plane: the busiest host XLA events are printed inste
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -27,12 +26,12 @@ from kernels.benchmarks.record import append_records, make_record
 from kernels.benchmarks.trace_summary import report_lines, run_traced, summarize
 from small_e_jax.codec.train import build_training, parse_args
 from small_e_jax.eval.profile_step import hlo_origins, scope_of
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import ArgumentParser, entry_point
 
 
 @entry_point
 def main(argv: Optional[list[str]] = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+    p = ArgumentParser(description=__doc__.split("\n")[0],
                                 epilog="Any other flag is a `python -m small_e_jax.codec.train` flag.")
     p.add_argument("--profile-steps", type=int, default=10, help="steps timed and traced (after compile + warm-up)")
     p.add_argument("--top", type=int, default=25)

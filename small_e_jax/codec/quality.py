@@ -16,14 +16,13 @@ seen in training) is encoded and decoded; reported (means over clips):
 MODULE:FUNCTION`` (``FUNCTION(wavs: list[np.ndarray], sample_rate: int) -> list[str]``)
 transcribes the clips; the command then reports the word and character error rates of the
 original and of the resynthesised audio against the manifest text (:mod:`small_e_jax.eval.wer`:
-jiwer after the Whisper-style normaliser) and the WER ratio (the target: resynthesised within
+jiwer after the Whisper's English normaliser) and the WER ratio (the target: resynthesised within
 1.5x of the original's). ``--write-wavs DIR`` saves the
 first ``--n-wavs`` originals and resyntheses for listening.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import sys
@@ -36,7 +35,7 @@ import numpy as np
 
 from small_e_jax.codec import losses
 from small_e_jax.codec.train_data import MINI_CORPUS, load_clips, read_manifest
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import ArgumentParser, entry_point
 
 #: Clips are compared on their first whole multiple of this many seconds (few shapes to compile).
 COMPARE_QUANTUM_S = 0.25
@@ -118,7 +117,7 @@ def evaluate(codec: Any, corpus_dir: str | Path = MINI_CORPUS, split: str = "val
                               **spectral_distances(refs, preds, sr),
                               "codebook_usage": codebook_usage(codes, codec.codebook_size)}
     if asr is not None:
-        from small_e_jax.eval.wer import error_rates  # jiwer, after the Whisper-style normaliser
+        from small_e_jax.eval.wer import error_rates  # jiwer, after the Whisper's English normaliser
 
         texts = [r["text"] for r in read_manifest(corpus_dir, split)[:limit]]
         orig, resyn = error_rates(texts, asr(refs, sr)), error_rates(texts, asr(preds, sr))
@@ -140,7 +139,7 @@ def evaluate(codec: Any, corpus_dir: str | Path = MINI_CORPUS, split: str = "val
 
 @entry_point
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m small_e_jax.codec.quality", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m small_e_jax.codec.quality", description=__doc__.split("\n")[0])
     parser.add_argument("--codec", default="dac_mini24", help="codec name for load_codec")
     parser.add_argument("--weights", default=None, help="weights directory (model.safetensors + config.json); "
                         "'bundled' = the weights shipped in the repo")

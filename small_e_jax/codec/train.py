@@ -46,7 +46,7 @@ from small_e_jax.codec import losses
 from small_e_jax.codec.dac import (DACConfig, num_params, preset, quantizer_dropout_counts, random_init,
                                    restart_dead_codes)
 from small_e_jax.codec.train_data import MINI_CORPUS, CropSampler, load_clips
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import ArgumentParser, entry_point
 
 STATE_FORMAT = "small_e_jax.codec.train/1"
 
@@ -590,7 +590,7 @@ def train(cfg: CodecTrainConfig) -> dict[str, Any]:
 
 def parse_args(argv: Optional[list[str]] = None) -> CodecTrainConfig:
     """``--field-name value`` for every :class:`CodecTrainConfig` field."""
-    parser = argparse.ArgumentParser(prog="python -m small_e_jax.codec.train", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m small_e_jax.codec.train", description=__doc__.split("\n")[0])
     for f in dataclasses.fields(CodecTrainConfig):
         flag = "--" + f.name.replace("_", "-")
         default = f.default

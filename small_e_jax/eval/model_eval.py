@@ -18,7 +18,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 from tqdm import tqdm
 
-from small_e_jax.checkpoint import Checkpointer, abstract_flat_state, unflatten_state
+from small_e_jax.checkpoint import CheckpointError, Checkpointer, abstract_flat_state, unflatten_state
 from small_e_jax.config import CheckpointConfig, Config, config_from_dict, config_to_dict
 from small_e_jax.train import TrainState, Trainer
 
@@ -32,15 +32,24 @@ class LoadedModel:
 
 
 def load_checkpoint(directory: str | Path, step: Optional[int] = None) -> LoadedModel:
-    """The model of a training checkpoint directory (``<workdir>/checkpoints``).
+    """The model of a training checkpoint: a run's workdir, its ``checkpoints`` folder or one
+    step's folder (that step, unless ``step`` says otherwise).
 
     The config comes from the checkpoint's metadata; the mesh is reset to all local devices on
     the data axis (the one the run used may not exist here). ``step`` = None: the newest step.
     Only the train state is read, not the data-iterator position.
     """
-    directory = Path(directory) if "://" not in str(directory) else directory
-    if isinstance(directory, Path) and not directory.is_dir():
-        raise FileNotFoundError(f"checkpoint directory {directory} does not exist")
+    if "://" not in str(directory):
+        from small_e_jax.inference import locate_checkpoint  # imported here: inference is heavy
+
+        try:
+            directory, folder_step = locate_checkpoint(directory)
+        except CheckpointError as err:  # this function's callers expect FileNotFoundError
+            if Path(directory).is_dir():
+                raise FileNotFoundError(f"no checkpoint steps in {directory}: pass a run's workdir, its "
+                                        "checkpoints folder or one step's folder") from None
+            raise FileNotFoundError(str(err)) from None
+        step = folder_step if step is None else step
     ckpt = Checkpointer(directory, CheckpointConfig(keep_best=0, async_save=False))
     try:
         steps = ckpt.all_steps()

@@ -28,7 +28,7 @@ import jax
 from kernels.benchmarks.trace_summary import report_lines, run_traced, summarize
 from small_e_jax.config import ConfigError, load_config
 from small_e_jax.eval.throughput import parse_shapes, synthetic_batch
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import ArgumentParser, entry_point
 
 _TRANSFORM = re.compile(r"^(jit|jvp|transpose|vmap|remat|checkpoint|pjit|custom_vjp_call|custom_jvp_call|"
                         r"while|body|cond|scan|closed_call|core_call)(\(.*\))?$")
@@ -74,7 +74,7 @@ def hlo_origins(hlo_text: str) -> dict[str, str]:
 
 @entry_point
 def main(argv: Optional[list[str]] = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="small_e_librilight_medium")
     p.add_argument("--shape", default="8x4096", help="BxT")
     p.add_argument("--text-len", type=int, default=300)

@@ -79,7 +79,7 @@ def _section_results(results: Sequence[Mapping[str, Any]]) -> list[str]:
         lines += _table(["model", "step", "batches", "loss (nats)", "perplexity", *[f"ppl cb{k}" for k in range(q)]], rows)
     if "intelligibility" in by_kind:
         lines += ["## Intelligibility (ASR)", "",
-                  "WER/CER after Whisper-style normalisation; skips = reference words the transcript leaves "
+                  "WER/CER after Whisper's English normalisation; skips = reference words the transcript leaves "
                   "out, repeats = inserted words that re-say nearby text (per 100 utterances). Compare models "
                   "only with the ground-truth row of the same ASR.", ""]
         rows = [[r["label"], r.get("asr_model", "—"), r["utterances"], r["wer"], r["cer"],

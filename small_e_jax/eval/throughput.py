@@ -40,7 +40,7 @@ import numpy as np
 from small_e_jax import gpu_graphs
 from small_e_jax.config import Config, ConfigError, load_config
 from small_e_jax.delay import delay
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import ArgumentParser, entry_point
 
 
 def parse_shapes(text: str) -> list[tuple[int, int]]:
@@ -146,7 +146,7 @@ def measure(config: Config, batch: int, frames: int, *, text_len: int, steps: in
 
 @entry_point
 def main(argv: Optional[list[str]] = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="small_e_librilight_medium", help="preset name or YAML path")
     p.add_argument("--shapes", help="comma-separated BxT, e.g. 16x1500,8x4096")
     p.add_argument("--frames-per-batch", type=int, help="with --lengths: B = frames_per_batch // T")

@@ -1,4 +1,4 @@
-"""The Small-E model in Flax NNX (SPEC.md §2-§5): see :mod:`small_e_jax.model.small_e`.
+"""The Small-E model in Flax NNX (docs/model.md §2-§5): see :mod:`small_e_jax.model.small_e`.
 
 Parameter counts: :mod:`small_e_jax.model.params` (``python -m small_e_jax.model.params``).
 """

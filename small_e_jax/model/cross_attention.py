@@ -1,9 +1,9 @@
 """Cross-attention from the audio stream to the text memory: PACA and the plain ablation.
 
 Chosen by ``model.cross_attention``; inserted once, between the audio encoder and decoder
-blocks, as ``h = h + CrossAttention(h, text)`` (SPEC §2). Neither has an output projection.
+blocks, as ``h = h + CrossAttention(h, text)`` (docs/model.md §2). Neither has an output projection.
 
-**PACA** (position-aware cross-attention, the authors' ``BlindCrossAttention``, SPEC §3). With
+**PACA** (position-aware cross-attention, the authors' ``BlindCrossAttention``, docs/model.md §3). With
 audio hidden h [N, d], text memory m [J, d_c] and a fixed sinusoidal code P [J, d_b]::
 
     Q = LN_q(h W_q + b_q);  Kt = LN_k(m W_k + b_k);  Vt = LN_v(m W_v + b_v)      (all width d)
@@ -16,7 +16,7 @@ audio hidden h [N, d], text memory m [J, d_c] and a fixed sinusoidal code P [J, 
     out = A2 Vt                      [N, d]
 
 Dropout (``model.attention_dropout``) acts on A1 and A2 in training; the returned maps are
-taken before dropout. Text padding is masked out of both softmaxes (SPEC §9.4); with
+taken before dropout. Text padding is masked out of both softmaxes (docs/model.md §8); with
 ``model.compat_unmasked_text`` the padded text keys are attended, as in the authors' code.
 Padded audio positions are not masked (they are causal tail positions, and the loss drops them).
 
@@ -77,7 +77,7 @@ def _key_mask(text_mask: jax.Array, unmasked: bool) -> Optional[jax.Array]:
 
 
 class PACA(nnx.Module):
-    """Position-aware cross-attention (SPEC §3). h [B, N, d], text [B, J, d_c] -> [B, N, d]."""
+    """Position-aware cross-attention (docs/model.md §3). h [B, N, d], text [B, J, d_c] -> [B, N, d]."""
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
         d, d_b = config.d_model, config.d_blind

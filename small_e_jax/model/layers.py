@@ -21,7 +21,7 @@ from flax import nnx
 Axes = tuple[Optional[str], ...]
 Initializer = Callable[..., jax.Array]
 
-LN_EPS = 1e-5  # LayerNorm and RMSNorm epsilon (SPEC §2)
+LN_EPS = 1e-5  # LayerNorm and RMSNorm epsilon (docs/model.md §2)
 ROTARY_THETA = 10_000.0
 NEG_INF = -1e30  # masked attention logit (fp32)
 
@@ -118,7 +118,7 @@ class LayerNorm(nnx.Module):
 
 
 class SwiGLU(nnx.Module):
-    """SwiGLU MLP (SPEC §2): f = ⌊4d/3⌋, ``[a, b] = x W_in + b_in``, ``(silu(a) ⊙ b) W_out + b_out``.
+    """SwiGLU MLP (docs/model.md §2): f = ⌊4d/3⌋, ``[a, b] = x W_in + b_in``, ``(silu(a) ⊙ b) W_out + b_out``.
 
     x: [..., d] -> [..., d]. Biases on, PyTorch default init.
     """
@@ -141,7 +141,7 @@ def apply_rotary(x: jax.Array, positions: jax.Array, rot_dim: int,
                  theta: float = ROTARY_THETA) -> jax.Array:
     """Rotary embedding on the first ``rot_dim`` channels, in interleaved (even, odd) pairs.
 
-    Matches ``rotary_embedding_torch.RotaryEmbedding(dim=rot_dim)`` (SPEC §2): pair i of the
+    Matches ``rotary_embedding_torch.RotaryEmbedding(dim=rot_dim)`` (docs/model.md §2): pair i of the
     rotated channels turns by ``position · theta^(-2i/rot_dim)``; the other channels pass through.
 
     Args:
@@ -166,7 +166,7 @@ def apply_rotary(x: jax.Array, positions: jax.Array, rot_dim: int,
 
 
 def sinusoids(length: int, dim: int) -> jax.Array:
-    """Fixed position code P (SPEC §3): [length, dim] fp32, ``[sin(j ω_i), cos(j ω_i)]``
+    """Fixed position code P (docs/model.md §3): [length, dim] fp32, ``[sin(j ω_i), cos(j ω_i)]``
     concatenated (not interleaved), ω_i = 10000^(−2i/dim), i < dim/2."""
     omega = ROTARY_THETA ** (-2.0 * jnp.arange(dim // 2, dtype=jnp.float32) / dim)
     angles = jnp.arange(length, dtype=jnp.float32)[:, None] * omega

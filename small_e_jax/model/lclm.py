@@ -1,6 +1,6 @@
-"""Audio-side decoder blocks behind one interface, chosen by ``model.block`` (SPEC §2, §4).
+"""Audio-side decoder blocks behind one interface, chosen by ``model.block`` (docs/model.md §2, §4).
 
-Every block is a pre-norm residual *mixing block* (SPEC §2)::
+Every block is a pre-norm residual *mixing block* (docs/model.md §2)::
 
     x = x + Mix(LN1(x));  x = x + SwiGLU(LN2(x));  x = Dropout(x)
 
@@ -17,7 +17,7 @@ with ``Mix`` one of
 * ``transformer`` — :class:`CausalSelfAttention`, the baseline: fused qkv Linear with bias, no
   output projection, rotary on the first half of each head's channels, softmax scale
   1/√(d/H), through ``jax.nn.dot_product_attention`` (cuDNN flash attention on GPU). The
-  paper's 86M baseline is not public (SPEC §4, §5); this is the authors' Lina transformer block.
+  paper's 86M baseline is not public (docs/model.md §4, §5); this is the authors' Lina transformer block.
 
 Interface of every block (and mixer):
 
@@ -49,7 +49,7 @@ GLA_INIT_GAIN = 2.0**-2.5  # FLA's GLA init
 
 
 class GatedLinearAttention(nnx.Module):
-    """Multi-head gated linear attention (SPEC §2). x: [B, T, d] -> [B, T, d]."""
+    """Multi-head gated linear attention (docs/model.md §2). x: [B, T, d] -> [B, T, d]."""
 
     def __init__(
         self,

@@ -1,8 +1,8 @@
-"""Parameter counts per module (SPEC §5).
+"""Parameter counts per module (docs/model.md §5).
 
 What is counted: every ``nnx.Param`` (weights, biases, norm scales, embeddings, heads). Rotary
 frequencies are computed, not stored, so the authors' frozen rotary buffers (a few hundred
-numbers) are not counted: the d = 512 GLA model is 62,838,840 here vs SPEC's 62,839,256.
+numbers) are not counted: the d = 512 GLA model is 62,838,840 here vs the authors' 62,839,256.
 
 ``python -m small_e_jax.model.params [--config PRESET] [--depth N] [key=value ...]`` prints the
 table for a config without allocating the parameters (``nnx.eval_shape``).

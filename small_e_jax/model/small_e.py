@@ -1,7 +1,7 @@
-"""The full Small-E model (SPEC §2): text encoder, audio embeddings, LCLM encoder blocks, one
+"""The full Small-E model (docs/model.md §2): text encoder, audio embeddings, LCLM encoder blocks, one
 cross-attention (PACA or plain), LCLM decoder blocks, per-codebook heads, loss, decoding.
 
-Forward (teacher forcing), pre-norm everywhere, no final norm before the heads (SPEC §9.8)::
+Forward (teacher forcing), pre-norm everywhere, no final norm before the heads (docs/model.md §8)::
 
     m = TextEncoder(text)                          [B, J, d_c]
     x = Σ_k AudioEmb_k(audio[..., k])              [B, L, d]   Q tables [V, d] ~ N(0, 1), summed
@@ -13,10 +13,10 @@ Forward (teacher forcing), pre-norm everywhere, no final norm before the heads (
 ``audio`` holds delayed audio tokens (:mod:`small_e_jax.delay`; per codebook PAD=0, BOA=1, EOA=2,
 code+3; V = codebook_size + 3). ``__call__`` is a causal LM over the columns it is given:
 ``logits[:, t]`` predicts column t + 1 from columns <= t. :meth:`SmallE.loss` takes the whole
-delayed matrix, feeds columns 0…L-2 and scores columns 1…L-1 (SPEC §1).
+delayed matrix, feeds columns 0…L-2 and scores columns 1…L-1 (docs/model.md §1).
 
 Masks: ``text_mask`` masks padded text in the encoder and the cross-attention (unless
-``model.compat_unmasked_text``, SPEC §9.4). ``audio_mask`` is only needed by the loss: the audio
+``model.compat_unmasked_text``, docs/model.md §8). ``audio_mask`` is only needed by the loss: the audio
 stack is causal and padding is at the tail, so padded columns never reach valid ones.
 
 Decoding: :meth:`SmallE.init_decode_state` precomputes the text memory and zero recurrent states;
@@ -24,17 +24,16 @@ Decoding: :meth:`SmallE.init_decode_state` precomputes the text memory and zero 
 The state is fixed-size for GLA blocks (``[B, H, K, V]`` per block, plus PACA's PosNet state);
 the transformer baseline keeps a ``[B, max_len, H, d/H]`` key/value cache per block.
 
-Choices where SPEC is open or unverified (closest to the authors' code unless said otherwise):
+Choices where the paper is open or unverified (docs/model.md §8) (closest to the authors' code unless said otherwise):
 
 * Loss: mean over valid (position, codebook) pairs, codebooks weighted equally; PAD targets,
-  targets outside ``audio_mask`` and, by default (``model.loss_include_boa``, SPEC decision and
-  §9.6), the BOA targets of the delay are excluded; EOA targets count (they teach stopping).
-* Init as the authors': audio tables N(0, 1) (PAD rows random too, SPEC §9.9), heads U(±√(3/d)),
+  targets outside ``audio_mask`` and, by default (``model.loss_include_boa``, docs/model.md §6), the BOA targets of the delay are excluded; EOA targets count (they teach stopping).
+* Init as the authors': audio tables N(0, 1) (PAD rows random too, docs/model.md §8), heads U(±√(3/d)),
   no final norm. The logits of a fresh model therefore have a std of ~2 and its loss is ~9,
   not log(1027) ≈ 6.9.
-* Transformer baseline (not public, SPEC §4/§5): the authors' Lina self-attention block in the
+* Transformer baseline (not public, docs/model.md §4/§5): the authors' Lina self-attention block in the
   same encoder / cross-attention / decoder layout; its PACA keeps a GLA PosNet.
-* Initial states (initial-state tuning, SPEC §7) can be passed per audio block (GLA blocks);
+* Initial states (initial-state tuning, docs/model.md §7) can be passed per audio block (GLA blocks);
   PACA's PosNet state always starts at zero (as in Lina).
 """
 
@@ -59,7 +58,7 @@ from small_e_jax.model.text_encoder import TextEncoder
 
 
 # model.decode_kernels=auto: the fused Pallas block kernels for decode loops of at most this
-# many rows on a GPU. Measured on an H200 (64M model, benchmarks/RESULTS.md, eleventh lease, the
+# many rows on a GPU. Measured on an H200 (64M model, benchmarks/RESULTS.md, eleventh GPU session, the
 # small-row kernels): 1 row 0.254 ms per step vs XLA 0.510, 4 rows 0.352 vs 0.431, 8 rows 0.476
 # vs 0.457 (the wide-tile kernels: 0.434 vs 0.446; 16 rows 0.518 vs ~0.474).
 AUTO_PALLAS_MAX_ROWS = 4
@@ -133,7 +132,7 @@ def check_audio(config: ModelConfig, audio_codes: Any, batch: int, name: str = "
 
 
 class SmallE(nnx.Module):
-    """Small-E (SPEC §2). ``SmallE(config, rngs=nnx.Rngs(0))``; ``config`` is a Config or ModelConfig."""
+    """Small-E (docs/model.md §2). ``SmallE(config, rngs=nnx.Rngs(0))``; ``config`` is a Config or ModelConfig."""
 
     def __init__(self, config: Config | ModelConfig, *, rngs: Optional[nnx.Rngs] = None):
         cfg = _model_config(config)

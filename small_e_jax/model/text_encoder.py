@@ -1,4 +1,4 @@
-"""Text encoder (SPEC §2): token embedding + non-causal pre-norm transformer blocks.
+"""Text encoder (docs/model.md §2): token embedding + non-causal pre-norm transformer blocks.
 
 Per block: ``x = x + SelfAttention(LN1(x)); x = x + SwiGLU(LN2(x)); x = Dropout(x)``, where the
 self-attention is the authors' one: a single fused ``qkv`` Linear (d_c -> 3 d_c, bias), **no output
@@ -7,9 +7,9 @@ of each head's channels, through ``jax.nn.dot_product_attention``.
 
 Embedding: ``Embed(text_vocab_size, d_c)`` ~ N(0, 1); the PAD (id 0) row contributes zero, as
 PyTorch's ``padding_idx`` does (its row is zero and never trained). Padded keys are masked out
-(SPEC §9.4) unless ``model.compat_unmasked_text``. No final norm (the authors have none).
+(docs/model.md §8) unless ``model.compat_unmasked_text``. No final norm (the authors have none).
 Dropout (``model.text_dropout``) acts on the stream after each block only, not on attention
-probabilities (SPEC §2, §6).
+probabilities (docs/model.md §2, §6).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Build a versioned BPE text tokenizer file (SPEC §1): ``python -m small_e_jax.text.build_tokenizer``.
+"""Build a versioned BPE text tokenizer file (docs/model.md §1): ``python -m small_e_jax.text.build_tokenizer``.
 
 Trains a Hugging Face ``tokenizers`` BPE of ``--vocab-size`` entries (default 256) on
 ``corpus_en.txt`` (English text written for this project, Apache-2.0) plus every number from 0 to
@@ -12,14 +12,13 @@ Needs ``tokenizers`` (build time only; encoding at run time is pure Python).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from num2words import num2words
 
 from small_e_jax.text.tokenizer import SPECIAL_TOKENS, TEXT_DIR, TextTokenizer
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import ArgumentParser, entry_point
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 ACCENTED = "àâäæçèéêëîïñôöœùûü"
@@ -58,7 +57,7 @@ def build(corpus: Path, out: Path, vocab_size: int, numbers: int) -> None:
 
 @entry_point
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--version", default="bpe256_v1")
     parser.add_argument("--vocab-size", type=int, default=256)
     parser.add_argument("--corpus", type=Path, default=TEXT_DIR / "corpus_en.txt")

@@ -1,4 +1,4 @@
-"""Text tokenizer: our own versioned 256-entry BPE (SPEC §1, "Text").
+"""Text tokenizer: our own versioned 256-entry BPE (docs/model.md §1, "Text").
 
 Pipeline for ``encode(text)``:
 

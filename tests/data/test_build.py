@@ -67,7 +67,7 @@ def test_mini_builds(tmp_path, tiny_codec):
 def test_cli_errors(tmp_path, capsys):
     from data_pipeline.build import main
     assert main(["--dataset", "speech_folder", "--data_dir", str(tmp_path)]) == 2
-    assert "needs --manual_dir" in capsys.readouterr().err
+    assert "needs --manual-dir" in capsys.readouterr().err
     assert main(["--dataset", "speech_folder", "--manual_dir", str(tmp_path / "nope"),
                  "--data_dir", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err

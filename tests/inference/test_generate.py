@@ -118,3 +118,13 @@ def test_min_rows_pads_without_changing_the_codes(tiny):
         np.testing.assert_array_equal(x, y)
     with pytest.raises(ValueError, match="min_rows"):
         Synthesizer(model, config, codec=codec, min_rows=0)
+
+
+def test_split_sentences_keeps_abbreviations_prices_and_times():
+    from small_e_jax.inference import split_sentences
+
+    text = "Mr. Smith paid $3.50 at 5 p.m. on Jan. 3rd. Then he left! Did he?"
+    assert split_sentences(text) == ["Mr. Smith paid $3.50 at 5 p.m. on Jan. 3rd.", "Then he left!", "Did he?"]
+    pieces = split_sentences("word " * 100, max_chars=50)  # one over-long sentence: cut at spaces
+    assert all(len(p) <= 50 for p in pieces) and " ".join(pieces).split() == ["word"] * 100
+    assert split_sentences("   ") == []

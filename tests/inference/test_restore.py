@@ -62,3 +62,19 @@ def test_restore_round_trip_and_errors(tiny, tmp_path):
     shutil.rmtree(ckpt / "10" / "state")
     with pytest.raises(CheckpointError, match="no usable checkpoint"):
         load_model(ckpt)
+
+
+def test_workdir_checkpoints_folder_or_one_step(tiny, tmp_path):
+    """Every command that takes a checkpoint accepts the workdir, its checkpoints folder or a step's folder."""
+    from small_e_jax.inference import locate_checkpoint
+
+    model, config = tiny
+    ckpts = tmp_path / "run" / "checkpoints"
+    save_checkpoint(ckpts, model, config, step=10)
+    save_checkpoint(ckpts, model, config, step=20)
+    assert locate_checkpoint(tmp_path / "run") == (ckpts, None)
+    assert locate_checkpoint(ckpts) == (ckpts, None)
+    assert locate_checkpoint(ckpts / "10") == (ckpts, 10)
+    assert load_model(ckpts / "10")[2] == 10 and load_model(tmp_path / "run")[2] == 20
+    with pytest.raises(CheckpointError, match="one step's folder"):
+        locate_checkpoint(tmp_path)

@@ -29,3 +29,16 @@ def test_isolated_bad_steps_do_not_stop_the_run(tmp_path, shared_trainer):
     config = train_config(tmp_path, "trainer.max_consecutive_bad_steps=2")
     result = train.run(config, source(config), trainer=shared_trainer, nan_steps=(1, 3, 5))
     assert (result.stopped, result.bad_steps) == ("done", [2, 4, 6])
+
+
+def test_run_starts_with_a_banner_and_times_compilation(tmp_path, shared_trainer, capsys):
+    """Not about NaNs: placed here to share this file's compiled step (compiling dominates)."""
+    config = train_config(tmp_path / "run", "trainer.tensorboard=true")
+    train.run(config, source(config), trainer=shared_trainer, stop_at_step=2)
+    out = capsys.readouterr().out
+    for expected in ("devices: 1 x", "M parameters (gla blocks, paca cross-attention)", "data: synthetic random examples",
+                     "steps: 0 -> 8", f"workdir: {(tmp_path / 'run').absolute()}",
+                     f"TensorBoard: tensorboard --logdir {(tmp_path / 'run' / 'tensorboard').absolute()}",
+                     "compiling the training step…", "compiled and ran the first step in"):
+        assert expected in out, expected
+    assert "\x1b[" not in out  # not a terminal: plain lines, no progress-bar escape codes
