@@ -142,7 +142,7 @@ def _build(tmp_path: Path, *argv: str) -> list[str]:
 
 def test_build_without_manual_dir(expect_error, tmp_path):
     from data_pipeline.build import main
-    expect_error(main, _build(tmp_path, "--dataset", "speech_folder"), 2, r"needs --manual_dir")
+    expect_error(main, _build(tmp_path, "--dataset", "speech_folder"), 2, r"needs --manual-dir")
 
 
 def test_build_manual_dir_missing(expect_error, tmp_path):
@@ -158,13 +158,13 @@ def test_build_unknown_dataset(expect_error, tmp_path):
 
 def test_build_bad_number(expect_error, tmp_path):
     from data_pipeline.build import main
-    expect_error(main, _build(tmp_path, "--dataset", "mini", "--n_q", "four"), 2, r"--n_q: invalid int value")
+    expect_error(main, _build(tmp_path, "--dataset", "mini", "--n_q", "four"), 2, r"--n-q: invalid int value")
 
 
 def test_build_weights_not_a_directory(expect_error, tmp_path):
     from data_pipeline.build import main
     expect_error(main, ["--dataset", "mini", "--data_dir", str(tmp_path), "--codec_weights", str(tmp_path / "w")],
-                 2, r"--codec_weights .*w is not a directory")
+                 2, r"--codec-weights .*w is not a directory")
 
 
 def test_build_csv_header_without_columns(expect_error, tmp_path):
