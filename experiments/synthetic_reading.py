@@ -150,7 +150,7 @@ def run_arm(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = ArgumentParser(prog="python -m experiments.synthetic_reading", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--arms", default="paca,plain", help=f"comma-separated, of {', '.join(ARMS)}")
     p.add_argument("--config", default="tiny", help="preset or YAML (default: tiny)")

@@ -194,7 +194,7 @@ def save_loop_hlo(hlo_text: str, batch: int, directory: Path) -> Path:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = ArgumentParser(prog="python -m small_e_jax.bench_decode", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="small_e_librilight_medium")
     p.add_argument("--batch", default="1,8,32,64", help="comma-separated batch sizes")
     p.add_argument("--text-len", type=int, default=300)

@@ -220,7 +220,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m small_e_jax.evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
     w = sub.add_parser("wer", help="ASR WER/CER and skip/repeat counts of audio against its text")

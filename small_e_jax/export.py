@@ -82,7 +82,7 @@ def load(path: str | Path, model: SmallE, batch: int, text_len: int) -> Exported
 @entry_point
 def main(argv: Sequence[str] | None = None) -> int:
     p = ArgumentParser(prog="python -m small_e_jax.export", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a run's workdir, its checkpoints folder or one step's folder")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--text-len", type=int, default=64)

@@ -162,7 +162,7 @@ def read_clips(folder: Path, synth: Any) -> list[tuple[np.ndarray, np.ndarray]]:
 @entry_point
 def main(argv: Sequence[str] | None = None) -> int:
     p = ArgumentParser(prog="python -m small_e_jax.ist", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a run's workdir, its checkpoints folder or one step's folder")
     p.add_argument("--clips", type=Path, required=True, help="folder of name.wav + name.txt")
     p.add_argument("--out", type=Path, required=True, help="output .npz")

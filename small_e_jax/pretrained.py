@@ -71,7 +71,7 @@ def export(checkpoint: str | Path, out: str | Path, *, step: Optional[int] = Non
 @entry_point
 def main(argv: Optional[list[str]] = None) -> int:
     p = ArgumentParser(prog="python -m small_e_jax.pretrained", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("export", help="a training checkpoint -> a shippable params-only checkpoint")
     e.add_argument("--checkpoint", required=True, help="a run's workdir, its checkpoints folder or one step's folder")

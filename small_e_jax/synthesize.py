@@ -37,7 +37,7 @@ from small_e_jax.cli import ArgumentParser, entry_point, one_line
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = ArgumentParser(prog="python -m small_e_jax.synthesize", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a run's workdir, its checkpoints folder or one step's folder")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: newest)")
     src = p.add_mutually_exclusive_group(required=True)

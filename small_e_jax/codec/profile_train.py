@@ -32,7 +32,7 @@ from small_e_jax.cli import ArgumentParser, entry_point
 @entry_point
 def main(argv: Optional[list[str]] = None) -> int:
     p = ArgumentParser(description=__doc__.split("\n")[0],
-                                epilog="Any other flag is a `python -m small_e_jax.codec.train` flag.")
+                       epilog="Any other flag is a `python -m small_e_jax.codec.train` flag.")
     p.add_argument("--profile-steps", type=int, default=10, help="steps timed and traced (after compile + warm-up)")
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--depth", type=int, default=6, help="name-scope components kept")
