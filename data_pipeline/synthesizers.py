@@ -156,7 +156,10 @@ class Engines:
         if self._tmp is None:
             self._tmp = tempfile.mkdtemp(prefix="festival_")
         if self.prefix is not None:
-            cmd[1:1] = ["--libdir", str(self.prefix / "usr" / "share" / "festival")]
+            # Both: --libdir alone still reads init.scm and the voices from the compiled-in
+            # /usr/share/festival (the data directory), which exists only where Festival is installed.
+            share = str(self.prefix / "usr" / "share" / "festival")
+            cmd[1:1] = ["--libdir", share, "--datadir", share]
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 env=self.env, text=True)
         self._festival_send(proc, f"({voice.name})", voice)

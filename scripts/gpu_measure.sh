@@ -59,6 +59,10 @@ if [ -z "${SMALL_E_WHEELS_INSTALLED:-}" ] && ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     || exit 1
   export PYTHONPATH="/tmp/site:${PYTHONPATH:-}" SMALL_E_WHEELS_INSTALLED=1
+  # Fail in seconds, not minutes into a step, when a carried wheel set lacks a dependency (a
+  # build once died on etils' lazy import of importlib_resources after the corpus was made).
+  python3 -c "import grain, array_record, soundfile, soxr, tensorflow_datasets, importlib_resources
+from etils import epath" || { echo "error: the wheels in .whl/ miss a dependency (scripts/fetch_gpu_wheels.sh)"; exit 1; }
 fi
 export PYTHONUNBUFFERED=1 TRITON_CACHE_DIR="${TRITON_CACHE_DIR:-/tmp/triton_cache}"
 # Compile once per program and autotune each GEMM shape once across the steps' processes (the
