@@ -35,7 +35,8 @@ def _truncate_arrays(step_dir: Path) -> None:
         path.write_bytes(path.read_bytes()[:10])
 
 
-def test_corrupt_newest_step_is_moved_aside_and_saved_again(stopped_run, shared_trainer, capsys, caplog):
+def test_corrupt_newest_step_is_moved_aside_and_saved_again(stopped_run, shared_trainer, capsys, caplog,
+                                                            record_property):
     config, directory = stopped_run
     _truncate_arrays(directory / "4")
     with caplog.at_level(logging.WARNING, logger="small_e_jax.checkpoint"):
@@ -56,6 +57,8 @@ def test_corrupt_newest_step_is_moved_aside_and_saved_again(stopped_run, shared_
                                        config_to_dict(config))
     assert meta["step"] == int(state.step) == STEPS and checkpointer.skipped == []
     checkpointer.close()
+    assert "Traceback" not in out
+    record_property("bad_input", "clear")  # a counted case of the bad-input suite (tests/badinput)
 
 
 def test_every_step_corrupt_is_one_clear_error_and_moves_nothing(stopped_run, shared_trainer):

@@ -16,7 +16,7 @@ from tests.train.conftest import BASE_OVERRIDES, source, train_config
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_sigterm_saves_a_restorable_checkpoint(tmp_path, shared_trainer):
+def test_sigterm_saves_a_restorable_checkpoint(tmp_path, shared_trainer, record_property):
     args = [sys.executable, "-m", "experiments.librilight_medium", "--data=synthetic", "--config", "tiny",
             f"trainer.workdir={tmp_path}", *BASE_OVERRIDES, "trainer.steps=100000", "trainer.log_every=1",
             "checkpoint.save_every_steps=100000"]
@@ -46,3 +46,5 @@ def test_sigterm_saves_a_restorable_checkpoint(tmp_path, shared_trainer):
     state, meta = checkpointer.restore(shared_trainer.init_state(), source(config).train_iterator(),
                                        config_to_dict(config))
     assert int(state.step) == meta["step"] == steps[0]
+    assert "Traceback" not in output
+    record_property("bad_input", "clear")  # a counted case of the bad-input suite (tests/badinput)
