@@ -208,6 +208,6 @@ def test_the_page_speaks_in_a_browser(server, browser):
         ".catch(e => done(String(e)));", src)
     assert isinstance(data, list), data
     check_wav(bytes(data))
-    # Same request straight over HTTP: the page sent what it showed.
+    # The server is free again once the page has its audio.
     body = urllib.request.urlopen(server + "api/info", timeout=10).read()
     assert b'"busy":false' in body
