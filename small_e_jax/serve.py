@@ -1,0 +1,207 @@
+"""A local web page that speaks: type text, pick a voice prompt (or none), press Speak, listen.
+
+    python -m small_e_jax.serve --checkpoint runs/tiny/checkpoints        # then open http://127.0.0.1:8000
+    python -m small_e_jax.serve                                           # the shipped model, once one ships
+    python -m small_e_jax.serve --checkpoint DIR --host 0.0.0.0 --port 8080
+
+The page (``small_e_jax/web/index.html``) posts the text, the sampling settings (temperature,
+top-k, seed) and optionally a voice prompt (a 3-10 s wav and its transcript) to ``/api/speak``,
+which answers a WAV file that the page plays in an ``<audio>`` element. Text of several
+sentences is spoken sentence by sentence with the voice carried across them (long-form). One
+synthesis runs at a time: further requests wait their turn. Bad input (empty text, bad sampling
+values, an upload that is not audio) is answered with HTTP 400 and ``{"error": "..."}``, which
+the page shows; nothing answers with a traceback. FastAPI + uvicorn (requirements.txt).
+"""
+
+
+import argparse
+import io
+import math
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import soundfile
+
+from small_e_jax.cli import ArgumentParser, UserError, entry_point, one_line
+
+PAGE = Path(__file__).parent / "web" / "index.html"
+MAX_TEXT_CHARS = 2000  # a page's worth; long-form splits it into sentences
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+
+
+class BadRequest(ValueError):
+    """Bad input from the page; its message is shown to the user."""
+
+
+def _number(name: str, value: Optional[str], kind: type, default: Any, lo: float, hi: float) -> Any:
+    if value is None or not str(value).strip():
+        return default
+    try:
+        x = kind(str(value).strip())
+    except ValueError:
+        raise BadRequest(f"{name} must be {'a whole number' if kind is int else 'a number'}, got {value!r}") from None
+    if isinstance(x, float) and not math.isfinite(x):
+        raise BadRequest(f"{name} must be a finite number, got {value!r}")
+    if not lo <= x <= hi:
+        raise BadRequest(f"{name} must be between {lo:g} and {hi:g}, got {value}")
+    return x
+
+
+def wav_bytes(audio: np.ndarray, rate: int) -> bytes:
+    """A mono 16-bit PCM WAV file of ``audio`` (float in [-1, 1])."""
+    buf = io.BytesIO()
+    soundfile.write(buf, np.clip(np.asarray(audio, np.float32), -1, 1), rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+class Speaker:
+    """The synthesizer behind the page: validates a request and speaks it, one at a time."""
+
+    def __init__(self, synth: Any, *, max_frames: Optional[int] = None):
+        self.synth, self.max_frames = synth, max_frames
+        self.lock = threading.Lock()  # one synthesis at a time; the others queue on it
+
+    def speak(self, text: Optional[str], *, temperature: Optional[str] = None, top_k: Optional[str] = None,
+              seed: Optional[str] = None, prompt_audio: Optional[bytes] = None,
+              prompt_text: Optional[str] = None) -> tuple[bytes, dict[str, Any]]:
+        """WAV bytes and a few facts about them; :class:`BadRequest` for bad input."""
+        from small_e_jax.inference import split_sentences
+        from small_e_jax.sampling import SamplingConfig
+
+        text = (text or "").strip()
+        if not text:
+            raise BadRequest("Type some text to speak.")
+        if len(text) > MAX_TEXT_CHARS:
+            raise BadRequest(f"The text is too long ({len(text)} characters; at most {MAX_TEXT_CHARS}).")
+        sampling = SamplingConfig(temperature=_number("temperature", temperature, float, 1.0, 0.01, 5.0),
+                                  top_k=_number("top-k", top_k, int, 100, 0, 100000))
+        kwargs: dict[str, Any] = dict(sampling=sampling, seed=_number("seed", seed, int, 0, 0, 2**31 - 1),
+                                      max_frames=self.max_frames)
+        prompt = None
+        if prompt_audio:
+            if len(prompt_audio) > MAX_UPLOAD_BYTES:
+                raise BadRequest(f"The voice prompt is too large (at most {MAX_UPLOAD_BYTES // 2**20} MB).")
+            try:
+                wav, rate = soundfile.read(io.BytesIO(prompt_audio), dtype="float32")
+            except Exception as exc:  # libsndfile says why (format not recognised, truncated...)
+                raise BadRequest(f"The voice prompt is not audio that can be read ({one_line(exc)}); "
+                                 "upload a WAV or FLAC file.") from None
+            if not (prompt_text or "").strip():
+                raise BadRequest("The voice prompt needs its transcript (what the clip says).")
+            with self.lock:
+                try:
+                    prompt = self.synth.make_prompt(wav, rate, prompt_text)
+                except ValueError as exc:
+                    raise BadRequest(f"Voice prompt: {one_line(exc)}") from None
+        t0 = time.perf_counter()
+        with self.lock:
+            try:
+                sentences = split_sentences(text)
+                if len(sentences) > 1:  # long-form: the voice carries over from sentence to sentence
+                    pieces = self.synth.generate_long(text, prompts=[prompt] if prompt else None, **kwargs)
+                    audio = np.concatenate(self.synth.decode_audio(pieces))
+                else:
+                    audio = self.synth.synthesize([text], prompts=[prompt] if prompt else None, **kwargs)[0]
+            except ValueError as exc:  # e.g. a character the tokenizer does not know
+                raise BadRequest(one_line(exc)) from None
+            rate = int(self.synth.sample_rate)
+        elapsed = time.perf_counter() - t0
+        info = {"seconds": round(len(audio) / rate, 3), "elapsed_s": round(elapsed, 3),
+                "sentences": len(sentences), "sample_rate": rate}
+        return wav_bytes(audio, rate), info
+
+
+def create_app(synth: Any, *, max_frames: Optional[int] = None, title: str = "Small-E") -> Any:
+    """The FastAPI app around ``synth`` (a :class:`~small_e_jax.inference.Synthesizer`)."""
+    from fastapi import FastAPI, File, Form, UploadFile
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+    speaker = Speaker(synth, max_frames=max_frames)
+    app = FastAPI(title=title, docs_url=None, redoc_url=None)
+    app.state.speaker = speaker
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Any, exc: Exception) -> Any:  # a bug: one line, never a traceback
+        return JSONResponse({"error": f"Synthesis failed: {type(exc).__name__}: {one_line(exc)}"}, status_code=500)
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return PAGE.read_text(encoding="utf-8")
+
+    @app.get("/api/info")
+    def info() -> dict[str, Any]:
+        return {"model": title, "step": getattr(synth, "checkpoint_step", None), "busy": speaker.lock.locked()}
+
+    # Plain `def`: FastAPI runs it in its thread pool, so the page stays responsive while the
+    # lock queues the syntheses.
+    @app.post("/api/speak")
+    def speak(text: str = Form(""), temperature: str = Form(""), top_k: str = Form(""), seed: str = Form(""),
+              prompt_text: str = Form(""), prompt_wav: Optional[UploadFile] = File(None)) -> Any:
+        try:
+            data = prompt_wav.file.read() if prompt_wav is not None and prompt_wav.filename else None
+            audio, facts = speaker.speak(text, temperature=temperature, top_k=top_k, seed=seed,
+                                         prompt_audio=data, prompt_text=prompt_text)
+        except BadRequest as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        except ValueError as exc:  # e.g. SamplingConfig's own checks
+            return JSONResponse({"error": one_line(exc)}, status_code=400)
+        headers = {"X-Audio-Seconds": str(facts["seconds"]), "X-Elapsed-Seconds": str(facts["elapsed_s"]),
+                   "X-Sentences": str(facts["sentences"])}
+        return Response(audio, media_type="audio/wav", headers=headers)
+
+    return app
+
+
+def load_synthesizer(checkpoint: Optional[str], *, step: Optional[int] = None,
+                     codec_weights: Optional[str] = None) -> Any:
+    """The checkpoint's Synthesizer, or the shipped model's when no checkpoint is given."""
+    from small_e_jax.inference import Synthesizer
+    from small_e_jax.pretrained import DEFAULT_MODEL, shipped_models
+
+    if checkpoint is None:
+        if DEFAULT_MODEL not in shipped_models():
+            raise UserError("no model ships with the package yet: pass --checkpoint (a run's workdir, "
+                            "its checkpoints folder or one step's folder)")
+        return Synthesizer.from_pretrained(DEFAULT_MODEL, codec_weights=codec_weights)
+    return Synthesizer.from_checkpoint(checkpoint, step=step, codec_weights=codec_weights)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = ArgumentParser(prog="python -m small_e_jax.serve", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default=None,
+                   help="a run's workdir, its checkpoints folder or one step's folder (default: the shipped model)")
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: newest)")
+    p.add_argument("--codec-weights", default=None, help="codec weights dir (default: the checkpoint config's)")
+    p.add_argument("--max-frames", type=int, default=None, help="default: the checkpoint's data.max_frames")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000)
+    args = p.parse_args(argv)
+    if args.max_frames is not None and args.max_frames <= 0:
+        p.error(f"--max-frames must be > 0, got {args.max_frames}")
+    if not 0 <= args.port <= 65535:
+        p.error(f"--port must be in 0..65535, got {args.port}")
+    return args
+
+
+@entry_point
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    import uvicorn  # checked before the (slow) restore
+
+    t0 = time.perf_counter()
+    synth = load_synthesizer(args.checkpoint, step=args.step, codec_weights=args.codec_weights)
+    name = args.checkpoint or "the shipped model"
+    print(f"restored {name} (step {synth.checkpoint_step}) in {time.perf_counter() - t0:.1f} s; "
+          f"open http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
+    uvicorn.run(create_app(synth, max_frames=args.max_frames, title=f"Small-E: {name}"),
+                host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

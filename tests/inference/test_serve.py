@@ -1,0 +1,213 @@
+"""The web page that speaks (python -m small_e_jax.serve): its HTTP endpoints, and the page itself
+driven in headless Chromium (Selenium) against a tiny random-weight model and a fake codec."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+import soundfile
+
+from small_e_jax import serve
+from tests.inference.conftest import FakeCodec, save_checkpoint
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = "/usr/bin/chromedriver"
+MAX_FRAMES = 12  # short utterances: the test is about the page, not the speech
+
+
+@pytest.fixture(scope="module")
+def app(synth):
+    return serve.create_app(synth, max_frames=MAX_FRAMES)
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    from fastapi.testclient import TestClient
+
+    return TestClient(app)
+
+
+def tone_wav(seconds: float = 1.5, rate: int = 80) -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    buf = io.BytesIO()
+    soundfile.write(buf, (0.3 * np.sin(2 * np.pi * 13 * t)).astype(np.float32), rate, format="WAV")
+    return buf.getvalue()
+
+
+def check_wav(data: bytes) -> np.ndarray:
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    wav, rate = soundfile.read(io.BytesIO(data))
+    assert rate == FakeCodec.sample_rate and len(wav) > 0
+    return wav
+
+
+def test_page_and_info(client):
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="speak"' in page.text and "<audio" in page.text
+    assert client.get("/api/info").json()["busy"] is False
+
+
+def test_speak_returns_a_wav(client):
+    r = client.post("/api/speak", data={"text": "Hello there.", "temperature": "0.8", "top_k": "20", "seed": "3"})
+    assert r.status_code == 200 and r.headers["content-type"] == "audio/wav"
+    check_wav(r.content)
+    again = client.post("/api/speak", data={"text": "Hello there.", "temperature": "0.8", "top_k": "20", "seed": "3"})
+    assert again.content == r.content  # the seed fixes the sample
+    long = client.post("/api/speak", data={"text": "One sentence here. And a second one."})
+    assert long.status_code == 200 and long.headers["x-sentences"] == "2"
+    check_wav(long.content)
+
+
+def test_speak_with_a_voice_prompt(client):
+    r = client.post("/api/speak", data={"text": "Hello there.", "prompt_text": "What the voice says."},
+                    files={"prompt_wav": ("voice.wav", tone_wav(), "audio/wav")})
+    assert r.status_code == 200, r.text
+    check_wav(r.content)
+
+
+@pytest.mark.parametrize("form, files, message", [
+    ({"text": "   "}, None, "Type some text"),
+    ({"text": "Hi.", "temperature": "0"}, None, "temperature must be between"),
+    ({"text": "Hi.", "temperature": "hot"}, None, "temperature must be a number"),
+    ({"text": "Hi.", "temperature": "nan"}, None, "temperature must be a finite number"),
+    ({"text": "Hi.", "top_k": "-1"}, None, "top-k must be between"),
+    ({"text": "Hi.", "top_k": "2.5"}, None, "top-k must be a whole number"),
+    ({"text": "x" * 3000}, None, "too long"),
+    ({"text": "Hi.", "prompt_text": "Words."}, {"prompt_wav": ("a.wav", b"not audio at all", "audio/wav")},
+     "not audio that can be read"),
+    ({"text": "Hi."}, {"prompt_wav": ("a.wav", tone_wav(), "audio/wav")}, "needs its transcript"),
+    ({"text": "Hi.", "prompt_text": "Words."}, {"prompt_wav": ("a.wav", tone_wav(0.2), "audio/wav")},
+     "too short"),
+])
+def test_bad_input_gets_a_clear_message(client, form, files, message):
+    r = client.post("/api/speak", data=form, files=files)
+    assert r.status_code == 400
+    assert message in r.json()["error"] and "Traceback" not in r.text
+
+
+def test_requests_queue(app, synth):
+    """Two requests at once: the second waits for the first (one synthesis at a time)."""
+    speaker = app.state.speaker
+    order = []
+    real = synth.synthesize
+
+    def slow(*args, **kwargs):
+        order.append("start")
+        time.sleep(0.3)
+        order.append("end")
+        return real(*args, **kwargs)
+
+    synth.synthesize = slow
+    try:
+        threads = [threading.Thread(target=speaker.speak, args=("Hi.",)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        del synth.synthesize
+    assert order == ["start", "end", "start", "end"]
+
+
+def test_cli_without_a_model_says_to_pass_a_checkpoint(capsys, monkeypatch):
+    from small_e_jax import pretrained
+
+    monkeypatch.setattr(pretrained, "shipped_models", lambda: [])
+    assert serve.main([]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "pass --checkpoint" in err
+
+
+def test_load_synthesizer_restores_a_checkpoint(tmp_path, tiny):
+    model, config = tiny
+    save_checkpoint(tmp_path / "ckpt", model, config, step=7)
+    synth = serve.load_synthesizer(str(tmp_path / "ckpt"))
+    assert synth.checkpoint_step == 7
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(app):
+    import uvicorn
+
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not srv.started:
+        assert time.time() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/"
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None or not shutil.which(CHROMEDRIVER):
+        pytest.skip("needs chromium and chromium-driver (apt-get install chromium chromium-driver)")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--autoplay-policy=no-user-gesture-required", "--mute-audio"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_the_page_speaks_in_a_browser(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server)
+    wait = WebDriverWait(browser, 30)
+    # Empty text: the page shows the server's message, no audio.
+    browser.find_element(By.ID, "speak").click()
+    wait.until(lambda d: d.find_element(By.ID, "error").text)
+    assert "Type some text to speak" in browser.find_element(By.ID, "error").text
+    assert not browser.find_element(By.ID, "audio").get_attribute("src")
+    # A bad sampling value: the server's message, on the page.
+    browser.find_element(By.ID, "text").send_keys("Hello from the browser.")
+    temperature = browser.find_element(By.ID, "temperature")
+    temperature.clear()
+    temperature.send_keys("0")
+    browser.find_element(By.ID, "speak").click()
+    wait.until(lambda d: "temperature" in d.find_element(By.ID, "error").text)
+    # Good input: the audio element gets a WAV.
+    temperature.clear()
+    temperature.send_keys("0.9")
+    top_k = browser.find_element(By.ID, "top-k")
+    top_k.clear()
+    top_k.send_keys("20")
+    browser.find_element(By.ID, "speak").click()
+    wait.until(lambda d: d.find_element(By.ID, "audio").get_attribute("src"))
+    assert browser.find_element(By.ID, "error").text == ""
+    src = browser.find_element(By.ID, "audio").get_attribute("src")
+    assert src.startswith("blob:")
+    # The bytes the page plays, read back inside the page (a blob: URL lives in the page only).
+    data = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0]).then(r => r.arrayBuffer()).then(b => done(Array.from(new Uint8Array(b))))"
+        ".catch(e => done(String(e)));", src)
+    assert isinstance(data, list), data
+    check_wav(bytes(data))
+    # The server is free again once the page has its audio.
+    body = urllib.request.urlopen(server + "api/info", timeout=10).read()
+    assert b'"busy":false' in body
