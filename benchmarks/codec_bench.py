@@ -125,7 +125,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--no-torch", action="store_true", help="time only our Flax DAC")
     p.add_argument("--out", default=None, help="append JSON lines here")
     args = p.parse_args(argv)
-    from kernels.benchmarks.record import append_records, make_record
+    from benchmarks.record import append_records, make_record
 
     cfg = preset(args.codec, args.n_q)
     samples = int(round(args.seconds * cfg.sample_rate / cfg.hop_length)) * cfg.hop_length

@@ -23,162 +23,20 @@ trainer, 1 diverged or no usable checkpoint, 143 stopped by SIGTERM (after savin
 from __future__ import annotations
 
 import sys
-from typing import Any, Iterable, Iterator, Optional, Sequence
+from typing import Optional, Sequence
 
-from small_e_jax.cli import entry_point
+from small_e_jax import train_cli
+# The training command line lives in the package (small_e_jax/train_cli.py); re-exported here,
+# where scripts and tests import them from.
+from small_e_jax.train_cli import SYNTHETIC, LoaderSource, data_choices, make_source, parse_args  # noqa: F401
 
-SYNTHETIC = "synthetic"  # seeded random batches (small_e_jax.synthetic_data), no dataset on disk
-
-
-def data_choices() -> tuple[str, ...]:
-    """What ``--data`` accepts: ``synthetic`` and every dataset of the builder registry
-    (``data_pipeline.builders.BUILDERS``; importing it imports tensorflow_datasets, hence lazily)."""
-    from data_pipeline.builders import BUILDERS
-
-    return (SYNTHETIC, *sorted(BUILDERS))
+PRESET = "small_e_librilight_medium"
 
 
-class LoaderSource:
-    """The trainer's data-source interface over ``data_pipeline.loader`` (grain)."""
-
-    _evaluated = False  # set once eval_batches has run (its loader warnings given)
-
-    def __init__(self, config: Any):
-        import jax
-        from data_pipeline import loader
-
-        self.config, self.loader = config, loader
-        # Codec, weights and codebooks from the built dataset where the config leaves them at defaults.
-        for note in loader.resolve_codec(config.data, config.model):
-            print(f"note: {note}", file=sys.stderr)
-        config.validate()
-        self.kw = dict(n_q=config.model.n_codebooks, codebook_size=config.model.codebook_size,
-                       process_index=jax.process_index(), process_count=jax.process_count())
-        # Fail now, with the data pipeline's message, if the dataset is not built.
-        self.sizes = {"train": len(loader.open_source(config.data.dataset, "train", data_dir=config.data.data_dir,
-                                                      codec=config.data.codec, n_q=config.model.n_codebooks)[0])}
-        try:
-            self.sizes["validation"] = len(loader.open_source(
-                config.data.dataset, "validation", data_dir=config.data.data_dir, codec=config.data.codec,
-                n_q=config.model.n_codebooks)[0])
-        except Exception:  # noqa: BLE001 - no validation split: the banner says 0
-            self.sizes["validation"] = 0
-
-    def describe(self) -> str:
-        """The dataset, its codec and split sizes (the trainer's start banner)."""
-        d = self.config.data
-        return (f"{d.dataset} ({d.codec}, {self.config.model.n_codebooks} codebooks) in {d.data_dir or 'the TFDS default'}: "
-                + ", ".join(f"{split} {n} utterances" for split, n in self.sizes.items()))
-
-    def train_iterator(self) -> Iterator[dict]:
-        return iter(self.loader.make_loader(self.config.data, "train", **self.kw))
-
-    def eval_batches(self, split: str = "validation") -> Iterable[dict]:
-        """One pass over ``split`` ("validation" for the trainer; the evaluation CLI can ask
-        for "train", e.g. to tell memorisation from generalisation)."""
-        import logging
-
-        loader_log = logging.getLogger("data_pipeline.loader")
-        level = loader_log.level
-        if self._evaluated:  # the loader's warnings (e.g. filler rows) were given at the first evaluation
-            loader_log.setLevel(logging.ERROR)
-        self._evaluated = True
-        try:
-            return iter(self.loader.make_loader(self.config.data, split, num_epochs=1, **self.kw))
-        except Exception as err:  # noqa: BLE001 - a dataset without a validation split
-            print(f"warning: no {split} batches ({type(err).__name__}: {err})", file=sys.stderr)
-            return iter(())
-        finally:
-            loader_log.setLevel(level)
-
-
-def parse_args(argv: Sequence[str], default_preset: str, fixed: Sequence[str] = (),
-               default_data: str = "mini") -> tuple[str, Any]:
-    """``--data=X`` plus config arguments -> (data choice, Config).
-
-    Order of application: the preset, ``fixed`` (an ablation's defining settings), the data
-    choice (``data.dataset=X``), then the user's ``key=value`` overrides, which win. The data
-    choice is ``--data``, else the user's ``data.dataset=``, else ``default_data``."""
-    from small_e_jax.config import ConfigError, load_config, parse_override
-
-    flag, source, overrides = None, default_preset, []
-    args = list(argv)
-    while args:
-        arg = args.pop(0)
-        name, eq, value = arg.partition("=")
-        if name in ("--data", "--config", "-c"):
-            if not eq:
-                if not args:
-                    raise ConfigError(f"{name} needs a value")
-                value = args.pop(0)
-            if name == "--data":
-                flag = value
-            else:
-                source = value
-        else:
-            overrides.append(arg)
-    explicit = None  # the user's last data.dataset=... override
-    for arg in overrides:
-        key, value = parse_override(arg)
-        if key == "data.dataset":
-            explicit = str(value)
-    if flag is not None and explicit is not None and flag != explicit:
-        raise ConfigError(f"--data={flag} and data.dataset={explicit} name different datasets: give one")
-    data = flag if flag is not None else explicit if explicit is not None else default_data
-    choices = data_choices()
-    if data not in choices:
-        what = "--data" if flag is not None else "data.dataset" if explicit is not None else "default data"
-        raise ConfigError(f"{what}={data!r}: expected one of {', '.join(choices)}")
-    chosen = [] if data == SYNTHETIC else [f"data.dataset={data}"]
-    user = [a for a in overrides if not (data == SYNTHETIC and parse_override(a)[0] == "data.dataset")]
-    return data, load_config(source, [*fixed, *chosen, *user])
-
-
-def make_source(data: str, config: Any) -> Any:
-    if data == SYNTHETIC:
-        from small_e_jax.synthetic_data import SyntheticSpec, synthetic_source
-        return synthetic_source(config.model, SyntheticSpec(batch_size=8, text_len=32, frames=64,
-                                                            seed=config.data.shuffle_seed))
-    return LoaderSource(config)
-
-
-@entry_point
-def main(argv: Optional[Sequence[str]] = None, *, default_preset: str = "small_e_librilight_medium",
-         fixed: Sequence[str] = (), doc: str = __doc__, default_data: str = "mini") -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in argv):
-        print(doc.strip())
-        return 0
-    from small_e_jax.checkpoint import CheckpointError
-    from small_e_jax.config import ConfigError
-
-    try:
-        data, config = parse_args(argv, default_preset, fixed, default_data)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    from small_e_jax import gpu_graphs, sharding, train
-
-    if config.trainer.cuda_graphs:
-        gpu_graphs.enable_cuda_graphs()  # XLA reads its flags when the backend starts
-    sharding.initialize_distributed(config.trainer.distributed)  # before any other JAX call
-    try:
-        source = make_source(data, config)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    from small_e_jax.workdir_lock import WorkdirLocked
-
-    try:
-        result = train.run(config, source)
-    except WorkdirLocked as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (train.TrainingDiverged, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"{result.stopped}: step {result.step}, checkpoints in {train.checkpoint_dir(config)}")
-    return 143 if result.stopped == "sigterm" else 0
+def main(argv: Optional[Sequence[str]] = None, *, default_preset: str = PRESET, fixed: Sequence[str] = (),
+         doc: str = __doc__, default_data: str = "mini") -> int:
+    """The paper's recipe (the other experiments pass their preset, ``fixed`` settings and ``doc``)."""
+    return train_cli.main(argv, default_preset=default_preset, fixed=fixed, doc=doc, default_data=default_data)
 
 
 if __name__ == "__main__":

@@ -111,7 +111,7 @@ class ModelConfig:
                 raise ConfigError(f"model.{name}={getattr(self, name)} gives a width of {width}, "
                                   f"not a multiple of model.heads={self.heads}")
         _non_negative(self, "model", ("text_layers", "encoder_layers", "decoder_layers"))
-        from kernels.gla.block_step import parse_options  # lazy: keeps config free of JAX imports
+        from kernels.block_dims import parse_options  # pure Python: config loads no JAX
 
         try:
             parse_options(self.decode_kernel_options)

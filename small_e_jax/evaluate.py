@@ -128,7 +128,7 @@ def cmd_similarity(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _loaded_and_batches(args: argparse.Namespace):
-    from experiments.librilight_medium import make_source
+    from small_e_jax.train_cli import make_source
     from small_e_jax.eval.model_eval import load_checkpoint
     loaded = load_checkpoint(args.checkpoint, args.step)
     config = loaded.config

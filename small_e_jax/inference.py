@@ -274,7 +274,7 @@ class Synthesizer:
         """A Synthesizer for a model shipped in the package (``small_e_jax/pretrained/<name>``,
         see :mod:`small_e_jax.pretrained`) or an exported folder; ``kwargs`` as for
         :meth:`from_checkpoint`."""
-        from small_e_jax.pretrained import pretrained_path
+        from small_e_jax.shipped import pretrained_path
 
         return cls.from_checkpoint(pretrained_path(name), **kwargs)
 

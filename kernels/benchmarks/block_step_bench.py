@@ -98,7 +98,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=None, help="append JSON lines here")
     args = parser.parse_args(argv)
-    from kernels.benchmarks.record import append_records, make_record
+    from benchmarks.record import append_records, make_record
 
     variants = parse_variants(args.variants)
     results, records = {}, []

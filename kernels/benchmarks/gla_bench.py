@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 
 from kernels import gla as gla_kernels  # noqa: E402
 from kernels.benchmarks.fla_baseline import unavailable_reason as fla_unavailable_reason  # noqa: E402
-from kernels.benchmarks.record import DEFAULT_RESULTS, append_records, make_record  # noqa: E402
+from benchmarks.record import DEFAULT_RESULTS, append_records, make_record  # noqa: E402
 from kernels.benchmarks.shapes import SHAPE_SETS, Shape, make_inputs  # noqa: E402
 from kernels.gla.pallas_gpu import variant_kwargs  # noqa: E402
 

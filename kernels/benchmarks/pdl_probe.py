@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import jax
 
-    from kernels.benchmarks.record import append_records, make_record
+    from benchmarks.record import append_records, make_record
 
     variants = [v for v in args.variants.split(",") if v]
     print(f"jax {jax.__version__}, {jax.devices()[0].device_kind}; {args.kernels} kernels x "

@@ -49,7 +49,8 @@ import numpy as np
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
-from kernels.gla import block_step as bs
+from kernels.block_dims import BlockDims
+from kernels.gla.block_ops import ln_stats, log_sigmoid, mm, round_dtype, silu, swiglu_paired, whole
 from kernels.gla.pallas_gpu import _use_interpret
 
 _F32 = jnp.float32
@@ -81,7 +82,7 @@ class Plan:
         return dict(self.stages)[name]
 
 
-def stage_sizes(dims: bs.BlockDims, batch: int) -> dict[str, tuple[int, int]]:
+def stage_sizes(dims: BlockDims, batch: int) -> dict[str, tuple[int, int]]:
     """Per stage: (work items, bytes each item prefetches) at ``batch`` real rows (bf16 weights)."""
     d, H, Dk, Dv, T = dims.d, dims.heads, dims.head_k, dims.head_v, dims.tile
     TV = dims.value_tile
@@ -95,7 +96,7 @@ def stage_sizes(dims: bs.BlockDims, batch: int) -> dict[str, tuple[int, int]]:
     }
 
 
-def make_plan(dims: bs.BlockDims, batch: int, programs: Optional[int]) -> Plan:
+def make_plan(dims: BlockDims, batch: int, programs: Optional[int]) -> Plan:
     """Spread each stage's items over P programs so that the bytes each program prefetches are
     balanced (greedy: largest stages first, each at the offset whose window is least loaded).
     P = ``programs`` or, when None, the largest stage's item count."""
@@ -150,7 +151,7 @@ def _layer_norm(x, scale, bias, eps, dtype):
     """block_step's LayerNorm of values (its kernels load scale and bias from refs mid-way;
     this kernel has them prefetched)."""
     x = x.astype(_F32)
-    mean, rstd = bs._ln_stats(x, eps)
+    mean, rstd = ln_stats(x, eps)
     return ((x - mean) * rstd * scale[None, :] + bias[None, :]).astype(dtype)
 
 
@@ -185,7 +186,7 @@ def _exit(sync_ref, programs: int, n_barriers: int):
 def _persistent_kernel(x_ref, s1_ref, b1_ref, wp_ref, wd_ref, wu_ref, bu_ref, st_ref, nw_ref, wo_ref,
                        s2_ref, b2_ref, wi_ref, bi_ref, wout_ref, bout_ref, sync_ref, role_ref,
                        out_ref, st_out_ref, proj_ref, decay_ref, o_ref, x1_ref, hid_ref,
-                       *, dims: bs.BlockDims, plan: Plan, batch: int, staged: bool,
+                       *, dims: BlockDims, plan: Plan, batch: int, staged: bool,
                        ablate: frozenset = frozenset()):
     R, d = x_ref.shape
     dtype = out_ref.dtype
@@ -260,18 +261,18 @@ def _persistent_kernel(x_ref, s1_ref, b1_ref, wp_ref, wd_ref, wu_ref, bu_ref, st
             if items("in_proj"):
                 u = _layer_norm(pre("x"), *ln1, dims.eps, dtype)
             for t, w in zip(items("in_proj"), pre("in_proj")):
-                proj_ref[:, _cols(t * TP, TP)] = bs._mm(u, w, dtype).astype(dtype)
+                proj_ref[:, _cols(t * TP, TP)] = mm(u, w, dtype).astype(dtype)
             if items("gate"):
                 wd = pre("wd")
             for t, (x_row, wu, bu) in zip(items("gate"), pre("gate")):
                 b, h = t // H, jax.lax.rem(t, H)
                 x_row = x_row.astype(_F32)  # as block_step._decay, with prefetched operands
-                mean, rstd = bs._ln_stats(x_row, dims.eps)
-                u_row = bs._round((x_row - mean) * rstd * ln1[0][None, :] + ln1[1][None, :], dtype)
+                mean, rstd = ln_stats(x_row, dims.eps)
+                u_row = round_dtype((x_row - mean) * rstd * ln1[0][None, :] + ln1[1][None, :], dtype)
                 down = jnp.sum(wd * u_row, axis=1, keepdims=True)  # [r, 1]
                 logits = jnp.sum(down * wu, axis=0, keepdims=True) + bu[None, :]  # [1, Dk]
                 decay_ref[pl.ds(b, 1), _cols(h * Dk, Dk)] = jnp.exp(
-                    bs._log_sigmoid(logits) / dims.gate_logit_normalizer)
+                    log_sigmoid(logits) / dims.gate_logit_normalizer)
 
         # ---- phase 1: the recurrence ----
         def phase_recurrence():
@@ -301,12 +302,12 @@ def _persistent_kernel(x_ref, s1_ref, b1_ref, wp_ref, wd_ref, wu_ref, bu_ref, st
             for h in range(H):
                 o = jnp.where(real, os_[h].astype(_F32), 0.0)
                 o = o * jax.lax.rsqrt(jnp.mean(o * o, axis=1, keepdims=True) + dims.eps)
-                y = o * nw[h][None, :] * bs._silu(gs[h].astype(_F32))  # [R, Dv]
+                y = o * nw[h][None, :] * silu(gs[h].astype(_F32))  # [R, Dv]
                 for i, w_heads in enumerate(pre("out_proj")):
-                    part = bs._mm(y, w_heads[h], dtype)
+                    part = mm(y, w_heads[h], dtype)
                     accs[i] = part if accs[i] is None else accs[i] + part
             for j, acc, x_tile in zip(items("out_proj"), accs, pre("x_tiles")):
-                x1_ref[:, _cols(j * T, T)] = (bs._round(acc, dtype) + x_tile.astype(_F32)).astype(dtype)
+                x1_ref[:, _cols(j * T, T)] = (round_dtype(acc, dtype) + x_tile.astype(_F32)).astype(dtype)
 
         # ---- phase 3: LN2, W_in, silu(a) * b ----
         def phase_mlp_in():
@@ -316,13 +317,13 @@ def _persistent_kernel(x_ref, s1_ref, b1_ref, wp_ref, wd_ref, wu_ref, bu_ref, st
             for j, loads in zip(items("mlp_in"), pre("mlp_in")):
                 if dims.paired_mlp_in:
                     w, bias = loads
-                    z = bs._round(bs._mm(u, w, dtype), dtype) + bias[None, :]  # [R, 2T]
-                    hidden = bs._swiglu_paired(z, T, dtype)
+                    z = round_dtype(mm(u, w, dtype), dtype) + bias[None, :]  # [R, 2T]
+                    hidden = swiglu_paired(z, T, dtype)
                 else:
                     wa, wb, ba, bb = loads
-                    a = bs._round(bs._round(bs._mm(u, wa, dtype), dtype) + ba[None, :], dtype)
-                    val = bs._round(bs._round(bs._mm(u, wb, dtype), dtype) + bb[None, :], dtype)
-                    hidden = (bs._silu(a) * val).astype(dtype)
+                    a = round_dtype(round_dtype(mm(u, wa, dtype), dtype) + ba[None, :], dtype)
+                    val = round_dtype(round_dtype(mm(u, wb, dtype), dtype) + bb[None, :], dtype)
+                    hidden = (silu(a) * val).astype(dtype)
                 hid_ref[:, _cols(j * T, T)] = hidden
 
         # ---- phase 4: W_out, bias, residual ----
@@ -332,7 +333,7 @@ def _persistent_kernel(x_ref, s1_ref, b1_ref, wp_ref, wd_ref, wu_ref, bu_ref, st
             hidden = _scratch(hid_ref, (slice(None), slice(None)))  # [R, Fp]
             for j, (w, bias) in zip(items("mlp_out"), pre("mlp_out")):
                 x1 = _scratch(x1_ref, (slice(None), _cols(j * T, T))).astype(_F32)
-                out = bs._round(bs._round(bs._mm(hidden, w, dtype), dtype) + bias[None, :], dtype) + x1
+                out = round_dtype(round_dtype(mm(hidden, w, dtype), dtype) + bias[None, :], dtype) + x1
                 if failed is not None:  # a barrier gave up: say so in the output, not by hanging
                     out = jnp.where(failed, jnp.nan, out)
                 out_ref[:, _cols(j * T, T)] = out.astype(dtype)
@@ -358,7 +359,7 @@ def _persistent_kernel(x_ref, s1_ref, b1_ref, wp_ref, wd_ref, wu_ref, bu_ref, st
 
 
 def gla_block_step_persistent(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array],
-                              dims: bs.BlockDims, *, interpret: Optional[bool] = None,
+                              dims: BlockDims, *, interpret: Optional[bool] = None,
                               programs: Optional[int] = None, ablate: frozenset = frozenset()
                               ) -> tuple[jax.Array, jax.Array]:
     """One token through a GLA block in one kernel (shapes as ``block_step.gla_block_step``).
@@ -410,8 +411,8 @@ def gla_block_step_persistent(x: jax.Array, state: jax.Array, weights: dict[str,
         functools.partial(_persistent_kernel, dims=dims, plan=plan, batch=B, staged=staged,
                           ablate=frozenset(ablate)),
         grid=(len(PHASES), P) if staged else (P,),
-        in_specs=[bs._whole(a.shape) for a in inputs],
-        out_specs=[bs._whole(s.shape) for s in out_shape],
+        in_specs=[whole(a.shape) for a in inputs],
+        out_specs=[whole(s.shape) for s in out_shape],
         out_shape=out_shape,
         input_output_aliases={7: 1},
         interpret=staged,

@@ -49,7 +49,6 @@ fp32 and bf16 (tests/kernels/test_block_step.py).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Optional
 
@@ -58,170 +57,13 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
+# The block's dimensions and A/B options are pure Python (kernels/block_dims.py: the config
+# validates model.decode_kernel_options without JAX); re-exported here, where callers look.
+from kernels.block_dims import (KERNEL_WARPS, KERNELS, OPTIONS, ROW_MULTIPLE, BlockDims,  # noqa: F401
+                                kernel_warps, make_dims, padded_rows, parse_options, unsupported_reason)
+from kernels.gla import block_persistent
+from kernels.gla.block_ops import _F32, ln_stats, log_sigmoid, mm, round_dtype, silu, swiglu_paired, whole
 from kernels.gla.pallas_gpu import _use_interpret
-
-_F32 = jnp.float32
-ROW_MULTIPLE = 16  # Triton's smallest matmul M
-
-
-@dataclasses.dataclass(frozen=True)
-class BlockDims:
-    """Static shape and constants of one GLA block. ``hidden``: the SwiGLU width F (packed to
-    ``hidden_padded``); ``tile``: output columns per program of the matmul kernels."""
-
-    d: int
-    heads: int
-    head_k: int
-    head_v: int
-    rank: int
-    hidden: int
-    gate_logit_normalizer: float
-    eps: float
-    # Output columns per program: 4 for W_o and the MLP, 8 for the q|k|v|g projection (at batch
-    # 1 a kernel's time follows the bytes each program waits on: narrow tiles, many programs).
-    tile: int = 4
-    proj_tile: int = 8
-    # A/B options (`OPTIONS`, `model.decode_kernel_options`; the defaults are the measured best):
-    split_recurrence: bool = True  # recurrence in value tiles, output gate in W_o's kernel
-    value_tile: int = 32  # value channels per recurrence program with split_recurrence
-    paired_mlp_in: bool = True  # W_in's gate and value rows of a tile interleaved: one load
-    num_warps: int = 4  # of the matmul kernels (of the persistent kernel with `persistent`)
-    # Warps per kernel where they differ from num_warps: W_o's kernel (the output gate's reshape
-    # needs 255 registers) spills 168 bytes per thread at 4 warps, none at 8 (sm_90 cubin).
-    kernel_warps: tuple[tuple[str, int], ...] = (("out_proj", 8),)
-    persistent: bool = False  # one kernel per block with grid barriers (block_persistent.py)
-    # Fewer than 16 rows carried as the next power of two (1 at batch 1, not 16), their matmuls
-    # (and any with fewer than 16 output columns) as multiply-and-sum instead of tensor-core
-    # dots, whose smallest M and N are 16: 16x less activation traffic per program at batch 1.
-    small_rows: bool = True
-    programs: int = 0  # the persistent kernel's programs (0: auto, see block_persistent)
-
-    @property
-    def key_dim(self) -> int:
-        return self.heads * self.head_k
-
-    @property
-    def value_dim(self) -> int:
-        return self.heads * self.head_v
-
-    @property
-    def proj_dim(self) -> int:  # q | k | v | g
-        return 2 * self.key_dim + 2 * self.value_dim
-
-    @property
-    def hidden_padded(self) -> int:  # a power of two: W_out's [tile, F] rows are one load
-        return max(self.tile, 1 << (self.hidden - 1).bit_length())
-
-    @property
-    def scale(self) -> float:
-        return self.head_k**-0.5
-
-
-def _pow2(n: int) -> bool:
-    return n > 0 and n & (n - 1) == 0
-
-
-def unsupported_reason(dims: BlockDims) -> Optional[str]:
-    """Why these dims cannot use the fused kernels (None when they can): Triton tiles are powers
-    of two and its matmuls need at least 16 along every dimension."""
-    for name in ("d", "head_k", "head_v", "rank"):
-        if not _pow2(getattr(dims, name)):
-            return f"{name}={getattr(dims, name)} is not a power of two"
-    for name in ("d", "head_k", "head_v"):
-        if getattr(dims, name) < 16:
-            return f"{name}={getattr(dims, name)} < 16"
-    if not _pow2(dims.heads):
-        return f"heads={dims.heads} is not a power of two (W_o's rows are one load)"
-    if min(dims.tile, dims.proj_tile) < ROW_MULTIPLE and not dims.small_rows:
-        return f"tiles narrower than {ROW_MULTIPLE} ({dims.tile}, {dims.proj_tile}) need small_rows"
-    if dims.d % dims.tile or dims.proj_dim % dims.proj_tile or dims.head_v % dims.value_tile:
-        return (f"tiles ({dims.tile}, {dims.proj_tile}, {dims.value_tile}) do not divide "
-                f"d={dims.d}, q|k|v|g={dims.proj_dim}, head_v={dims.head_v}")
-    return None
-
-
-# Kernel variants to A/B on a GPU (bench_decode model.decode_kernel_options=NAME,NAME), each
-# parity-tested like the default. The defaults are the eleventh GPU session's best (small rows, 4/8-
-# column tiles; see `wide_tiles` below), on top of the tenth GPU session's (benchmarks/RESULTS.md):
-# the recurrence in 32-channel value tiles (its output gate's per-head RMSNorm in W_o's kernel,
-# by a reshape to [R, H, Dv]) and W_in's gate and value rows of a tile in one load; batch 1,
-# 0.408 ms per step against 0.455 for the variant without both and 0.500 for XLA, same run;
-# then W_o's kernel at 8 warps (`kernel_warps`): 0.381 against 0.409 and XLA's 0.512.
-OPTIONS: dict[str, dict] = {
-    # One program per (row, head) with the output gate in the recurrence (the ninth GPU session's
-    # design: 0.455 ms per step; its whole-head recurrence is 12 us per call, the tiled 5.1).
-    "whole_recurrence": {"split_recurrence": False},
-    # W_in's gate and value tiles as two [tile, d] loads (0.429 ms with the tiled recurrence).
-    "two_load_mlp_in": {"paired_mlp_in": False},
-    "warps2": {"num_warps": 2},  # 0.495 ms (with whole_recurrence, two_load_mlp_in)
-    "warps8": {"num_warps": 8},  # 0.472 ms (likewise)
-    # The whole block as one kernel with grid-wide barriers between its five phases, every
-    # weight tile prefetched before the first (kernels/gla/block_persistent.py).
-    "persistent": {"persistent": True, "num_warps": 8, "tile": 16, "proj_tile": 32, "small_rows": False},
-    "value_tile16": {"value_tile": 16},  # value channels per recurrence program
-    "value_tile64": {"value_tile": 64},
-    "warps4": {"num_warps": 4},
-    # The eleventh GPU session's steps to the default (per block step, batch 1): the tenth GPU session's
-    # design, 16 rows and tensor-core dots on 16/32-column tiles, 26.4 us; small rows with those
-    # tiles 21.7; 8/16-column tiles 19.5; the default's 4/8 17.7 (XLA 35.8). `wide_tiles` is
-    # also the one for loops of 16 rows or more (the default's 4-column multiply-and-sum over 16+
-    # rows is correct but spills registers).
-    "wide_tiles": {"tile": 16, "proj_tile": 32, "small_rows": False},
-    "tile16": {"tile": 16, "proj_tile": 32},
-    "tile8": {"tile": 8, "proj_tile": 16},
-    "warps16": {"num_warps": 16},
-    "programs64": {"programs": 64},
-    "programs96": {"programs": 96},
-}
-
-
-KERNELS = ("in_proj", "recurrence", "out_proj", "mlp_in", "mlp_out")
-# Per-kernel warps, "<kernel>_warps<N>" (e.g. out_proj_warps4: the default W_o kernel's before
-# the tenth GPU session). The whole-head recurrence (whole_recurrence) keeps its own rule.
-KERNEL_WARPS = {f"{k}_warps{n}": (k, n) for k in KERNELS for n in (2, 4, 8, 16)}
-
-
-def parse_options(spec: str) -> dict:
-    """"name,name" (names of `OPTIONS` or `KERNEL_WARPS`; "" = defaults) -> BlockDims keyword
-    arguments."""
-    kwargs: dict = {}
-    warps = dict(BlockDims.__dataclass_fields__["kernel_warps"].default)
-    for name in filter(None, (part.strip() for part in spec.split(","))):
-        if name in KERNEL_WARPS:
-            kernel, n = KERNEL_WARPS[name]
-            warps[kernel] = n
-            kwargs["kernel_warps"] = tuple(sorted(warps.items()))
-        elif name in OPTIONS:
-            kwargs.update(OPTIONS[name])
-        else:
-            raise ValueError(f"unknown fused decode kernel option {name!r}; valid: {', '.join(OPTIONS)}, "
-                             f"<kernel>_warps<2|4|8|16> with kernel one of {', '.join(KERNELS)}")
-    return kwargs
-
-
-def kernel_warps(dims: BlockDims, kernel: str) -> int:
-    """Warps of ``kernel`` (one of `KERNELS`)."""
-    return dict(dims.kernel_warps).get(kernel, dims.num_warps)
-
-
-def make_dims(d: int, heads: int, head_k: int, head_v: int, rank: int, hidden: int,
-              gate_logit_normalizer: float, eps: float, options: str = "") -> BlockDims:
-    """BlockDims with the default tiles (narrow, so that a batch-1 step spreads each weight
-    over many programs: a 512 x 512 matrix is 32 programs of 16 columns, each one load) and
-    the A/B ``options`` (see `OPTIONS`)."""
-    kwargs = parse_options(options)
-    value_tile = min(kwargs.pop("value_tile", 32), head_v)
-    return BlockDims(d=d, heads=heads, head_k=head_k, head_v=head_v, rank=rank, hidden=hidden,
-                     gate_logit_normalizer=float(gate_logit_normalizer), eps=float(eps),
-                     value_tile=value_tile, **kwargs)
-
-
-def padded_rows(batch: int, small_rows: bool) -> int:
-    """Rows R the activations carry for ``batch`` real rows (``small_rows``: the blocks'
-    `BlockDims.small_rows`, so that the caller and the kernels agree)."""
-    if small_rows and batch < ROW_MULTIPLE:
-        return 1 << max(batch - 1, 0).bit_length()
-    return -(-batch // ROW_MULTIPLE) * ROW_MULTIPLE
 
 
 def pad_rows(x: jax.Array, rows: int) -> jax.Array:
@@ -268,36 +110,11 @@ def pack_block_weights(dims: BlockDims, dtype, *, ln1_scale, ln1_bias, w_q, w_k,
 # kernel bodies
 
 
-def _round(x, dtype):
-    """Round to the compute dtype and back to float32 (where the XLA path stores a result)."""
-    return x.astype(dtype).astype(_F32)
-
-
-def _ln_stats(x, eps):
-    """x [R, d] float32 -> (mean, rstd) [R, 1]."""
-    mean = jnp.mean(x, axis=1, keepdims=True)
-    var = jnp.mean(jnp.square(x - mean), axis=1, keepdims=True)
-    return mean, jax.lax.rsqrt(var + eps)
-
-
 def _layer_norm(x_ref, s_ref, b_ref, *, eps, dtype):
     """LayerNorm of x [R, d] in float32, rounded to the compute dtype (as the block's LN)."""
     x = x_ref[...].astype(_F32)
-    mean, rstd = _ln_stats(x, eps)
+    mean, rstd = ln_stats(x, eps)
     return ((x - mean) * rstd * s_ref[...][None, :] + b_ref[...][None, :]).astype(dtype)
-
-
-def _mm(a, w_t, dtype):
-    """a [R, K] @ w_t[N, K]^T with operands in the compute dtype, float32 accumulation."""
-    if a.shape[0] < ROW_MULTIPLE or w_t.shape[0] < ROW_MULTIPLE:  # below tl.dot's 16: multiply-add
-        return jnp.sum(_round(a, dtype)[:, None, :] * _round(w_t, dtype)[None, :, :], axis=2)
-    return jax.lax.dot_general(a.astype(dtype), w_t.astype(dtype), (((1,), (1,)), ((), ())),
-                               preferred_element_type=_F32, precision=_precision(dtype))
-
-
-def _precision(dtype):
-    # float32 operands: IEEE float32 (Triton's default would be tf32), as the XLA reference.
-    return jax.lax.Precision.HIGHEST if jnp.dtype(dtype) == _F32 else None
 
 
 # Every kernel issues its weight loads before any arithmetic: at batch 1 a kernel's time is the
@@ -307,15 +124,7 @@ def _precision(dtype):
 def _in_proj_kernel(x_ref, s_ref, b_ref, w_ref, out_ref, *, eps):
     w = w_ref[...]  # [proj_tile, d]
     u = _layer_norm(x_ref, s_ref, b_ref, eps=eps, dtype=out_ref.dtype)
-    out_ref[...] = _mm(u, w, out_ref.dtype).astype(out_ref.dtype)
-
-
-def _silu(x):
-    return x / (1.0 + jnp.exp(-x))
-
-
-def _log_sigmoid(x):
-    return jnp.minimum(x, 0.0) - jnp.log(1.0 + jnp.exp(-jnp.abs(x)))
+    out_ref[...] = mm(u, w, out_ref.dtype).astype(out_ref.dtype)
 
 
 def _head_inputs(x_ref, wd_ref, wu_ref, bu_ref, p_ref, b, h, dims: BlockDims):
@@ -333,11 +142,11 @@ def _head_inputs(x_ref, wd_ref, wu_ref, bu_ref, p_ref, b, h, dims: BlockDims):
 def _decay(x, s_ref, b_ref, wd, wu, bu, dims: BlockDims, dtype):
     """The forget gate exp(log a) [Dk, 1] of one row and head: LN1 of the row, rounded as the
     block's LayerNorm output, then the low-rank gate in float32."""
-    mean, rstd = _ln_stats(x, dims.eps)
-    u = _round((x - mean) * rstd * s_ref[...][None, :] + b_ref[...][None, :], dtype)  # [1, d]
+    mean, rstd = ln_stats(x, dims.eps)
+    u = round_dtype((x - mean) * rstd * s_ref[...][None, :] + b_ref[...][None, :], dtype)  # [1, d]
     down = jnp.sum(wd * u, axis=1, keepdims=True)  # [r, 1]
     logits = jnp.sum(down * wu, axis=0, keepdims=True) + bu  # [1, Dk]
-    return jnp.exp(_log_sigmoid(logits) / dims.gate_logit_normalizer).T
+    return jnp.exp(log_sigmoid(logits) / dims.gate_logit_normalizer).T
 
 
 def _recurrence_kernel(x_ref, s_ref, b_ref, wd_ref, wu_ref, bu_ref, nw_ref, p_ref, st_ref, y_ref,
@@ -352,10 +161,10 @@ def _recurrence_kernel(x_ref, s_ref, b_ref, wd_ref, wu_ref, bu_ref, nw_ref, p_re
     g = p_ref[row, vcols(2 * dims.key_dim + dims.value_dim)].astype(_F32)  # [1, Dv]
     state = _decay(x, s_ref, b_ref, wd, wu, bu, dims, dtype) * state + k * v  # [Dk, Dv]
     st_out_ref[...] = state
-    o = _round(dims.scale * jnp.sum(q * state, axis=0, keepdims=True), dtype)  # [1, Dv], as gla_step
+    o = round_dtype(dims.scale * jnp.sum(q * state, axis=0, keepdims=True), dtype)  # [1, Dv], as gla_step
     # The mixer's output gate: RMSNorm over the head's Dv channels, * w, * silu(g).
     o = o * jax.lax.rsqrt(jnp.mean(o * o, axis=1, keepdims=True) + dims.eps)
-    y = o * nw_ref[...][None, :] * _silu(g)
+    y = o * nw_ref[...][None, :] * silu(g)
     y_ref[row, vcols(0)] = y.astype(y_ref.dtype)
 
 
@@ -365,8 +174,8 @@ def _out_proj_kernel(y_ref, w_ref, x_ref, out_ref, *, batch: int):
     w = w_ref[...]  # [tile, H*Dv]
     real = jax.lax.broadcasted_iota(jnp.int32, (R, Vd), 0) < batch  # y's padded rows are unwritten
     y = jnp.where(real, y_ref[...].astype(_F32), 0.0)
-    acc = _mm(y, w, dtype)
-    out_ref[...] = (_round(acc, dtype) + x_ref[...].astype(_F32)).astype(dtype)
+    acc = mm(y, w, dtype)
+    out_ref[...] = (round_dtype(acc, dtype) + x_ref[...].astype(_F32)).astype(dtype)
 
 
 def _recurrence_split_kernel(x_ref, s_ref, b_ref, wd_ref, wu_ref, bu_ref, p_ref, st_ref, o_ref,
@@ -395,8 +204,8 @@ def _out_proj_gate_kernel(o_ref, p_ref, nw_ref, w_ref, x_ref, out_ref, *, dims: 
     real = jax.lax.broadcasted_iota(jnp.int32, (R, Vd), 0) < batch  # o's padded rows are unwritten
     o = jnp.where(real, o, 0.0).reshape(R, dims.heads, dims.head_v)
     o = o * jax.lax.rsqrt(jnp.mean(o * o, axis=2, keepdims=True) + dims.eps)
-    y = o.reshape(R, Vd) * nw_ref[...][None, :] * _silu(g)
-    out_ref[...] = (_round(_mm(y, w, dtype), dtype) + x_ref[...].astype(_F32)).astype(dtype)
+    y = o.reshape(R, Vd) * nw_ref[...][None, :] * silu(g)
+    out_ref[...] = (round_dtype(mm(y, w, dtype), dtype) + x_ref[...].astype(_F32)).astype(dtype)
 
 
 def _mlp_in_paired_kernel(x_ref, s_ref, b_ref, w_ref, bias_ref, out_ref, *, eps, tile):
@@ -404,45 +213,30 @@ def _mlp_in_paired_kernel(x_ref, s_ref, b_ref, w_ref, bias_ref, out_ref, *, eps,
     dtype = out_ref.dtype
     w = w_ref[...]  # [2 * tile, d]
     u = _layer_norm(x_ref, s_ref, b_ref, eps=eps, dtype=dtype)
-    z = _round(_mm(u, w, dtype), dtype) + bias_ref[...][None, :]  # [R, 2 * tile]
-    out_ref[...] = _swiglu_paired(z, tile, dtype)
-
-
-def _swiglu_paired(z, tile, dtype):
-    """silu(a) * b from z [R, 2 * tile] = [a | b] (W_in's paired rows, biased, float32),
-    a and b rounded to the compute dtype as XLA's; the split by a [R, 2, tile] reshape."""
-    R = z.shape[0]
-    z = z.reshape(R, 2, tile)
-    half = jax.lax.broadcasted_iota(jnp.int32, (R, 2, tile), 1)
-    a = _round(jnp.sum(jnp.where(half == 0, z, 0.0), axis=1), dtype)
-    val = _round(jnp.sum(jnp.where(half == 1, z, 0.0), axis=1), dtype)
-    return (_silu(a) * val).astype(dtype)
+    z = round_dtype(mm(u, w, dtype), dtype) + bias_ref[...][None, :]  # [R, 2 * tile]
+    out_ref[...] = swiglu_paired(z, tile, dtype)
 
 
 def _mlp_in_kernel(x_ref, s_ref, b_ref, wa_ref, wb_ref, ba_ref, bb_ref, out_ref, *, eps):
     dtype = out_ref.dtype
     wa, wb = wa_ref[...], wb_ref[...]  # [tile, d] each
     u = _layer_norm(x_ref, s_ref, b_ref, eps=eps, dtype=dtype)
-    a, val = _mm(u, wa, dtype), _mm(u, wb, dtype)
-    a = _round(_round(a, dtype) + ba_ref[...][None, :], dtype)
-    val = _round(_round(val, dtype) + bb_ref[...][None, :], dtype)
-    out_ref[...] = (_silu(a) * val).astype(dtype)
+    a, val = mm(u, wa, dtype), mm(u, wb, dtype)
+    a = round_dtype(round_dtype(a, dtype) + ba_ref[...][None, :], dtype)
+    val = round_dtype(round_dtype(val, dtype) + bb_ref[...][None, :], dtype)
+    out_ref[...] = (silu(a) * val).astype(dtype)
 
 
 def _mlp_out_kernel(h_ref, w_ref, b_ref, x_ref, out_ref):
     dtype = out_ref.dtype
     w = w_ref[...]  # [tile, F padded]
-    acc = _mm(h_ref[...], w, dtype)
-    y = _round(_round(acc, dtype) + b_ref[...][None, :], dtype)
+    acc = mm(h_ref[...], w, dtype)
+    y = round_dtype(round_dtype(acc, dtype) + b_ref[...][None, :], dtype)
     out_ref[...] = (y + x_ref[...].astype(_F32)).astype(dtype)
 
 
 # ----------------------------------------------------------------------------------------------
 # the step
-
-
-def _whole(shape):
-    return pl.BlockSpec(shape, lambda *_: (0,) * len(shape))
 
 
 def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array], dims: BlockDims,
@@ -468,7 +262,6 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
     if reason:
         raise ValueError(f"gla_block_step: {reason}")
     if dims.persistent:
-        from kernels.gla import block_persistent  # it builds on this module's helpers
         return block_persistent.gla_block_step_persistent(x, state, weights, dims, interpret=interpret)
     interpret = _use_interpret(interpret)
     dtype = x.dtype
@@ -481,13 +274,13 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
         return pl.pallas_call(kernel, interpret=interpret, name=name,
                               compiler_params=plgpu.CompilerParams(num_warps=warps), **kwargs)
 
-    vec = _whole((d,))
+    vec = whole((d,))
     cols = lambda rows: pl.BlockSpec((rows, T), lambda j: (0, j))
 
     proj = call(
         functools.partial(_in_proj_kernel, eps=dims.eps),
         grid=(dims.proj_dim // TP,),
-        in_specs=[_whole((R, d)), vec, vec, pl.BlockSpec((TP, d), lambda j: (j, 0))],
+        in_specs=[whole((R, d)), vec, vec, pl.BlockSpec((TP, d), lambda j: (j, 0))],
         out_specs=pl.BlockSpec((R, TP), lambda j: (0, j)),
         out_shape=jax.ShapeDtypeStruct((R, dims.proj_dim), dtype),
         name="gla_block_in_proj",
@@ -513,8 +306,8 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
     mixed, state = call(  # o (split) or the gated mixer output
         recurrence,
         grid=grid,
-        in_specs=[_whole(a.shape) for a in inputs[:-1]] + [state_spec],
-        out_specs=[_whole((R, dims.value_dim)), state_spec],
+        in_specs=[whole(a.shape) for a in inputs[:-1]] + [state_spec],
+        out_specs=[whole((R, dims.value_dim)), state_spec],
         out_shape=[jax.ShapeDtypeStruct((R, dims.value_dim), dtype),
                    jax.ShapeDtypeStruct(state.shape, _F32)],
         input_output_aliases={len(inputs) - 1: 1},
@@ -526,8 +319,8 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
         x = call(
             functools.partial(_out_proj_gate_kernel, dims=dims, batch=B),
             grid=(d // T,),
-            in_specs=[_whole((R, dims.value_dim)), _whole((R, dims.proj_dim)),
-                      _whole((dims.value_dim,)), w_o_spec, cols(R)],
+            in_specs=[whole((R, dims.value_dim)), whole((R, dims.proj_dim)),
+                      whole((dims.value_dim,)), w_o_spec, cols(R)],
             out_specs=cols(R),
             out_shape=jax.ShapeDtypeStruct((R, d), dtype),
             name="gla_block_out_proj",
@@ -536,7 +329,7 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
         x = call(
             functools.partial(_out_proj_kernel, batch=B),
             grid=(d // T,),
-            in_specs=[_whole((R, dims.value_dim)), w_o_spec, cols(R)],
+            in_specs=[whole((R, dims.value_dim)), w_o_spec, cols(R)],
             out_specs=cols(R),
             out_shape=jax.ShapeDtypeStruct((R, d), dtype),
             name="gla_block_out_proj",
@@ -547,7 +340,7 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
         hidden = call(
             functools.partial(_mlp_in_paired_kernel, eps=dims.eps, tile=T),
             grid=(n_hidden,),
-            in_specs=[_whole((R, d)), vec, vec, pl.BlockSpec((2 * T, d), lambda j: (j, 0)),
+            in_specs=[whole((R, d)), vec, vec, pl.BlockSpec((2 * T, d), lambda j: (j, 0)),
                       pl.BlockSpec((2 * T,), lambda j: (j,))],
             out_specs=cols(R),
             out_shape=jax.ShapeDtypeStruct((R, Fp), dtype),
@@ -557,7 +350,7 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
         hidden = call(
             functools.partial(_mlp_in_kernel, eps=dims.eps),
             grid=(n_hidden,),
-            in_specs=[_whole((R, d)), vec, vec, pl.BlockSpec((T, d), lambda j: (j, 0)),
+            in_specs=[whole((R, d)), vec, vec, pl.BlockSpec((T, d), lambda j: (j, 0)),
                       pl.BlockSpec((T, d), lambda j: (j + n_hidden, 0)),
                       pl.BlockSpec((T,), lambda j: (j,)), pl.BlockSpec((T,), lambda j: (j + n_hidden,))],
             out_specs=cols(R),
@@ -568,7 +361,7 @@ def gla_block_step(x: jax.Array, state: jax.Array, weights: dict[str, jax.Array]
     x = call(
         _mlp_out_kernel,
         grid=(d // T,),
-        in_specs=[_whole((R, Fp)), pl.BlockSpec((T, Fp), lambda j: (j, 0)),
+        in_specs=[whole((R, Fp)), pl.BlockSpec((T, Fp), lambda j: (j, 0)),
                   pl.BlockSpec((T,), lambda j: (j,)), cols(R)],
         out_specs=cols(R),
         out_shape=jax.ShapeDtypeStruct((R, d), dtype),

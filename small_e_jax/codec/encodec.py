@@ -61,8 +61,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from small_e_jax.codec import weights
 from small_e_jax.codec.base import PAD_CODE
-from small_e_jax.codec.dac import _PRECISIONS, DACCodec, ConvTranspose1d, _host_uniform, _uniform_init, length_mask
+from small_e_jax.codec.dac import DACCodec
+from small_e_jax.codec.layers import _PRECISIONS, ConvTranspose1d, _host_uniform, _uniform_init, length_mask
 
 Array = jax.Array
 
@@ -561,6 +563,9 @@ def abstract_model(cfg: EncodecConfig, *, precision: str = "highest") -> EnCodec
     return nnx.merge(graphdef, jax.tree_util.tree_map(lambda x: x, state))
 
 
+weights.register(weights.FORMAT_ENCODEC, EncodecConfig, EnCodec, abstract_model)  # loaders find this codec by its format
+
+
 # --------------------------------------------------------------------------- codec (numpy I/O)
 
 
@@ -594,9 +599,7 @@ class EncodecCodec(DACCodec):
     def from_pretrained(cls, directory: str, *, n_q: Optional[int] = None, bandwidth: Optional[float] = None,
                         precision: str = "highest", **kwargs: Any) -> "EncodecCodec":
         """Load weights written by ``python -m small_e_jax.codec.convert`` (``n_q``/``bandwidth`` override)."""
-        from small_e_jax.codec.weights import load_encodec
-
-        return cls(load_encodec(directory, precision=precision), n_q=n_q, bandwidth=bandwidth, **kwargs)
+        return cls(weights.load_encodec(directory, precision=precision), n_q=n_q, bandwidth=bandwidth, **kwargs)
 
     @property
     def bandwidth(self) -> float:

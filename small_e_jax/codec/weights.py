@@ -10,18 +10,15 @@ layout (channels-last kernels, weight norm folded), so loading is a plain copy.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-
-from small_e_jax.codec.dac import DAC, DACConfig, abstract_model
-from small_e_jax.codec.encodec import EnCodec, EncodecConfig
-from small_e_jax.codec.encodec import abstract_model as encodec_abstract_model
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -29,18 +26,35 @@ FORMAT = "small_e_jax.codec.dac"
 FORMAT_ENCODEC = "small_e_jax.codec.encodec"
 FORMAT_VERSION = 1
 
-AnyConfig = Union[DACConfig, EncodecConfig]
-AnyModel = Union[DAC, EnCodec]
+# The codec models register themselves here (``dac.py``: FORMAT, ``encodec.py``: FORMAT_ENCODEC)
+# so that this module sits below both and imports neither; the package's ``__init__`` imports
+# both, so both are registered before any function here runs.
+AnyConfig = Any  # a DACConfig or an EncodecConfig
+AnyModel = Any  # a DAC or an EnCodec
+
+
+@dataclasses.dataclass(frozen=True)
+class _Kind:
+    config_type: type
+    model_type: type
+    abstract_model: Callable[..., Any]  # (cfg, *, precision) -> model without memory
+
+
+_KINDS: dict[str, _Kind] = {}
+
+
+def register(format_name: str, config_type: type, model_type: type, abstract_model: Callable[..., Any]) -> None:
+    """Tie a ``format`` string of ``config.json`` to a codec's config class, model class and
+    ``abstract_model(cfg, *, precision)``."""
+    _KINDS[format_name] = _Kind(config_type, model_type, abstract_model)
 
 
 def _format_of(cfg: AnyConfig) -> str:
-    return FORMAT_ENCODEC if isinstance(cfg, EncodecConfig) else FORMAT
+    return FORMAT_ENCODEC if isinstance(cfg, _KINDS[FORMAT_ENCODEC].config_type) else FORMAT
 
 
 def _abstract(cfg: AnyConfig, precision: str) -> AnyModel:
-    if isinstance(cfg, EncodecConfig):
-        return encodec_abstract_model(cfg, precision=precision)
-    return abstract_model(cfg, precision=precision)
+    return _KINDS[_format_of(cfg)].abstract_model(cfg, precision=precision)
 
 
 def _flat_params(model: AnyModel) -> dict[str, Any]:
@@ -121,23 +135,21 @@ def load_config(directory: str | Path) -> AnyConfig:
         raise ValueError(f"{path} is not a {FORMAT} config (no 'format': '{FORMAT}' / 'config' keys)")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path} has format_version {meta.get('format_version')!r}; this code reads {FORMAT_VERSION}")
-    if meta["format"] == FORMAT_ENCODEC:
-        return EncodecConfig.from_dict(meta["config"])
-    return DACConfig.from_dict(meta["config"])
+    return _KINDS[meta["format"]].config_type.from_dict(meta["config"])
 
 
-def load_dac(directory: str | Path, *, n_q: Optional[int] = None, precision: str = "highest") -> DAC:
+def load_dac(directory: str | Path, *, n_q: Optional[int] = None, precision: str = "highest") -> AnyModel:
     """Load a converted model directory into a :class:`DAC` (``n_q`` overrides the stored one)."""
     model = load_model(directory, n_q=n_q, precision=precision)
-    if not isinstance(model, DAC):
+    if not isinstance(model, _KINDS[FORMAT].model_type):
         raise ValueError(f"{directory} holds an EnCodec model, not DAC (use load_encodec / EncodecCodec)")
     return model
 
 
-def load_encodec(directory: str | Path, *, n_q: Optional[int] = None, precision: str = "highest") -> EnCodec:
+def load_encodec(directory: str | Path, *, n_q: Optional[int] = None, precision: str = "highest") -> AnyModel:
     """Load a converted EnCodec directory into an :class:`EnCodec` (``n_q`` overrides the stored one)."""
     model = load_model(directory, n_q=n_q, precision=precision)
-    if not isinstance(model, EnCodec):
+    if not isinstance(model, _KINDS[FORMAT_ENCODEC].model_type):
         raise ValueError(f"{directory} holds a DAC model, not EnCodec (use load_dac / DACCodec)")
     return model
 

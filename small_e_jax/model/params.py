@@ -56,6 +56,9 @@ def format_report(counts: dict[str, int]) -> str:
 @entry_point
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in args):
+        print(__doc__.strip())
+        return 0
     depth = 1
     if "--depth" in args:
         i = args.index("--depth")

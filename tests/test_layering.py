@@ -1,0 +1,222 @@
+"""Imports run one way: a module imports only from its own layer or the layers below it.
+
+The layers, from the bottom (``LAYERS``; a module's layer is that of its longest listed prefix):
+
+  0 base        pure Python, no JAX: ``small_e_jax.config`` (and ``cli``, which it uses),
+                ``kernels.block_dims`` (the fused decode block's dimensions and options, which
+                the config validates)
+  1 kernels     ``kernels.gla``
+  2 model       the model, text, codec (models, layers, weights, losses), checkpoint, sharding,
+                optimizer, sampling, metrics, audio I/O (``small_e_jax.audio``) and the other
+                building blocks
+  3 train / decoding / data
+                ``small_e_jax.train``, ``decoding``, codec training, ``data_pipeline``
+  4 inference / eval
+                ``small_e_jax.inference``, ``ist``, ``small_e_jax.eval`` (with the codec's
+                quality evaluation)
+  5 entry points ``synthesize``, ``evaluate``, ``export``, ``pretrained``, ``train_cli``
+  6 outside the core: ``experiments`` (definitions over the entry points), the measuring tools
+                (``benchmarks``, ``kernels.benchmarks``) and the forwarding modules kept at old
+                paths for compatibility (``COMPAT_SHIMS``)
+
+and these rules besides:
+  * ``data_pipeline`` never imports training, decoding, inference or evaluation;
+  * no module outside ``experiments/`` imports ``experiments``;
+  * no module outside the measuring tools imports them (``benchmarks``, ``kernels.benchmarks``),
+    save the compatibility forwarders; no module imports a compatibility forwarder;
+  * no circles between modules;
+  * ``import small_e_jax.config`` (and loading a preset) loads no JAX (a fresh process).
+
+Every import counts, lazy ones inside functions too. The checker reads the source (``ast``); it
+runs nothing of the project.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("small_e_jax", "kernels", "data_pipeline", "experiments", "benchmarks")
+
+LAYERS: dict[str, int] = {
+    # 0 base: pure Python, no JAX
+    "small_e_jax": 0, "small_e_jax.cli": 0, "small_e_jax.config": 0, "kernels": 0, "kernels.block_dims": 0,
+    # 1 kernels
+    "kernels.gla": 1,
+    # 2 model and building blocks
+    "small_e_jax.model": 2, "small_e_jax.text": 2, "small_e_jax.codec": 2, "small_e_jax.checkpoint": 2,
+    "small_e_jax.delay": 2, "small_e_jax.sampling": 2, "small_e_jax.sharding": 2, "small_e_jax.optim": 2,
+    "small_e_jax.guidance": 2, "small_e_jax.synthetic_data": 2, "small_e_jax.gpu_graphs": 2,
+    "small_e_jax.metrics": 2, "small_e_jax.workdir_lock": 2, "small_e_jax.shipped": 2, "small_e_jax.audio": 2,
+    # 3 train / decoding / data
+    "small_e_jax.train": 3, "small_e_jax.decoding": 3, "small_e_jax.codec.train": 3,
+    "small_e_jax.codec.train_data": 3, "data_pipeline": 3,
+    # 4 inference / eval
+    "small_e_jax.inference": 4, "small_e_jax.ist": 4, "small_e_jax.eval": 4,
+    # 5 entry points
+    "small_e_jax.synthesize": 5, "small_e_jax.evaluate": 5, "small_e_jax.export": 5,
+    "small_e_jax.pretrained": 5, "small_e_jax.train_cli": 5,
+    # 6 outside the core
+    "experiments": 6, "benchmarks": 6, "kernels.benchmarks": 6,
+}
+# Forwarding modules kept at old paths so that documented `python -m` commands and old imports
+# keep working; each is the module it names (see its docstring).
+COMPAT_SHIMS = {
+    "small_e_jax.bench_decode": "benchmarks.bench_decode",
+    "small_e_jax.eval.throughput": "benchmarks.throughput",
+    "small_e_jax.eval.profile_step": "benchmarks.profile_step",
+    "small_e_jax.codec.profile_train": "benchmarks.codec_profile_train",
+    "small_e_jax.codec.quality": "small_e_jax.eval.codec_quality",
+    "data_pipeline.bench_loader": "benchmarks.bench_loader",
+    "kernels.benchmarks.record": "benchmarks.record",
+}
+MEASURING = ("benchmarks", "kernels.benchmarks")
+# What data_pipeline must not import: training, decoding, inference, evaluation.
+NOT_FOR_DATA = ("small_e_jax.train", "small_e_jax.train_cli", "small_e_jax.decoding", "small_e_jax.codec.train",
+                "small_e_jax.inference", "small_e_jax.ist", "small_e_jax.eval", "small_e_jax.evaluate",
+                "small_e_jax.synthesize", "small_e_jax.export", "small_e_jax.pretrained")
+
+
+def _under(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _resolve(name: str) -> str | None:
+    """The project module an imported name lives in (None: not the project's)."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _imports(module: str, path: Path) -> list[tuple[str, int]]:
+    """(imported project module, line) for every import of ``module``, lazy ones included."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(_resolve(alias.name), node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative import
+                package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+                package = package[:len(package) - node.level + 1]
+                base = ".".join(package + ([base] if base else []))
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                found.append((full if full in MODULES else _resolve(base), node.lineno))
+    return [(target, line) for target, line in found if target and target != module]
+
+
+GRAPH = {module: _imports(module, path) for module, path in MODULES.items()}
+
+
+def _layer(module: str) -> int | None:
+    if module in COMPAT_SHIMS:
+        return 6
+    best = max((p for p in LAYERS if _under(module, p)), key=len, default=None)
+    return None if best is None else LAYERS[best]
+
+
+def _where(module: str, line: int) -> str:
+    return f"{MODULES[module].relative_to(ROOT)}:{line}"
+
+
+def test_every_module_has_a_layer():
+    assert [m for m in MODULES if _layer(m) is None] == [], "add the new modules to LAYERS"
+
+
+def test_imports_run_down_the_layers():
+    bad = [f"{_where(m, line)}: {m} (layer {_layer(m)}) imports {t} (layer {_layer(t)})"
+           for m, targets in GRAPH.items() for t, line in targets
+           if _layer(t) is not None and _layer(m) is not None and _layer(t) > _layer(m)]
+    assert bad == []
+
+
+def test_data_pipeline_imports_no_training_or_inference():
+    bad = [f"{_where(m, line)}: {m} imports {t}" for m, targets in GRAPH.items() if _under(m, "data_pipeline")
+           and m not in COMPAT_SHIMS for t, line in targets if any(_under(t, p) for p in NOT_FOR_DATA)]
+    assert bad == []
+
+
+def test_only_experiments_import_experiments():
+    bad = [f"{_where(m, line)}: {m} imports {t}" for m, targets in GRAPH.items() if not _under(m, "experiments")
+           for t, line in targets if _under(t, "experiments")]
+    assert bad == []
+
+
+def test_the_core_imports_no_measuring_tool_and_nothing_imports_a_shim():
+    def measuring(module: str) -> bool:
+        return any(_under(module, p) for p in MEASURING) and module not in COMPAT_SHIMS
+
+    bad = [f"{_where(m, line)}: {m} imports {t}" for m, targets in GRAPH.items()
+           if not measuring(m) and m not in COMPAT_SHIMS for t, line in targets if measuring(t)]
+    bad += [f"{_where(m, line)}: {m} imports the compatibility forwarder {t} (import {COMPAT_SHIMS[t]})"
+            for m, targets in GRAPH.items() for t, line in targets if t in COMPAT_SHIMS]
+    assert bad == []
+
+
+def test_compat_shims_forward_to_what_they_name():
+    for shim, target in COMPAT_SHIMS.items():
+        assert [t for t, _ in GRAPH[shim]] == [target], shim
+
+
+def test_no_circles():
+    """Tarjan's strongly connected components over the module graph: each must be one module."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w, _ in GRAPH[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for module in MODULES:
+        if module not in index:
+            visit(module)
+    assert circles == []
+
+
+def test_config_loads_no_jax():
+    code = ("import sys\n"
+            "import small_e_jax.config as c\n"
+            "c.load_config('tiny').validate()\n"
+            "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'flax'))\n"
+            "print(loaded)\n"
+            "sys.exit(1 if loaded else 0)\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
