@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("small-e-train", "small-e-synthesize", "small-e-evaluate", "small-e-build-data", "small-e-export")
+SCRIPTS = ("small-e-train", "small-e-synthesize", "small-e-evaluate", "small-e-build-data", "small-e-export",
+           "small-e-serve")
 
 
 @pytest.mark.slow

@@ -58,7 +58,7 @@ LAYERS: dict[str, int] = {
     "small_e_jax.inference": 4, "small_e_jax.ist": 4, "small_e_jax.eval": 4,
     # 5 entry points
     "small_e_jax.synthesize": 5, "small_e_jax.evaluate": 5, "small_e_jax.export": 5,
-    "small_e_jax.pretrained": 5, "small_e_jax.train_cli": 5,
+    "small_e_jax.pretrained": 5, "small_e_jax.train_cli": 5, "small_e_jax.serve": 5,
     # 6 outside the core
     "experiments": 6, "benchmarks": 6, "kernels.benchmarks": 6,
 }
@@ -77,7 +77,7 @@ MEASURING = ("benchmarks", "kernels.benchmarks")
 # What data_pipeline must not import: training, decoding, inference, evaluation.
 NOT_FOR_DATA = ("small_e_jax.train", "small_e_jax.train_cli", "small_e_jax.decoding", "small_e_jax.codec.train",
                 "small_e_jax.inference", "small_e_jax.ist", "small_e_jax.eval", "small_e_jax.evaluate",
-                "small_e_jax.synthesize", "small_e_jax.export", "small_e_jax.pretrained")
+                "small_e_jax.synthesize", "small_e_jax.export", "small_e_jax.pretrained", "small_e_jax.serve")
 
 
 def _under(module: str, prefix: str) -> bool:
