@@ -227,9 +227,18 @@ print("".join(t + "\n" for t in texts), end="")' \
           --format wav --sample-rate 24000 --engines-prefix /tmp/tts --no-progress-bar "${limit[@]}" "${budget[@]}" \
           || exit 1
         t1=$(date +%s)
-        python3 -m data_pipeline.build --dataset synthetic_corpus --manual_dir /tmp/reading_corpus \
-          --codec dac_mini24 --codec_weights bundled --data_dir /tmp/tfds_reading 2>&1 | grep -v -E "Warning|it/s]|s/it]" || exit 1
+        # $BUILD_DEADLINE (epoch seconds): stop the build then; its encode cache (chunks of 128
+        # utterances) resumes it, and the chunks done give its rate either way.
+        build_s=$(( ${BUILD_DEADLINE:-$(( t1 + 100000 ))} - t1 ))
+        timeout -s TERM "$build_s" python3 -m data_pipeline.build --dataset synthetic_corpus \
+          --manual-dir /tmp/reading_corpus --codec dac_mini24 --codec-weights bundled --data-dir /tmp/tfds_reading 2>&1 \
+          | grep -v -E "Warning|it/s]|s/it]"
+        rc=${PIPESTATUS[0]}
         t2=$(date +%s)
+        chunks=$(find /tmp/tfds_reading/_encode_cache -name 'chunk_*.pkl' 2>/dev/null | wc -l)
+        echo "reading_corpus: build rc $rc after $((t2 - t1)) s; $chunks chunks of up to 128 utterances encoded" \
+          "($(( chunks * 128 / (t2 - t1 + 1) )) utterances/s at most)"
+        [ "$rc" = 0 ] || exit 1
         if [ "${READING_PACK:-1}" != 0 ]; then
           python3 -m data_pipeline.transport pack --dataset synthetic_corpus --codec dac_mini24 \
             --data_dir /tmp/tfds_reading --out /tmp/reading_tokens.npz || exit 1
