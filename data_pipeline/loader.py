@@ -202,6 +202,21 @@ class Collate:
 def open_source(dataset: str, split: str, *, data_dir: Optional[str] = None, codec: str = "dac_24khz",
                 n_q: int = 4) -> tuple[Sequence[Record], Optional[Path]]:
     """The TFDS ArrayRecord data source of a built dataset, and its folder (for the length cache)."""
+    sources, folder = _data_sources(dataset, data_dir=data_dir, codec=codec, n_q=n_q)
+    if split not in sources:
+        raise ValueError(f"{dataset} has no split {split!r}; it has {sorted(sources)}")
+    return sources[split], folder
+
+
+def split_sizes(dataset: str, *, data_dir: Optional[str] = None, codec: str = "dac_24khz",
+                n_q: int = 4) -> dict[str, int]:
+    """Examples per split of a built dataset (one opening of its data sources)."""
+    sources, _ = _data_sources(dataset, data_dir=data_dir, codec=codec, n_q=n_q)
+    return {split: len(source) for split, source in sources.items()}
+
+
+def _data_sources(dataset: str, *, data_dir: Optional[str], codec: str, n_q: int
+                  ) -> tuple[dict[str, Sequence[Record]], Path]:
     from data_pipeline.builders import BUILDERS
     if dataset not in BUILDERS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(BUILDERS)}")
@@ -209,10 +224,7 @@ def open_source(dataset: str, split: str, *, data_dir: Optional[str] = None, cod
     if not builder.is_prepared():
         raise FileNotFoundError(f"{dataset}/{codec} is not built in {builder.data_dir}: run "
                                 f"python -m data_pipeline.build --dataset {dataset} --codec {codec}")
-    sources = builder.as_data_source()
-    if split not in sources:
-        raise ValueError(f"{dataset} has no split {split!r}; it has {sorted(sources)}")
-    return sources[split], Path(builder.data_dir)
+    return builder.as_data_source(), Path(builder.data_dir)
 
 
 def built_codecs(dataset: str, data_dir: Optional[str] = None) -> tuple[Path, dict[str, dict]]:

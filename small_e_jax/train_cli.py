@@ -48,14 +48,11 @@ class LoaderSource:
         self.kw = dict(n_q=config.model.n_codebooks, codebook_size=config.model.codebook_size,
                        process_index=jax.process_index(), process_count=jax.process_count())
         # Fail now, with the data pipeline's message, if the dataset is not built.
-        self.sizes = {"train": len(loader.open_source(config.data.dataset, "train", data_dir=config.data.data_dir,
-                                                      codec=config.data.codec, n_q=config.model.n_codebooks)[0])}
-        try:
-            self.sizes["validation"] = len(loader.open_source(
-                config.data.dataset, "validation", data_dir=config.data.data_dir, codec=config.data.codec,
-                n_q=config.model.n_codebooks)[0])
-        except Exception:  # noqa: BLE001 - no validation split: the banner says 0
-            self.sizes["validation"] = 0
+        sizes = loader.split_sizes(config.data.dataset, data_dir=config.data.data_dir, codec=config.data.codec,
+                                   n_q=config.model.n_codebooks)
+        if "train" not in sizes:
+            raise ValueError(f"{config.data.dataset} has no split 'train'; it has {sorted(sizes)}")
+        self.sizes = {"train": sizes["train"], "validation": sizes.get("validation", 0)}  # 0: the banner says none
 
     def describe(self) -> str:
         """The dataset, its codec and split sizes (the trainer's start banner)."""

@@ -180,3 +180,13 @@ def test_bucket_bounds_beat_quantile_bins_on_a_long_tail():
     ours = _bucket_bounds(L, 8, 32768, 1, 64)
     assert _epoch_batches(L, ours, 32768) < 0.9 * _epoch_batches(L, quantile, 32768)
     assert _bucket_bounds(L, 8, 32768, 2, 64)[-1] == 1600  # process count: still covers every item
+
+
+def test_split_sizes_count_each_split_of_a_built_dataset(folder_build):
+    from data_pipeline.loader import open_source, split_sizes
+    builder, data_dir, _ = folder_build
+    sizes = split_sizes("speech_folder", data_dir=str(data_dir), codec="tiny")
+    assert sizes and sizes == {s: len(open_source("speech_folder", s, data_dir=str(data_dir), codec="tiny")[0])
+                               for s in builder.as_data_source()}
+    with pytest.raises(FileNotFoundError, match="not built"):
+        split_sizes("speech_folder", data_dir=str(data_dir / "elsewhere"), codec="tiny")
