@@ -267,6 +267,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.hours <= 0 or not math.isfinite(args.hours):
         print(f"error: --hours must be a positive number, got {args.hours}", file=sys.stderr)
         return 2
+    if args.max_minutes is not None and not (math.isfinite(args.max_minutes) and args.max_minutes >= 0):
+        print(f"error: --max-minutes must be a number >= 0, got {args.max_minutes}", file=sys.stderr)
+        return 2
     try:
         pool = read_pool(args.sentences)
     except OSError as exc:

@@ -137,6 +137,14 @@ def test_max_minutes_leaves_held_out_splits_first_and_completes_on_rerun(tmp_pat
     assert len(rows) == 9 and "Partial corpus" not in (out / "README.md").read_text()
 
 
+@needs_engines
+@pytest.mark.parametrize("minutes", ["-1", "nan", "inf"])
+def test_max_minutes_must_be_a_non_negative_number(tmp_path, capsys, minutes):
+    assert msc.main(["--out", str(tmp_path / "c"), "--max-minutes", minutes]) == 2
+    assert "error: --max-minutes must be a number >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()  # refused before anything is written
+
+
 def test_a_failed_item_is_reported_not_raised(tmp_path, monkeypatch):
     msc._init_worker(None, str(tmp_path), 16_000, "wav")
     monkeypatch.setattr(msc._ENGINES, "synthesize", lambda v, t: (_ for _ in ()).throw(SynthesisError("boom")))
