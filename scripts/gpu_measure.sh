@@ -227,7 +227,7 @@ print("".join(t + "\n" for t in texts), end="")' \
           --format wav --sample-rate 24000 --engines-prefix /tmp/tts --no-progress-bar "${limit[@]}" "${budget[@]}" \
           || exit 1
         t1=$(date +%s)
-        # $BUILD_DEADLINE (epoch seconds): stop the build then; its encode cache (chunks of 128
+        # $BUILD_DEADLINE (epoch seconds): stop the build then; its encode cache (chunks of 64
         # utterances) resumes it, and the chunks done give its rate either way.
         build_s=$(( ${BUILD_DEADLINE:-$(( t1 + 100000 ))} - t1 ))
         timeout -s TERM "$build_s" python3 -m data_pipeline.build --dataset synthetic_corpus \
@@ -236,8 +236,8 @@ print("".join(t + "\n" for t in texts), end="")' \
         rc=${PIPESTATUS[0]}
         t2=$(date +%s)
         chunks=$(find /tmp/tfds_reading/_encode_cache -name 'chunk_*.pkl' 2>/dev/null | wc -l)
-        echo "reading_corpus: build rc $rc after $((t2 - t1)) s; $chunks chunks of up to 128 utterances encoded" \
-          "($(( chunks * 128 / (t2 - t1 + 1) )) utterances/s at most)"
+        echo "reading_corpus: build rc $rc after $((t2 - t1)) s; $chunks chunks of up to 64 utterances encoded" \
+          "($(( chunks * 64 / (t2 - t1 + 1) )) utterances/s at most)"
         [ "$rc" = 0 ] || exit 1
         if [ "${READING_PACK:-1}" != 0 ]; then
           python3 -m data_pipeline.transport pack --dataset synthetic_corpus --codec dac_mini24 \

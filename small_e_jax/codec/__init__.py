@@ -6,7 +6,7 @@
 parity tests.
 """
 
-from small_e_jax.codec.base import PAD_CODE, Codec, prepare_audio, resample
+from small_e_jax.codec.base import PAD_CODE, Codec, bucket_frames_up, prepare_audio, resample
 from pathlib import Path
 
 from small_e_jax.codec.dac import (DAC, PRESETS, DACCodec, DACConfig, dac_16khz, dac_24khz, dac_44khz, dac_mini24,
@@ -14,7 +14,7 @@ from small_e_jax.codec.dac import (DAC, PRESETS, DACCodec, DACConfig, dac_16khz,
 from small_e_jax.codec.encodec import PRESETS as ENCODEC_PRESETS
 from small_e_jax.codec.encodec import EnCodec, EncodecCodec, EncodecConfig, encodec_24khz
 
-__all__ = ["PAD_CODE", "Codec", "prepare_audio", "resample", "DAC", "DACCodec", "DACConfig", "PRESETS",
+__all__ = ["PAD_CODE", "Codec", "bucket_frames_up", "prepare_audio", "resample", "DAC", "DACCodec", "DACConfig", "PRESETS",
            "dac_16khz", "dac_24khz", "dac_44khz", "dac_mini24", "num_params", "preset", "random_init", "load_codec",
            "EnCodec", "EncodecCodec", "EncodecConfig", "encodec_24khz", "BUNDLED_DIR", "bundled_weights"]
 

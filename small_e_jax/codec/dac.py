@@ -42,7 +42,7 @@ import numpy as np
 from flax import nnx
 
 from small_e_jax.codec import weights
-from small_e_jax.codec.base import PAD_CODE, prepare_audio
+from small_e_jax.codec.base import PAD_CODE, bucket_frames_up, prepare_audio
 # The layers DAC shares with EnCodec (re-exported here, where callers look for them):
 from small_e_jax.codec.layers import (_PRECISIONS, CONV_IMPLS, Conv1d, ConvTranspose1d, Snake,  # noqa: F401
                                       _host_uniform, _mask, _uniform_init, conv1d, length_mask)
@@ -611,9 +611,9 @@ class DACCodec:
     """DAC behind the :class:`~small_e_jax.codec.base.Codec` interface (numpy in, numpy out).
 
     ``encode`` validates, mixes down and resamples (soxr) the audio, right-pads every item with
-    zeros to a multiple of ``hop_length`` (DAC's ``preprocess``) and the batch to a multiple of
-    ``bucket_frames`` frames (so that few shapes get compiled), then runs one jit-compiled
-    call; per-item length masking makes the codes of an item independent of the batch it is in.
+    zeros to a multiple of ``hop_length`` (DAC's ``preprocess``) and the batch to a length bucket
+    (:func:`~small_e_jax.codec.base.bucket_frames_up` of ``bucket_frames``, so that few shapes get
+    compiled), then runs one jit-compiled call; per-item length masking makes the codes of an item independent of the batch it is in.
 
     Sharding: pass ``mesh`` (a ``jax.sharding.Mesh``) to replicate the parameters over it and
     split the batch over ``batch_axis`` (the batch is padded with silent dummy items to a
@@ -727,7 +727,7 @@ class DACCodec:
         hop = self.hop_length
         frames = -(-lens // hop)
         f_max = int(frames.max())
-        f_pad = -(-f_max // self.bucket_frames) * self.bucket_frames
+        f_pad = bucket_frames_up(f_max, self.bucket_frames)
         # Trim padding beyond the bucket first: the input may be wider than its longest valid item.
         audio = audio[:, :f_pad * hop]
         audio = np.pad(audio, ((0, 0), (0, f_pad * hop - audio.shape[1])))
@@ -774,7 +774,7 @@ class DACCodec:
             raise ValueError(f"code {int(arr[i, q, t])} at item {i}, codebook {q}, frame {t} is outside "
                              f"[0, {self.codebook_size}) (pass frame_lengths if these are padding frames)")
         arr = np.where(valid, arr, 0).astype(np.int32)
-        f_pad = -(-f // self.bucket_frames) * self.bucket_frames
+        f_pad = bucket_frames_up(f, self.bucket_frames)
         arr = np.pad(arr, ((0, 0), (0, 0), (0, f_pad - f)))
         b, (arr, fl) = self._pad_batch(arr, fl, fill=(0, 1))
         wav = self._decode_fn(self._state, self._put(arr), self._put(fl))

@@ -16,8 +16,8 @@ import pytest
 import soxr
 from flax import nnx
 
-from small_e_jax.codec import (PAD_CODE, Codec, DACCodec, DACConfig, dac_16khz, dac_24khz, dac_44khz, load_codec,
-                               num_params, prepare_audio, preset)
+from small_e_jax.codec import (PAD_CODE, Codec, DACCodec, DACConfig, dac_16khz, dac_24khz, dac_44khz, bucket_frames_up,
+                               load_codec, num_params, prepare_audio, preset)
 from small_e_jax.codec.dac import abstract_model
 from small_e_jax.codec.weights import load_dac, save_model
 
@@ -244,6 +244,16 @@ def test_decode_uses_first_codebooks_and_validates(codec):
 # --------------------------------------------------------------------------- jit
 
 
+def test_length_buckets_grow_geometrically():
+    ladder = sorted({bucket_frames_up(f, 32) for f in range(1, 3000)})
+    assert ladder[:10] == [32, 64, 96, 128, 192, 256, 384, 512, 768, 1024]
+    for f in range(1, 3000):
+        padded = bucket_frames_up(f, 32)
+        assert padded >= f and padded % 32 == 0
+        assert f <= 128 or padded < 1.5 * f  # bounded waste past the first buckets
+    assert bucket_frames_up(1, 1) == 1 and bucket_frames_up(5, 1) == 6
+
+
 def test_jit_compiles_once_per_shape_bucket():
     codec = DACCodec.random_init(SMALL, seed=1, bucket_frames=16)
     codec.encode(_batch([100, 200]), 16_000, lengths=[100, 200])
@@ -251,6 +261,10 @@ def test_jit_compiles_once_per_shape_bucket():
     assert codec.trace_counts["encode"] == 1
     codec.encode(_batch([641, 3]), 16_000, lengths=[641, 3])  # 17 frames -> next bucket (32)
     assert codec.trace_counts["encode"] == 2
+    # Past 4 buckets the step doubles: 65 and 90 frames share the 96-frame bucket (16 * 6).
+    codec.encode(_batch([65 * 40]), 16_000)
+    codec.encode(_batch([90 * 40]), 16_000)
+    assert codec.trace_counts["encode"] == 3
     codes = codec.encode(_batch([100]), 16_000)
     codec.decode(codes)
     codec.decode(codec.encode(_batch([300]), 16_000))
