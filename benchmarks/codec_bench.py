@@ -26,7 +26,8 @@ import jax
 import numpy as np
 from flax import nnx
 
-from small_e_jax.codec.dac import preset, random_init
+from small_e_jax.codec.dac import random_init
+from small_e_jax.codec.dac_config import preset
 
 
 def _time(fn: Callable[[], Any], iters: int) -> float:

@@ -51,6 +51,9 @@ LAYERS: dict[str, int] = {
     "small_e_jax.delay": 2, "small_e_jax.sampling": 2, "small_e_jax.sharding": 2, "small_e_jax.optim": 2,
     "small_e_jax.guidance": 2, "small_e_jax.synthetic_data": 2, "small_e_jax.gpu_graphs": 2,
     "small_e_jax.metrics": 2, "small_e_jax.workdir_lock": 2, "small_e_jax.shipped": 2, "small_e_jax.audio": 2,
+    # the DAC codec, one job per module (their order among themselves: test_dac_modules_import_one_way)
+    "small_e_jax.codec.dac_config": 2, "small_e_jax.codec.quantizer": 2, "small_e_jax.codec.dac": 2,
+    "small_e_jax.codec.dac_codec": 2,
     # 3 train / decoding / data
     "small_e_jax.train": 3, "small_e_jax.decoding": 3, "small_e_jax.codec.train": 3,
     "small_e_jax.codec.train_data": 3, "data_pipeline": 3,
@@ -168,6 +171,15 @@ def test_the_core_imports_no_measuring_tool_and_nothing_imports_a_shim():
            if not measuring(m) and m not in COMPAT_SHIMS for t, line in targets if measuring(t)]
     bad += [f"{_where(m, line)}: {m} imports the compatibility forwarder {t} (import {COMPAT_SHIMS[t]})"
             for m, targets in GRAPH.items() for t, line in targets if t in COMPAT_SHIMS]
+    assert bad == []
+
+
+def test_dac_modules_import_one_way():
+    """dac_codec -> dac -> quantizer -> dac_config, never back (config, quantiser, network, numpy I/O)."""
+    order = ["small_e_jax.codec.dac_config", "small_e_jax.codec.quantizer", "small_e_jax.codec.dac",
+             "small_e_jax.codec.dac_codec"]
+    bad = [f"{_where(m, line)}: {m} imports {t}" for i, m in enumerate(order) for t, line in GRAPH[m]
+           if t in order[i:]]
     assert bad == []
 
 

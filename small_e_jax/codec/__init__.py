@@ -9,8 +9,9 @@ parity tests.
 from small_e_jax.codec.base import PAD_CODE, Codec, bucket_frames_up, prepare_audio, resample
 from pathlib import Path
 
-from small_e_jax.codec.dac import (DAC, PRESETS, DACCodec, DACConfig, dac_16khz, dac_24khz, dac_44khz, dac_mini24,
-                                   num_params, preset, random_init)
+from small_e_jax.codec.dac import DAC, num_params, random_init
+from small_e_jax.codec.dac_codec import DACCodec
+from small_e_jax.codec.dac_config import PRESETS, DACConfig, dac_16khz, dac_24khz, dac_44khz, dac_mini24, preset
 from small_e_jax.codec.encodec import PRESETS as ENCODEC_PRESETS
 from small_e_jax.codec.encodec import EnCodec, EncodecCodec, EncodecConfig, encodec_24khz
 

@@ -40,7 +40,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from small_e_jax.codec.dac import DACConfig
+from small_e_jax.codec.dac_config import DACConfig
 from small_e_jax.codec.encodec import EncodecConfig
 from small_e_jax.cli import ArgumentParser, entry_point
 

@@ -63,7 +63,7 @@ from flax import nnx
 
 from small_e_jax.codec import weights
 from small_e_jax.codec.base import PAD_CODE
-from small_e_jax.codec.dac import DACCodec
+from small_e_jax.codec.dac_codec import DACCodec
 from small_e_jax.codec.layers import _PRECISIONS, ConvTranspose1d, _host_uniform, _uniform_init, length_mask
 
 Array = jax.Array
@@ -572,7 +572,7 @@ weights.register(weights.FORMAT_ENCODEC, EncodecConfig, EnCodec, abstract_model)
 class EncodecCodec(DACCodec):
     """EnCodec behind the :class:`~small_e_jax.codec.base.Codec` interface (numpy in, numpy out).
 
-    Same behaviour as :class:`~small_e_jax.codec.dac.DACCodec` (validation, soxr resampling,
+    Same behaviour as :class:`~small_e_jax.codec.dac_codec.DACCodec` (validation, soxr resampling,
     mono mixdown, length buckets, one jit-compiled call per batch, optional mesh sharding,
     ``encode_with_lengths``, ``decode(codes, frame_lengths)``). The bucket padding is never read
     (see the module docstring), so codes do not depend on batching. ``bandwidth`` (kbps: 1.5, 3,

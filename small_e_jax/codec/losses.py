@@ -7,7 +7,7 @@
 * :func:`waveform_l1`: plain L1 between waveforms.
 
 The codebook and commitment losses come from the quantiser itself
-(:meth:`small_e_jax.codec.dac.ResidualVectorQuantizer.train_forward`).
+(:meth:`small_e_jax.codec.quantizer.ResidualVectorQuantizer.train_forward`).
 
 All spectrograms here are *magnitude* STFTs with a periodic Hann window, reflect padding of
 ``window / 2`` on both sides (``center=True``), and ``n_fft = window``. The mel filterbank is

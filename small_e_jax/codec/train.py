@@ -43,8 +43,9 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from small_e_jax.codec import losses
-from small_e_jax.codec.dac import (DACConfig, num_params, preset, quantizer_dropout_counts, random_init,
-                                   restart_dead_codes)
+from small_e_jax.codec.dac import num_params, random_init
+from small_e_jax.codec.dac_config import DACConfig, preset
+from small_e_jax.codec.quantizer import quantizer_dropout_counts, restart_dead_codes
 from small_e_jax.codec.train_data import MINI_CORPUS, CropSampler, load_clips
 from small_e_jax.cli import ArgumentParser, entry_point
 
@@ -56,7 +57,7 @@ class CodecTrainConfig:
     """Everything a codec training run depends on (stored in every checkpoint)."""
 
     workdir: str = "runs/codec_mini"
-    codec: str = "dac_mini24"  # a DAC preset (small_e_jax.codec.dac.PRESETS)
+    codec: str = "dac_mini24"  # a DAC preset (small_e_jax.codec.dac_config.PRESETS)
     model_overrides: Optional[str] = None  # JSON of DACConfig fields over the preset (tests: a tiny model)
     init_from: Optional[str] = None  # exported weights to start a new run from (e.g. --gan fine-tuning)
     corpus_dir: str = str(MINI_CORPUS)  # a folder with manifest.jsonl (split train/validation)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from small_e_jax.codec.dac import (DACConfig, ResidualVectorQuantizer, quantizer_dropout_counts, random_init,
-                                   restart_dead_codes)
+from small_e_jax.codec.dac import random_init
+from small_e_jax.codec.dac_config import DACConfig
+from small_e_jax.codec.quantizer import ResidualVectorQuantizer, quantizer_dropout_counts, restart_dead_codes
 
 CFG = DACConfig(sample_rate=8000, encoder_dim=2, encoder_rates=(2, 4), decoder_dim=8, decoder_rates=(4, 2),
                 n_codebooks=3, codebook_size=16, codebook_dim=4)
