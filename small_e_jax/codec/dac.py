@@ -50,9 +50,7 @@ from flax import nnx
 from small_e_jax.codec import weights
 from small_e_jax.codec.base import PAD_CODE
 from small_e_jax.codec.dac_config import DACConfig
-# The layers DAC shares with EnCodec (re-exported here, where callers look for them):
-from small_e_jax.codec.layers import (_PRECISIONS, CONV_IMPLS, Conv1d, ConvTranspose1d, Snake,  # noqa: F401
-                                      _host_uniform, _mask, _uniform_init, conv1d, length_mask)
+from small_e_jax.codec.layers import _PRECISIONS, Conv1d, ConvTranspose1d, Snake, _mask
 from small_e_jax.codec.quantizer import ResidualVectorQuantizer
 
 Array = jax.Array

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from small_e_jax.codec.dac import conv1d
+from small_e_jax.codec.layers import conv1d
 
 HIGHEST = jax.lax.Precision.HIGHEST
 # (L, C_in, C_out, K, stride, dilation, padding): the shapes of the DAC's convolutions —
