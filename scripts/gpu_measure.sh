@@ -30,7 +30,7 @@
 #               ($PACA_ARMS, default "paca plain") $PACA_STEPS steps of $PACA_PRESET, perplexity,
 #               teacher-forced attention skips/repeats, and the validation sentences synthesized;
 #               $OUT/paca_runs.tgz.* hold the wavs, maps and TensorBoard logs (WER runs on the
-#               CPU: docs/gpu_runbook.md); the same for 72 training sentences (`*_train*`), to tell
+#               CPU: benchmarks/gpu_runbook.md); the same for 72 training sentences (`*_train*`), to tell
 #               memorisation from generalisation
 #   reading_corpus  the synthetic reading corpus made here (engines from .device/tts_engines.tar.xz,
 #               scripts/bundle_tts_engines.sh), tokenized by the shipped dac_mini24 through the
