@@ -44,7 +44,7 @@
 #               packed corpus carried in .device/reading_tokens.npz.*, $READING_STEPS steps or until
 #               $TRAIN_DEADLINE (epoch seconds; SIGTERM saves), then perplexity and teacher-forced
 #               attention on the validation split and the codes of the held-out sentences and of
-#               voice cloning ($OUT/<arm>_codes.npz, decoded and scored on a CPU); paca also exports
+#               voice cloning ($OUT/<arm>_codes.npz, decoded and scored on a CPU); paca also exports (READING_EXPORT=0: not; =1: plain too)
 #               the shippable model ($OUT/small_e_reading.tar.*)
 #   codec_train train the small codec of issue 11 for $CODEC_MINUTES minutes (resumes from .device/)
 #   data        build the mini corpus (random DAC on the GPU) and time the grain loader
@@ -284,7 +284,8 @@ print("".join(t + "\n" for t in texts), end="")' \
           python3 -m experiments.small_e_reading generate --checkpoint "$run/checkpoints" --data_dir /tmp/tfds_reading \
             --out "$OUT/${arm}_codes.npz" 2>&1 | grep -v -E "Warning|WARNING" | tail -3
         fi
-        if [ "$arm" = paca ] || [ "${READING_EXPORT:-0}" = 1 ]; then
+        export_default=0; [ "$arm" = paca ] && export_default=1  # READING_EXPORT=0/1 overrides
+        if [ "${READING_EXPORT:-$export_default}" = 1 ]; then
           name=small_e_reading; [ "$arm" = paca ] || name=small_e_reading_$arm
           python3 -m small_e_jax.pretrained export --checkpoint "$run/checkpoints" --out "/tmp/export/$name" \
             2>&1 | tail -1
