@@ -65,7 +65,8 @@ def bucket_frames_up(frames: int, unit: int) -> int:
     then steps that double with the length (``unit=32``: 32, 64, 96, 128, 192, 256, 384, 512, 768,
     1024, 1536, ...), so a padded batch is less than 1.5x its longest item past the first
     few buckets. Few buckets mean few jit compilations: tokenizing a 32-hour corpus with buckets of
-    a fixed 32 frames compiled ~100 encoder shapes, which took longer than the encoding itself."""
+    a fixed 32 frames compiled 114 encoder shapes (21 with these), which on a GPU took longer
+    than the encoding itself."""
     step = int(unit)
     while frames > 4 * step:
         step *= 2
