@@ -1,6 +1,6 @@
 """Where a codec training step spends its time: ``python -m small_e_jax.codec.profile_train``.
 
-Builds the train step of :mod:`small_e_jax.codec.train` exactly as a run does (same flags:
+Builds the train step of :mod:`small_e_jax.codec.training.step` exactly as a run does (same flags:
 ``--batch-size``, ``--segment-seconds``, ``--gan``, ...; no corpus needed: the batch is noise of
 speech-like level), times ``--profile-steps`` back-to-back steps and traces them with
 ``jax.profiler``, then prints the device time per step, the busy/idle timeline, and the
@@ -24,7 +24,8 @@ import numpy as np
 
 from benchmarks.record import append_records, make_record
 from kernels.benchmarks.trace_summary import report_lines, run_traced, summarize
-from small_e_jax.codec.train import build_training, parse_args
+from small_e_jax.codec.training.step import build_training
+from small_e_jax.codec.training.train import parse_args
 from benchmarks.profile_step import hlo_origins, scope_of
 from small_e_jax.cli import ArgumentParser, entry_point
 

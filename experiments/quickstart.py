@@ -35,7 +35,7 @@ from flax import nnx
 from tqdm import tqdm
 
 from small_e_jax.codec import load_codec
-from small_e_jax.codec.train_data import MINI_CORPUS, decode_clip, read_manifest
+from small_e_jax.codec.training.data import MINI_CORPUS, decode_clip, read_manifest
 from small_e_jax.checkpoint import save_params_checkpoint
 from small_e_jax.config import Config, ConfigError, config_to_dict, parse_cli
 from small_e_jax.delay import delay

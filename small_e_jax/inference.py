@@ -7,7 +7,8 @@ streamed), with the decode loop on the device as one compiled program.
     for chunk in synth.stream("Hello there."): ...                                   # audio chunks
 
 Restoring needs only the checkpoint directory: the resolved config saved with every step says
-what to build (model, tokenizer, codec). Only the parameters are read (not the optimizer state).
+what to build (model, tokenizer, codec). Only the parameters are read (not the optimizer state),
+by :func:`small_e_jax.checkpoint.restore_params`.
 
 Generation (:mod:`small_e_jax.decoding`): texts are tokenized, padded to a multiple of
 ``TEXT_BUCKET`` tokens (few compiled shapes; padding is masked), the decode state is
@@ -29,12 +30,12 @@ from typing import Any, Iterator, Optional, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 from flax import nnx
 
 from small_e_jax import decoding
-from small_e_jax.checkpoint import CheckpointError, flatten_state, one_line, unflatten_state
-from small_e_jax.config import Config, ConfigError, config_from_dict
+# locate_checkpoint / find_checkpoint_dir: re-exported (their home is small_e_jax.checkpoint)
+from small_e_jax.checkpoint import CheckpointError, find_checkpoint_dir, locate_checkpoint, restore_params  # noqa: F401
+from small_e_jax.config import Config
 from small_e_jax.model import SmallE
 from small_e_jax.sampling import SamplingConfig
 from small_e_jax.text import load_tokenizer
@@ -55,36 +56,6 @@ GPU_MIN_ROWS = 4
 
 
 # --------------------------------------------------------------------------- restore
-
-
-def _checkpoint_manager(directory: Path) -> ocp.CheckpointManager:
-    return ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(create=False, read_only=True))
-
-
-def locate_checkpoint(path: str | Path) -> tuple[Path, Optional[int]]:
-    """(checkpoint directory, step or None) from what a user may pass: a run's workdir, its
-    ``checkpoints`` folder, or one step's folder (``.../checkpoints/200``: that step).
-    :class:`CheckpointError` if none of these holds a checkpoint."""
-    path = Path(path).expanduser().absolute()
-    if not path.exists():
-        raise CheckpointError(f"checkpoint directory {path} does not exist")
-    if not path.is_dir():
-        raise CheckpointError(f"{path} is not a directory (pass a run's workdir, its checkpoints folder or "
-                              "one step's folder, e.g. runs/tiny)")
-    for candidate in (path, path / "checkpoints"):
-        if candidate.is_dir() and any(p.name.isdigit() for p in candidate.iterdir()):
-            return candidate, None
-    if path.name.isdigit() and any(p.is_dir() for p in path.iterdir()):
-        return path.parent, int(path.name)  # one step's folder
-    raise CheckpointError(f"no checkpoint in {path}: expected step folders (e.g. {path}/200) written by "
-                          "training (python -m experiments.*); pass the run's workdir, its checkpoints "
-                          "folder or one step's folder")
-
-
-def find_checkpoint_dir(directory: str | Path) -> Path:
-    """The checkpoint directory of ``directory`` (see :func:`locate_checkpoint`)."""
-    return locate_checkpoint(directory)[0]
-
 
 def abstract_model(config: Config) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
     """(graphdef, abstract parameters, concrete non-parameter state) of ``config``'s model,
@@ -112,71 +83,24 @@ def load_model(directory: str | Path, *, step: Optional[int] = None,
       decoding; default: as saved).
     decode_kernels: "auto", "xla" or "pallas" (``model.decode_kernels``; default: as saved).
     Raises :class:`CheckpointError` for a missing, partial or incompatible checkpoint.
+
+    The reading is :func:`small_e_jax.checkpoint.restore_params`; this builds the model around it.
     """
-    path, folder_step = locate_checkpoint(directory)
-    step = folder_step if step is None else step  # a step's folder names its step
-    manager = _checkpoint_manager(path)
-    steps = sorted(manager.all_steps(), reverse=True)
-    if step is not None:
-        if step not in steps:
-            raise CheckpointError(f"step {step} is not in {path}; saved steps: {sorted(steps)}")
-        steps = [step]
-    failures = []
-    for s in steps:
-        try:
-            meta = manager.restore(s, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-        except Exception as err:  # noqa: BLE001 - any read error means "unusable step"
-            failures.append(f"step {s}: metadata unreadable ({one_line(err)})")
-            continue
-        if not isinstance(meta, dict) or "config" not in meta:
-            failures.append(f"step {s}: metadata has no saved config")
-            continue
-        try:
-            raw = meta["config"]
-            if decode_kernels is not None:
-                raw = {**raw, "model": {**raw.get("model", {}), "decode_kernels": decode_kernels}}
-            config = config_from_dict(raw)
-        except ConfigError as err:
-            if decode_kernels is not None and "decode_kernels" in str(err):
-                raise  # the caller's choice, not the checkpoint, is wrong
-            raise CheckpointError(f"checkpoint {path}/{s} has a config this version cannot build "
-                                  f"(incompatible checkpoint): {err}") from None
-        graphdef, params, rest = abstract_model(config)
-        device = jax.devices()[0]
-        target = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=jax.sharding.SingleDeviceSharding(device))
-                  for k, v in flatten_state({"params": params}).items()}
-        try:
-            restored = manager.restore(s, args=ocp.args.Composite(
-                state=ocp.args.PyTreeRestore(item=target, partial_restore=True)))["state"]
-        except Exception as err:  # noqa: BLE001
-            text = str(err)
-            kind = "incompatible" if "shape" in text.lower() or "mismatch" in text.lower() else "partial or corrupt"
-            failures.append(f"step {s}: parameters unreadable, {kind} ({one_line(err, 300)})")
-            continue
-        missing = sorted(set(target) - set(restored))
-        if missing:
-            failures.append(f"step {s}: partial checkpoint, missing {len(missing)} arrays, e.g. {missing[:3]}")
-            continue
-        wrong = [f"{k}: saved {tuple(restored[k].shape)}, model {target[k].shape}" for k in target
-                 if tuple(restored[k].shape) != tuple(target[k].shape)]
-        if wrong:
-            raise CheckpointError(f"checkpoint {path}/{s} does not fit its own config (incompatible): "
-                                  + "; ".join(wrong[:3]))
-        params = unflatten_state(restored, {"params": params})["params"]
-        if param_dtype is not None:
-            dtype = jnp.dtype(param_dtype)
-            params = jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, params)
-        model = nnx.merge(graphdef, params, rest)
-        model.eval()
-        # One line: the step used and, if any, the newer steps skipped and why (files are
-        # left where they are: moving corrupt steps aside is the trainer's job).
-        if failures:
-            log.warning("restored checkpoint step %d of %s; skipped unusable steps: %s", s, path,
-                        " | ".join(failures))
-        else:
-            log.info("restored checkpoint step %d of %s", s, path)
-        return model, config, s
-    raise CheckpointError(f"no usable checkpoint in {path}: " + " | ".join(failures))
+    built: dict[str, Any] = {}
+
+    def abstract_params(config: Config) -> nnx.State:
+        built["graphdef"], params, built["rest"] = abstract_model(config)
+        return params
+
+    restored = restore_params(directory, abstract_params, step=step, logger=log,
+                              model_overrides=None if decode_kernels is None else {"decode_kernels": decode_kernels})
+    params = restored.params
+    if param_dtype is not None:
+        dtype = jnp.dtype(param_dtype)
+        params = jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, params)
+    model = nnx.merge(built["graphdef"], params, built["rest"])
+    model.eval()
+    return model, restored.config, restored.step
 
 
 # --------------------------------------------------------------------------- text

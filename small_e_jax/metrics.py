@@ -1,11 +1,13 @@
 """Training metrics: throughput from a batch, and a logger that writes scalars to the console
 (a tqdm bar with ETA on a terminal, plain lines with the ETA otherwise, a line every
-``log_every`` steps) and to TensorBoard (tensorboardX). Only process 0 writes; other processes
-get a logger that does nothing."""
+``log_every`` steps), to TensorBoard (tensorboardX) and, if asked, to ``metrics.jsonl``. Only
+process 0 writes; other processes get a logger that does nothing. The Small-E trainer and the
+codec trainer (which prints its own console lines) both log through :class:`MetricLogger`."""
 
 from __future__ import annotations
 
 import datetime
+import json
 import sys
 import time
 from pathlib import Path
@@ -45,28 +47,64 @@ def format_eta(seconds: float) -> str:
     return str(datetime.timedelta(seconds=int(max(seconds, 0))))
 
 
+def _tensorboardx_writer(path: str) -> Any:
+    from tensorboardX import SummaryWriter
+
+    return SummaryWriter(path)
+
+
+def _torch_writer(path: str) -> Any:
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(path)
+
+
+def tensorboard_writer(path: str, *, required: bool = True) -> Any:
+    """A TensorBoard writer at ``path``: tensorboardX's (``ImportError`` when it is missing), or
+    with ``required=False`` tensorboardX's, else torch's, else None (nothing written)."""
+    if required:
+        return _tensorboardx_writer(path)
+    for factory in (_tensorboardx_writer, _torch_writer):
+        try:
+            return factory(path)
+        except Exception:  # not installed / broken install: the other outputs still have everything
+            continue
+    return None
+
+
 class MetricLogger:
-    """Console + TensorBoard. ``update(step, loss)`` each step; ``write(step, scalars, prefix)``
-    for a logged line; ``message(text)``; ``close()`` at the end.
+    """Console + TensorBoard (+ ``metrics.jsonl``). ``update(step, loss)`` each step;
+    ``write(step, scalars, prefix)`` for a logged line; ``message(text)``; ``close()`` at the end.
 
     The progress bar (a terminal only, ``interactive`` None = detect) and the ETA start at the
     first ``update``, i.e. after the first step has compiled: compilation would otherwise
     count as a step's time and give an ETA of hours. Without a terminal, the logged lines carry
-    the ETA instead."""
+    the ETA instead.
+
+    tensorboard: True (tensorboardX, required), False, or ``"if-available"`` (tensorboardX, else
+      torch's writer, else none). jsonl: append ``{"step", "split": prefix, **scalars}`` to
+      ``WORKDIR/metrics.jsonl`` at each ``write``. console: False leaves the console to the caller
+      (``write`` prints nothing)."""
 
     def __init__(self, workdir: str | Path, total_steps: int, start_step: int, *, enabled: bool,
-                 progress_bar: bool, tensorboard: bool, interactive: Optional[bool] = None):
+                 progress_bar: bool, tensorboard: bool | str, interactive: Optional[bool] = None,
+                 jsonl: bool = False, console: bool = True):
+        if tensorboard not in (True, False, "if-available"):
+            raise ValueError(f"tensorboard must be True, False or 'if-available', got {tensorboard!r}")
         self.enabled = enabled
         self.total = total_steps
         self.bar: Any = None
         self.writer = None
+        self.jsonl: Any = None
+        self.console = console
         self.want_bar = progress_bar and (is_terminal() if interactive is None else interactive)
         self.clock: Optional[tuple[int, float]] = None  # (step, time) of the first update
         if not enabled:
             return
+        if jsonl:
+            self.jsonl = open(Path(workdir) / "metrics.jsonl", "a")
         if tensorboard:
-            from tensorboardX import SummaryWriter
-            self.writer = SummaryWriter(str(Path(workdir) / "tensorboard"))
+            self.writer = tensorboard_writer(str(Path(workdir) / "tensorboard"), required=tensorboard is True)
 
     def eta(self, step: int) -> Optional[float]:
         """Seconds left at the rate since the first update; None before two updates."""
@@ -91,6 +129,17 @@ class MetricLogger:
     def write(self, step: int, scalars: Mapping[str, float], prefix: str) -> None:
         if not self.enabled:
             return
+        if self.console:
+            self._console_line(step, scalars, prefix)
+        if self.jsonl is not None:
+            self.jsonl.write(json.dumps({"step": step, "split": prefix, **scalars}) + "\n")
+            self.jsonl.flush()
+        if self.writer is not None:
+            for key, value in scalars.items():
+                self.writer.add_scalar(f"{prefix}/{key}", value, step)
+            self.writer.flush()
+
+    def _console_line(self, step: int, scalars: Mapping[str, float], prefix: str) -> None:
         keys = ("loss", "perplexity", "grad_norm", "learning_rate", "frames_per_s", "codes_per_s",
                 "step_time_s")
         line = " ".join(f"{k}={scalars[k]:.4g}" for k in keys if k in scalars)
@@ -99,10 +148,6 @@ class MetricLogger:
                    f"{line or ' '.join(f'{k}={v:.4g}' for k, v in scalars.items())}"
                    + (f" eta={format_eta(eta)}" if eta is not None else ""))
         self.message(message)
-        if self.writer is not None:
-            for key, value in scalars.items():
-                self.writer.add_scalar(f"{prefix}/{key}", value, step)
-            self.writer.flush()
 
     def message(self, text: str) -> None:
         if self.enabled:
@@ -114,6 +159,8 @@ class MetricLogger:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+        if self.jsonl is not None:
+            self.jsonl.close()
         if self.writer is not None:
             self.writer.close()
 

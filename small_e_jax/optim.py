@@ -8,17 +8,22 @@ The schedule is the one of HF ``get_cosine_schedule_with_warmup`` that the autho
 
 where ``s`` counts optimizer updates (skipped NaN steps do not advance it) and ``total`` is
 ``trainer.steps``. ``schedule: constant`` keeps ``peak`` after the warm-up.
+
+The codec trainer (:mod:`small_e_jax.codec.training`) builds its optimizer with the same
+:func:`adamw_optimizer` and its own schedule, :func:`warmup_cosine_to_floor` (optax's warm-up +
+cosine decay to a floor instead of zero).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from small_e_jax.config import OptimizerConfig
+if TYPE_CHECKING:  # small_e_jax.config needs draccus, which the codec trainer's image lacks
+    from small_e_jax.config import OptimizerConfig
 
 
 def learning_rate_schedule(config: OptimizerConfig, total_steps: int) -> optax.Schedule:
@@ -39,6 +44,13 @@ def learning_rate_schedule(config: OptimizerConfig, total_steps: int) -> optax.S
     return schedule
 
 
+def warmup_cosine_to_floor(peak: float, warmup_steps: int, total_steps: int, final_fraction: float) -> optax.Schedule:
+    """optax's linear warm-up from 0 to ``peak`` over ``warmup_steps``, then cosine decay to
+    ``peak * final_fraction`` at ``total_steps`` (the codec trainer's schedule)."""
+    return optax.warmup_cosine_decay_schedule(init_value=0.0, peak_value=peak, warmup_steps=warmup_steps,
+                                              decay_steps=total_steps, end_value=peak * final_fraction)
+
+
 def decay_mask(params: Any) -> Any:
     """True for parameters that get weight decay: matrices, not norms/biases (ndim <= 1) nor the
     token tables (their path contains ``embed``, e.g. ``audio_embed``)."""
@@ -50,16 +62,24 @@ def decay_mask(params: Any) -> Any:
     return jax.tree_util.tree_map_with_path(keep, params)
 
 
+def adamw_optimizer(learning_rate: optax.ScalarOrSchedule, *, b1: float, b2: float, eps: float = 1e-8,
+                    weight_decay: float, grad_clip_norm: Optional[float],
+                    mask: Optional[Callable[[Any], Any]] = None) -> optax.GradientTransformation:
+    """clip_by_global_norm(grad_clip_norm) (left out when None) -> AdamW(learning_rate)."""
+    parts = []
+    if grad_clip_norm is not None:
+        parts.append(optax.clip_by_global_norm(grad_clip_norm))
+    parts.append(optax.adamw(learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=mask))
+    return optax.chain(*parts)
+
+
 def make_optimizer(config: OptimizerConfig, total_steps: int) -> optax.GradientTransformation:
     """clip_by_global_norm(grad_clip_norm) -> AdamW(schedule). Gradient accumulation is done by
     the train step (a scan over micro-batches), not here, so one update = one step."""
-    mask = None if config.decay_norms_and_embeddings else decay_mask
-    parts = []
-    if config.grad_clip_norm > 0:
-        parts.append(optax.clip_by_global_norm(config.grad_clip_norm))
-    parts.append(optax.adamw(learning_rate_schedule(config, total_steps), b1=config.b1, b2=config.b2,
-                             eps=config.eps, weight_decay=config.weight_decay, mask=mask))
-    return optax.chain(*parts)
+    return adamw_optimizer(learning_rate_schedule(config, total_steps), b1=config.b1, b2=config.b2, eps=config.eps,
+                           weight_decay=config.weight_decay,
+                           grad_clip_norm=config.grad_clip_norm if config.grad_clip_norm > 0 else None,
+                           mask=None if config.decay_norms_and_embeddings else decay_mask)
 
 
 def update_count(opt_state: Any) -> jax.Array:

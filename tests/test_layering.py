@@ -6,11 +6,12 @@ The layers, from the bottom (``LAYERS``; a module's layer is that of its longest
                 ``kernels.block_dims`` (the fused decode block's dimensions and options, which
                 the config validates)
   1 kernels     ``kernels.gla``
-  2 model       the model, text, codec (models, layers, weights, losses), checkpoint, sharding,
-                optimizer, sampling, metrics, audio I/O (``small_e_jax.audio``) and the other
-                building blocks
+  2 model       the model, text, codec (models, layers, weights), checkpoint (finding, reading
+                and writing them), sharding, optimizer, sampling, metrics, audio I/O
+                (``small_e_jax.audio``) and the other building blocks
   3 train / decoding / data
-                ``small_e_jax.train``, ``decoding``, codec training, ``data_pipeline``
+                ``small_e_jax.train``, ``decoding``, codec training (``small_e_jax.codec.training``:
+                its data, losses, discriminators, steps and loop), ``data_pipeline``
   4 inference / eval
                 ``small_e_jax.inference``, ``ist``, ``small_e_jax.eval`` (with the codec's
                 quality evaluation)
@@ -55,8 +56,7 @@ LAYERS: dict[str, int] = {
     "small_e_jax.codec.dac_config": 2, "small_e_jax.codec.quantizer": 2, "small_e_jax.codec.dac": 2,
     "small_e_jax.codec.dac_codec": 2,
     # 3 train / decoding / data
-    "small_e_jax.train": 3, "small_e_jax.decoding": 3, "small_e_jax.codec.train": 3,
-    "small_e_jax.codec.train_data": 3, "data_pipeline": 3,
+    "small_e_jax.train": 3, "small_e_jax.decoding": 3, "small_e_jax.codec.training": 3, "data_pipeline": 3,
     # 4 inference / eval
     "small_e_jax.inference": 4, "small_e_jax.ist": 4, "small_e_jax.eval": 4,
     # 5 entry points
@@ -73,12 +73,13 @@ COMPAT_SHIMS = {
     "small_e_jax.eval.profile_step": "benchmarks.profile_step",
     "small_e_jax.codec.profile_train": "benchmarks.codec_profile_train",
     "small_e_jax.codec.quality": "small_e_jax.eval.codec_quality",
+    "small_e_jax.codec.train": "small_e_jax.codec.training.train",
     "data_pipeline.bench_loader": "benchmarks.bench_loader",
     "kernels.benchmarks.record": "benchmarks.record",
 }
 MEASURING = ("benchmarks", "kernels.benchmarks")
 # What data_pipeline must not import: training, decoding, inference, evaluation.
-NOT_FOR_DATA = ("small_e_jax.train", "small_e_jax.train_cli", "small_e_jax.decoding", "small_e_jax.codec.train",
+NOT_FOR_DATA = ("small_e_jax.train", "small_e_jax.train_cli", "small_e_jax.decoding", "small_e_jax.codec.training",
                 "small_e_jax.inference", "small_e_jax.ist", "small_e_jax.eval", "small_e_jax.evaluate",
                 "small_e_jax.synthesize", "small_e_jax.export", "small_e_jax.pretrained", "small_e_jax.serve")
 

@@ -6,7 +6,7 @@
 Every clip of ``--split`` (default: the mini corpus' 72 validation utterances, sentences never
 seen in training) is encoded and decoded; reported (means over clips):
 
-* ``mel_distance``: DAC's multi-scale log-mel L1 (:func:`~small_e_jax.codec.losses.multiscale_mel_loss`;
+* ``mel_distance``: DAC's multi-scale log-mel L1 (:func:`~small_e_jax.codec.training.losses.multiscale_mel_loss`;
   0 = identical; DAC's paper reports ~0.8-1.1 for its codecs on real speech — ours is not comparable
   across corpora, only between checkpoints on this one);
 * ``stft_distance``: the multi-scale STFT loss (log-magnitude L1 + magnitude L1);
@@ -33,8 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from small_e_jax.codec import losses
-from small_e_jax.codec.train_data import MINI_CORPUS, load_clips, read_manifest
+from small_e_jax.codec.training import losses
+from small_e_jax.codec.training.data import MINI_CORPUS, load_clips, read_manifest
 from small_e_jax.cli import ArgumentParser, entry_point
 
 #: Clips are compared on their first whole multiple of this many seconds (few shapes to compile).

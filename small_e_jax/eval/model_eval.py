@@ -14,12 +14,11 @@ from typing import Any, Iterable, Mapping, Optional
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 from flax import nnx
 from tqdm import tqdm
 
-from small_e_jax.checkpoint import CheckpointError, Checkpointer, abstract_flat_state, unflatten_state
-from small_e_jax.config import CheckpointConfig, Config, config_from_dict, config_to_dict
+from small_e_jax.checkpoint import CheckpointError, CheckpointReader
+from small_e_jax.config import Config, config_to_dict
 from small_e_jax.train import TrainState, Trainer
 
 
@@ -37,38 +36,30 @@ def load_checkpoint(directory: str | Path, step: Optional[int] = None) -> Loaded
 
     The config comes from the checkpoint's metadata; the mesh is reset to all local devices on
     the data axis (the one the run used may not exist here). ``step`` = None: the newest step.
-    Only the train state is read, not the data-iterator position.
+    Only the train state is read, not the data-iterator position (:class:`CheckpointReader`).
     """
-    if "://" not in str(directory):
-        from small_e_jax.inference import locate_checkpoint  # imported here: inference is heavy
-
+    if "://" in str(directory):
+        reader = CheckpointReader(directory)
+    else:
         try:
-            directory, folder_step = locate_checkpoint(directory)
+            reader = CheckpointReader.open(directory)
         except CheckpointError as err:  # this function's callers expect FileNotFoundError
             if Path(directory).is_dir():
                 raise FileNotFoundError(f"no checkpoint steps in {directory}: pass a run's workdir, its "
                                         "checkpoints folder or one step's folder") from None
             raise FileNotFoundError(str(err)) from None
-        step = folder_step if step is None else step
-    ckpt = Checkpointer(directory, CheckpointConfig(keep_best=0, async_save=False))
-    try:
-        steps = ckpt.all_steps()
+        step = reader.default_step if step is None else step
+    with reader:
+        steps = reader.all_steps()
         if not steps:
-            raise FileNotFoundError(f"no checkpoint steps in {directory}")
+            raise FileNotFoundError(f"no checkpoint steps in {reader.directory}")
         if step is None:
             step = steps[-1]
         elif step not in steps:
-            raise FileNotFoundError(f"step {step} not in {directory} (it has {steps})")
-        raw = dict(ckpt.read_meta(step)["config"])
-        raw["mesh"] = {k: v for k, v in raw.get("mesh", {}).items() if k == "logical_axis_rules"}
-        config = config_from_dict(raw)
+            raise FileNotFoundError(f"step {step} not in {reader.directory} (it has {steps})")
+        config = reader.read_config(step, reset_mesh=True)
         trainer = Trainer(config)
-        like = trainer.init_state()  # the restore target: structure, dtypes and shardings
-        restored = ckpt.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_flat_state(like))))
-        state = unflatten_state(restored["state"], like)
-    finally:
-        ckpt.close()
+        state = reader.restore_state(step, trainer.init_state())  # init_state: structure, dtypes, shardings
     return LoadedModel(config, trainer, state, int(step))
 
 

@@ -6,6 +6,9 @@ shares them): ``pytest -m slow tests/codec/test_codec_train.py``.
 """
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -15,8 +18,10 @@ from flax import nnx
 from small_e_jax.codec import load_codec, quality
 from small_e_jax.codec.dac import random_init
 from small_e_jax.codec.dac_config import DACConfig
-from small_e_jax.codec.train import CodecTrainConfig, check_resumable, init_params_from, parse_args, train
-from small_e_jax.codec.train_data import MINI_CORPUS, load_clips, read_manifest
+from small_e_jax.codec.training.config import CodecTrainConfig, check_resumable
+from small_e_jax.codec.training.data import MINI_CORPUS, load_clips, read_manifest
+from small_e_jax.codec.training.step import init_params_from
+from small_e_jax.codec.training.train import parse_args, train
 from small_e_jax.codec.weights import load_dac, model_to_arrays, save_model
 from small_e_jax.eval.text_norm import normalize
 
@@ -104,6 +109,21 @@ def test_command_line_parsing():
         parse_args(["--codec", "nope"]).validate()
     with pytest.raises(ValueError, match="JSON"):
         parse_args(["--model-overrides", "{bad"]).validate()
+
+
+def test_codec_training_loads_no_draccus_or_grain():
+    """The codec trainer runs on an image without draccus, grain or TFDS (docs/codec_training.md):
+    its command, the shared checkpoint package, optimizer builder and metric logger load none of them."""
+    code = ("import sys\n"
+            "import small_e_jax.checkpoint, small_e_jax.metrics, small_e_jax.optim\n"
+            "from small_e_jax.codec.training import train\n"
+            "train.parse_args(['--workdir', 'w']).validate()\n"
+            "loaded = sorted({m.split('.')[0] for m in sys.modules} & {'draccus', 'grain', 'tensorflow_datasets'})\n"
+            "print(loaded)\n"
+            "sys.exit(1 if loaded else 0)\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
 def test_quality_error_rates_through_the_asr_hook():

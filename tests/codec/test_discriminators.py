@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from small_e_jax.codec import discriminators as disc
+from small_e_jax.codec.training import discriminators as disc
 
 CFG = disc.DiscriminatorConfig(periods=(2, 3), period_channels=(4, 8), stft_windows=(128,), stft_channels=4,
                                stft_layers=2)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from small_e_jax.codec import losses
+from small_e_jax.codec.training import losses
 
 SR = 24_000
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from small_e_jax.codec import train_data
-from small_e_jax.codec.train_data import Clip, CropSampler
+from small_e_jax.codec.training import data as train_data
+from small_e_jax.codec.training.data import Clip, CropSampler
 
 
 def _clips():

@@ -1,12 +1,5 @@
-"""Orbax checkpoints of a training run: train state, data-iterator position, resolved config.
-
-One checkpoint = one step directory under ``checkpoint.directory`` with three items:
-
-* ``state``: every array of the train state (parameters, optimizer state, step, dropout RNG
-  state) as a flat ``{"params.audio_embed.value": array, ...}`` dict (robust to pytree node
-  types; typed PRNG keys are stored as their raw ``key_data``);
-* ``data``: the grain iterator state of every process (``grain.checkpoint.CheckpointSave``);
-* ``meta``: JSON ``{"step", "config", "val_loss", "saved_at"}``.
+"""The trainer's checkpoints: save and restore a run's train state, data-iterator position and
+resolved config (the layout: :mod:`small_e_jax.checkpoint.layout`).
 
 Retention: the ``checkpoint.keep`` latest plus the ``checkpoint.keep_best`` lowest validation
 losses. Saves are asynchronous when ``checkpoint.async_save`` (the device->host copy happens
@@ -22,6 +15,8 @@ different config is refused with the list of differing fields, except for the fi
 :data:`RESUMABLE_FIELDS`, which change how a run is driven but not the model, optimizer or data
 order. Note that ``trainer.steps`` sets the length of the cosine schedule: resuming with another
 value continues from the saved state along the new schedule.
+
+:func:`save_params_checkpoint` writes a parameters-only checkpoint in the same layout.
 """
 
 from __future__ import annotations
@@ -29,17 +24,19 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import re
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
-import grain
 import jax
 import orbax.checkpoint as ocp
 from etils import epath
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
-from small_e_jax.config import CheckpointConfig
+from small_e_jax.checkpoint.layout import CheckpointError, abstract_flat_state, flatten_state, one_line, unflatten_state
+from small_e_jax.checkpoint.read import read_meta
+
+if TYPE_CHECKING:  # draccus (config) and grain are not imported with the package (see its docstring)
+    from small_e_jax.config import CheckpointConfig
 
 log = logging.getLogger(__name__)
 
@@ -51,20 +48,6 @@ RESUMABLE_FIELDS: tuple[str, ...] = (
     "trainer.distributed", "trainer.progress_bar", "trainer.tensorboard", "trainer.warn_val_rise",
     "checkpoint.", "eval.", "mesh.", "data.data_dir", "data.manual_dir", "data.worker_count",
 )
-
-
-class CheckpointError(RuntimeError):
-    """No usable checkpoint, or one that does not match the run; the message says why."""
-
-
-def one_line(err: BaseException, limit: int = 200) -> str:
-    """``"Type: message"`` on one line: whitespace collapsed, TensorStore's multi-line spec
-    dump cut off, at most ``limit`` characters (restore errors can run to pages)."""
-    text = str(err).split(" See full TensorStore details", 1)[0]
-    text = re.sub(r"\s+", " ", text).strip()
-    if len(text) > limit:
-        text = text[:limit - 3] + "..."
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 # --------------------------------------------------------------------------- config check
@@ -92,48 +75,6 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any],
         if a.get(key, "<absent>") != b.get(key, "<absent>"):
             diffs.append(f"{key}: checkpoint {a.get(key, '<absent>')!r}, now {b.get(key, '<absent>')!r}")
     return diffs
-
-
-# --------------------------------------------------------------------------- flat state
-
-
-def _name(path: tuple[Any, ...]) -> str:
-    parts = []
-    for p in path:
-        for attr in ("key", "name", "idx"):
-            if hasattr(p, attr):
-                parts.append(str(getattr(p, attr)))
-                break
-        else:
-            parts.append(str(p))
-    return ".".join(parts)
-
-
-def _is_key(x: Any) -> bool:
-    return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
-
-
-def flatten_state(state: Any) -> dict[str, Any]:
-    """Any pytree of arrays -> ``{dotted path: array}``, PRNG keys as raw key data."""
-    flat = jax.tree_util.tree_flatten_with_path(state)[0]
-    return {_name(path): jax.random.key_data(x) if _is_key(x) else x for path, x in flat}
-
-
-def abstract_flat_state(state: Any) -> dict[str, jax.ShapeDtypeStruct]:
-    """Shapes, dtypes and shardings of :func:`flatten_state` (the restore target)."""
-
-    return {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=getattr(v, "sharding", None))
-            for k, v in flatten_state(state).items()}
-
-
-def unflatten_state(flat: Mapping[str, Any], like: Any) -> Any:
-    """The inverse of :func:`flatten_state`, with ``like``'s structure (and key types)."""
-    paths, treedef = jax.tree_util.tree_flatten_with_path(like)
-    leaves = []
-    for path, x in paths:
-        value = flat[_name(path)]
-        leaves.append(jax.random.wrap_key_data(value, impl=jax.random.key_impl(x)) if _is_key(x) else value)
-    return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
 # --------------------------------------------------------------------------- manager
@@ -167,6 +108,8 @@ class Checkpointer:
         """Save (asynchronously if configured); a step that is already saved is skipped."""
         if step in self.manager.all_steps():
             return
+        import grain
+
         meta = {"step": int(step), "config": dict(config), "val_loss": val_loss,
                 "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat()}
         args = ocp.args.Composite(state=ocp.args.StandardSave(flatten_state(state)),
@@ -176,7 +119,7 @@ class Checkpointer:
         self.manager.save(step, args=args, metrics=metrics, force=True)
 
     def read_meta(self, step: int) -> dict[str, Any]:
-        return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        return read_meta(self.manager, step)
 
     def restore(self, like: Any, data_iterator: Any, config: Mapping[str, Any], *,
                 quarantine: bool = False) -> Optional[tuple[Any, dict[str, Any]]]:
@@ -188,6 +131,8 @@ class Checkpointer:
         ``quarantine`` they are also moved aside (:meth:`move_aside`, process 0 only), so that
         the caller's next save of that step is not skipped as "already saved".
         :attr:`skipped` lists ``(step, reason, moved_to or None)`` of the last restore."""
+        import grain
+
         self.skipped = []
         steps = sorted(self.manager.all_steps(), reverse=True)
         if not steps:
@@ -276,7 +221,8 @@ class Checkpointer:
 def save_params_checkpoint(directory: str | Path, params: Any, config: Mapping[str, Any], step: int) -> Path:
     """Write a parameters-only checkpoint (items ``state`` = ``{"params": params}`` flattened, and
     ``meta``; no optimizer state, no data iterator) in the layout the trainer writes, so that
-    :func:`small_e_jax.inference.load_model` and ``Synthesizer.from_checkpoint`` read it.
+    :func:`small_e_jax.checkpoint.read.restore_params` (``small_e_jax.inference.load_model``,
+    ``Synthesizer.from_checkpoint``) reads it.
 
     ``params``: the model's ``nnx.State`` of ``nnx.Param``; ``config``: the resolved config as a
     dict (:func:`small_e_jax.config.config_to_dict`). For models trained outside the trainer

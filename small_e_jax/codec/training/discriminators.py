@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from small_e_jax.codec.losses import stft
+from small_e_jax.codec.training.losses import stft
 
 Array = jax.Array
 Features = list[Array]  # hidden activations of one discriminator, last = logits

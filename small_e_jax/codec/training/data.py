@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-MINI_CORPUS = Path(__file__).resolve().parents[2] / "data_pipeline" / "mini_corpus"
+MINI_CORPUS = Path(__file__).resolve().parents[3] / "data_pipeline" / "mini_corpus"
 
 
 def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
