@@ -68,7 +68,7 @@ LAYERS: dict[str, int] = {
     "small_e_jax.inference": 4, "small_e_jax.ist": 4, "small_e_jax.eval": 4,
     # 5 entry points: the commands (small_e_jax/cli/), and the libraries only they use
     "small_e_jax.cli.train": 5, "small_e_jax.cli.synthesize": 5, "small_e_jax.cli.evaluate": 5,
-    "small_e_jax.cli.export": 5, "small_e_jax.cli.serve": 5,
+    "small_e_jax.cli.export": 5, "small_e_jax.cli.serve": 5, "small_e_jax.cli.build_data": 5,
     "small_e_jax.export": 5, "small_e_jax.pretrained": 5, "small_e_jax.serve": 5,
     # 6 outside the core
     "experiments": 6, "benchmarks": 6, "kernels.benchmarks": 6,
@@ -91,8 +91,10 @@ MEASURING = ("benchmarks", "kernels.benchmarks")
 # What data_pipeline must not import: training, decoding, inference, evaluation.
 NOT_FOR_DATA = ("small_e_jax.train", "small_e_jax.data_source", "small_e_jax.decoding", "small_e_jax.codec.train",
                 "small_e_jax.inference", "small_e_jax.ist", "small_e_jax.eval", "small_e_jax.export",
-                "small_e_jax.pretrained", "small_e_jax.serve", "small_e_jax.cli.train", "small_e_jax.cli.synthesize",
-                "small_e_jax.cli.evaluate", "small_e_jax.cli.export", "small_e_jax.cli.serve")
+                "small_e_jax.pretrained", "small_e_jax.serve")
+# The commands whose code data_pipeline's modules hand over to (their __main__ blocks); the others
+# (train, synthesize, evaluate, ...) are out of its reach like the libraries above.
+DATA_COMMANDS = ("small_e_jax.cli.build_data",)
 
 
 def _under(module: str, prefix: str) -> bool:
@@ -203,10 +205,8 @@ def test_main_blocks_below_the_commands_hand_over_to_them():
 
 NOT_MOVED_YET = {"small_e_jax.codec.convert", "small_e_jax.codec.train", "small_e_jax.model.params",
                  "small_e_jax.text.build_tokenizer", "small_e_jax.config", "small_e_jax.pretrained",
-                 "small_e_jax.ist", "small_e_jax.eval.codec_quality",
-                 "data_pipeline.example_clips", "data_pipeline.transport", "data_pipeline.corpus_text",
-                 "data_pipeline.transcribe", "data_pipeline.make_synthetic_corpus", "data_pipeline.build",
-                 "data_pipeline.make_mini_corpus"}
+                 "small_e_jax.ist", "small_e_jax.eval.codec_quality", "data_pipeline.example_clips", "data_pipeline.transport", "data_pipeline.corpus_text",
+                 "data_pipeline.transcribe", "data_pipeline.make_synthetic_corpus", "data_pipeline.make_mini_corpus"}
 
 
 def _defines_main(path: Path) -> bool:
@@ -229,7 +229,8 @@ def _edges() -> list[tuple[str, str, int]]:
 
 def test_data_pipeline_imports_no_training_or_inference():
     bad = [f"{_where(m, line)}: {m} imports {t}" for m, t, line in _edges() if _under(m, "data_pipeline")
-           and m not in COMPAT_SHIMS and any(_under(t, p) for p in NOT_FOR_DATA)]
+           and m not in COMPAT_SHIMS and (any(_under(t, p) for p in NOT_FOR_DATA)
+                                          or _command(t) and t not in DATA_COMMANDS)]
     assert bad == []
 
 

@@ -193,7 +193,7 @@ def test_builder_keeps_the_three_splits(synthetic_build):
 
 
 def test_builder_needs_the_corpus_folder(tmp_path):
-    from data_pipeline.build import main
+    from small_e_jax.cli.build_data import main
 
     assert main(["--dataset", "synthetic_corpus", "--data_dir", str(tmp_path)]) == 2
 
