@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from small_e_jax.cli.codec_train import parse_args
 from small_e_jax.codec import load_codec, quality
 from small_e_jax.codec.dac import random_init
 from small_e_jax.codec.dac_config import DACConfig
-from small_e_jax.codec.train import CodecTrainConfig, check_resumable, init_params_from, parse_args, train
+from small_e_jax.codec.train import CodecTrainConfig, check_resumable, init_params_from, train
 from small_e_jax.codec.train_data import MINI_CORPUS, load_clips, read_manifest
 from small_e_jax.codec.weights import load_dac, model_to_arrays, save_model
 from small_e_jax.eval.text_norm import normalize

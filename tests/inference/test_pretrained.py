@@ -10,6 +10,7 @@ import pytest
 from flax import nnx
 
 from small_e_jax import pretrained
+from small_e_jax.cli import pretrained as pretrained_cli
 from small_e_jax.inference import Synthesizer
 from small_e_jax.sampling import GREEDY
 from tests.inference.conftest import save_checkpoint
@@ -37,7 +38,7 @@ def test_export_is_bf16_and_loads_with_the_same_output(tiny, tmp_path):
 def test_unknown_model_and_cli_errors(tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match="no shipped model named 'nope'"):
         pretrained.pretrained_path("nope")
-    assert pretrained.main(["export", "--checkpoint", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    assert pretrained_cli.main(["export", "--checkpoint", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err.startswith("error:")
 
 
