@@ -43,7 +43,7 @@ def test_unknown_model_and_cli_errors(tmp_path, capsys):
 
 
 def test_reading_tools_end_bad_input_with_one_line(tmp_path, capsys):
-    from data_pipeline.transport import main as transport
+    from small_e_jax.cli.transport import main as transport
     from experiments.small_e_reading import main as reading
 
     bad = tmp_path / "codes.npz"
