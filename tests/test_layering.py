@@ -2,7 +2,8 @@
 
 The layers, from the bottom (``LAYERS``; a module's layer is that of its longest listed prefix):
 
-  0 base        pure Python, no JAX: ``small_e_jax.config`` (and ``cli``, which it uses),
+  0 base        pure Python, no JAX: ``small_e_jax.config``, the commands' shared helpers
+                (``small_e_jax.cli``'s ``__init__``: one-line errors, exit codes, the flag style),
                 ``kernels.block_dims`` (the fused decode block's dimensions and options, which
                 the config validates)
   1 kernels     ``kernels.gla``
@@ -10,19 +11,20 @@ The layers, from the bottom (``LAYERS``; a module's layer is that of its longest
                 optimizer, sampling, metrics, audio I/O (``small_e_jax.audio``) and the other
                 building blocks
   3 train / decoding / data
-                ``small_e_jax.train``, ``decoding``, codec training, ``data_pipeline``
+                ``small_e_jax.train``, ``decoding``, codec training, ``data_source`` (the trainer's
+                data sources), ``data_pipeline``
   4 inference / eval
                 ``small_e_jax.inference``, ``ist``, ``small_e_jax.eval`` (with the codec's
                 quality evaluation)
   5 entry points the commands, one module each in ``small_e_jax/cli/`` (``small_e_jax.cli.train``,
                 ``synthesize``, ``evaluate``, ...; the package's ``__init__``, the helpers they share,
-                is in layer 0), and ``pretrained``
+                is in layer 0), and the libraries only they use: ``pretrained``, ``export``, ``serve``
   6 outside the core: ``experiments`` (definitions over the entry points), the measuring tools
                 (``benchmarks``, ``kernels.benchmarks``) and the forwarding modules kept at old
                 paths for compatibility (``COMPAT_SHIMS``)
 
 and these rules besides:
-  * ``data_pipeline`` never imports training, decoding, inference or evaluation;
+  * ``data_pipeline`` never imports training, decoding, inference or evaluation (nor their commands);
   * no module outside ``experiments/`` imports ``experiments``;
   * no module outside the measuring tools imports them (``benchmarks``, ``kernels.benchmarks``),
     save the compatibility forwarders; no module imports a compatibility forwarder;
@@ -34,8 +36,8 @@ and these rules besides:
   * the commands live in ``small_e_jax.cli``: no other module of the core defines ``main``;
   * ``import small_e_jax.config`` (and loading a preset) loads no JAX (a fresh process).
 
-Every import counts, lazy ones inside functions too (and those of ``__main__`` blocks, as above). The checker reads the source (``ast``); it
-runs nothing of the project.
+Every import counts, lazy ones inside functions too (and those of ``__main__`` blocks, as above).
+The checker reads the source (``ast``); it runs nothing of the project.
 """
 
 from __future__ import annotations

@@ -43,8 +43,8 @@ def test_unknown_model_and_cli_errors(tmp_path, capsys):
 
 
 def test_reading_tools_end_bad_input_with_one_line(tmp_path, capsys):
-    from small_e_jax.cli.transport import main as transport
     from experiments.small_e_reading import main as reading
+    from small_e_jax.cli.transport import main as transport
 
     bad = tmp_path / "codes.npz"
     bad.write_bytes(b"not a zip")
