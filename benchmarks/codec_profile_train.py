@@ -24,8 +24,8 @@ import numpy as np
 
 from benchmarks.record import append_records, make_record
 from kernels.benchmarks.trace_summary import report_lines, run_traced, summarize
+from small_e_jax.cli.codec_train import parse_args
 from small_e_jax.codec.training.step import build_training
-from small_e_jax.codec.training.train import parse_args
 from benchmarks.profile_step import hlo_origins, scope_of
 from small_e_jax.cli import ArgumentParser, entry_point
 

@@ -21,7 +21,6 @@ corpus needs only the synthesizers, not these packages.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import re
@@ -32,7 +31,6 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from small_e_jax.text.tokenizer import verbalize_numbers
-from small_e_jax.cli import ArgumentParser, entry_point
 
 POOL_DIR = Path(__file__).resolve().parent / "synthetic_corpus"
 POOL_PATH = POOL_DIR / "sentences.jsonl.gz"
@@ -173,25 +171,7 @@ def read_pool(path: Path = POOL_PATH) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-@entry_point
-def main(argv: list[str] | None = None) -> int:
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=POOL_PATH)
-    args = p.parse_args(argv)
-    missing = [str(x) for x in (WORDNET_DIR / "data.noun", DEVIL_DICT) if not x.exists()]
-    if missing or subprocess.run(["sh", "-c", "command -v bible"], capture_output=True).returncode:
-        print("error: needs the Debian packages wordnet-base, bible-kjv (with bible-kjv-text) and dict-devil "
-              f"(apt-get install wordnet-base bible-kjv dict-devil); missing: {missing or ['bible']}")
-        return 2
-    rows, dropped = collect({"harvard": harvard_sentences(), "wordnet": wordnet_examples(),
-                             "kjv": kjv_verses(), "devil": devil_sentences()})
-    write_pool(rows, args.out)
-    by_source = Counter(r["source"] for r in rows)
-    print(f"{len(rows)} sentences -> {args.out}: " + ", ".join(f"{k} {v}" for k, v in by_source.items()))
-    for reason, n in sorted(dropped.items()):
-        print(f"  dropped {n:6d}  {reason}")
-    return 0
+if __name__ == "__main__":  # the command line: small_e_jax/cli/corpus_text.py
+    from small_e_jax.cli.corpus_text import main
 
-
-if __name__ == "__main__":
     raise SystemExit(main())

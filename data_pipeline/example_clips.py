@@ -11,13 +11,11 @@ one a line, for ``python -m small_e_jax.synthesize --texts-file``.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Optional
 
 import soundfile
 
-from small_e_jax.cli import ArgumentParser, entry_point
 
 MINI = Path(__file__).parent / "mini_corpus"
 
@@ -43,22 +41,7 @@ def write_example(out: Path, clips: int = 20, speaker: Optional[str] = None, lin
     return ids
 
 
-@entry_point
-def main(argv: Optional[list[str]] = None) -> int:
-    p = ArgumentParser(prog="python -m data_pipeline.example_clips", description=__doc__)
-    p.add_argument("--out", type=Path, required=True, help="folder to write (LJSpeech layout)")
-    p.add_argument("--clips", type=int, default=20)
-    p.add_argument("--lines", type=int, default=3, help="sentences written to lines.txt")
-    p.add_argument("--speaker", default=None, help="a mini-corpus speaker (default: the first)")
-    args = p.parse_args(argv)
-    try:
-        ids = write_example(args.out, args.clips, args.speaker, args.lines)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {len(ids)} clips to {args.out}/wavs and {args.out}/metadata.csv")
-    return 0
+if __name__ == "__main__":  # the command line: small_e_jax/cli/example_clips.py
+    from small_e_jax.cli.example_clips import main
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -43,9 +43,8 @@ import soundfile as sf
 from tqdm import tqdm
 
 from data_pipeline.audio_io import trim_and_normalize
-from data_pipeline.corpus_text import POOL_PATH, read_pool
+from data_pipeline.corpus_text import read_pool
 from data_pipeline.synthesizers import HELD_OUT_VOICES, VOICE_BY_SPEAKER, VOICES, Engines, SynthesisError
-from small_e_jax.cli import ArgumentParser, entry_point
 
 SOURCE_WEIGHTS = {"wordnet": 0.78, "kjv": 0.16, "devil": 0.04, "harvard": 0.02}
 SECONDS_PER_WORD, SECONDS_PER_SENTENCE = 0.30, 0.37  # planning estimate (measured over 400 utterances); the README has the real hours
@@ -236,28 +235,8 @@ def write_readme(out: Path, rows: list[dict], failures: list[dict], args: argpar
     (out / "README.md").write_text("\n".join(lines))
 
 
-@entry_point
-def main(argv: Optional[list[str]] = None) -> int:
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--hours", type=float, default=32.0, help="planned hours of audio (all splits)")
-    p.add_argument("--min-sentences", type=int, default=30_500, help="at least this many distinct sentences")
-    p.add_argument("--seed", type=int, default=2406)
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--sample-rate", type=int, default=16_000)
-    p.add_argument("--format", choices=("opus", "wav", "flac"), default="opus",
-                   help="opus (~3 kB/s, for keeping) or wav/flac (lossless, for tokenizing right away)")
-    p.add_argument("--engines-prefix", default=None,
-                   help="a folder where scripts/bundle_tts_engines.sh's tarball was unpacked (default: the system's)")
-    p.add_argument("--sentences", type=Path, default=POOL_PATH)
-    p.add_argument("--splits", default="train,validation,heldout_voices", help="make only these splits")
-    p.add_argument("--limit", type=int, default=None, help="first N items of each split (quick checks)")
-    p.add_argument("--max-minutes", type=float, default=None,
-                   help="stop after this many minutes with a usable partial corpus (held-out splits first, "
-                        "then a random part of the training split); the same command again completes it")
-    p.add_argument("--no-progress-bar", action="store_true")
-    args = p.parse_args(argv)
-
+def run(args: argparse.Namespace) -> int:
+    """Synthesize (or resume) the corpus the command line describes (:mod:`small_e_jax.cli.make_synthetic_corpus`)."""
     engines = Engines(args.engines_prefix)
     missing = engines.missing()
     if missing:
@@ -355,5 +334,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the command line: small_e_jax/cli/make_synthetic_corpus.py
+    from small_e_jax.cli.make_synthetic_corpus import main
+
     raise SystemExit(main())

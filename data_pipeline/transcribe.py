@@ -14,13 +14,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 from tqdm import tqdm
 
 from data_pipeline.audio_io import AudioLimits, BadInput, load_audio
 from data_pipeline.segment import librilight_segments
-from small_e_jax.cli import ArgumentParser, UserError, entry_point
+from small_e_jax.cli import UserError
 
 WHISPER_RATE = 16_000
 
@@ -37,17 +36,8 @@ def load_model(path: str, device: str = "cpu", compute_type: str = "int8"):
     return WhisperModel(path, device=device, compute_type=compute_type)
 
 
-@entry_point
-def main(argv: Optional[list[str]] = None) -> int:
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--manual-dir", required=True, help="LibriLight folder (per-book FLAC + JSON)")
-    p.add_argument("--model", required=True, help="local faster-whisper (CTranslate2) model folder")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--max-segment-seconds", type=float, default=25.0)
-    p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--compute-type", default="int8")
-    args = p.parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Transcribe the segments the command line names (:mod:`small_e_jax.cli.transcribe`); resumes ``--out``."""
     model = load_model(args.model, args.device, args.compute_type)
     done = set()
     if args.out.exists():
@@ -73,5 +63,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the command line: small_e_jax/cli/transcribe.py
+    from small_e_jax.cli.transcribe import main
+
     sys.exit(main())

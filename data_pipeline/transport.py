@@ -15,16 +15,12 @@ most 64 MiB a trip, and 32 hours of 4 x 10-bit codes at 75 frames/s are 43 MB pa
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-import zipfile
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from small_e_jax.cli import ArgumentParser, entry_point
 
 FORMAT_VERSION = 1
 
@@ -151,33 +147,7 @@ def unpack(path: Path, data_dir: str) -> dict:
     return {"dataset": str(target), **{s: v["examples"] for s, v in meta["splits"].items()}}
 
 
-@entry_point
-def main(argv: Optional[list[str]] = None) -> int:
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    a = sub.add_parser("pack", help="a built dataset -> one .npz")
-    a.add_argument("--dataset", required=True)
-    a.add_argument("--codec", required=True)
-    a.add_argument("--n-q", type=int, default=4)
-    a.add_argument("--data-dir", required=True)
-    a.add_argument("--splits", default=None, help="comma-separated (default: all)")
-    a.add_argument("--out", type=Path, required=True)
-    b = sub.add_parser("unpack", help="one .npz -> the built dataset under --data-dir")
-    b.add_argument("path", type=Path)
-    b.add_argument("--data-dir", required=True)
-    args = p.parse_args(argv)
-    try:
-        if args.cmd == "pack":
-            res = pack(args.dataset, args.codec, args.data_dir, args.out, args.n_q,
-                       args.splits.split(",") if args.splits else None)
-        else:
-            res = unpack(args.path, args.data_dir)
-    except (ValueError, FileNotFoundError, FileExistsError, OSError, zipfile.BadZipFile, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(res))
-    return 0
+if __name__ == "__main__":  # the command line: small_e_jax/cli/transport.py
+    from small_e_jax.cli.transport import main
 
-
-if __name__ == "__main__":
     raise SystemExit(main())

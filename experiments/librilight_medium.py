@@ -23,20 +23,17 @@ trainer, 1 diverged or no usable checkpoint, 143 stopped by SIGTERM (after savin
 from __future__ import annotations
 
 import sys
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
-from small_e_jax import train_cli
-# The training command line lives in the package (small_e_jax/train_cli.py); re-exported here,
-# where scripts and tests import them from.
-from small_e_jax.train_cli import SYNTHETIC, LoaderSource, data_choices, make_source, parse_args  # noqa: F401
+from small_e_jax.cli import train
 
 PRESET = "small_e_librilight_medium"
 
 
-def main(argv: Optional[Sequence[str]] = None, *, default_preset: str = PRESET, fixed: Sequence[str] = (),
-         doc: str = __doc__, default_data: str = "mini") -> int:
-    """The paper's recipe (the other experiments pass their preset, ``fixed`` settings and ``doc``)."""
-    return train_cli.main(argv, default_preset=default_preset, fixed=fixed, doc=doc, default_data=default_data)
+def main(argv: Optional[Sequence[str]] = None, **kwargs: Any) -> int:
+    """The paper's recipe: :func:`small_e_jax.cli.train.main` with :data:`PRESET` and this help text
+    (its keyword arguments, ``fixed`` settings and the others, pass through)."""
+    return train.main(argv, **{"default_preset": PRESET, "doc": __doc__, **kwargs})
 
 
 if __name__ == "__main__":

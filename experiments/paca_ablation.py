@@ -10,10 +10,11 @@ overrides. Use another ``trainer.workdir`` than the PACA run's.
 
 import sys
 
-from experiments.librilight_medium import main
+from experiments.librilight_medium import PRESET
+from small_e_jax.cli.train import main
 
 FIXED = ("name=paca_ablation", "model.cross_attention=plain", "model.cross_attention_heads=4",
          "trainer.workdir=runs/paca_ablation")
 
 if __name__ == "__main__":
-    sys.exit(main(fixed=FIXED, doc=__doc__))
+    sys.exit(main(default_preset=PRESET, fixed=FIXED, doc=__doc__))

@@ -29,8 +29,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from experiments.librilight_medium import main as train_main
 from small_e_jax.cli import ArgumentParser, entry_point
+from small_e_jax.cli.train import main as train_main
 
 PLAIN = ("name=small_e_reading_plain", "model.cross_attention=plain", "model.cross_attention_heads=4",
          "trainer.workdir=runs/small_e_reading_plain")

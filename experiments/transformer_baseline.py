@@ -9,7 +9,7 @@ Same trainer, data and exit codes as ``experiments.librilight_medium``; default 
 
 import sys
 
-from experiments.librilight_medium import main
+from small_e_jax.cli.train import main
 
 if __name__ == "__main__":
     sys.exit(main(default_preset="transformer_baseline", doc=__doc__))

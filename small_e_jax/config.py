@@ -21,15 +21,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
 import typing
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional, Sequence
 
 import draccus
 import yaml
-
-from small_e_jax.cli import entry_point
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -464,22 +461,7 @@ def parse_cli(argv: Sequence[str]) -> Config:
     return load_config(source, overrides)
 
 
-@entry_point
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print the resolved config as YAML; one-line error and exit code 2 on bad input."""
-    argv = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help") for a in argv):
-        print(__doc__.strip())
-        print(f"\npresets: {', '.join(presets())}")
-        return 0
-    try:
-        config = parse_cli(argv)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(config_to_yaml(config), end="")
-    return 0
+if __name__ == "__main__":  # the command line: small_e_jax/cli/config.py
+    from small_e_jax.cli.config import main
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -12,8 +12,6 @@ time (batch B, text length J); ``platforms`` picks the targets (default: the cur
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -24,7 +22,6 @@ from flax import nnx
 
 from small_e_jax.decoding import prefill, split_model
 from small_e_jax.model import DecodeState, SmallE
-from small_e_jax.cli import ArgumentParser, entry_point
 
 
 def abstract_decode_state(model: SmallE, batch: int, text_len: int) -> DecodeState:
@@ -79,32 +76,7 @@ def load(path: str | Path, model: SmallE, batch: int, text_len: int) -> Exported
     return ExportedStep(exported, abstract_decode_state(model, batch, text_len))
 
 
-@entry_point
-def main(argv: Sequence[str] | None = None) -> int:
-    p = ArgumentParser(prog="python -m small_e_jax.export", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="a run's workdir, its checkpoints folder or one step's folder")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--text-len", type=int, default=64)
-    p.add_argument("--platform", action="append", default=None, help="cpu / cuda / tpu (repeatable)")
-    p.add_argument("--out", type=Path, required=True)
-    args = p.parse_args(sys.argv[1:] if argv is None else argv)
-    from small_e_jax.checkpoint import CheckpointError
-    from small_e_jax.inference import load_model
+if __name__ == "__main__":  # the command line: small_e_jax/cli/export.py
+    from small_e_jax.cli.export import main
 
-    try:
-        model, _, step = load_model(args.checkpoint)
-    except CheckpointError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    exported = export_decode_step(model, args.batch, args.text_len, args.platform)
-    save(exported, args.out)
-    print(f"wrote {args.out} (step {step}, B={args.batch}, J={args.text_len}, "
-          f"platforms {exported.platforms})", file=sys.stderr)
-    return 0
-
-
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

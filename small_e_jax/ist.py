@@ -19,8 +19,6 @@ audio block i (encoder then decoder) — a few hundred KiB for the 64M model.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,7 +31,6 @@ from tqdm import tqdm
 
 from small_e_jax.delay import delay
 from small_e_jax.model import SmallE
-from small_e_jax.cli import ArgumentParser, entry_point
 
 SCALE = 0.02
 
@@ -159,36 +156,7 @@ def read_clips(folder: Path, synth: Any) -> list[tuple[np.ndarray, np.ndarray]]:
     return pairs
 
 
-@entry_point
-def main(argv: Sequence[str] | None = None) -> int:
-    p = ArgumentParser(prog="python -m small_e_jax.ist", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="a run's workdir, its checkpoints folder or one step's folder")
-    p.add_argument("--clips", type=Path, required=True, help="folder of name.wav + name.txt")
-    p.add_argument("--out", type=Path, required=True, help="output .npz")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--rank", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=2)
-    p.add_argument("--learning-rate", type=float, default=0.1)
-    p.add_argument("--codec-weights", default=None)
-    args = p.parse_args(sys.argv[1:] if argv is None else argv)
-    from small_e_jax.checkpoint import CheckpointError
-    from small_e_jax.inference import Synthesizer
+if __name__ == "__main__":  # the command line: small_e_jax/cli/ist.py
+    from small_e_jax.cli.ist import main
 
-    try:
-        synth = Synthesizer.from_checkpoint(args.checkpoint, codec_weights=args.codec_weights)
-        clips = read_clips(args.clips, synth)
-        J = max(len(ids) for ids, _ in clips)
-        batches = [make_batch(clips[i:i + args.batch_size], J) for i in range(0, len(clips), args.batch_size)]
-        factors, losses = tune(synth.model, batches, steps=args.steps, rank=args.rank,
-                               learning_rate=args.learning_rate)
-    except (CheckpointError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    save_factors(args.out, factors)
-    print(f"loss {losses[0]:.3f} -> {losses[-1]:.3f}; wrote {args.out}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -13,13 +13,9 @@ will be the first.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any, Optional
-
-from small_e_jax.cli import ArgumentParser, entry_point
 
 # The lookup of shipped models is in small_e_jax/shipped.py (below inference, which uses it);
 # re-exported here.
@@ -49,34 +45,7 @@ def export(checkpoint: str | Path, out: str | Path, *, step: Optional[int] = Non
     return out
 
 
-@entry_point
-def main(argv: Optional[list[str]] = None) -> int:
-    p = ArgumentParser(prog="python -m small_e_jax.pretrained", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    e = sub.add_parser("export", help="a training checkpoint -> a shippable params-only checkpoint")
-    e.add_argument("--checkpoint", required=True, help="a run's workdir, its checkpoints folder or one step's folder")
-    e.add_argument("--step", type=int, default=None)
-    e.add_argument("--out", required=True)
-    e.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))
-    e.add_argument("--card", default=None, help="JSON object of extra facts for card.json")
-    sub.add_parser("list", help="the models shipped in the package")
-    args = p.parse_args(argv)
-    if args.cmd == "list":
-        for name in shipped_models():
-            print(name, json.loads((PRETRAINED_DIR / name / "card.json").read_text()))
-        return 0
-    from small_e_jax.checkpoint import CheckpointError
+if __name__ == "__main__":  # the command line: small_e_jax/cli/pretrained.py
+    from small_e_jax.cli.pretrained import main
 
-    try:
-        card = json.loads(args.card) if args.card else None
-        out = export(args.checkpoint, args.out, step=args.step, dtype=args.dtype, card=card)
-    except (CheckpointError, FileExistsError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"exported {out}")
-    return 0
-
-
-if __name__ == "__main__":
     raise SystemExit(main())

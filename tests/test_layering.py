@@ -2,7 +2,8 @@
 
 The layers, from the bottom (``LAYERS``; a module's layer is that of its longest listed prefix):
 
-  0 base        pure Python, no JAX: ``small_e_jax.config`` (and ``cli``, which it uses),
+  0 base        pure Python, no JAX: ``small_e_jax.config``, the commands' shared helpers
+                (``small_e_jax.cli``'s ``__init__``: one-line errors, exit codes, the flag style),
                 ``kernels.block_dims`` (the fused decode block's dimensions and options, which
                 the config validates)
   1 kernels     ``kernels.gla``
@@ -11,25 +12,33 @@ The layers, from the bottom (``LAYERS``; a module's layer is that of its longest
                 (``small_e_jax.audio``) and the other building blocks
   3 train / decoding / data
                 ``small_e_jax.train``, ``decoding``, codec training (``small_e_jax.codec.training``:
-                its data, losses, discriminators, steps and loop), ``data_pipeline``
+                its data, losses, discriminators, steps and loop), ``data_source`` (the trainer's
+                data sources), ``data_pipeline``
   4 inference / eval
                 ``small_e_jax.inference``, ``ist``, ``small_e_jax.eval`` (with the codec's
                 quality evaluation)
-  5 entry points ``synthesize``, ``evaluate``, ``export``, ``pretrained``, ``train_cli``
+  5 entry points the commands, one module each in ``small_e_jax/cli/`` (``small_e_jax.cli.train``,
+                ``synthesize``, ``evaluate``, ...; the package's ``__init__``, the helpers they share,
+                is in layer 0), and the libraries only they use: ``pretrained``, ``export``, ``serve``
   6 outside the core: ``experiments`` (definitions over the entry points), the measuring tools
                 (``benchmarks``, ``kernels.benchmarks``) and the forwarding modules kept at old
                 paths for compatibility (``COMPAT_SHIMS``)
 
 and these rules besides:
-  * ``data_pipeline`` never imports training, decoding, inference or evaluation;
+  * ``data_pipeline`` never imports training, decoding, inference or evaluation (nor their commands);
   * no module outside ``experiments/`` imports ``experiments``;
   * no module outside the measuring tools imports them (``benchmarks``, ``kernels.benchmarks``),
     save the compatibility forwarders; no module imports a compatibility forwarder;
   * no circles between modules;
+  * a module's ``if __name__ == "__main__":`` block runs only when the module is the program
+    (``python -m``), never when it is imported: its imports are not the module's own (they make no
+    circle), they are checked as an entry point's; below the entry points such a block only hands
+    over to the module's command in ``small_e_jax.cli``;
+  * the commands live in ``small_e_jax.cli``: no other module of the core defines ``main``;
   * ``import small_e_jax.config`` (and loading a preset) loads no JAX (a fresh process).
 
-Every import counts, lazy ones inside functions too. The checker reads the source (``ast``); it
-runs nothing of the project.
+Every import counts, lazy ones inside functions too (and those of ``__main__`` blocks, as above).
+The checker reads the source (``ast``); it runs nothing of the project.
 """
 
 from __future__ import annotations
@@ -56,12 +65,19 @@ LAYERS: dict[str, int] = {
     "small_e_jax.codec.dac_config": 2, "small_e_jax.codec.quantizer": 2, "small_e_jax.codec.dac": 2,
     "small_e_jax.codec.dac_codec": 2,
     # 3 train / decoding / data
-    "small_e_jax.train": 3, "small_e_jax.decoding": 3, "small_e_jax.codec.training": 3, "data_pipeline": 3,
+    "small_e_jax.train": 3, "small_e_jax.decoding": 3, "small_e_jax.codec.training": 3,
+    "small_e_jax.data_source": 3, "data_pipeline": 3,
     # 4 inference / eval
     "small_e_jax.inference": 4, "small_e_jax.ist": 4, "small_e_jax.eval": 4,
-    # 5 entry points
-    "small_e_jax.synthesize": 5, "small_e_jax.evaluate": 5, "small_e_jax.export": 5,
-    "small_e_jax.pretrained": 5, "small_e_jax.train_cli": 5, "small_e_jax.serve": 5,
+    # 5 entry points: the commands (small_e_jax/cli/), and the libraries only they use
+    "small_e_jax.cli.train": 5, "small_e_jax.cli.synthesize": 5, "small_e_jax.cli.evaluate": 5,
+    "small_e_jax.cli.export": 5, "small_e_jax.cli.serve": 5, "small_e_jax.cli.build_data": 5,
+    "small_e_jax.cli.pretrained": 5, "small_e_jax.cli.ist": 5, "small_e_jax.cli.config": 5,
+    "small_e_jax.cli.params": 5, "small_e_jax.cli.build_tokenizer": 5, "small_e_jax.cli.codec_convert": 5,
+    "small_e_jax.cli.codec_train": 5, "small_e_jax.cli.codec_quality": 5, "small_e_jax.cli.example_clips": 5,
+    "small_e_jax.cli.transport": 5, "small_e_jax.cli.corpus_text": 5, "small_e_jax.cli.transcribe": 5,
+    "small_e_jax.cli.make_mini_corpus": 5, "small_e_jax.cli.make_synthetic_corpus": 5,
+    "small_e_jax.export": 5, "small_e_jax.pretrained": 5, "small_e_jax.serve": 5,
     # 6 outside the core
     "experiments": 6, "benchmarks": 6, "kernels.benchmarks": 6,
 }
@@ -76,12 +92,20 @@ COMPAT_SHIMS = {
     "small_e_jax.codec.train": "small_e_jax.codec.training.train",
     "data_pipeline.bench_loader": "benchmarks.bench_loader",
     "kernels.benchmarks.record": "benchmarks.record",
+    "small_e_jax.synthesize": "small_e_jax.cli.synthesize",
+    "small_e_jax.evaluate": "small_e_jax.cli.evaluate",
+    "small_e_jax.train_cli": "small_e_jax.cli.train",
 }
 MEASURING = ("benchmarks", "kernels.benchmarks")
 # What data_pipeline must not import: training, decoding, inference, evaluation.
-NOT_FOR_DATA = ("small_e_jax.train", "small_e_jax.train_cli", "small_e_jax.decoding", "small_e_jax.codec.training",
-                "small_e_jax.inference", "small_e_jax.ist", "small_e_jax.eval", "small_e_jax.evaluate",
-                "small_e_jax.synthesize", "small_e_jax.export", "small_e_jax.pretrained", "small_e_jax.serve")
+NOT_FOR_DATA = ("small_e_jax.train", "small_e_jax.data_source", "small_e_jax.decoding", "small_e_jax.codec.training",
+                "small_e_jax.inference", "small_e_jax.ist", "small_e_jax.eval", "small_e_jax.export",
+                "small_e_jax.pretrained", "small_e_jax.serve")
+# The commands whose code data_pipeline's modules hand over to (their __main__ blocks); the others
+# (train, synthesize, evaluate, ...) are out of its reach like the libraries above.
+DATA_COMMANDS = ("small_e_jax.cli.build_data", "small_e_jax.cli.example_clips", "small_e_jax.cli.transport",
+                 "small_e_jax.cli.corpus_text", "small_e_jax.cli.transcribe", "small_e_jax.cli.make_mini_corpus",
+                 "small_e_jax.cli.make_synthetic_corpus")
 
 
 def _under(module: str, prefix: str) -> bool:
@@ -109,10 +133,21 @@ def _resolve(name: str) -> str | None:
     return name or None
 
 
-def _imports(module: str, path: Path) -> list[tuple[str, int]]:
-    """(imported project module, line) for every import of ``module``, lazy ones included."""
+def _is_main_block(node: ast.stmt) -> bool:
+    """``if __name__ == "__main__":`` (a top-level statement)."""
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
+            and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)
+            and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value == "__main__")
+
+
+def _imports(module: str, path: Path, main_block: bool = False) -> list[tuple[str, int]]:
+    """(imported project module, line) for every import of ``module``, lazy ones included; those of
+    its ``if __name__ == "__main__":`` block alone with ``main_block``, else all the others."""
     found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    tree.body = [node for node in tree.body if _is_main_block(node) == main_block]
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [(_resolve(alias.name), node.lineno) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -128,6 +163,10 @@ def _imports(module: str, path: Path) -> list[tuple[str, int]]:
 
 
 GRAPH = {module: _imports(module, path) for module, path in MODULES.items()}
+# What each module's `if __name__ == "__main__":` block imports: run as the program, never on import.
+MAIN_GRAPH = {module: _imports(module, path, main_block=True) for module, path in MODULES.items()}
+ENTRY = 5  # the commands' layer
+COMMANDS = "small_e_jax.cli"  # their package (its __init__: the shared helpers, layer 0)
 
 
 def _layer(module: str) -> int | None:
@@ -145,22 +184,63 @@ def test_every_module_has_a_layer():
     assert [m for m in MODULES if _layer(m) is None] == [], "add the new modules to LAYERS"
 
 
+def _command(module: str) -> bool:
+    return _under(module, COMMANDS) and module != COMMANDS
+
+
 def test_imports_run_down_the_layers():
     bad = [f"{_where(m, line)}: {m} (layer {_layer(m)}) imports {t} (layer {_layer(t)})"
            for m, targets in GRAPH.items() for t, line in targets
            if _layer(t) is not None and _layer(m) is not None and _layer(t) > _layer(m)]
+    # A __main__ block is an entry point: it may reach up to the commands, no higher.
+    bad += [f"{_where(m, line)}: the __main__ block of {m} imports {t} (layer {_layer(t)})"
+            for m, targets in MAIN_GRAPH.items() for t, line in targets
+            if _layer(t) is not None and _layer(m) is not None and _layer(t) > max(_layer(m), ENTRY)]
     assert bad == []
 
 
+def test_commands_are_entry_points():
+    assert [m for m in MODULES if _command(m) and _layer(m) != ENTRY] == [], "list them in LAYERS at the entry layer"
+    runnable = [m for m in MODULES if _command(m) and _defines_main(MODULES[m])
+                and any(_is_main_block(node) for node in ast.parse(MODULES[m].read_text()).body)]
+    assert sorted(m for m in MODULES if _command(m)) == sorted(runnable), "each: main() and python -m"
+
+
+def test_main_blocks_below_the_commands_hand_over_to_them():
+    """A module below the entry points keeps ``python -m`` working with a two-line ``__main__``
+    block that imports its command from ``small_e_jax.cli``, and nothing else."""
+    bad = [f"{_where(m, line)}: the __main__ block of {m} imports {t} (only small_e_jax.cli.* commands)"
+           for m, targets in MAIN_GRAPH.items() if _layer(m) < ENTRY for t, line in targets if not _command(t)]
+    assert bad == []
+
+
+def _defines_main(path: Path) -> bool:
+    return any(isinstance(node, ast.FunctionDef) and node.name == "main"
+               for node in ast.parse(path.read_text(), str(path)).body)
+
+
+def test_commands_live_in_cli():
+    """The core's command lines are the modules of ``small_e_jax.cli``; the other modules are the
+    library they call. Outside the core: experiments, measuring tools, compatibility forwarders."""
+    outside = [m for m in MODULES if _layer(m) < 6 and not _command(m) and _defines_main(MODULES[m])]
+    assert outside == [], "move main() and its argument parsing to a module of small_e_jax/cli/"
+
+
+def _edges() -> list[tuple[str, str, int]]:
+    """(module, imported module, line) over both graphs: every import a module's file makes."""
+    return [(m, t, line) for graph in (GRAPH, MAIN_GRAPH) for m, targets in graph.items() for t, line in targets]
+
+
 def test_data_pipeline_imports_no_training_or_inference():
-    bad = [f"{_where(m, line)}: {m} imports {t}" for m, targets in GRAPH.items() if _under(m, "data_pipeline")
-           and m not in COMPAT_SHIMS for t, line in targets if any(_under(t, p) for p in NOT_FOR_DATA)]
+    bad = [f"{_where(m, line)}: {m} imports {t}" for m, t, line in _edges() if _under(m, "data_pipeline")
+           and m not in COMPAT_SHIMS and (any(_under(t, p) for p in NOT_FOR_DATA)
+                                          or _command(t) and t not in DATA_COMMANDS)]
     assert bad == []
 
 
 def test_only_experiments_import_experiments():
-    bad = [f"{_where(m, line)}: {m} imports {t}" for m, targets in GRAPH.items() if not _under(m, "experiments")
-           for t, line in targets if _under(t, "experiments")]
+    bad = [f"{_where(m, line)}: {m} imports {t}" for m, t, line in _edges() if not _under(m, "experiments")
+           and _under(t, "experiments")]
     assert bad == []
 
 
@@ -168,10 +248,10 @@ def test_the_core_imports_no_measuring_tool_and_nothing_imports_a_shim():
     def measuring(module: str) -> bool:
         return any(_under(module, p) for p in MEASURING) and module not in COMPAT_SHIMS
 
-    bad = [f"{_where(m, line)}: {m} imports {t}" for m, targets in GRAPH.items()
-           if not measuring(m) and m not in COMPAT_SHIMS for t, line in targets if measuring(t)]
+    bad = [f"{_where(m, line)}: {m} imports {t}" for m, t, line in _edges()
+           if not measuring(m) and m not in COMPAT_SHIMS and measuring(t)]
     bad += [f"{_where(m, line)}: {m} imports the compatibility forwarder {t} (import {COMPAT_SHIMS[t]})"
-            for m, targets in GRAPH.items() for t, line in targets if t in COMPAT_SHIMS]
+            for m, t, line in _edges() if t in COMPAT_SHIMS]
     assert bad == []
 
 

@@ -34,15 +34,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sys
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
 from small_e_jax.codec.dac_config import DACConfig
 from small_e_jax.codec.encodec import EncodecConfig
-from small_e_jax.cli import ArgumentParser, entry_point
 
 # Keyword arguments of the PyTorch DAC that we map onto DACConfig, and ones that we ignore.
 _KWARGS = ("sample_rate", "encoder_dim", "encoder_rates", "latent_dim", "decoder_dim", "decoder_rates",
@@ -416,34 +414,7 @@ def convert(src: str | Path, dst: str | Path, *, sample_rate: Optional[int] = No
     return cfg
 
 
-@entry_point
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = ArgumentParser(
-        prog="python -m small_e_jax.codec.convert",
-        description="Convert an official DAC PyTorch checkpoint (.pth, from the descript-audio-codec GitHub "
-                    "releases) or the EnCodec 24 kHz checkpoint (encodec_24khz-d7cc33bc.th) into small_e_jax "
-                    "Flax weights (model.safetensors + config.json).")
-    parser.add_argument("--from", dest="src", required=True, help="official DAC (.pth) or EnCodec (.th) checkpoint")
-    parser.add_argument("--model", choices=("auto", "dac", "encodec"), default="auto",
-                        help="checkpoint type (default: detected from the tensor names)")
-    parser.add_argument("--to", dest="dst", required=True, help="output directory")
-    parser.add_argument("--sample-rate", type=int, default=None,
-                        help="override/supply the sample rate (needed when the file has no metadata)")
-    parser.add_argument("--n-q", type=int, default=None,
-                        help="codebooks the codec uses by default (default: 4 for 24 kHz = 3 kbps, else all)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing files in the output directory")
-    args = parser.parse_args(argv)
-    try:
-        cfg = convert(args.src, args.dst, sample_rate=args.sample_rate, n_q=args.n_q, overwrite=args.overwrite,
-                      model=args.model)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    kind = "EnCodec" if isinstance(cfg, EncodecConfig) else "DAC"
-    print(f"wrote {args.dst} ({kind}): {cfg.sample_rate} Hz, hop {cfg.hop_length} ({cfg.frame_rate:g} frames/s), "
-          f"{cfg.n_codebooks} codebooks x {cfg.codebook_size} (using {cfg.num_quantizers}: {cfg.bitrate / 1000:g} kbps)")
-    return 0
+if __name__ == "__main__":  # the command line: small_e_jax/cli/codec_convert.py
+    from small_e_jax.cli.codec_convert import main
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -6,6 +6,8 @@ import sys
 from small_e_jax.codec.training import train as _moved
 
 if __name__ == "__main__":
-    raise SystemExit(_moved.main())
+    from small_e_jax.cli.codec_train import main
+
+    raise SystemExit(main())
 else:
     sys.modules[__name__] = _moved

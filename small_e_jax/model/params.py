@@ -11,13 +11,10 @@ table for a config without allocating the parameters (``nnx.eval_shape``).
 from __future__ import annotations
 
 import math
-import sys
-from typing import Optional, Sequence
 
 from flax import nnx
 
-from small_e_jax.config import Config, ConfigError, ModelConfig, parse_cli
-from small_e_jax.cli import entry_point
+from small_e_jax.config import Config, ModelConfig
 
 
 def count_params(model: nnx.Module, depth: int = 1) -> dict[str, int]:
@@ -53,25 +50,7 @@ def format_report(counts: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
-@entry_point
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in args):
-        print(__doc__.strip())
-        return 0
-    depth = 1
-    if "--depth" in args:
-        i = args.index("--depth")
-        depth = int(args[i + 1])
-        del args[i:i + 2]
-    try:
-        config = parse_cli(args)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(format_report(param_report(config, depth)))
-    return 0
+if __name__ == "__main__":  # the command line: small_e_jax/cli/params.py
+    from small_e_jax.cli.params import main
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -12,13 +12,11 @@ Needs ``tokenizers`` (build time only; encoding at run time is pure Python).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from num2words import num2words
 
-from small_e_jax.text.tokenizer import SPECIAL_TOKENS, TEXT_DIR, TextTokenizer
-from small_e_jax.cli import ArgumentParser, entry_point
+from small_e_jax.text.tokenizer import SPECIAL_TOKENS, TextTokenizer
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 ACCENTED = "àâäæçèéêëîïñôöœùûü"
@@ -55,23 +53,7 @@ def build(corpus: Path, out: Path, vocab_size: int, numbers: int) -> None:
     out.write_text(tokenizer.to_str(pretty=True) + "\n", encoding="utf-8")
 
 
-@entry_point
-def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--version", default="bpe256_v1")
-    parser.add_argument("--vocab-size", type=int, default=256)
-    parser.add_argument("--corpus", type=Path, default=TEXT_DIR / "corpus_en.txt")
-    parser.add_argument("--numbers", type=int, default=1000)
-    parser.add_argument("--force", action="store_true", help="overwrite an existing version")
-    args = parser.parse_args(argv)
-    out = TEXT_DIR / f"{args.version}.json"
-    if out.exists() and not args.force:
-        print(f"error: {out} exists; released tokenizers are immutable (use a new --version)", file=sys.stderr)
-        return 2
-    build(args.corpus, out, args.vocab_size, args.numbers)
-    print(f"wrote {out}")
-    return 0
+if __name__ == "__main__":  # the command line: small_e_jax/cli/build_tokenizer.py
+    from small_e_jax.cli.build_tokenizer import main
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

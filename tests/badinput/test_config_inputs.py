@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from small_e_jax import config as config_cli
+from small_e_jax.cli import config as config_cli
 
 # (overrides, expected text of the error line)
 BAD_CONFIGS = [

@@ -141,34 +141,34 @@ def _build(tmp_path: Path, *argv: str) -> list[str]:
 
 
 def test_build_without_manual_dir(expect_error, tmp_path):
-    from data_pipeline.build import main
+    from small_e_jax.cli.build_data import main
     expect_error(main, _build(tmp_path, "--dataset", "speech_folder"), 2, r"needs --manual-dir")
 
 
 def test_build_manual_dir_missing(expect_error, tmp_path):
-    from data_pipeline.build import main
+    from small_e_jax.cli.build_data import main
     expect_error(main, _build(tmp_path, "--dataset", "speech_folder", "--manual_dir", str(tmp_path / "nope")),
                  2, r"corpus folder .*nope does not exist")
 
 
 def test_build_unknown_dataset(expect_error, tmp_path):
-    from data_pipeline.build import main
+    from small_e_jax.cli.build_data import main
     expect_error(main, _build(tmp_path, "--dataset", "nosuch"), 2, r"--dataset: invalid choice: 'nosuch'")
 
 
 def test_build_bad_number(expect_error, tmp_path):
-    from data_pipeline.build import main
+    from small_e_jax.cli.build_data import main
     expect_error(main, _build(tmp_path, "--dataset", "mini", "--n_q", "four"), 2, r"--n-q: invalid int value")
 
 
 def test_build_weights_not_a_directory(expect_error, tmp_path):
-    from data_pipeline.build import main
+    from small_e_jax.cli.build_data import main
     expect_error(main, ["--dataset", "mini", "--data_dir", str(tmp_path), "--codec_weights", str(tmp_path / "w")],
                  2, r"--codec-weights .*w is not a directory")
 
 
 def test_build_csv_header_without_columns(expect_error, tmp_path):
-    from data_pipeline.build import main
+    from small_e_jax.cli.build_data import main
     manifest = tmp_path / "corpus.csv"
     manifest.write_text("file,words\na.wav,one\n")
     expect_error(main, _build(tmp_path, "--dataset", "speech_folder", "--manual_dir", str(manifest)),
@@ -176,7 +176,7 @@ def test_build_csv_header_without_columns(expect_error, tmp_path):
 
 
 def test_build_manifest_without_a_usable_row(expect_error, tmp_path):
-    from data_pipeline.build import main
+    from small_e_jax.cli.build_data import main
     manifest = tmp_path / "m.jsonl"
     manifest.write_bytes(b'{"audio": "a.wav", "text": "one"}\n\xff\xfe\n')
     expect_error(main, _build(tmp_path, "--dataset", "speech_folder", "--manual_dir", str(manifest)),
@@ -184,7 +184,7 @@ def test_build_manifest_without_a_usable_row(expect_error, tmp_path):
 
 
 def test_build_folder_of_no_known_layout(expect_error, tmp_path):
-    from data_pipeline.build import main
+    from small_e_jax.cli.build_data import main
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "notes.txt").write_text("nothing here")
@@ -193,12 +193,12 @@ def test_build_folder_of_no_known_layout(expect_error, tmp_path):
 
 
 def test_build_synthetic_corpus_without_manifest(expect_error, tmp_path):
-    from data_pipeline.build import main
+    from small_e_jax.cli.build_data import main
     expect_error(main, _build(tmp_path, "--dataset", "synthetic_corpus", "--manual_dir", str(tmp_path)),
                  2, r"manifest\.jsonl is missing")
 
 
 def test_build_librilight_without_transcripts(expect_error, tmp_path):
-    from data_pipeline.build import main
+    from small_e_jax.cli.build_data import main
     expect_error(main, _build(tmp_path, "--dataset", "librilight_medium", "--manual_dir", str(tmp_path)),
                  2, r"librilight_medium needs --transcripts")

@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from small_e_jax.cli.codec_train import parse_args
 from small_e_jax.codec import load_codec, quality
 from small_e_jax.codec.dac import random_init
 from small_e_jax.codec.dac_config import DACConfig
 from small_e_jax.codec.training.config import CodecTrainConfig, check_resumable
 from small_e_jax.codec.training.data import MINI_CORPUS, load_clips, read_manifest
 from small_e_jax.codec.training.step import init_params_from
-from small_e_jax.codec.training.train import parse_args, train
+from small_e_jax.codec.training.train import train
 from small_e_jax.codec.weights import load_dac, model_to_arrays, save_model
 from small_e_jax.eval.text_norm import normalize
 
@@ -117,7 +118,8 @@ def test_codec_training_loads_no_draccus_or_grain():
     code = ("import sys\n"
             "import small_e_jax.checkpoint, small_e_jax.metrics, small_e_jax.optim\n"
             "from small_e_jax.codec.training import train\n"
-            "train.parse_args(['--workdir', 'w']).validate()\n"
+            "from small_e_jax.cli.codec_train import parse_args\n"
+            "parse_args(['--workdir', 'w']).validate()\n"
             "loaded = sorted({m.split('.')[0] for m in sys.modules} & {'draccus', 'grain', 'tensorflow_datasets'})\n"
             "print(loaded)\n"
             "sys.exit(1 if loaded else 0)\n")

@@ -31,8 +31,8 @@ if REF is None:
 import torch  # noqa: E402
 
 from small_e_jax.codec import DACCodec  # noqa: E402
-from small_e_jax.codec.convert import (config_from_state_dict, convert, convert_state_dict, load_checkpoint,  # noqa: E402
-                                       main)
+from small_e_jax.cli.codec_convert import main  # noqa: E402
+from small_e_jax.codec.convert import config_from_state_dict, convert, convert_state_dict, load_checkpoint  # noqa: E402
 from small_e_jax.codec.weights import load_dac  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]

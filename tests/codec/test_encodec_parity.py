@@ -31,8 +31,9 @@ if REF is None:
 import torch  # noqa: E402
 
 from small_e_jax.codec import EncodecCodec, load_codec, num_params  # noqa: E402
+from small_e_jax.cli.codec_convert import main  # noqa: E402
 from small_e_jax.codec.convert import (convert, convert_encodec_state_dict, encodec_config_from_state_dict,  # noqa: E402
-                                       load_checkpoint, main)
+                                       load_checkpoint)
 from small_e_jax.codec.weights import load_encodec  # noqa: E402
 
 HOP = 320

@@ -65,7 +65,7 @@ def test_mini_builds(tmp_path, tiny_codec):
 
 
 def test_cli_errors(tmp_path, capsys):
-    from data_pipeline.build import main
+    from small_e_jax.cli.build_data import main
     assert main(["--dataset", "speech_folder", "--data_dir", str(tmp_path)]) == 2
     assert "needs --manual-dir" in capsys.readouterr().err
     assert main(["--dataset", "speech_folder", "--manual_dir", str(tmp_path / "nope"),
@@ -105,7 +105,7 @@ def _captured_build(monkeypatch) -> dict:
 
 
 def test_cli_defaults_to_the_shipped_codec_and_weights(tmp_path, monkeypatch, capsys):
-    from data_pipeline.build import main
+    from small_e_jax.cli.build_data import main
     from small_e_jax.codec import bundled_weights
     seen = _captured_build(monkeypatch)
     assert main(["--dataset", "mini", "--data_dir", str(tmp_path)]) == 0
@@ -119,7 +119,7 @@ def test_cli_defaults_to_the_shipped_codec_and_weights(tmp_path, monkeypatch, ca
 
 
 def test_cli_random_weights_only_on_request(tmp_path, monkeypatch, capsys):
-    from data_pipeline.build import main
+    from small_e_jax.cli.build_data import main
     seen = _captured_build(monkeypatch)
     assert main(["--dataset", "mini", "--data_dir", str(tmp_path), "--codec", "dac_24khz",
                  "--random_codec_weights"]) == 0

@@ -66,7 +66,7 @@ def test_n_q_from_the_build(tmp_path):
 
 
 def test_trainer_source_reads_the_built_codec(folder_build, capsys):
-    from experiments.librilight_medium import LoaderSource
+    from small_e_jax.data_source import LoaderSource
     _, data_dir, _ = folder_build  # speech_folder built with the codec named "tiny"
     config = load_config("tiny", ["data.dataset=speech_folder", f"data.data_dir={data_dir}"])
     assert config.data.codec == DataConfig.codec

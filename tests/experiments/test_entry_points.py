@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from experiments import small_e_reading
-from experiments.librilight_medium import data_choices, parse_args
+from small_e_jax.cli.train import data_choices, parse_args
 from small_e_jax.config import ConfigError
 
 

@@ -10,6 +10,7 @@ import pytest
 from flax import nnx
 
 from small_e_jax import pretrained
+from small_e_jax.cli import pretrained as pretrained_cli
 from small_e_jax.inference import Synthesizer
 from small_e_jax.sampling import GREEDY
 from tests.inference.conftest import save_checkpoint
@@ -37,13 +38,13 @@ def test_export_is_bf16_and_loads_with_the_same_output(tiny, tmp_path):
 def test_unknown_model_and_cli_errors(tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match="no shipped model named 'nope'"):
         pretrained.pretrained_path("nope")
-    assert pretrained.main(["export", "--checkpoint", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    assert pretrained_cli.main(["export", "--checkpoint", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err.startswith("error:")
 
 
 def test_reading_tools_end_bad_input_with_one_line(tmp_path, capsys):
-    from data_pipeline.transport import main as transport
     from experiments.small_e_reading import main as reading
+    from small_e_jax.cli.transport import main as transport
 
     bad = tmp_path / "codes.npz"
     bad.write_bytes(b"not a zip")

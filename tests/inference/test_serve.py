@@ -118,9 +118,10 @@ def test_requests_queue(app, synth):
 
 def test_cli_without_a_model_says_to_pass_a_checkpoint(capsys, monkeypatch):
     from small_e_jax import pretrained
+    from small_e_jax.cli import serve as serve_cli
 
     monkeypatch.setattr(pretrained, "shipped_models", lambda: [])
-    assert serve.main([]) == 2
+    assert serve_cli.main([]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "pass --checkpoint" in err
 

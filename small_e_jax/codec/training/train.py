@@ -31,7 +31,6 @@ draccus (nor grain/TFDS), and this entry point must run there with the repo as i
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -47,7 +46,6 @@ from small_e_jax.codec.training.config import CodecTrainConfig, check_resumable
 from small_e_jax.codec.training.data import CropSampler, load_clips
 from small_e_jax.codec.training.step import build_training, learning_rate_at, make_eval_step
 from small_e_jax.metrics import MetricLogger
-from small_e_jax.cli import ArgumentParser, entry_point
 
 STATE_FORMAT = "small_e_jax.codec.train/1"
 
@@ -188,35 +186,7 @@ def train(cfg: CodecTrainConfig) -> dict[str, Any]:
             "params": jax.device_get(state["params"]), "graphdef": graphdef}
 
 
-# --------------------------------------------------------------------------- command line
+if __name__ == "__main__":  # the command line: small_e_jax/cli/codec_train.py
+    from small_e_jax.cli.codec_train import main
 
-
-def parse_args(argv: Optional[list[str]] = None) -> CodecTrainConfig:
-    """``--field-name value`` for every :class:`CodecTrainConfig` field."""
-    parser = ArgumentParser(prog="python -m small_e_jax.codec.train", description=__doc__.split("\n")[0])
-    for f in dataclasses.fields(CodecTrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        if f.type in ("bool",) or isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
-            continue
-        kind = {"int": int, "float": float, "str": str, "Optional[int]": int, "Optional[float]": float,
-                "Optional[str]": str}[f.type]
-        parser.add_argument(flag, type=kind, default=default, help=f"(default: {default})")
-    return CodecTrainConfig(**vars(parser.parse_args(argv)))
-
-
-@entry_point
-def main(argv: Optional[list[str]] = None) -> int:
-    try:
-        cfg = parse_args(argv)
-        cfg.validate()
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    train(cfg)
-    return 0
-
-
-if __name__ == "__main__":
     raise SystemExit(main())

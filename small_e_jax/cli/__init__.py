@@ -17,6 +17,15 @@ their flags with hyphens (``--texts-file``, ``--out-dir``); a few used underscor
 ``--manual_dir``). :class:`ArgumentParser` is argparse's parser that also accepts the underscore
 spelling of every hyphenated long flag, so commands written before the change (in notes, scripts,
 shell history) keep working. The help shows one spelling.
+
+The commands themselves are the modules of this package, one each (``small_e_jax.cli.train``,
+``synthesize``, ``evaluate``, ``build_data``, ``export``, ``serve``, and the tools: ``config``,
+``params``, ``pretrained``, ``ist``, ``codec_train``, ``codec_convert``, ``codec_quality``,
+``build_tokenizer``, ``example_clips``, ``transport``, ``transcribe``, ``corpus_text``,
+``make_mini_corpus``, ``make_synthetic_corpus``): each parses its arguments and calls the library.
+Their documented paths (``python -m small_e_jax.synthesize``, ``python -m data_pipeline.build``, the
+console scripts of pyproject.toml) hand over to them. This module imports none of them: it stays
+pure Python for the library modules that use its helpers (``small_e_jax.config`` loads no JAX).
 """
 
 from __future__ import annotations
