@@ -19,8 +19,9 @@ from small_e_jax.inference import Synthesizer
 from small_e_jax.sampling import SamplingConfig
 from small_e_jax.cli import ArgumentParser, entry_point, one_line
 
-USAGE = """Text to speech from a training checkpoint.
+USAGE = """Text to speech from a training checkpoint (or, without --checkpoint, the model shipped in the package).
 
+    python -m small_e_jax.synthesize --text "Hello there." --out x.wav          # the shipped model
     python -m small_e_jax.synthesize --checkpoint runs/tiny/checkpoints --text "Hello there." --out x.wav
     python -m small_e_jax.synthesize --checkpoint DIR --texts-file lines.txt --out outdir/
     python -m small_e_jax.synthesize --checkpoint DIR --text "..." --out x.wav --stream
@@ -41,7 +42,9 @@ audio. Exit code 2 with a one-line ``error: ...`` on bad input or a bad checkpoi
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = ArgumentParser(prog="python -m small_e_jax.synthesize", description=USAGE,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="a run's workdir, its checkpoints folder or one step's folder")
+    p.add_argument("--checkpoint", default=None,
+                   help="a run's workdir, its checkpoints folder, one step's folder or an exported model "
+                        "(default: the model shipped in the package)")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: newest)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--text", help="the text to speak")
@@ -124,6 +127,14 @@ def run(args: argparse.Namespace) -> int:
                               repetition_window=args.repetition_window, greedy=args.greedy,
                               cfg_scale=args.cfg_scale)
     t0 = time.perf_counter()
+    if args.checkpoint is None:  # the shipped model; its absence is a one-line error (FileNotFoundError)
+        from small_e_jax.shipped import DEFAULT_MODEL, pretrained_path
+
+        try:
+            args.checkpoint = str(pretrained_path(DEFAULT_MODEL))
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"no --checkpoint given and {err}; pass --checkpoint with a trained run "
+                                    "(docs/inference.md)") from None
     synth = Synthesizer.from_checkpoint(args.checkpoint, step=args.step, codec_weights=args.codec_weights,
                                         param_dtype="bfloat16" if args.bf16 else None,
                                         decode_kernels=args.decode_kernels, min_rows=args.min_rows)

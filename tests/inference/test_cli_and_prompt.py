@@ -22,6 +22,16 @@ def test_cli_reports_a_bad_checkpoint(tmp_path, capsys):
                          "--prompt-wav", "p.wav"])
 
 
+def test_cli_without_checkpoint_uses_the_shipped_model_or_says_none_ships(tmp_path, capsys, monkeypatch):
+    from small_e_jax import shipped
+
+    monkeypatch.setattr(shipped, "PRETRAINED_DIR", tmp_path / "pretrained")  # nothing shipped there
+    assert synthesize.main(["--text", "Hi.", "--out", str(tmp_path / "x.wav")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no --checkpoint given and no shipped model named 'small_e_reading'")
+    assert err.count("\n") == 1 and not (tmp_path / "x.wav").exists()
+
+
 def tone(seconds, rate=80, amplitude=0.3):
     t = np.arange(int(seconds * rate)) / rate
     return (amplitude * np.sin(2 * np.pi * 50 * t) * (1 + t)).astype(np.float32) / (1 + seconds)
@@ -43,7 +53,7 @@ def test_prompt_checks(synth):
 
 
 @pytest.mark.slow  # trains 2 steps, restores, compiles the decode loop and the DAC decoder
-def test_cli_end_to_end(tmp_path):
+def test_cli_end_to_end(tmp_path, monkeypatch):
     from small_e_jax.train import run
     from tests.train.conftest import source, train_config
 
@@ -73,6 +83,14 @@ def test_cli_end_to_end(tmp_path):
     assert synthesize.main(["--checkpoint", str(tmp_path / "run"), "--text", "Hello there.", "--out",
                             str(streamed), "--greedy", "--max-frames", "12", "--stream", "--chunk-frames", "4"]) == 0
     np.testing.assert_allclose(soundfile.read(str(streamed))[0], wav, atol=1e-3)
+    # No --checkpoint: the model shipped in the package (here the same run, exported as one).
+    from small_e_jax import pretrained, shipped
+
+    pretrained.export(tmp_path / "run", tmp_path / "pretrained" / shipped.DEFAULT_MODEL, card={"data": "test"})
+    monkeypatch.setattr(shipped, "PRETRAINED_DIR", tmp_path / "pretrained")
+    default = tmp_path / "default.wav"
+    assert synthesize.main(["--text", "Hello there.", "--out", str(default), "--greedy", "--max-frames", "12"]) == 0
+    assert len(soundfile.read(str(default))[0]) == len(wav)
 
 
 def synth_greedy():
