@@ -64,7 +64,7 @@ from flax import nnx
 from small_e_jax.codec import weights
 from small_e_jax.codec.base import PAD_CODE
 from small_e_jax.codec.dac_codec import DACCodec
-from small_e_jax.codec.layers import _PRECISIONS, ConvTranspose1d, _host_uniform, _uniform_init, length_mask
+from small_e_jax.codec.layers import _PRECISIONS, ConvParams, ConvTranspose1d, _host_uniform, _uniform_init, length_mask
 
 Array = jax.Array
 
@@ -206,7 +206,7 @@ def _elu(x: Array) -> Array:
 # --------------------------------------------------------------------------- layers
 
 
-class CausalConv1d(nnx.Module):
+class CausalConv1d(ConvParams):
     """``encodec``'s causal ``SConv1d`` (reflect padding), channels-last.
 
     ``[B, L, C_in] -> [B, L_out, C_out]`` with ``L_out = ceil(L / stride)``. ``kernel`` is
@@ -219,15 +219,7 @@ class CausalConv1d(nnx.Module):
         self.kernel_size, self.stride, self.dilation = kernel_size, stride, dilation
         self.precision = precision
         self.padding_total = (kernel_size - 1) * dilation - (stride - 1)
-        init = _uniform_init(in_channels * kernel_size)
-        self.kernel = nnx.Param(init(rngs.params(), (kernel_size, in_channels, out_channels)))
-        self.bias = nnx.Param(init(rngs.params(), (out_channels,)))
-
-    def host_init(self, rng: np.random.Generator) -> None:
-        """Re-initialise on the host (see :func:`random_init`)."""
-        fan_in = self.kernel.shape[0] * self.kernel.shape[1]
-        _host_uniform(self.kernel, rng, fan_in)
-        _host_uniform(self.bias, rng, fan_in)
+        self.init_params(kernel_size, in_channels, out_channels, in_channels * kernel_size, rngs)
 
     def output_length(self, lengths: Any) -> Any:
         """Valid output frames for valid input lengths (``ceil(L / stride)``)."""

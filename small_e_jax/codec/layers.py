@@ -63,7 +63,25 @@ class Snake(nnx.Module):
         return x + jnp.reciprocal(alpha + 1e-9) * jnp.square(jnp.sin(alpha * x))
 
 
-class Conv1d(nnx.Module):
+class ConvParams(nnx.Module):
+    """The weights every codec convolution holds: ``kernel [K, C_in, C_out]`` and ``bias [C_out]``,
+    with PyTorch's default init for a given fan-in, on device (``__init__``) or on the host
+    (:meth:`host_init`)."""
+
+    def init_params(self, kernel_size: int, in_channels: int, out_channels: int, fan_in: int,
+                    rngs: nnx.Rngs) -> None:
+        self.fan_in = fan_in
+        init = _uniform_init(fan_in)
+        self.kernel = nnx.Param(init(rngs.params(), (kernel_size, in_channels, out_channels)))
+        self.bias = nnx.Param(init(rngs.params(), (out_channels,)))
+
+    def host_init(self, rng: np.random.Generator) -> None:
+        """Re-initialise on the host (see :func:`~small_e_jax.codec.dac.random_init`)."""
+        _host_uniform(self.kernel, rng, self.fan_in)
+        _host_uniform(self.bias, rng, self.fan_in)
+
+
+class Conv1d(ConvParams):
     """1-D convolution, channels-last: ``[B, L, C_in] -> [B, L_out, C_out]``.
 
     ``kernel`` is ``[K, C_in, C_out]`` (PyTorch: ``[C_out, C_in, K]``), symmetric zero padding
@@ -74,15 +92,7 @@ class Conv1d(nnx.Module):
                  dilation: int = 1, padding: int = 0, precision: str = "highest", rngs: nnx.Rngs):
         self.kernel_size, self.stride, self.dilation, self.padding = kernel_size, stride, dilation, padding
         self.precision = precision
-        init = _uniform_init(in_channels * kernel_size)
-        self.kernel = nnx.Param(init(rngs.params(), (kernel_size, in_channels, out_channels)))
-        self.bias = nnx.Param(init(rngs.params(), (out_channels,)))
-
-    def host_init(self, rng: np.random.Generator) -> None:
-        """Re-initialise on the host (see :func:`random_init`)."""
-        fan_in = self.kernel.shape[0] * self.kernel.shape[1]
-        _host_uniform(self.kernel, rng, fan_in)
-        _host_uniform(self.bias, rng, fan_in)
+        self.init_params(kernel_size, in_channels, out_channels, in_channels * kernel_size, rngs)
 
     def output_length(self, lengths: Array) -> Array:
         span = self.dilation * (self.kernel_size - 1) + 1
@@ -131,7 +141,7 @@ def conv1d(x: Array, kernel: Array, *, stride: int = 1, dilation: int = 1, paddi
     return jnp.einsum("blc,co->blo", cols, kernel.reshape(k_size * c_in, c_out), precision=precision)
 
 
-class ConvTranspose1d(nnx.Module):
+class ConvTranspose1d(ConvParams):
     """Transposed 1-D convolution (PyTorch semantics), channels-last.
 
     ``[B, L, C_in] -> [B, (L - 1) stride + K - 2 padding, C_out]``. ``kernel`` is
@@ -144,15 +154,7 @@ class ConvTranspose1d(nnx.Module):
                  padding: int = 0, precision: str = "highest", rngs: nnx.Rngs):
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.precision = precision
-        init = _uniform_init(out_channels * kernel_size)
-        self.kernel = nnx.Param(init(rngs.params(), (kernel_size, in_channels, out_channels)))
-        self.bias = nnx.Param(init(rngs.params(), (out_channels,)))
-
-    def host_init(self, rng: np.random.Generator) -> None:
-        """Re-initialise on the host (see :func:`random_init`)."""
-        fan_in = self.kernel.shape[0] * self.kernel.shape[2]
-        _host_uniform(self.kernel, rng, fan_in)
-        _host_uniform(self.bias, rng, fan_in)
+        self.init_params(kernel_size, in_channels, out_channels, out_channels * kernel_size, rngs)
 
     def output_length(self, lengths: Array) -> Array:
         return (lengths - 1) * self.stride + self.kernel_size - 2 * self.padding
