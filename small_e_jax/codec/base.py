@@ -60,6 +60,21 @@ class Codec(Protocol):
         ...
 
 
+class CodeRates:
+    """What a codec config derives from its ``sample_rate``, ``hop_length``, ``n_codebooks`` and
+    ``n_q`` (shared by the DAC and EnCodec configs)."""
+
+    @property
+    def frame_rate(self) -> float:
+        """Code frames per second."""
+        return self.sample_rate / self.hop_length
+
+    @property
+    def num_quantizers(self) -> int:
+        """Codebooks used to encode (``n_q`` resolved)."""
+        return self.n_codebooks if self.n_q is None else self.n_q
+
+
 def bucket_frames_up(frames: int, unit: int) -> int:
     """``frames`` rounded up to the next length bucket: multiples of ``unit`` up to ``4 * unit``,
     then steps that double with the length (``unit=32``: 32, 64, 96, 128, 192, 256, 384, 512, 768,

@@ -15,9 +15,11 @@ from typing import Any, Optional
 
 import numpy as np
 
+from small_e_jax.codec.base import CodeRates
+
 
 @dataclasses.dataclass(frozen=True)
-class DACConfig:
+class DACConfig(CodeRates):
     """Architecture of a DAC model (the keyword arguments of the PyTorch ``DAC``) plus ``n_q``.
 
     ``n_codebooks`` is how many codebooks the weights hold; ``n_q`` (``None`` = all) is how many
@@ -65,16 +67,6 @@ class DACConfig:
     def hop_length(self) -> int:
         """Samples per code frame (product of the encoder strides)."""
         return int(np.prod(self.encoder_rates))
-
-    @property
-    def frame_rate(self) -> float:
-        """Code frames per second."""
-        return self.sample_rate / self.hop_length
-
-    @property
-    def num_quantizers(self) -> int:
-        """Codebooks used to encode (``n_q`` resolved)."""
-        return self.n_codebooks if self.n_q is None else self.n_q
 
     @property
     def bitrate(self) -> float:

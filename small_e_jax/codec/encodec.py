@@ -62,7 +62,7 @@ import numpy as np
 from flax import nnx
 
 from small_e_jax.codec import weights
-from small_e_jax.codec.base import PAD_CODE
+from small_e_jax.codec.base import PAD_CODE, CodeRates
 from small_e_jax.codec.dac_codec import DACCodec
 from small_e_jax.codec.layers import _PRECISIONS, ConvParams, ConvTranspose1d, _host_uniform, _uniform_init, length_mask
 
@@ -76,7 +76,7 @@ BANDWIDTHS_24KHZ = (1.5, 3.0, 6.0, 12.0, 24.0)
 
 
 @dataclasses.dataclass(frozen=True)
-class EncodecConfig:
+class EncodecConfig(CodeRates):
     """Architecture of a (mono, causal, weight-norm) EnCodec model plus the codebooks used.
 
     Field names follow the PyTorch ``SEANetEncoder``/``SEANetDecoder`` arguments; ``ratios`` are
@@ -123,16 +123,6 @@ class EncodecConfig:
     def hop_length(self) -> int:
         """Samples per code frame (product of the strides)."""
         return int(np.prod(self.ratios))
-
-    @property
-    def frame_rate(self) -> float:
-        """Code frames per second."""
-        return self.sample_rate / self.hop_length
-
-    @property
-    def num_quantizers(self) -> int:
-        """Codebooks used to encode (``n_q`` resolved)."""
-        return self.n_codebooks if self.n_q is None else self.n_q
 
     @property
     def bandwidth_per_codebook(self) -> float:
