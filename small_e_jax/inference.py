@@ -5,6 +5,7 @@ streamed), with the decode loop on the device as one compiled program.
     codes = synth.generate(["Hello there.", "A second sentence."], sampling=GREEDY)  # [T_b, Q] each
     wavs = synth.synthesize(["Hello there."])                                       # [S_b] each
     for chunk in synth.stream("Hello there."): ...                                   # audio chunks
+    for n, chunk in synth.stream_long("One. Two."): ...                              # per sentence
 
 Restoring needs only the checkpoint directory: the resolved config saved with every step says
 what to build (model, tokenizer, codec). Only the parameters are read (not the optimizer state),
@@ -25,7 +26,7 @@ import functools
 import logging
 import time
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Generator, Iterator, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -409,12 +410,17 @@ class Synthesizer:
         for n, sentence in enumerate(split_sentences(text, max_chars)):
             codes, carry = self.generate([sentence], initial_states=states, return_carry=True, unroll=1,
                                          prompts=prompts if n == 0 else None, **kwargs)
-            states = list(carry.state.blocks)
-            if states and not isinstance(states[0], jax.Array):
-                raise ValueError("long-form carry-over needs GLA blocks (the transformer has no state)")
-            states = [s[:1] for s in states]  # conditional stream (CFG doubles the rows)
+            states = self._voice_states(carry)
             pieces.append(codes[0])
         return pieces
+
+    @staticmethod
+    def _voice_states(carry: decoding.Carry) -> list[jax.Array]:
+        """The audio blocks' recurrent states [1, ...] of the text's row, to go on with the voice."""
+        states = list(carry.state.blocks)
+        if states and not isinstance(states[0], jax.Array):
+            raise ValueError("long-form carry-over needs GLA blocks (the transformer has no state)")
+        return [s[:1] for s in states]  # conditional stream (CFG doubles the rows)
 
     # ----------------------------------------------------------------------- streaming
 
@@ -429,11 +435,34 @@ class Synthesizer:
         ways), so the chunks concatenate to the one-shot decode up to float rounding; the last
         ``context_frames`` frames wait for the right context or the end.
         """
+        yield from self._stream_one(text, chunk_frames=chunk_frames, context_frames=context_frames, **kwargs)
+
+    def stream_long(self, text: str, *, max_chars: int = 250, chunk_frames: int = 25, context_frames: int = 16,
+                    **kwargs: Any) -> Iterator[tuple[int, StreamChunk]]:
+        """Long text, streamed: ``(sentence index, chunk)`` pairs as :meth:`stream` makes them,
+        sentence after sentence with the voice carried over as in :meth:`generate_long` (the
+        codes are the same as its pieces). ``kwargs`` as :meth:`stream`."""
+        states = kwargs.pop("initial_states", None)
+        prompts = kwargs.pop("prompts", None)
+        for n, sentence in enumerate(split_sentences(text, max_chars)):
+            pieces = self._stream_one(sentence, chunk_frames=chunk_frames, context_frames=context_frames,
+                                      initial_states=states, prompts=prompts if n == 0 else None, unroll=1, **kwargs)
+            while True:
+                try:
+                    chunk = next(pieces)
+                except StopIteration as finished:  # the generator returns its final carry
+                    states = self._voice_states(finished.value)
+                    break
+                yield n, chunk
+
+    def _stream_one(self, text: str, *, chunk_frames: int, context_frames: int, unroll: Optional[int] = None,
+                    **kwargs: Any) -> Generator[StreamChunk, None, decoding.Carry]:
+        """:meth:`stream`'s loop; returns the loop's final carry (for long-form carry-over)."""
         if chunk_frames < 1:
             raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
         t0 = time.perf_counter()
         sampling = kwargs.pop("sampling", DEFAULT_SAMPLING)
-        carry, request = self.start([text], sampling=sampling, **kwargs)
+        carry, request = self.start([text], sampling=sampling, unroll=unroll, **kwargs)
         Q, n_steps = self.model_config.n_codebooks, carry.outputs.shape[1]
         prompt_frames = int(np.asarray(request.prompt_frames)[0])
         n_max = n_steps - Q
@@ -443,7 +472,8 @@ class Synthesizer:
         first = True
         while True:
             i = int(jax.device_get(carry.i))
-            carry = self._loop(self.params, carry, request, jnp.int32(i + chunk_frames), sampling=sampling)
+            carry = self._loop(self.params, carry, request, jnp.int32(i + chunk_frames), sampling=sampling,
+                               unroll=unroll)
             i, done, eoa = jax.device_get((carry.i, carry.done[0], carry.eoa_col[0]))
             n = decoding.complete_frames(int(i), int(eoa), Q, n_max)
             if n > emitted_codes:
@@ -473,4 +503,4 @@ class Synthesizer:
                     first = False
                 yield chunk
             if finished:
-                return
+                return carry

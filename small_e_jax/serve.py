@@ -5,21 +5,26 @@
     python -m small_e_jax.serve --checkpoint DIR --host 0.0.0.0 --port 8080
 
 The page (``small_e_jax/web/index.html``) posts the text, the sampling settings (temperature,
-top-k, seed) and optionally a voice prompt (a 3-10 s wav and its transcript) to ``/api/speak``,
-which answers a WAV file that the page plays in an ``<audio>`` element. Text of several
-sentences is spoken sentence by sentence with the voice carried across them (long-form). One
-synthesis runs at a time: further requests wait their turn. Bad input (empty text, bad sampling
-values, an upload that is not audio) is answered with HTTP 400 and ``{"error": "..."}``, which
-the page shows; nothing answers with a traceback. FastAPI + uvicorn (requirements.txt).
+top-k, seed) and optionally a voice prompt (a 3-10 s wav and its transcript) to ``/api/stream``,
+which answers one JSON event per line as the audio is made (``start``, ``audio`` pieces of 16-bit
+PCM, ``done`` or ``error``; :meth:`Speaker.stream`); the page plays each piece as it arrives and
+keeps the whole utterance as a WAV. ``/api/speak`` answers the same request with one WAV file.
+Text of several sentences is spoken sentence by sentence with the voice carried across them
+(long-form). One synthesis runs at a time: further requests wait their turn. Bad input (empty
+text, bad sampling values, an upload that is not audio) is answered with HTTP 400 and
+``{"error": "..."}``, which the page shows; nothing answers with a traceback. FastAPI + uvicorn
+(requirements.txt).
 """
 
 
+import base64
 import io
+import json
 import math
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import soundfile
@@ -29,6 +34,7 @@ from small_e_jax.cli import UserError, one_line
 PAGE = Path(__file__).parent / "web" / "index.html"
 MAX_TEXT_CHARS = 2000  # a page's worth; long-form splits it into sentences
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+STREAM_CHUNK_FRAMES = 25  # codec frames per streamed piece (1/3 s at 75 frames/s)
 
 
 class BadRequest(ValueError):
@@ -63,10 +69,11 @@ class Speaker:
         self.synth, self.max_frames = synth, max_frames
         self.lock = threading.Lock()  # one synthesis at a time; the others queue on it
 
-    def speak(self, text: Optional[str], *, temperature: Optional[str] = None, top_k: Optional[str] = None,
-              seed: Optional[str] = None, prompt_audio: Optional[bytes] = None,
-              prompt_text: Optional[str] = None) -> tuple[bytes, dict[str, Any]]:
-        """WAV bytes and a few facts about them; :class:`BadRequest` for bad input."""
+    def _prepare(self, text: Optional[str], *, temperature: Optional[str], top_k: Optional[str],
+                 seed: Optional[str], prompt_audio: Optional[bytes], prompt_text: Optional[str]
+                 ) -> tuple[str, list[str], dict[str, Any]]:
+        """Checks a request: the text, its sentences and the generation keywords (the voice
+        prompt made from the upload, if any); :class:`BadRequest` for bad input."""
         from small_e_jax.inference import split_sentences
         from small_e_jax.sampling import SamplingConfig
 
@@ -79,7 +86,6 @@ class Speaker:
                                   top_k=_number("top-k", top_k, int, 100, 0, 100000))
         kwargs: dict[str, Any] = dict(sampling=sampling, seed=_number("seed", seed, int, 0, 0, 2**31 - 1),
                                       max_frames=self.max_frames)
-        prompt = None
         if prompt_audio:
             if len(prompt_audio) > MAX_UPLOAD_BYTES:
                 raise BadRequest(f"The voice prompt is too large (at most {MAX_UPLOAD_BYTES // 2**20} MB).")
@@ -92,18 +98,24 @@ class Speaker:
                 raise BadRequest("The voice prompt needs its transcript (what the clip says).")
             with self.lock:
                 try:
-                    prompt = self.synth.make_prompt(wav, rate, prompt_text)
+                    kwargs["prompts"] = [self.synth.make_prompt(wav, rate, prompt_text)]
                 except ValueError as exc:
                     raise BadRequest(f"Voice prompt: {one_line(exc)}") from None
+        return text, split_sentences(text), kwargs
+
+    def speak(self, text: Optional[str], *, temperature: Optional[str] = None, top_k: Optional[str] = None,
+              seed: Optional[str] = None, prompt_audio: Optional[bytes] = None,
+              prompt_text: Optional[str] = None) -> tuple[bytes, dict[str, Any]]:
+        """WAV bytes and a few facts about them; :class:`BadRequest` for bad input."""
+        text, sentences, kwargs = self._prepare(text, temperature=temperature, top_k=top_k, seed=seed,
+                                                prompt_audio=prompt_audio, prompt_text=prompt_text)
         t0 = time.perf_counter()
         with self.lock:
             try:
-                sentences = split_sentences(text)
                 if len(sentences) > 1:  # long-form: the voice carries over from sentence to sentence
-                    pieces = self.synth.generate_long(text, prompts=[prompt] if prompt else None, **kwargs)
-                    audio = np.concatenate(self.synth.decode_audio(pieces))
+                    audio = np.concatenate(self.synth.decode_audio(self.synth.generate_long(text, **kwargs)))
                 else:
-                    audio = self.synth.synthesize([text], prompts=[prompt] if prompt else None, **kwargs)[0]
+                    audio = self.synth.synthesize([text], **kwargs)[0]
             except ValueError as exc:  # e.g. a character the tokenizer does not know
                 raise BadRequest(one_line(exc)) from None
             rate = int(self.synth.sample_rate)
@@ -112,11 +124,47 @@ class Speaker:
                 "sentences": len(sentences), "sample_rate": rate}
         return wav_bytes(audio, rate), info
 
+    def stream(self, text: Optional[str], *, temperature: Optional[str] = None, top_k: Optional[str] = None,
+               seed: Optional[str] = None, prompt_audio: Optional[bytes] = None,
+               prompt_text: Optional[str] = None, chunk_frames: int = STREAM_CHUNK_FRAMES
+               ) -> Iterator[dict[str, Any]]:
+        """The request checked now (:class:`BadRequest`), then, as it is iterated, its events:
+        ``start`` (sample rate, sentences), ``audio`` per chunk (16-bit PCM, base64, and the
+        sentence it belongs to), then ``done`` or ``error``. The synthesis holds the queue's
+        lock while it is iterated; closing the iterator (the page went away) releases it."""
+        text, sentences, kwargs = self._prepare(text, temperature=temperature, top_k=top_k, seed=seed,
+                                                prompt_audio=prompt_audio, prompt_text=prompt_text)
+        return self._events(text, sentences, kwargs, chunk_frames)
+
+    def _events(self, text: str, sentences: list[str], kwargs: dict[str, Any], chunk_frames: int
+                ) -> Iterator[dict[str, Any]]:
+        with self.lock:
+            t0 = time.perf_counter()
+            rate = int(self.synth.sample_rate)
+            yield {"type": "start", "sample_rate": rate, "sentences": sentences}
+            samples, first_audio_s = 0, None
+            try:
+                for n, chunk in self.synth.stream_long(text, chunk_frames=chunk_frames, **kwargs):
+                    if not len(chunk.audio):
+                        continue
+                    pcm = np.rint(np.clip(np.asarray(chunk.audio, np.float32), -1, 1) * 32767).astype("<i2")
+                    samples += len(pcm)
+                    first_audio_s = first_audio_s or round(time.perf_counter() - t0, 3)
+                    yield {"type": "audio", "sentence": n, "pcm": base64.b64encode(pcm.tobytes()).decode("ascii")}
+            except ValueError as exc:  # e.g. a character the tokenizer does not know
+                yield {"type": "error", "error": one_line(exc)}
+                return
+            except Exception as exc:  # a bug: one line on the page, never a traceback
+                yield {"type": "error", "error": f"Synthesis failed: {type(exc).__name__}: {one_line(exc)}"}
+                return
+            yield {"type": "done", "seconds": round(samples / rate, 3), "first_audio_s": first_audio_s,
+                   "elapsed_s": round(time.perf_counter() - t0, 3)}
+
 
 def create_app(synth: Any, *, max_frames: Optional[int] = None, title: str = "Small-E") -> Any:
     """The FastAPI app around ``synth`` (a :class:`~small_e_jax.inference.Synthesizer`)."""
     from fastapi import FastAPI, File, Form, UploadFile
-    from fastapi.responses import HTMLResponse, JSONResponse, Response
+    from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
     speaker = Speaker(synth, max_frames=max_frames)
     app = FastAPI(title=title, docs_url=None, redoc_url=None)
@@ -134,22 +182,44 @@ def create_app(synth: Any, *, max_frames: Optional[int] = None, title: str = "Sm
     def info() -> dict[str, Any]:
         return {"model": title, "step": getattr(synth, "checkpoint_step", None), "busy": speaker.lock.locked()}
 
-    # Plain `def`: FastAPI runs it in its thread pool, so the page stays responsive while the
+    def _request(temperature: str, top_k: str, seed: str, prompt_text: str,
+                 prompt_wav: Optional[UploadFile]) -> dict[str, Any]:
+        data = prompt_wav.file.read() if prompt_wav is not None and prompt_wav.filename else None
+        return dict(temperature=temperature, top_k=top_k, seed=seed, prompt_audio=data, prompt_text=prompt_text)
+
+    # Plain `def`s: FastAPI runs them in its thread pool, so the page stays responsive while the
     # lock queues the syntheses.
     @app.post("/api/speak")
     def speak(text: str = Form(""), temperature: str = Form(""), top_k: str = Form(""), seed: str = Form(""),
               prompt_text: str = Form(""), prompt_wav: Optional[UploadFile] = File(None)) -> Any:
+        """The whole utterance as one WAV file."""
         try:
-            data = prompt_wav.file.read() if prompt_wav is not None and prompt_wav.filename else None
-            audio, facts = speaker.speak(text, temperature=temperature, top_k=top_k, seed=seed,
-                                         prompt_audio=data, prompt_text=prompt_text)
-        except BadRequest as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        except ValueError as exc:  # e.g. SamplingConfig's own checks
-            return JSONResponse({"error": one_line(exc)}, status_code=400)
+            audio, facts = speaker.speak(text, **_request(temperature, top_k, seed, prompt_text, prompt_wav))
+        except ValueError as exc:  # BadRequest, or e.g. SamplingConfig's own checks
+            return JSONResponse({"error": str(exc) if isinstance(exc, BadRequest) else one_line(exc)},
+                                status_code=400)
         headers = {"X-Audio-Seconds": str(facts["seconds"]), "X-Elapsed-Seconds": str(facts["elapsed_s"]),
                    "X-Sentences": str(facts["sentences"])}
         return Response(audio, media_type="audio/wav", headers=headers)
+
+    @app.post("/api/stream")
+    def stream(text: str = Form(""), temperature: str = Form(""), top_k: str = Form(""), seed: str = Form(""),
+               prompt_text: str = Form(""), prompt_wav: Optional[UploadFile] = File(None)) -> Any:
+        """The utterance as it is made: one JSON event per line (:meth:`Speaker.stream`)."""
+        try:
+            events = speaker.stream(text, **_request(temperature, top_k, seed, prompt_text, prompt_wav))
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc) if isinstance(exc, BadRequest) else one_line(exc)},
+                                status_code=400)
+
+        def lines() -> Iterator[str]:
+            try:
+                for event in events:
+                    yield json.dumps(event) + "\n"
+            finally:
+                events.close()  # the page went away mid-stream: stop and free the queue
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
 
     return app
 

@@ -70,6 +70,19 @@ def test_long_form_carries_the_state(synth):
     # The second starts from the first's final states, not from zero.
     assert len(pieces[1]) != len(second) or (pieces[1] != second).any()
 
+def test_long_form_stream_matches_long_form(synth):
+    """stream_long: the same codes as generate_long, sentence by sentence, and each sentence's
+    chunks concatenate to its one-shot decode."""
+    text = "Hello there. A much longer second sentence, with a comma."
+    pieces = synth.generate_long(text, sampling=GREEDY, max_frames=24)
+    chunks = list(synth.stream_long(text, sampling=GREEDY, max_frames=24, chunk_frames=5, context_frames=3))
+    assert [n for n, _ in chunks] == sorted(n for n, _ in chunks) and {n for n, _ in chunks} == {0, 1}
+    for n, codes in enumerate(pieces):
+        mine = [c for k, c in chunks if k == n]
+        np.testing.assert_array_equal(np.concatenate([c.codes for c in mine]), codes)
+        np.testing.assert_allclose(np.concatenate([c.audio for c in mine]), synth.decode_audio([codes])[0],
+                                   atol=1e-6)
+
 
 @pytest.mark.slow  # another model to compile
 def test_transformer_baseline_generates():

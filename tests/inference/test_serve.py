@@ -1,9 +1,12 @@
-"""The web page that speaks (python -m small_e_jax.serve): its HTTP endpoints, and the page itself
-driven in headless Chromium (Selenium) against a tiny random-weight model and a fake codec."""
+"""The web page that speaks (python -m small_e_jax.serve): its HTTP endpoints (whole WAV and
+stream), and the page itself driven in headless Chromium (Selenium) against a tiny random-weight
+model and a fake 8 kHz codec (a rate Web Audio plays)."""
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import shutil
 import socket
 import threading
@@ -15,6 +18,7 @@ import pytest
 import soundfile
 
 from small_e_jax import serve
+from small_e_jax.inference import Synthesizer
 from tests.inference.conftest import FakeCodec, save_checkpoint
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -22,9 +26,21 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 MAX_FRAMES = 12  # short utterances: the test is about the page, not the speech
 
 
+class FakeCodec8k(FakeCodec):
+    """The fake codec at a rate a browser's Web Audio accepts (3-768 kHz)."""
+
+    sample_rate, hop_length, frame_rate = 8000, 400, 20.0
+
+
 @pytest.fixture(scope="module")
-def app(synth):
-    return serve.create_app(synth, max_frames=MAX_FRAMES)
+def voice(tiny) -> Synthesizer:
+    model, config = tiny
+    return Synthesizer(model, config, codec=FakeCodec8k(config.model.n_codebooks, config.model.codebook_size))
+
+
+@pytest.fixture(scope="module")
+def app(voice):
+    return serve.create_app(voice, max_frames=MAX_FRAMES)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +50,7 @@ def client(app):
     return TestClient(app)
 
 
-def tone_wav(seconds: float = 1.5, rate: int = 80) -> bytes:
+def tone_wav(seconds: float = 1.5, rate: int = FakeCodec8k.sample_rate) -> bytes:
     t = np.arange(int(seconds * rate)) / rate
     buf = io.BytesIO()
     soundfile.write(buf, (0.3 * np.sin(2 * np.pi * 13 * t)).astype(np.float32), rate, format="WAV")
@@ -44,7 +60,7 @@ def tone_wav(seconds: float = 1.5, rate: int = 80) -> bytes:
 def check_wav(data: bytes) -> np.ndarray:
     assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
     wav, rate = soundfile.read(io.BytesIO(data))
-    assert rate == FakeCodec.sample_rate and len(wav) > 0
+    assert rate == FakeCodec8k.sample_rate and len(wav) > 0
     return wav
 
 
@@ -92,11 +108,57 @@ def test_bad_input_gets_a_clear_message(client, form, files, message):
     assert message in r.json()["error"] and "Traceback" not in r.text
 
 
-def test_requests_queue(app, synth):
+def read_stream(response) -> list[dict]:
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/x-ndjson")
+    return [json.loads(line) for line in response.text.splitlines() if line.strip()]
+
+
+def stream_pcm(events: list[dict]) -> np.ndarray:
+    return np.concatenate([np.frombuffer(base64.b64decode(e["pcm"]), "<i2") for e in events if e["type"] == "audio"])
+
+
+@pytest.mark.parametrize("text", ["Hello there.", "One sentence here. And a second one."])
+def test_stream_gives_the_same_audio_as_the_wav(client, text):
+    """/api/stream: start, audio chunks, done; its PCM is /api/speak's WAV (same seed), to the LSB."""
+    form = {"text": text, "temperature": "0.8", "top_k": "20", "seed": "3"}
+    events = read_stream(client.post("/api/stream", data=form))
+    assert events[0]["type"] == "start" and events[0]["sample_rate"] == FakeCodec8k.sample_rate
+    assert events[-1]["type"] == "done" and all(e["type"] == "audio" for e in events[1:-1])
+    n_sentences = len(events[0]["sentences"])
+    assert n_sentences == text.count(".") and {e["sentence"] for e in events[1:-1]} == set(range(n_sentences))
+    pcm = stream_pcm(events)
+    assert events[-1]["seconds"] == round(len(pcm) / FakeCodec8k.sample_rate, 3)
+    wav = client.post("/api/speak", data=form)
+    whole, _ = soundfile.read(io.BytesIO(wav.content), dtype="int16")
+    assert len(whole) == len(pcm)
+    assert np.abs(whole.astype(np.int32) - pcm).max() <= 1
+
+
+@pytest.mark.parametrize("form, message", [
+    ({"text": ""}, "Type some text"), ({"text": "Hi.", "top_k": "many"}, "top-k must be a whole number"),
+])
+def test_stream_bad_input_is_a_400(client, form, message):
+    r = client.post("/api/stream", data=form)
+    assert r.status_code == 400 and message in r.json()["error"]
+
+
+def test_stream_reports_an_error_as_an_event(client):
+    events = read_stream(client.post("/api/stream", data={"text": "A snow \u2603 man."}))
+    assert [e["type"] for e in events] == ["start", "error"] and "cannot encode" in events[-1]["error"]
+
+
+def test_a_stream_left_behind_frees_the_queue(app):
+    events = app.state.speaker.stream("One sentence. And another.", top_k="20")
+    assert next(events)["type"] == "start" and app.state.speaker.lock.locked()
+    events.close()  # what the server does when the page goes away mid-stream
+    assert not app.state.speaker.lock.locked()
+
+
+def test_requests_queue(app, voice):
     """Two requests at once: the second waits for the first (one synthesis at a time)."""
     speaker = app.state.speaker
     order = []
-    real = synth.synthesize
+    real = voice.synthesize
 
     def slow(*args, **kwargs):
         order.append("start")
@@ -104,7 +166,7 @@ def test_requests_queue(app, synth):
         order.append("end")
         return real(*args, **kwargs)
 
-    synth.synthesize = slow
+    voice.synthesize = slow
     try:
         threads = [threading.Thread(target=speaker.speak, args=("Hi.",)) for _ in range(2)]
         for t in threads:
@@ -112,7 +174,7 @@ def test_requests_queue(app, synth):
         for t in threads:
             t.join()
     finally:
-        del synth.synthesize
+        del voice.synthesize
     assert order == ["start", "end", "start", "end"]
 
 
@@ -212,3 +274,47 @@ def test_the_page_speaks_in_a_browser(server, browser):
     # The server is free again once the page has its audio.
     body = urllib.request.urlopen(server + "api/info", timeout=10).read()
     assert b'"busy":false' in body
+
+
+def test_the_page_plays_audio_before_the_synthesis_ends(server, browser, voice):
+    """Streaming, seen from the browser: the first sentence's audio is received and scheduled on
+    the page's audio clock while the second sentence is held back on the server."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    gate = threading.Event()
+    real = voice.stream_long
+
+    def held(*args, **kwargs):
+        for n, chunk in real(*args, **kwargs):
+            if n == 1:
+                assert gate.wait(60), "the test never saw the first sentence on the page"
+            yield n, chunk
+
+    voice.stream_long = held
+    try:
+        browser.get(server)
+        wait = WebDriverWait(browser, 30)
+        browser.find_element(By.ID, "text").send_keys("The first sentence. Then the second one.")
+        browser.find_element(By.ID, "speak").click()
+        wait.until(lambda d: d.execute_script("return window.smallE.chunks") >= 1)
+        progress = browser.execute_script("return window.smallE")
+        assert progress["done"] is False and progress["scheduled"] == progress["chunks"]  # playing already
+        assert "sentence 1 of 2" in browser.find_element(By.ID, "status").text
+        assert not browser.find_element(By.ID, "audio").get_attribute("src")
+        gate.set()
+        wait.until(lambda d: d.execute_script("return window.smallE.done"))
+    finally:
+        gate.set()
+        del voice.stream_long
+    progress = browser.execute_script("return window.smallE")
+    assert progress["chunks"] > 1 and progress["scheduled"] == progress["chunks"]
+    assert "first sound after" in browser.find_element(By.ID, "status").text
+    assert browser.find_element(By.ID, "error").text == ""
+    src = browser.find_element(By.ID, "audio").get_attribute("src")
+    data = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0]).then(r => r.arrayBuffer()).then(b => done(Array.from(new Uint8Array(b))))"
+        ".catch(e => done(String(e)));", src)
+    assert isinstance(data, list), data
+    check_wav(bytes(data))
