@@ -1,6 +1,6 @@
 """Decode speed: frames/s, real-time factor and streaming time to first audio.
 
-    python -m small_e_jax.bench_decode [--preset small_e_librilight_medium] [--batch 1,8,32,64]
+    python -m benchmarks.bench_decode [--preset small_e_librilight_medium] [--batch 1,8,32,64]
         [--text-len 300] [--frames 750] [--dtype bfloat16] [--unroll 4] [--out benchmarks/results.jsonl]
         [--trace]    # also: kernels per decode step, device busy/idle time, busiest kernels
         [--hlo-dir D]  # also: the compiled loop's optimized HLO, D/decode_loop_B{batch}.hlo.txt.gz
@@ -22,7 +22,7 @@ Figures (each the median of ``--repeats`` timed runs after a warm-up/compile run
   right context are complete (delay pattern: Q - 1 more steps), and the codec decode of them
   (random-weight DAC 24 kHz), all synchronised.
 
-Writes one JSON line per batch size in the format of :mod:`kernels.benchmarks.record`.
+Writes one JSON line per batch size in the format of :mod:`benchmarks.record`.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def trace_loop(bench: Bench, batch: int, text_len: int, frames: int, top: int = 
     how long the device waits between them. ``hlo_text``: the compiled loop's HLO (default:
     compiled here, only if there is a device plane). Returns the timeline per step (ns; {} on a
     CPU)."""
-    from kernels.benchmarks.trace_summary import origin_lines, run_traced, summarize, table, timeline_lines
+    from benchmarks.kernels.trace_summary import origin_lines, run_traced, summarize, table, timeline_lines
 
     try:  # run_once waits for the loop (it reads the step count back)
         (_, _, steps), path = run_traced(lambda: bench.run_once(batch, text_len, frames),
@@ -193,7 +193,7 @@ def save_loop_hlo(hlo_text: str, batch: int, directory: Path) -> Path:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = ArgumentParser(prog="python -m small_e_jax.bench_decode", description=__doc__,
+    p = ArgumentParser(prog="python -m benchmarks.bench_decode", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="small_e_librilight_medium")
     p.add_argument("--batch", default="1,8,32,64", help="comma-separated batch sizes")

@@ -1,6 +1,6 @@
 """Loader throughput: audio frames/s (and codes/s) delivered by the grain pipeline.
 
-    python -m data_pipeline.bench_loader [--dataset mini --data-dir DIR --codec dac_mini24] \\
+    python -m benchmarks.bench_loader [--dataset mini --data-dir DIR --codec dac_mini24] \\
         [--frames-per-batch 24000 --n-buckets 10 --workers 0 --batches 200]
 
 Without a built dataset (``--synthetic N``) it times the pipeline on N random in-memory records
@@ -42,7 +42,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     p.add_argument("--length-multiple", type=int, default=64, help="bucket lengths rounded up to this")
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--batches", type=int, default=200)
-    p.add_argument("--out", default=None, help="append a JSON line (kernels/benchmarks/record.py format) here")
+    p.add_argument("--out", default=None, help="append a JSON line (benchmarks/record.py format) here")
     args = p.parse_args(argv)
     if args.synthetic:
         source, what = synthetic_source(args.synthetic, args.n_q), f"{args.synthetic} synthetic records"

@@ -1,4 +1,4 @@
-"""Where a codec training step spends its time: ``python -m small_e_jax.codec.profile_train``.
+"""Where a codec training step spends its time: ``python -m benchmarks.codec_profile_train``.
 
 Builds the train step of :mod:`small_e_jax.codec.training.step` exactly as a run does (same flags:
 ``--batch-size``, ``--segment-seconds``, ``--gan``, ...; no corpus needed: the batch is noise of
@@ -6,7 +6,7 @@ speech-like level), times ``--profile-steps`` back-to-back steps and traces them
 ``jax.profiler``, then prints the device time per step, the busy/idle timeline, and the
 busiest name scopes and kernels (with the JAX source of each kernel)::
 
-    python -m small_e_jax.codec.profile_train --batch-size 32 --profile-steps 10 --out prof.json \\
+    python -m benchmarks.codec_profile_train --batch-size 32 --profile-steps 10 --out prof.json \\
         --record benchmarks/results.jsonl
 
 On a CPU there is no device plane: the busiest host XLA events are printed instead.
@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from benchmarks.record import append_records, make_record
-from kernels.benchmarks.trace_summary import report_lines, run_traced, summarize
+from benchmarks.kernels.trace_summary import report_lines, run_traced, summarize
 from small_e_jax.cli.codec_train import parse_args
 from small_e_jax.codec.training.step import build_training
 from benchmarks.profile_step import hlo_origins, scope_of

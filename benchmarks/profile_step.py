@@ -1,11 +1,11 @@
 """Where the train step's time goes: trace a few steps and total the device time per kernel and
 per model scope.
 
-    python -m small_e_jax.eval.profile_step --config small_e_librilight_medium --shape 8x4096 \\
+    python -m benchmarks.profile_step --config small_e_librilight_medium --shape 8x4096 \\
         [--steps 3] [--top 25] [--depth 4] [--out profile.json] [--trace-dir DIR] [key=value ...]
 
 The step is :meth:`small_e_jax.train.Trainer.step` on a synthetic full batch (as
-:mod:`small_e_jax.eval.throughput`). The trace is read back with ``jax.profiler.ProfileData``
+:mod:`benchmarks.throughput`). The trace is read back with ``jax.profiler.ProfileData``
 (no TensorBoard needed): every event on the device planes (``/device:GPU:*``, ``/device:TPU:*``)
 is a kernel; its time is totalled (1) by kernel name and (2) by the JAX name scope of the HLO op
 that launched it (the ``tf_op`` / ``name`` stat, e.g. ``jit(step)/.../decoder/...``), cut to
@@ -25,7 +25,7 @@ from typing import Optional
 
 import jax
 
-from kernels.benchmarks.trace_summary import report_lines, run_traced, summarize
+from benchmarks.kernels.trace_summary import report_lines, run_traced, summarize
 from small_e_jax.config import ConfigError, load_config
 from benchmarks.throughput import parse_shapes, synthetic_batch
 from small_e_jax.cli import ArgumentParser, entry_point

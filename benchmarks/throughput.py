@@ -1,8 +1,8 @@
 """Training throughput: audio frames/s of the real jit-compiled train step vs batch shape.
 
-    python -m small_e_jax.eval.throughput --config small_e_librilight_medium \\
+    python -m benchmarks.throughput --config small_e_librilight_medium \\
         --shapes 16x1500,8x4096 [--text-len 300] [--steps 10] [--out results.jsonl] [key=value ...]
-    python -m small_e_jax.eval.throughput --config transformer_baseline \\
+    python -m benchmarks.throughput --config transformer_baseline \\
         --frames-per-batch 24000 --lengths 1024,2048,4096,8192,16384
 
 Each shape ``BxT`` is ``B`` rows of ``T`` audio frames (the delayed matrix has T columns, the
@@ -21,7 +21,7 @@ such as Pallas calls, are not counted there).
 On GPU the step runs as the trainer runs it, from CUDA graphs (``trainer.cuda_graphs``, default
 on; ``trainer.cuda_graphs=false`` to time launches one by one); each record keeps ``XLA_FLAGS``.
 A shape that runs out of memory is recorded with ``"oom": true`` and the run goes on.
-Each measurement is a JSON line in the one record format (:mod:`kernels.benchmarks.record`).
+Each measurement is a JSON line in the one record format (:mod:`benchmarks.record`).
 """
 
 from __future__ import annotations

@@ -1,13 +1,7 @@
-"""Kept for compatibility: moved to :mod:`benchmarks.bench_loader`; ``python -m data_pipeline.bench_loader`` and imports of
-this old path still work (they are the same module)."""
-
-import sys
-
-from benchmarks import bench_loader as _moved
+"""Moved to ``benchmarks/bench_loader.py``. This old path still runs it as a command
+(``python -m data_pipeline.bench_loader ...``), by name, so that nothing here imports it."""
 
 if __name__ == "__main__":
-    from absl import flags
-    flags.FLAGS(["bench_loader"])  # grain worker processes read absl flags
-    _moved.main()
-else:
-    sys.modules[__name__] = _moved
+    import runpy
+
+    runpy.run_module("benchmarks.bench_loader", run_name="__main__")

@@ -74,6 +74,6 @@ def make_builder(dataset: str, *, data_dir: Optional[str] = None, manual_dir: Op
 
 
 if __name__ == "__main__":  # the command line: small_e_jax/cli/build_data.py
-    from small_e_jax.cli.build_data import main
+    import runpy  # by name: the library never imports its command (no import circle)
 
-    raise SystemExit(main())
+    runpy.run_module("small_e_jax.cli.build_data", run_name="__main__")

@@ -172,6 +172,6 @@ def read_pool(path: Path = POOL_PATH) -> list[dict]:
 
 
 if __name__ == "__main__":  # the command line: small_e_jax/cli/corpus_text.py
-    from small_e_jax.cli.corpus_text import main
+    import runpy  # by name: the library never imports its command (no import circle)
 
-    raise SystemExit(main())
+    runpy.run_module("small_e_jax.cli.corpus_text", run_name="__main__")

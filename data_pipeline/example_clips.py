@@ -42,6 +42,6 @@ def write_example(out: Path, clips: int = 20, speaker: Optional[str] = None, lin
 
 
 if __name__ == "__main__":  # the command line: small_e_jax/cli/example_clips.py
-    from small_e_jax.cli.example_clips import main
+    import runpy  # by name: the library never imports its command (no import circle)
 
-    raise SystemExit(main())
+    runpy.run_module("small_e_jax.cli.example_clips", run_name="__main__")

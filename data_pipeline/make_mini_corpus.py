@@ -130,6 +130,6 @@ def run(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":  # the command line: small_e_jax/cli/make_mini_corpus.py
-    from small_e_jax.cli.make_mini_corpus import main
+    import runpy  # by name: the library never imports its command (no import circle)
 
-    main()  # as before: the status is 0 unless main raises (bad usage, a missing tool)
+    runpy.run_module("small_e_jax.cli.make_mini_corpus", run_name="__main__")

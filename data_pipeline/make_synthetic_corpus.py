@@ -335,6 +335,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":  # the command line: small_e_jax/cli/make_synthetic_corpus.py
-    from small_e_jax.cli.make_synthetic_corpus import main
+    import runpy  # by name: the library never imports its command (no import circle)
 
-    raise SystemExit(main())
+    runpy.run_module("small_e_jax.cli.make_synthetic_corpus", run_name="__main__")

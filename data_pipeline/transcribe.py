@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from tqdm import tqdm
@@ -64,6 +63,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":  # the command line: small_e_jax/cli/transcribe.py
-    from small_e_jax.cli.transcribe import main
+    import runpy  # by name: the library never imports its command (no import circle)
 
-    sys.exit(main())
+    runpy.run_module("small_e_jax.cli.transcribe", run_name="__main__")

@@ -148,6 +148,6 @@ def unpack(path: Path, data_dir: str) -> dict:
 
 
 if __name__ == "__main__":  # the command line: small_e_jax/cli/transport.py
-    from small_e_jax.cli.transport import main
+    import runpy  # by name: the library never imports its command (no import circle)
 
-    raise SystemExit(main())
+    runpy.run_module("small_e_jax.cli.transport", run_name="__main__")

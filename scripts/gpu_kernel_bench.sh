@@ -9,4 +9,4 @@ if ls .whl/*.whl >/dev/null 2>&1; then
   export PYTHONPATH="/tmp/fla_site:${PYTHONPATH:-}"
 fi
 export PYTHONUNBUFFERED=1
-python3 -m kernels.benchmarks.gla_bench "$@"
+python3 -m benchmarks.kernels.gla_bench "$@"

@@ -89,7 +89,7 @@ pack_autotune() {
 # The decode benchmark (bench_decode records XLA_FLAGS, so variants stay apart in results.jsonl).
 run_decode() {
   # shellcheck disable=SC2086  # DECODE_ARGS is a list of flags
-  timeout "${DECODE_TIMEOUT:-300}" python3 -m small_e_jax.bench_decode --batch "${DECODE_BATCHES:-1,8,32,64}" \
+  timeout "${DECODE_TIMEOUT:-300}" python3 -m benchmarks.bench_decode --batch "${DECODE_BATCHES:-1,8,32,64}" \
     ${DECODE_ARGS:-} --out "$R" 2>&1 | tee -a "$OUT/decode.log"
 }
 
@@ -97,7 +97,7 @@ for step in "$@"; do
   echo "=== $step (t=$(elapsed)s)"
   case "$step" in
     fla_tune)  # FLA's autotuning at the Small-E shape in the foreground, on a quiet GPU
-      timeout "${FLA_TIMEOUT:-420}" python3 -m kernels.benchmarks.fla_baseline --B 8 --T 4096 --H 4 --Dk 128 --Dv 256 \
+      timeout "${FLA_TIMEOUT:-420}" python3 -m benchmarks.kernels.fla_baseline --B 8 --T 4096 --H 4 --Dk 128 --Dv 256 \
         --repeats 1 2>&1 | grep -v Warning | tail -3 | tee "$OUT/fla_tune.log"
       pack_autotune ;;
     data_bg)  # the data step in the background on the CPU (leaves the GPU quiet)
@@ -108,17 +108,17 @@ for step in "$@"; do
     fla_warm)
       # shellcheck disable=SC2016  # the inner script expands its own positional parameters
       nice -n 19 bash -c 'for s in "8 4096 4 128 256" "8 1024 8 64 64" "4 4096 64 128 128"; do
-          set -- $s; python3 -m kernels.benchmarks.fla_baseline --B $1 --T $2 --H $3 --Dk $4 --Dv $5 --repeats 1
+          set -- $s; python3 -m benchmarks.kernels.fla_baseline --B $1 --T $2 --H $3 --Dk $4 --Dv $5 --repeats 1
         done' >"$OUT/fla_warm.log" 2>&1 &
       echo $! >/tmp/fla_warm.pid ;;
     kernel)
-      python3 -m kernels.benchmarks.gla_bench --shapes "${KERNEL_SHAPES:-small_e,fla}" \
+      python3 -m benchmarks.kernels.gla_bench --shapes "${KERNEL_SHAPES:-small_e,fla}" \
         ${KERNEL_BACKENDS:+--backends $KERNEL_BACKENDS} \
         --fla-timeout "${FLA_TIMEOUT:-240}" --out "$R" 2>&1 | tee "$OUT/kernel.log" ;;
     train)
       for preset in ${TRAIN_PRESETS:-small_e_librilight_medium transformer_baseline}; do
         for remat in ${REMATS:-false true}; do
-          timeout 300 python3 -m small_e_jax.eval.throughput --config "$preset" --shapes "${TRAIN_SHAPES:-16x1500,8x4096}" \
+          timeout 300 python3 -m benchmarks.throughput --config "$preset" --shapes "${TRAIN_SHAPES:-16x1500,8x4096}" \
             --steps 10 --peak-tflops "$PEAK" --label "$preset/remat=$remat" --out "$R" "model.remat=$remat" \
             "model.gla_backend=${GLA_BACKEND:-auto}"
         done
@@ -127,7 +127,7 @@ for step in "$@"; do
       presets="small_e_librilight_medium transformer_baseline"
       [ "$step" != crossover ] && presets="${step#crossover:}"
       for preset in $presets; do
-        timeout "${CROSSOVER_TIMEOUT:-300}" python3 -m small_e_jax.eval.throughput --config "$preset" --frames-per-batch 24576 \
+        timeout "${CROSSOVER_TIMEOUT:-300}" python3 -m benchmarks.throughput --config "$preset" --frames-per-batch 24576 \
           --lengths "${CROSSOVER_LENGTHS:-1024,2048,4096,8192,16384}" --steps "${CROSSOVER_STEPS:-5}" --peak-tflops "$PEAK" \
           --label "$preset/crossover" --out "$R" model.remat=false "model.gla_backend=${GLA_BACKEND:-auto}"
       done 2>&1 | tee -a "$OUT/crossover.log" ;;
@@ -137,11 +137,11 @@ for step in "$@"; do
       timeout 300 python3 -m pytest -m gpu tests/kernels/test_block_step.py -q -x -p no:cacheprovider 2>&1 \
         | tee "$OUT/block_tests.log" ;;
     profile)
-      timeout 240 python3 -m small_e_jax.eval.profile_step --config small_e_librilight_medium --shape "${PROFILE_SHAPE:-8x4096}" \
+      timeout 240 python3 -m benchmarks.profile_step --config small_e_librilight_medium --shape "${PROFILE_SHAPE:-8x4096}" \
         --steps 3 --top 30 --out "$OUT/profile_gla.json" model.remat=false \
         "model.gla_backend=${GLA_BACKEND:-auto}" 2>&1 | tee "$OUT/profile.log" ;;
     kernel_profile)
-      timeout 240 python3 -m kernels.benchmarks.gla_profile --backends "${KERNEL_BACKENDS:-pallas_gpu}" \
+      timeout 240 python3 -m benchmarks.kernels.gla_profile --backends "${KERNEL_BACKENDS:-pallas_gpu}" \
         --shape "${KERNEL_PROFILE_SHAPE:-8,4096,4,128,256}" --out "$OUT/gla_profile.json" 2>&1 \
         | tee "$OUT/kernel_profile.log" ;;
     decode)  # $DECODE_ARGS: extra bench_decode flags, e.g. "--unroll 8"
@@ -151,11 +151,11 @@ for step in "$@"; do
       # "default" = none), then XLA, all in this one run on one machine.
       for variant in ${DECODE_VARIANTS:-default whole_recurrence two_load_mlp_in warps2 warps8}; do
         opts="$variant"; [ "$variant" = default ] && opts=""
-        timeout 120 python3 -m small_e_jax.bench_decode --batch 1 --first-chunk 0 --trace \
+        timeout 120 python3 -m benchmarks.bench_decode --batch 1 --first-chunk 0 --trace \
           model.decode_kernels=pallas "model.decode_kernel_options=$opts" --out "$R" 2>&1 \
           | grep -v Warning | tee -a "$OUT/decode_variants.log"
       done
-      timeout 120 python3 -m small_e_jax.bench_decode --batch 1 --first-chunk 0 model.decode_kernels=xla \
+      timeout 120 python3 -m benchmarks.bench_decode --batch 1 --first-chunk 0 model.decode_kernels=xla \
         --out "$R" 2>&1 | tee -a "$OUT/decode_variants.log" ;;
     decode_graphs)  # the same with the whole decode loop eligible for CUDA graphs (XLA command
       # buffers with WHILE/CONDITIONAL): at batch 1 a step is ~100 tiny kernels, launch-bound
@@ -174,7 +174,7 @@ for step in "$@"; do
     data)
       { timeout 300 python3 -m data_pipeline.build --dataset mini --data_dir /tmp/tfds \
           ${DATA_MAX_EXAMPLES:+--max_examples $DATA_MAX_EXAMPLES} \
-        && for w in 0 8; do timeout 120 python3 -m data_pipeline.bench_loader --dataset mini \
+        && for w in 0 8; do timeout 120 python3 -m benchmarks.bench_loader --dataset mini \
              --data_dir /tmp/tfds --workers $w --batches 300; done; } 2>&1 | tee "$OUT/data.log" ;;
     fla_cache)
       deadline="${FLA_DEADLINE:-540}"

@@ -1,11 +1,7 @@
-"""Kept for compatibility: moved to :mod:`benchmarks.bench_decode`; ``python -m small_e_jax.bench_decode`` and imports of
-this old path still work (they are the same module)."""
-
-import sys
-
-from benchmarks import bench_decode as _moved
+"""Moved to ``benchmarks/bench_decode.py``. This old path still runs it as a command
+(``python -m small_e_jax.bench_decode ...``), by name, so that nothing here imports it."""
 
 if __name__ == "__main__":
-    sys.exit(_moved.main())
-else:
-    sys.modules[__name__] = _moved
+    import runpy
+
+    runpy.run_module("benchmarks.bench_decode", run_name="__main__")

@@ -462,6 +462,6 @@ def parse_cli(argv: Sequence[str]) -> Config:
 
 
 if __name__ == "__main__":  # the command line: small_e_jax/cli/config.py
-    from small_e_jax.cli.config import main
+    import runpy  # by name: the library never imports its command (no import circle)
 
-    raise SystemExit(main())
+    runpy.run_module("small_e_jax.cli.config", run_name="__main__")

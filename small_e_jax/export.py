@@ -77,6 +77,6 @@ def load(path: str | Path, model: SmallE, batch: int, text_len: int) -> Exported
 
 
 if __name__ == "__main__":  # the command line: small_e_jax/cli/export.py
-    from small_e_jax.cli.export import main
+    import runpy  # by name: the library never imports its command (no import circle)
 
-    raise SystemExit(main())
+    runpy.run_module("small_e_jax.cli.export", run_name="__main__")

@@ -157,6 +157,6 @@ def read_clips(folder: Path, synth: Any) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 if __name__ == "__main__":  # the command line: small_e_jax/cli/ist.py
-    from small_e_jax.cli.ist import main
+    import runpy  # by name: the library never imports its command (no import circle)
 
-    raise SystemExit(main())
+    runpy.run_module("small_e_jax.cli.ist", run_name="__main__")

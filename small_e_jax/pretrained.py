@@ -46,6 +46,6 @@ def export(checkpoint: str | Path, out: str | Path, *, step: Optional[int] = Non
 
 
 if __name__ == "__main__":  # the command line: small_e_jax/cli/pretrained.py
-    from small_e_jax.cli.pretrained import main
+    import runpy  # by name: the library never imports its command (no import circle)
 
-    raise SystemExit(main())
+    runpy.run_module("small_e_jax.cli.pretrained", run_name="__main__")

@@ -239,6 +239,6 @@ def load_synthesizer(checkpoint: Optional[str], *, step: Optional[int] = None,
 
 
 if __name__ == "__main__":  # the command line: small_e_jax/cli/serve.py
-    from small_e_jax.cli.serve import main
+    import runpy  # by name: the library never imports its command (no import circle)
 
-    raise SystemExit(main())
+    runpy.run_module("small_e_jax.cli.serve", run_name="__main__")

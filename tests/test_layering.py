@@ -21,23 +21,25 @@ The layers, from the bottom (``LAYERS``; a module's layer is that of its longest
                 ``synthesize``, ``evaluate``, ...; the package's ``__init__``, the helpers they share,
                 is in layer 0), and the libraries only they use: ``pretrained``, ``export``, ``serve``
   6 outside the core: ``experiments`` (definitions over the entry points), the measuring tools
-                (``benchmarks``, ``kernels.benchmarks``) and the forwarding modules kept at old
-                paths for compatibility (``COMPAT_SHIMS``)
+                (``benchmarks``, the kernel benchmarks included), the forwarding modules kept at
+                old paths for compatibility (``COMPAT_SHIMS``) and the old command paths that
+                only run their command (``COMMAND_ALIASES``)
 
 and these rules besides:
   * ``data_pipeline`` never imports training, decoding, inference or evaluation (nor their commands);
   * no module outside ``experiments/`` imports ``experiments``;
-  * no module outside the measuring tools imports them (``benchmarks``, ``kernels.benchmarks``),
-    save the compatibility forwarders; no module imports a compatibility forwarder;
-  * no circles between modules;
-  * a module's ``if __name__ == "__main__":`` block runs only when the module is the program
-    (``python -m``), never when it is imported: its imports are not the module's own (they make no
-    circle), they are checked as an entry point's; below the entry points such a block only hands
-    over to the module's command in ``small_e_jax.cli``;
+  * no module outside the measuring tools (``benchmarks``) imports them; no module imports a
+    compatibility forwarder;
+  * no circles between modules, ``if __name__ == "__main__":`` blocks included;
+  * below the entry points, a module that is also a command keeps ``python -m`` working with a
+    ``__main__`` block that runs its command in ``small_e_jax.cli`` by name
+    (``runpy.run_module("small_e_jax.cli.<name>", run_name="__main__")``) and
+    imports nothing of the project: the library never imports its own command. Every such name,
+    and every old command path's, is a module that exists and is a command;
   * the commands live in ``small_e_jax.cli``: no other module of the core defines ``main``;
   * ``import small_e_jax.config`` (and loading a preset) loads no JAX (a fresh process).
 
-Every import counts, lazy ones inside functions too (and those of ``__main__`` blocks, as above).
+Every import counts, lazy ones inside functions and those of ``__main__`` blocks too.
 The checker reads the source (``ast``); it runs nothing of the project.
 """
 
@@ -81,22 +83,27 @@ LAYERS: dict[str, int] = {
     # 6 outside the core
     "experiments": 6, "benchmarks": 6, "kernels.benchmarks": 6,
 }
-# Forwarding modules kept at old paths so that documented `python -m` commands and old imports
-# keep working; each is the module it names (see its docstring).
-COMPAT_SHIMS = {
+# Old command paths kept so that documented `python -m` commands keep working: each only runs the
+# command it names, by name (runpy), and imports nothing.
+COMMAND_ALIASES = {
     "small_e_jax.bench_decode": "benchmarks.bench_decode",
     "small_e_jax.eval.throughput": "benchmarks.throughput",
     "small_e_jax.eval.profile_step": "benchmarks.profile_step",
     "small_e_jax.codec.profile_train": "benchmarks.codec_profile_train",
-    "small_e_jax.codec.quality": "small_e_jax.eval.codec_quality",
-    "small_e_jax.codec.train": "small_e_jax.codec.training.train",
+    "small_e_jax.codec.quality": "small_e_jax.cli.codec_quality",
     "data_pipeline.bench_loader": "benchmarks.bench_loader",
-    "kernels.benchmarks.record": "benchmarks.record",
+    **{f"kernels.benchmarks.{name}": f"benchmarks.kernels.{name}"
+       for name in ("gla_bench", "gla_profile", "fla_baseline", "triton_resources", "block_step_bench", "pdl_probe")},
+}
+# Forwarding modules kept at old paths so that documented `python -m` commands and old imports
+# keep working; each is the module it names (see its docstring).
+COMPAT_SHIMS = {
+    "small_e_jax.codec.train": "small_e_jax.codec.training.train",
     "small_e_jax.synthesize": "small_e_jax.cli.synthesize",
     "small_e_jax.evaluate": "small_e_jax.cli.evaluate",
     "small_e_jax.train_cli": "small_e_jax.cli.train",
 }
-MEASURING = ("benchmarks", "kernels.benchmarks")
+MEASURING = ("benchmarks",)
 # What data_pipeline must not import: training, decoding, inference, evaluation.
 NOT_FOR_DATA = ("small_e_jax.train", "small_e_jax.data_source", "small_e_jax.decoding", "small_e_jax.codec.training",
                 "small_e_jax.inference", "small_e_jax.ist", "small_e_jax.eval", "small_e_jax.export",
@@ -165,12 +172,27 @@ def _imports(module: str, path: Path, main_block: bool = False) -> list[tuple[st
 GRAPH = {module: _imports(module, path) for module, path in MODULES.items()}
 # What each module's `if __name__ == "__main__":` block imports: run as the program, never on import.
 MAIN_GRAPH = {module: _imports(module, path, main_block=True) for module, path in MODULES.items()}
+
+
+def _handoffs(path: Path) -> list[tuple[str, int]]:
+    """(module, line) of every ``runpy.run_module("<module>", ...)`` in the file."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "run_module"
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "runpy"):
+            arg = node.args[0] if node.args else None
+            found.append((arg.value if isinstance(arg, ast.Constant) else repr(ast.unparse(arg)), node.lineno))
+    return found
+
+
+# Which command each module runs by name (its __main__ block, or an old command path's whole file).
+HANDOFFS = {module: _handoffs(path) for module, path in MODULES.items()}
 ENTRY = 5  # the commands' layer
 COMMANDS = "small_e_jax.cli"  # their package (its __init__: the shared helpers, layer 0)
 
 
 def _layer(module: str) -> int | None:
-    if module in COMPAT_SHIMS:
+    if module in COMPAT_SHIMS or module in COMMAND_ALIASES:
         return 6
     best = max((p for p in LAYERS if _under(module, p)), key=len, default=None)
     return None if best is None else LAYERS[best]
@@ -206,12 +228,31 @@ def test_commands_are_entry_points():
     assert sorted(m for m in MODULES if _command(m)) == sorted(runnable), "each: main() and python -m"
 
 
-def test_main_blocks_below_the_commands_hand_over_to_them():
-    """A module below the entry points keeps ``python -m`` working with a two-line ``__main__``
-    block that imports its command from ``small_e_jax.cli``, and nothing else."""
-    bad = [f"{_where(m, line)}: the __main__ block of {m} imports {t} (only small_e_jax.cli.* commands)"
-           for m, targets in MAIN_GRAPH.items() if _layer(m) < ENTRY for t, line in targets if not _command(t)]
+def test_main_blocks_below_the_commands_run_their_command_by_name():
+    """A module below the entry points keeps ``python -m`` working with a ``__main__`` block that
+    runs its command from ``small_e_jax.cli`` by name (runpy) and imports nothing of the project."""
+    bad = [f"{_where(m, line)}: the __main__ block of {m} imports {t} (run the command by name: runpy)"
+           for m, targets in MAIN_GRAPH.items() if _layer(m) < ENTRY for t, line in targets]
+    bad += [f"{_where(m, line)}: {m} runs {t}, which is not a command of small_e_jax.cli"
+            for m, targets in HANDOFFS.items() if _layer(m) < ENTRY for t, line in targets if not _command(t)]
     assert bad == []
+
+
+def test_every_module_run_by_name_is_a_command():
+    """The names given to runpy: modules of the project, each with main() and a __main__ block."""
+    def runnable(module: str) -> bool:
+        path = MODULES.get(module)
+        return path is not None and _defines_main(path) and any(_is_main_block(n) for n in ast.parse(path.read_text()).body)
+
+    named = [(m, t, line) for m, targets in HANDOFFS.items() for t, line in targets]
+    assert len(named) >= len(COMMAND_ALIASES) + 15  # the old command paths and the library modules' __main__ blocks
+    assert [f"{_where(m, line)}: {t}" for m, t, line in named if not runnable(t)] == []
+
+
+def test_old_command_paths_only_run_their_command():
+    for alias, target in COMMAND_ALIASES.items():
+        assert GRAPH[alias] == [] and MAIN_GRAPH[alias] == [], f"{alias} imports project code"
+        assert [t for t, _ in HANDOFFS[alias]] == [target], alias
 
 
 def _defines_main(path: Path) -> bool:
@@ -227,13 +268,15 @@ def test_commands_live_in_cli():
 
 
 def _edges() -> list[tuple[str, str, int]]:
-    """(module, imported module, line) over both graphs: every import a module's file makes."""
-    return [(m, t, line) for graph in (GRAPH, MAIN_GRAPH) for m, targets in graph.items() for t, line in targets]
+    """(module, used module, line): every import a module's file makes, and every command it runs
+    by name."""
+    return [(m, t, line) for graph in (GRAPH, MAIN_GRAPH, HANDOFFS) for m, targets in graph.items()
+            for t, line in targets]
 
 
 def test_data_pipeline_imports_no_training_or_inference():
     bad = [f"{_where(m, line)}: {m} imports {t}" for m, t, line in _edges() if _under(m, "data_pipeline")
-           and m not in COMPAT_SHIMS and (any(_under(t, p) for p in NOT_FOR_DATA)
+           and m not in COMPAT_SHIMS and m not in COMMAND_ALIASES and (any(_under(t, p) for p in NOT_FOR_DATA)
                                           or _command(t) and t not in DATA_COMMANDS)]
     assert bad == []
 
@@ -246,10 +289,10 @@ def test_only_experiments_import_experiments():
 
 def test_the_core_imports_no_measuring_tool_and_nothing_imports_a_shim():
     def measuring(module: str) -> bool:
-        return any(_under(module, p) for p in MEASURING) and module not in COMPAT_SHIMS
+        return any(_under(module, p) for p in MEASURING)
 
     bad = [f"{_where(m, line)}: {m} imports {t}" for m, t, line in _edges()
-           if not measuring(m) and m not in COMPAT_SHIMS and measuring(t)]
+           if not measuring(m) and m not in COMPAT_SHIMS and m not in COMMAND_ALIASES and measuring(t)]
     bad += [f"{_where(m, line)}: {m} imports the compatibility forwarder {t} (import {COMPAT_SHIMS[t]})"
             for m, t, line in _edges() if t in COMPAT_SHIMS]
     assert bad == []
@@ -281,7 +324,7 @@ def test_no_circles():
         index[v] = low[v] = len(index)
         stack.append(v)
         on_stack.add(v)
-        for w, _ in GRAPH[v]:
+        for w, _ in GRAPH[v] + MAIN_GRAPH[v]:
             if w not in index:
                 visit(w)
                 low[v] = min(low[v], low[w])

@@ -1,1 +1,1 @@
-"""Kernel benchmarks: every timing is printed beside a baseline measured in the same run."""
+"""Old command paths of the kernel benchmarks, which moved to ``benchmarks/kernels/``."""

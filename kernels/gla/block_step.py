@@ -20,7 +20,7 @@ where every program needs the whole of the previous result:
   `_mlp_out`    [d / 4]    W_out + b_out + x.
 
 Every program issues its loads before any arithmetic and reads each operand in one load. At
-batch 1 a kernel's time follows the bytes each program waits on (kernels/benchmarks/pdl_probe.py,
+batch 1 a kernel's time follows the bytes each program waits on (benchmarks/kernels/pdl_probe.py,
 H200: a chain of dependent kernels of 128 programs costs 1.0 / 2.2 / 3.8 µs per kernel at 2 / 8 /
 32 KB per program), so the output tiles are narrow and a weight is spread over many programs (a
 512 x 1024 matrix: 128 programs of 4 rows of [out, in], 8 KB each).

@@ -91,7 +91,7 @@ _F32 = jnp.float32
 CHUNK = 64  # default tokens per chunk (any power of two >= SUB works: see gla_pallas_gpu)
 SUB = 16  # sub-chunk of the exact diagonal blocks (tl.dot needs >= 16 rows)
 # Tile sizes: defaults; `gla_pallas_gpu(block_v=, block_k=, block_v_out=, num_stages=)`
-# overrides them and the benchmark sweeps them (kernels/benchmarks/gla_bench.py --pallas-tiles).
+# overrides them and the benchmark sweeps them (benchmarks/kernels/gla_bench.py --pallas-tiles).
 # The sequential kernels hold one fp32 state tile [BLOCK_V, BLOCK_K] and do one small matmul
 # per chunk; small tiles give more programs to walk the chunks side by side (B * H * Dv/BV *
 # Dk/BK: 256 at the Small-E layer, as FLA's chunk_fwd_h at its BK = BV = 64).
@@ -159,7 +159,7 @@ REMOVED_MODES = {
 }
 # Warps per program of the per-sub-chunk `gla_intra_fwd` (factored_chunk = False): (at
 # Dk <= 128, at Dk = 256), the fewest without register spills in the sm_90 cubins (Triton 3.6,
-# compiled on CPU by `python -m kernels.benchmarks.triton_resources`; docs/kernels.md), chosen
+# compiled on CPU by `python -m benchmarks.kernels.triton_resources`; docs/kernels.md), chosen
 # when that kernel still held the diagonal loop (2 warps spilled 616 B at Dk = 128, 4 warps
 # 16 B at Dk = 256). The whole-chunk kernels take 8: their fallback holds whole-chunk tiles.
 _INTRA_FWD_WARPS = (4, 8)

@@ -24,7 +24,10 @@ The commands themselves are the modules of this package, one each (``small_e_jax
 ``build_tokenizer``, ``example_clips``, ``transport``, ``transcribe``, ``corpus_text``,
 ``make_mini_corpus``, ``make_synthetic_corpus``): each parses its arguments and calls the library.
 Their documented paths (``python -m small_e_jax.synthesize``, ``python -m data_pipeline.build``, the
-console scripts of pyproject.toml) hand over to them. This module imports none of them: it stays
+console scripts of pyproject.toml) hand over to them; a library module that is also a documented
+command (``data_pipeline.build``, ``small_e_jax.serve``, ``small_e_jax.config``, ...) runs its
+command by name in its ``__main__`` block (``runpy.run_module``), so that no library module
+imports a command and the imports make no circle. This module imports none of them: it stays
 pure Python for the library modules that use its helpers (``small_e_jax.config`` loads no JAX).
 """
 

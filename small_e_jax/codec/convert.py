@@ -415,6 +415,6 @@ def convert(src: str | Path, dst: str | Path, *, sample_rate: Optional[int] = No
 
 
 if __name__ == "__main__":  # the command line: small_e_jax/cli/codec_convert.py
-    from small_e_jax.cli.codec_convert import main
+    import runpy  # by name: the library never imports its command (no import circle)
 
-    raise SystemExit(main())
+    runpy.run_module("small_e_jax.cli.codec_convert", run_name="__main__")

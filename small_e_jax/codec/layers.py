@@ -119,7 +119,7 @@ def conv1d(x: Array, kernel: Array, *, stride: int = 1, dilation: int = 1, paddi
     side by side, ``[B, L_out, K * C_in]``, times the kernel as one ``[K * C_in, C_out]`` matmul.
     Why: on an H200, cuDNN ran this codec's narrow, dilated full-rate convolutions (16-32
     channels at 24 kHz) with an unoptimised "analytic" kernel that took 156 of the 176 ms of a
-    training step (``python -m small_e_jax.codec.profile_train``); as matmuls they are GEMMs of
+    training step (``python -m benchmarks.codec_profile_train``); as matmuls they are GEMMs of
     a well-supported shape. ``impl="xla"``: ``lax.conv_general_dilated``.
     """
     if impl == "xla":

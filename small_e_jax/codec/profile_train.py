@@ -1,11 +1,7 @@
-"""Kept for compatibility: moved to :mod:`benchmarks.codec_profile_train`; ``python -m small_e_jax.codec.profile_train`` and imports of
-this old path still work (they are the same module)."""
-
-import sys
-
-from benchmarks import codec_profile_train as _moved
+"""Moved to ``benchmarks/codec_profile_train.py``. This old path still runs it as a command
+(``python -m small_e_jax.codec.profile_train ...``), by name, so that nothing here imports it."""
 
 if __name__ == "__main__":
-    raise SystemExit(_moved.main())
-else:
-    sys.modules[__name__] = _moved
+    import runpy
+
+    runpy.run_module("benchmarks.codec_profile_train", run_name="__main__")

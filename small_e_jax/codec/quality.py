@@ -1,13 +1,7 @@
-"""Kept for compatibility: moved to :mod:`small_e_jax.eval.codec_quality` (its command line: :mod:`small_e_jax.cli.codec_quality`);
-``python -m small_e_jax.codec.quality`` and imports of this old path still work (they are the same module)."""
-
-import sys
-
-from small_e_jax.eval import codec_quality as _moved
+"""Moved to ``small_e_jax/eval/codec_quality.py, its command small_e_jax/cli/codec_quality.py``. This old path still runs it as a command
+(``python -m small_e_jax.codec.quality ...``), by name, so that nothing here imports it."""
 
 if __name__ == "__main__":
-    from small_e_jax.cli.codec_quality import main
+    import runpy
 
-    raise SystemExit(main())
-else:
-    sys.modules[__name__] = _moved
+    runpy.run_module("small_e_jax.cli.codec_quality", run_name="__main__")

@@ -5,9 +5,9 @@ import sys
 
 from small_e_jax.codec.training import train as _moved
 
-if __name__ == "__main__":
-    from small_e_jax.cli.codec_train import main
+if __name__ == "__main__":  # the command line: small_e_jax/cli/codec_train.py
+    import runpy  # by name: the library never imports its command (no import circle)
 
-    raise SystemExit(main())
+    runpy.run_module("small_e_jax.cli.codec_train", run_name="__main__")
 else:
     sys.modules[__name__] = _moved

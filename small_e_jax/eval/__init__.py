@@ -3,7 +3,7 @@ alignments and from cross-attention), ASR, speaker similarity, perplexity, train
 and profiles, and reports.
 
 Entry points: ``python -m small_e_jax.evaluate <subcommand>`` (docs/evaluation.md),
-``python -m small_e_jax.eval.throughput`` and ``python -m small_e_jax.eval.profile_step``.
+``python -m benchmarks.throughput`` and ``python -m benchmarks.profile_step``.
 Optional heavy dependencies (faster-whisper, resemblyzer, torch, matplotlib) are imported lazily
 by the modules that need them; ``requirements-eval.txt`` pins them.
 """

@@ -135,6 +135,6 @@ def evaluate(codec: Any, corpus_dir: str | Path = MINI_CORPUS, split: str = "val
 
 
 if __name__ == "__main__":  # the command line: small_e_jax/cli/codec_quality.py
-    from small_e_jax.cli.codec_quality import main
+    import runpy  # by name: the library never imports its command (no import circle)
 
-    raise SystemExit(main())
+    runpy.run_module("small_e_jax.cli.codec_quality", run_name="__main__")

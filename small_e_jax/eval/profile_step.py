@@ -1,11 +1,7 @@
-"""Kept for compatibility: moved to :mod:`benchmarks.profile_step`; ``python -m small_e_jax.eval.profile_step`` and imports of
-this old path still work (they are the same module)."""
-
-import sys
-
-from benchmarks import profile_step as _moved
+"""Moved to ``benchmarks/profile_step.py``. This old path still runs it as a command
+(``python -m small_e_jax.eval.profile_step ...``), by name, so that nothing here imports it."""
 
 if __name__ == "__main__":
-    sys.exit(_moved.main())
-else:
-    sys.modules[__name__] = _moved
+    import runpy
+
+    runpy.run_module("benchmarks.profile_step", run_name="__main__")

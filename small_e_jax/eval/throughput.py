@@ -1,11 +1,7 @@
-"""Kept for compatibility: moved to :mod:`benchmarks.throughput`; ``python -m small_e_jax.eval.throughput`` and imports of
-this old path still work (they are the same module)."""
-
-import sys
-
-from benchmarks import throughput as _moved
+"""Moved to ``benchmarks/throughput.py``. This old path still runs it as a command
+(``python -m small_e_jax.eval.throughput ...``), by name, so that nothing here imports it."""
 
 if __name__ == "__main__":
-    sys.exit(_moved.main())
-else:
-    sys.modules[__name__] = _moved
+    import runpy
+
+    runpy.run_module("benchmarks.throughput", run_name="__main__")

@@ -1,6 +1,6 @@
 """Read training-throughput records (JSON lines) and tabulate time per token against T.
 
-Records are in the repository's benchmark format (``kernels/benchmarks/record.py``), as the
+Records are in the repository's benchmark format (``benchmarks/record.py``), as the
 training-throughput benchmark writes them. Fields are looked up at the top level, then in
 ``shape``, then in ``extra``, so both flat records (``{"model", "T", "frames_per_s", "step_ms",
 "peak_mem_gb", ...}``) and record.py's nested ones (``shape: {"B", "T"}``,

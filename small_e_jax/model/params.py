@@ -51,6 +51,6 @@ def format_report(counts: dict[str, int]) -> str:
 
 
 if __name__ == "__main__":  # the command line: small_e_jax/cli/params.py
-    from small_e_jax.cli.params import main
+    import runpy  # by name: the library never imports its command (no import circle)
 
-    raise SystemExit(main())
+    runpy.run_module("small_e_jax.cli.params", run_name="__main__")

@@ -54,6 +54,6 @@ def build(corpus: Path, out: Path, vocab_size: int, numbers: int) -> None:
 
 
 if __name__ == "__main__":  # the command line: small_e_jax/cli/build_tokenizer.py
-    from small_e_jax.cli.build_tokenizer import main
+    import runpy  # by name: the library never imports its command (no import circle)
 
-    raise SystemExit(main())
+    runpy.run_module("small_e_jax.cli.build_tokenizer", run_name="__main__")

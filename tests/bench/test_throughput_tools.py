@@ -3,8 +3,8 @@
 import pytest
 
 from small_e_jax.config import load_config
-from small_e_jax.eval.profile_step import scope_of
-from small_e_jax.eval.throughput import parse_shapes, shapes_for_budget, synthetic_batch
+from benchmarks.profile_step import scope_of
+from benchmarks.throughput import parse_shapes, shapes_for_budget, synthetic_batch
 
 
 def test_parse_shapes():
@@ -39,7 +39,7 @@ def test_scope_of_drops_transformations_and_marks_backward():
 
 
 def test_hlo_origins_maps_kernel_names_to_source():
-    from small_e_jax.eval.profile_step import hlo_origins
+    from benchmarks.profile_step import hlo_origins
 
     hlo = """
   %input_reduce_fusion.73 = f32[4,1027]{1,0} fusion(%p0, %p1), kind=kInput, calls=%fused_computation.73, metadata={op_name="jit(step)/transpose(jvp(SmallE))/head/reduce_sum" source_file="/x/small_e.py" source_line=180}
@@ -57,7 +57,7 @@ def test_throughput_runs_the_train_step_and_records_both_timings(tmp_path):
     the training loop runs), the per-step synchronised times are recorded beside it."""
     import json
 
-    from small_e_jax.eval import throughput
+    from benchmarks import throughput
 
     out = tmp_path / "r.jsonl"
     assert throughput.main(["--config", "tiny", "--shapes", "2x64", "--text-len", "8", "--steps", "2",
@@ -71,7 +71,7 @@ def test_throughput_runs_the_train_step_and_records_both_timings(tmp_path):
 
 def test_timeline_counts_busy_idle_and_gaps():
     """Two streams overlapping, one short kernel, one launch-sized gap and one large gap."""
-    from kernels.benchmarks.trace_summary import timeline, timeline_lines
+    from benchmarks.kernels.trace_summary import timeline, timeline_lines
 
     ns = 1_000  # one microsecond
     intervals = [(0, 50 * ns), (40 * ns, 60 * ns),  # overlap: busy 0..60 us

@@ -16,7 +16,8 @@ import pytest
 from flax import nnx
 
 from small_e_jax.cli.codec_train import parse_args
-from small_e_jax.codec import load_codec, quality
+from small_e_jax.codec import load_codec
+from small_e_jax.eval import codec_quality as quality
 from small_e_jax.codec.dac import random_init
 from small_e_jax.codec.dac_config import DACConfig
 from small_e_jax.codec.training.config import CodecTrainConfig, check_resumable
@@ -171,7 +172,7 @@ def test_init_from_exported_weights(tmp_path):
 def test_profile_train_on_cpu(tmp_path, capsys):
     """The codec step profiler builds the run's step from train flags, times it and records it
     (on a CPU: host events instead of a device timeline)."""
-    from small_e_jax.codec import profile_train
+    from benchmarks import codec_profile_train as profile_train
 
     record, summary = tmp_path / "results.jsonl", tmp_path / "profile.json"
     assert profile_train.main(["--profile-steps", "2", "--top", "5", "--record", str(record), "--out", str(summary),

@@ -6,7 +6,7 @@ import gzip
 import json
 import os
 
-from small_e_jax import bench_decode
+from benchmarks import bench_decode
 
 from tests.inference.conftest import FakeCodec
 

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from kernels.benchmarks import gla_bench
-from kernels.benchmarks.record import append_records, invocation, make_record
+from benchmarks.kernels import gla_bench
+from benchmarks.record import append_records, invocation, make_record
 
 FIELDS = {"name", "backend", "shape", "dtype", "fwd_tokens_per_s", "fwd_bwd_tokens_per_s",
           "baseline", "device", "jax_version", "commit", "date", "command", "extra"}
@@ -54,9 +54,9 @@ def test_unknown_shape_set_is_a_clear_error(capsys):
 
 
 def test_missing_fla_is_reported_not_invented():
-    from kernels.benchmarks.fla_baseline import main as fla_main
-    from kernels.benchmarks.gla_bench import time_fla_subprocess
-    from kernels.benchmarks.shapes import SHAPE_SETS
+    from benchmarks.kernels.fla_baseline import main as fla_main
+    from benchmarks.kernels.gla_bench import time_fla_subprocess
+    from benchmarks.kernels.shapes import SHAPE_SETS
 
     times, reason = time_fla_subprocess(SHAPE_SETS["cpu"][0], "float32", repeats=1, timeout_s=120)
     assert times is None and reason  # no CUDA FLA on a CPU machine: a reason, never numbers
@@ -66,7 +66,7 @@ def test_missing_fla_is_reported_not_invented():
 def test_gla_profile_traces_both_passes_and_writes_json(tmp_path, capsys):
     """On a CPU the trace has no device plane: the profile says so and falls back to the host's
     XLA events, which must be there for both passes (the tracing itself worked)."""
-    from kernels.benchmarks import gla_profile
+    from benchmarks.kernels import gla_profile
 
     out = tmp_path / "profile.json"
     assert gla_profile.main(["--backends", "chunked", "--shape", "1,64,2,16,32", "--calls", "2",
@@ -82,8 +82,8 @@ def test_gla_profile_traces_both_passes_and_writes_json(tmp_path, capsys):
 
 def test_gla_profile_formats_a_device_profile():
     """The GPU branch of the report (no GPU here: a profile as a GPU trace would give it)."""
-    from kernels.benchmarks import gla_profile
-    from kernels.benchmarks.trace_summary import timeline
+    from benchmarks.kernels import gla_profile
+    from benchmarks.kernels.trace_summary import timeline
 
     timeline_ns = timeline([(0, 400_000), (450_000, 1_000_000)])  # 0.95 ms busy, one 50 us gap
     prof = {"fwd": {"device_ms": 0.95, "by_kernel_ms": {"gla_out_fwd": 0.55, "gla_intra_fwd": 0.4},
@@ -95,7 +95,7 @@ def test_gla_profile_formats_a_device_profile():
 
 
 def test_gla_profile_rejects_bad_input(capsys):
-    from kernels.benchmarks import gla_profile
+    from benchmarks.kernels import gla_profile
 
     assert gla_profile.main(["--shape", "1,2"]) == 2
     assert gla_profile.main(["--backends", "nope", "--shape", "1,64,2,16,32"]) == 2

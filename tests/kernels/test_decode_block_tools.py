@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from kernels.benchmarks import block_step_bench, triton_resources
+from benchmarks.kernels import block_step_bench, triton_resources
 
 
 def test_variants_parse():

@@ -187,6 +187,6 @@ def train(cfg: CodecTrainConfig) -> dict[str, Any]:
 
 
 if __name__ == "__main__":  # the command line: small_e_jax/cli/codec_train.py
-    from small_e_jax.cli.codec_train import main
+    import runpy  # by name: the library never imports its command (no import circle)
 
-    raise SystemExit(main())
+    runpy.run_module("small_e_jax.cli.codec_train", run_name="__main__")

@@ -1,5 +1,5 @@
 """Device time per kernel from a JAX profiler trace (``jax.profiler.ProfileData``, no
-TensorBoard needed), shared by the kernel profiler (`kernels/benchmarks/gla_profile.py`) and the
+TensorBoard needed), shared by the kernel profiler (`benchmarks/kernels/gla_profile.py`) and the
 train-step profiler (`small_e_jax/eval/profile_step.py`).
 
 Every event on a device plane (``/device:GPU:*``, ``/device:TPU:*``) is a kernel; its time is
@@ -135,7 +135,7 @@ def table(title: str, counts: collections.Counter, total: float, top: int, steps
 def origin_lines(by_kernel: collections.Counter, steps: int, top: int, origins: dict[str, str],
                  name_width: int = 60, origin_width: int = 200) -> Iterable[str]:
     """The ``top`` kernels (ms per step) with where each comes from (``origins``: kernel name ->
-    JAX op and source, e.g. ``small_e_jax.eval.profile_step.hlo_origins``; '?' when unknown)."""
+    JAX op and source, e.g. ``benchmarks.profile_step.hlo_origins``; '?' when unknown)."""
     for name, ns in by_kernel.most_common(top):
         yield f"  {ns / steps / 1e6:9.3f} ms  {name[:name_width]}  <- {origins.get(name, '?')[:origin_width]}"
 

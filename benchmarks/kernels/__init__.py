@@ -1,0 +1,1 @@
+"""Kernel benchmarks: every timing is printed beside a baseline measured in the same run."""
