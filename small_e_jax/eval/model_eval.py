@@ -9,6 +9,7 @@ the overall perplexity equals ``exp`` of the trainer's validation loss on the sa
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
@@ -18,8 +19,11 @@ from flax import nnx
 from tqdm import tqdm
 
 from small_e_jax.checkpoint import CheckpointError, CheckpointReader
+from small_e_jax.checkpoint.layout import one_line
 from small_e_jax.config import Config, config_to_dict
 from small_e_jax.train import TrainState, Trainer
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -35,8 +39,10 @@ def load_checkpoint(directory: str | Path, step: Optional[int] = None) -> Loaded
     step's folder (that step, unless ``step`` says otherwise).
 
     The config comes from the checkpoint's metadata; the mesh is reset to all local devices on
-    the data axis (the one the run used may not exist here). ``step`` = None: the newest step.
-    Only the train state is read, not the data-iterator position (:class:`CheckpointReader`).
+    the data axis (the one the run used may not exist here). ``step`` = None: the newest step
+    that reads back (a partial or corrupt newer one is skipped with a warning naming it); all
+    unreadable: :class:`CheckpointError`. Only the train state is read, not the data-iterator
+    position (:class:`CheckpointReader`).
     """
     if "://" in str(directory):
         reader = CheckpointReader(directory)
@@ -53,13 +59,28 @@ def load_checkpoint(directory: str | Path, step: Optional[int] = None) -> Loaded
         steps = reader.all_steps()
         if not steps:
             raise FileNotFoundError(f"no checkpoint steps in {reader.directory}")
-        if step is None:
-            step = steps[-1]
-        elif step not in steps:
+        if step is not None and step not in steps:
             raise FileNotFoundError(f"step {step} not in {reader.directory} (it has {steps})")
-        config = reader.read_config(step, reset_mesh=True)
-        trainer = Trainer(config)
-        state = reader.restore_state(step, trainer.init_state())  # init_state: structure, dtypes, shardings
+        # No step named: the newest that reads back, as synthesis does (restore_params); a step
+        # named is read or fails as it is.
+        failures = []
+        for candidate in ([step] if step is not None else sorted(steps, reverse=True)):
+            try:
+                config = reader.read_config(candidate, reset_mesh=True)
+                trainer = Trainer(config)
+                state = reader.restore_state(candidate, trainer.init_state())  # structure, dtypes, shardings
+            except Exception as err:  # noqa: BLE001 - any read error means "unusable step"
+                if step is not None:
+                    raise
+                failures.append(f"step {candidate}: {one_line(err, 200)}")
+                continue
+            step = candidate
+            break
+        else:
+            raise CheckpointError(f"no readable checkpoint in {reader.directory}: " + "; ".join(failures))
+        if failures:
+            log.warning("evaluating step %d of %s; skipped the newer unreadable %s", step, reader.directory,
+                        "; ".join(failures))
     return LoadedModel(config, trainer, state, int(step))
 
 

@@ -81,3 +81,21 @@ def test_keep_latest_and_best_by_validation_loss(tmp_path, shared_trainer):
     best = min(result.val_losses, key=result.val_losses.get)
     kept = Checkpointer(train.checkpoint_dir(config), config.checkpoint).all_steps()
     assert kept == sorted({best, 8})
+
+
+def test_evaluation_falls_back_like_synthesis(two_checkpoints, caplog):
+    """The evaluation command's loader (no step named) skips a corrupt newest step with a warning
+    naming it; a step named is read as it is, and nothing readable is one CheckpointError."""
+    from small_e_jax.eval.model_eval import load_checkpoint
+
+    config, checkpointer = two_checkpoints
+    _corrupt(checkpointer.directory / "4")
+    with caplog.at_level(logging.WARNING, logger="small_e_jax.eval.model_eval"):
+        loaded = load_checkpoint(checkpointer.directory)
+    assert loaded.step == 2 and int(loaded.state.step) == 2
+    assert any("skipped the newer unreadable step 4" in r.message for r in caplog.records)
+    with pytest.raises(Exception):
+        load_checkpoint(checkpointer.directory, step=4)
+    _corrupt(checkpointer.directory / "2")
+    with pytest.raises(CheckpointError, match="no readable checkpoint in .*step 4: .*step 2: "):
+        load_checkpoint(checkpointer.directory)
