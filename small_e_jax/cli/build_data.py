@@ -10,7 +10,7 @@ from typing import Optional
 from data_pipeline import build
 from data_pipeline.builders import BUILDERS
 from data_pipeline.sources import DEFAULT_VALIDATION, VALIDATION_FLOOR
-from small_e_jax.cli import ArgumentParser, entry_point
+from small_e_jax.cli import ArgumentParser, entry_point, error
 
 
 @entry_point
@@ -48,8 +48,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             print("warning: --random-codec-weights: random codec weights, the codes mean nothing", file=sys.stderr)
         builder.download_and_prepare()
     except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return error(exc, 2)
     info = builder.info
     print(f"{builder.name}/{builder.builder_config.name} at {builder.data_dir}: "
           + ", ".join(f"{k}={v.num_examples}" for k, v in info.splits.items()))

@@ -3,10 +3,9 @@ our Flax codec weights (README.md, Codec). The library: :mod:`small_e_jax.codec.
 
 from __future__ import annotations
 
-import sys
 from typing import Optional, Sequence
 
-from small_e_jax.cli import ArgumentParser, entry_point
+from small_e_jax.cli import ArgumentParser, entry_point, error
 from small_e_jax.codec import convert
 from small_e_jax.codec.encodec import EncodecConfig
 
@@ -32,8 +31,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cfg = convert.convert(args.src, args.dst, sample_rate=args.sample_rate, n_q=args.n_q, overwrite=args.overwrite,
                               model=args.model)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return error(exc, 2)
     kind = "EnCodec" if isinstance(cfg, EncodecConfig) else "DAC"
     print(f"wrote {args.dst} ({kind}): {cfg.sample_rate} Hz, hop {cfg.hop_length} ({cfg.frame_rate:g} frames/s), "
           f"{cfg.n_codebooks} codebooks x {cfg.codebook_size} (using {cfg.num_quantizers}: {cfg.bitrate / 1000:g} kbps)")

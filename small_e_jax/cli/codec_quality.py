@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Optional
 
-from small_e_jax.cli import ArgumentParser, entry_point
+from small_e_jax.cli import ArgumentParser, entry_point, error
 from small_e_jax.eval import codec_quality
 
 
@@ -33,8 +32,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         codec = load_codec(args.codec, args.weights)
         asr = codec_quality.load_asr(args.asr) if args.asr else None
     except (ValueError, ImportError, AttributeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return error(exc, 2)
     result = codec_quality.evaluate(codec, args.corpus_dir, args.split, limit=args.limit, asr=asr,
                                     write_wavs=args.write_wavs, n_wavs=args.n_wavs)
     result.update(codec=args.codec, weights=args.weights)

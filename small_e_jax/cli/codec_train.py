@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from typing import Optional
 
-from small_e_jax.cli import ArgumentParser, entry_point
+from small_e_jax.cli import ArgumentParser, entry_point, error
 from small_e_jax.codec.training import train as codec_train
 from small_e_jax.codec.training.config import CodecTrainConfig
 
@@ -36,8 +35,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         cfg = parse_args(argv)
         cfg.validate()
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return error(exc, 2)
     codec_train.train(cfg)
     return 0
 

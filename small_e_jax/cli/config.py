@@ -7,7 +7,7 @@ import sys
 from typing import Sequence
 
 from small_e_jax import config
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import entry_point, error
 
 
 @entry_point
@@ -21,8 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         resolved = config.parse_cli(argv)
     except config.ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error(err, 2)
     print(config.config_to_yaml(resolved), end="")
     return 0
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from small_e_jax.cli import ArgumentParser, entry_point
+from small_e_jax.cli import ArgumentParser, entry_point, error
 
 USAGE = """Offline evaluation of Small-E (docs/evaluation.md).
 
@@ -292,11 +292,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         result = COMMANDS[args.command](args)
     except ImportError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 3
+        return error(err, 3)
     except (FileNotFoundError, ValueError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error(err, 2)
     if isinstance(result, dict):
         _write(result, args.out)
     return 0

@@ -3,12 +3,11 @@ to try the own-data recipe on (docs/data.md). The library and the ``--help`` tex
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
 from data_pipeline import example_clips
-from small_e_jax.cli import ArgumentParser, entry_point
+from small_e_jax.cli import ArgumentParser, entry_point, error
 
 
 @entry_point
@@ -22,8 +21,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         ids = example_clips.write_example(args.out, args.clips, args.speaker, args.lines)
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error(err, 2)
     print(f"wrote {len(ids)} clips to {args.out}/wavs and {args.out}/metadata.csv")
     return 0
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from small_e_jax import export
-from small_e_jax.cli import ArgumentParser, entry_point
+from small_e_jax.cli import ArgumentParser, entry_point, error
 
 
 @entry_point
@@ -28,8 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         model, _, step = load_model(args.checkpoint)
     except CheckpointError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error(err, 2)
     exported = export.export_decode_step(model, args.batch, args.text_len, args.platform)
     export.save(exported, args.out)
     print(f"wrote {args.out} (step {step}, B={args.batch}, J={args.text_len}, "

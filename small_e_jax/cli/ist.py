@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from small_e_jax import ist
-from small_e_jax.cli import ArgumentParser, entry_point
+from small_e_jax.cli import ArgumentParser, entry_point, error
 
 
 @entry_point
@@ -37,8 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         factors, losses = ist.tune(synth.model, batches, steps=args.steps, rank=args.rank,
                                    learning_rate=args.learning_rate)
     except (CheckpointError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error(err, 2)
     ist.save_factors(args.out, factors)
     print(f"loss {losses[0]:.3f} -> {losses[-1]:.3f}; wrote {args.out}", file=sys.stderr)
     return 0

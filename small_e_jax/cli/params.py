@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Optional, Sequence
 
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import entry_point, error
 from small_e_jax.config import ConfigError, parse_cli
 from small_e_jax.model import params
 
@@ -25,8 +25,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         config = parse_cli(args)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error(err, 2)
     print(params.format_report(params.param_report(config, depth)))
     return 0
 

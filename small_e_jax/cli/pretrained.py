@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Optional
 
 from small_e_jax import pretrained
-from small_e_jax.cli import ArgumentParser, entry_point
+from small_e_jax.cli import ArgumentParser, entry_point, error
 
 
 @entry_point
@@ -36,8 +35,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         card = json.loads(args.card) if args.card else None
         out = pretrained.export(args.checkpoint, args.out, step=args.step, dtype=args.dtype, card=card)
     except (CheckpointError, FileExistsError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return error(exc, 2)
     print(f"exported {out}")
     return 0
 

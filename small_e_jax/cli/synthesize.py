@@ -17,7 +17,7 @@ from small_e_jax.checkpoint import CheckpointError
 from small_e_jax.config import ConfigError
 from small_e_jax.inference import Synthesizer
 from small_e_jax.sampling import SamplingConfig
-from small_e_jax.cli import ArgumentParser, entry_point, one_line
+from small_e_jax.cli import ArgumentParser, entry_point, error, one_line
 
 USAGE = """Text to speech from a training checkpoint (or, without --checkpoint, the model shipped in the package).
 
@@ -202,8 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except (CheckpointError, ConfigError, ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error(err, 2)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Optional, Sequence
 
-from small_e_jax.cli import entry_point
+from small_e_jax.cli import entry_point, error
 from small_e_jax.data_source import SYNTHETIC, data_choices, make_source
 
 USAGE = """The generic training command line (``small-e-train``; the experiments' ``main``):
@@ -83,8 +83,7 @@ def main(argv: Optional[Sequence[str]] = None, *, default_preset: str = "small_e
     try:
         data, config = parse_args(argv, default_preset, fixed, default_data)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error(err, 2)
     from small_e_jax import gpu_graphs, sharding, train
 
     if config.trainer.cuda_graphs:
@@ -93,18 +92,15 @@ def main(argv: Optional[Sequence[str]] = None, *, default_preset: str = "small_e
     try:
         source = make_source(data, config)
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error(err, 2)
     from small_e_jax.workdir_lock import WorkdirLocked
 
     try:
         result = train.run(config, source)
     except WorkdirLocked as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return error(err, 2)
     except (train.TrainingDiverged, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return error(err, 1)
     print(f"{result.stopped}: step {result.step}, checkpoints in {train.checkpoint_dir(config)}")
     return 143 if result.stopped == "sigterm" else 0
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import zipfile
 from pathlib import Path
 from typing import Optional
 
 from data_pipeline import transport
-from small_e_jax.cli import ArgumentParser, entry_point
+from small_e_jax.cli import ArgumentParser, entry_point, error
 
 
 @entry_point
@@ -37,8 +36,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         else:
             res = transport.unpack(args.path, args.data_dir)
     except (ValueError, FileNotFoundError, FileExistsError, OSError, zipfile.BadZipFile, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return error(exc, 2)
     print(json.dumps(res))
     return 0
 
