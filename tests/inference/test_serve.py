@@ -235,6 +235,21 @@ def browser():
     driver.quit()
 
 
+def page_audio(browser) -> bytes:
+    """The bytes in the page's <audio> player, read back inside the page (a blob: URL lives in
+    the page only)."""
+    from selenium.webdriver.common.by import By
+
+    src = browser.find_element(By.ID, "audio").get_attribute("src")
+    assert src.startswith("blob:"), src
+    data = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0]).then(r => r.arrayBuffer()).then(b => done(Array.from(new Uint8Array(b))))"
+        ".catch(e => done(String(e)));", src)
+    assert isinstance(data, list), data
+    return bytes(data)
+
+
 def test_the_page_speaks_in_a_browser(server, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -262,15 +277,7 @@ def test_the_page_speaks_in_a_browser(server, browser):
     browser.find_element(By.ID, "speak").click()
     wait.until(lambda d: d.find_element(By.ID, "audio").get_attribute("src"))
     assert browser.find_element(By.ID, "error").text == ""
-    src = browser.find_element(By.ID, "audio").get_attribute("src")
-    assert src.startswith("blob:")
-    # The bytes the page plays, read back inside the page (a blob: URL lives in the page only).
-    data = browser.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "fetch(arguments[0]).then(r => r.arrayBuffer()).then(b => done(Array.from(new Uint8Array(b))))"
-        ".catch(e => done(String(e)));", src)
-    assert isinstance(data, list), data
-    check_wav(bytes(data))
+    check_wav(page_audio(browser))
     # The server is free again once the page has its audio.
     body = urllib.request.urlopen(server + "api/info", timeout=10).read()
     assert b'"busy":false' in body
@@ -311,10 +318,4 @@ def test_the_page_plays_audio_before_the_synthesis_ends(server, browser, voice):
     assert progress["chunks"] > 1 and progress["scheduled"] == progress["chunks"]
     assert "first sound after" in browser.find_element(By.ID, "status").text
     assert browser.find_element(By.ID, "error").text == ""
-    src = browser.find_element(By.ID, "audio").get_attribute("src")
-    data = browser.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "fetch(arguments[0]).then(r => r.arrayBuffer()).then(b => done(Array.from(new Uint8Array(b))))"
-        ".catch(e => done(String(e)));", src)
-    assert isinstance(data, list), data
-    check_wav(bytes(data))
+    check_wav(page_audio(browser))
