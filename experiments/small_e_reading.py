@@ -54,7 +54,8 @@ def generate(argv: Sequence[str]) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--split", default="validation")
     p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--clone-texts", type=int, default=40, help="held-out sentences per held-out voice")
+    p.add_argument("--clone-texts", type=int, default=40,
+                   help="held-out sentences per held-out voice (0: no cloning, no heldout_voices split needed)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=100)
@@ -78,7 +79,7 @@ def generate(argv: Sequence[str]) -> int:
             meta["items"].append({"key": key, "text": _str(r["text"]), "speaker": _str(r["speaker"]),
                                   "source_id": _str(r["source_id"])})
     print(f"generated {len(rows)} in {time.time() - t0:.1f} s", flush=True)
-    held = _records(args.data_dir, "heldout_voices")
+    held = _records(args.data_dir, "heldout_voices") if args.clone_texts > 0 else []  # 0: no cloning
     texts = [_str(r["text"]) for r in rows[: args.clone_texts]]
     for voice in sorted({_str(r["speaker"]) for r in held}):
         mine = [r for r in held if _str(r["speaker"]) == voice]
