@@ -182,6 +182,10 @@ def create_app(synth: Any, *, max_frames: Optional[int] = None, title: str = "Sm
     def info() -> dict[str, Any]:
         return {"model": title, "step": getattr(synth, "checkpoint_step", None), "busy": speaker.lock.locked()}
 
+    def _bad_request(exc: ValueError) -> Any:
+        """HTTP 400 with the message the page shows: a BadRequest's own, or e.g. SamplingConfig's."""
+        return JSONResponse({"error": str(exc) if isinstance(exc, BadRequest) else one_line(exc)}, status_code=400)
+
     def _request(temperature: str, top_k: str, seed: str, prompt_text: str,
                  prompt_wav: Optional[UploadFile]) -> dict[str, Any]:
         data = prompt_wav.file.read() if prompt_wav is not None and prompt_wav.filename else None
@@ -195,9 +199,8 @@ def create_app(synth: Any, *, max_frames: Optional[int] = None, title: str = "Sm
         """The whole utterance as one WAV file."""
         try:
             audio, facts = speaker.speak(text, **_request(temperature, top_k, seed, prompt_text, prompt_wav))
-        except ValueError as exc:  # BadRequest, or e.g. SamplingConfig's own checks
-            return JSONResponse({"error": str(exc) if isinstance(exc, BadRequest) else one_line(exc)},
-                                status_code=400)
+        except ValueError as exc:
+            return _bad_request(exc)
         headers = {"X-Audio-Seconds": str(facts["seconds"]), "X-Elapsed-Seconds": str(facts["elapsed_s"]),
                    "X-Sentences": str(facts["sentences"])}
         return Response(audio, media_type="audio/wav", headers=headers)
@@ -209,8 +212,7 @@ def create_app(synth: Any, *, max_frames: Optional[int] = None, title: str = "Sm
         try:
             events = speaker.stream(text, **_request(temperature, top_k, seed, prompt_text, prompt_wav))
         except ValueError as exc:
-            return JSONResponse({"error": str(exc) if isinstance(exc, BadRequest) else one_line(exc)},
-                                status_code=400)
+            return _bad_request(exc)
 
         def lines() -> Iterator[str]:
             try:
